@@ -1,0 +1,41 @@
+# The interface to the project: `make run` and `make test` set up a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test test-slow lint bench browser clean
+
+$(VENV)/.runtime: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+## run: install, migrate and start everything (embedded Redis + SQLite unless configured)
+run: $(VENV)/.runtime
+	$(BIN)/python manage.py up
+
+## test: install what the tests need and run the suite (slow and bench runs excluded)
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-slow: only the slow chaos runs
+test-slow: $(VENV)/.dev
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## lint: ruff and mypy, configured in pyproject.toml
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+## bench: the benchmarks; results land in bench/results/
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench publish
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

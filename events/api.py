@@ -1,0 +1,178 @@
+"""The REST API for event types, their partitions and publishing (Nakadi's contract).
+
+Views only parse, authorize, call the domain and render; errors are raised as Problems.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+
+from events import event_types, publishing, streams
+from events.auth import Principal, api_view
+from events.http import json_response, read_json
+from events.models import EventType, EventTypeSchema
+from events.problems import Problem
+
+
+def _principal(request: HttpRequest) -> Principal:
+    principal: Principal = request.principal  # type: ignore[attr-defined]
+    return principal
+
+
+def _event_type(name: str) -> EventType:
+    try:
+        return EventType.objects.get(name=name)
+    except EventType.DoesNotExist:
+        raise Problem(404, f'EventType "{name}" does not exist.') from None
+
+
+@api_view("GET", "POST")
+def event_type_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        rows = EventType.objects.all()
+        if owner := request.GET.get("owning_application"):
+            rows = rows.filter(owning_application=owner)
+        return json_response([event_types.render(row) for row in rows])
+    fields = event_types.parse(read_json(request))
+    principal = _principal(request)
+    if not principal.is_admin:
+        principal.require("publish", fields["name"])
+    try:
+        with transaction.atomic():
+            row = EventType.objects.create(**fields)
+            EventTypeSchema.objects.create(event_type=row, version=row.schema_version,
+                                           schema=row.schema, created_at=row.schema_created_at)
+    except IntegrityError:
+        raise Problem(409, f"EventType {fields['name']} already exists.") from None
+    return json_response(event_types.render(row), status=201,
+                         headers={"Location": f"/api/event-types/{row.name}"})
+
+
+@api_view("GET", "PUT", "DELETE")
+def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
+    principal = _principal(request)
+    if request.method == "GET":
+        return json_response(event_types.render(_event_type(name)))
+    if request.method == "DELETE":
+        row = _event_type(name)
+        if not principal.is_admin and not (
+                principal.may("publish", name) and row.owning_application == principal.name):
+            raise Problem(403, "Only an admin or the owning application may delete an event type.")
+        row.delete()
+        streams.delete_partitions(name, row.partition_count)
+        return HttpResponse(status=200)
+    fields = event_types.parse(read_json(request))
+    principal.require("publish", name)
+    with transaction.atomic():
+        row = EventType.objects.select_for_update().filter(name=name).first()
+        if row is None:
+            raise Problem(404, f'EventType "{name}" does not exist.')
+        changed = event_types.apply_update(row, fields)
+        if changed:
+            row.save()
+        if "schema_version" in changed:
+            EventTypeSchema.objects.create(event_type=row, version=row.schema_version,
+                                           schema=row.schema, created_at=row.schema_created_at)
+    return json_response(event_types.render(row))
+
+
+def _render_schema(row: EventTypeSchema) -> dict[str, Any]:
+    return {"type": "json_schema", "schema": row.schema, "version": row.version,
+            "created_at": row.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+
+
+@api_view("GET")
+def schema_list(request: HttpRequest, name: str) -> HttpResponse:
+    row = _event_type(name)
+    limit, offset = _paging(request)
+    page = list(row.schemas.all()[offset: offset + limit + 1])
+    links: dict[str, Any] = {}
+    base = f"/api/event-types/{name}/schemas"
+    if offset > 0:
+        links["prev"] = {"href": f"{base}?offset={max(0, offset - limit)}&limit={limit}"}
+    if len(page) > limit:
+        links["next"] = {"href": f"{base}?offset={offset + limit}&limit={limit}"}
+    return json_response({"items": [_render_schema(s) for s in page[:limit]], "_links": links})
+
+
+@api_view("GET")
+def schema_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
+    row = _event_type(name)
+    schemas = row.schemas.all()
+    found = schemas.first() if version == "latest" else schemas.filter(version=version).first()
+    if found is None:
+        raise Problem(404, f"EventType {name!r} has no schema version {version!r}.")
+    return json_response(_render_schema(found))
+
+
+def _paging(request: HttpRequest) -> tuple[int, int]:
+    try:
+        limit = int(request.GET.get("limit", 20))
+        offset = int(request.GET.get("offset", 0))
+    except ValueError:
+        raise Problem(400, "limit and offset must be integers.") from None
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise Problem(400, "limit must be 1 to 1000 and offset at least 0.")
+    return limit, offset
+
+
+def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
+    return {"partition": str(info.partition),
+            "oldest_available_offset": info.oldest_available_offset,
+            "newest_available_offset": info.newest_available_offset,
+            "length": info.length}
+
+
+@api_view("GET")
+def partition_list(request: HttpRequest, name: str) -> HttpResponse:
+    row = _event_type(name)
+    _principal(request).require("read", name)
+    infos = streams.partition_info(name, range(row.partition_count))
+    return json_response([_render_partition(info) for info in infos])
+
+
+@api_view("GET")
+def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpResponse:
+    row = _event_type(name)
+    _principal(request).require("read", name)
+    if not partition.isdigit() or int(partition) >= row.partition_count:
+        raise Problem(404, f"partition {partition!r} not found in {name!r}.")
+    [info] = streams.partition_info(name, [int(partition)])
+    return json_response(_render_partition(info))
+
+
+def _publishing_target(name: str) -> publishing.Target:
+    row = _event_type(name)
+    return publishing.Target(
+        name=row.name, category=row.category, partition_strategy=row.partition_strategy,
+        partition_key_fields=tuple(row.partition_key_fields), partition_count=row.partition_count,
+        schema=row.schema, schema_version=row.schema_version,
+        strict=row.compatibility_mode == "compatible",
+        enrich="metadata_enrichment" in row.enrichment_strategies,
+        retention=streams.Retention(row.retention_max_events or 0, row.retention_time_ms))
+
+
+@api_view("POST")
+async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
+    target = await sync_to_async(_publishing_target)(name)
+    principal = _principal(request)
+    principal.require("publish", name)
+    events = read_json(request)
+    if not isinstance(events, list):
+        raise Problem(400, "The body must be a JSON array of events.")
+    try:
+        outcome = await publishing.publish(
+            events, target, published_by=principal.name,
+            flow_id=request.headers.get("X-Flow-Id"),
+            max_event_bytes=settings.MAX_EVENT_BYTES, dedup_seconds=settings.EID_DEDUP_SECONDS)
+    except publishing.EventTooLarge as error:
+        raise Problem(413, f"Event {error.index} is {error.size} bytes; the maximum is "
+                      f"{settings.MAX_EVENT_BYTES} bytes. Nothing was stored.") from None
+    if outcome.status == 200:
+        return HttpResponse(status=200)
+    return json_response([item.as_json() for item in outcome.items], status=outcome.status)

@@ -1,0 +1,38 @@
+"""Redis connections: one synchronous pool per process, one asyncio pool per event loop.
+
+`settings.REDIS_URL` is read at first use, so tests can point it elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+_sync_clients: dict[str, redis.Redis] = {}
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
+_async_clients = weakref.WeakKeyDictionary()
+
+
+def redis_client() -> redis.Redis:
+    """The process's client for `settings.REDIS_URL` (bytes in, bytes out)."""
+    url: str = settings.REDIS_URL
+    client = _sync_clients.get(url)
+    if client is None:
+        client = _sync_clients[url] = redis.Redis.from_url(
+            url, health_check_interval=30, socket_keepalive=True)
+    return client
+
+
+def async_redis_client() -> aioredis.Redis:
+    """The running event loop's client for `settings.REDIS_URL`: pools are per loop."""
+    url: str = settings.REDIS_URL
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(url)
+    if client is None:
+        client = per_loop[url] = aioredis.Redis.from_url(
+            url, health_check_interval=30, socket_keepalive=True)
+    return client

@@ -1,0 +1,157 @@
+"""The durable half of Streamsite: event types and the clients that call the API.
+
+Live state (streams, offsets, leases) is in Redis; see `events.streams`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# Nakadi's event type name: dot-separated words of letters, digits, '-' and '_'.
+EVENT_TYPE_NAME_RE = r"^[a-zA-Z][-0-9a-zA-Z_]*(\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*$"
+TOKEN_PREFIX = "ss_"
+
+
+class EventType(models.Model):
+    """A named stream of events with a schema, split into `partition_count` partitions."""
+
+    class Category(models.TextChoices):
+        UNDEFINED = "undefined"
+        DATA = "data"
+        BUSINESS = "business"
+
+    class PartitionStrategy(models.TextChoices):
+        RANDOM = "random"
+        HASH = "hash"
+        USER_DEFINED = "user_defined"
+
+    class CompatibilityMode(models.TextChoices):
+        COMPATIBLE = "compatible"
+        FORWARD = "forward"
+        NONE = "none"
+
+    name = models.CharField(
+        max_length=255, unique=True, validators=[RegexValidator(EVENT_TYPE_NAME_RE)]
+    )
+    owning_application = models.CharField(max_length=255)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    enrichment_strategies = models.JSONField(default=list, blank=True)
+    partition_strategy = models.CharField(
+        max_length=16, choices=PartitionStrategy.choices, default=PartitionStrategy.RANDOM
+    )
+    partition_key_fields = models.JSONField(default=list, blank=True)
+    partition_count = models.PositiveIntegerField(default=1)
+    schema = models.TextField(help_text="The JSON schema, as a JSON string.")
+    schema_version = models.CharField(max_length=32, default="1.0.0")
+    schema_created_at = models.DateTimeField(default=timezone.now)
+    compatibility_mode = models.CharField(
+        max_length=16, choices=CompatibilityMode.choices, default=CompatibilityMode.FORWARD
+    )
+    default_statistic = models.JSONField(null=True, blank=True)
+    retention_time_ms = models.BigIntegerField(help_text="Events older than this are trimmed.")
+    retention_max_events = models.BigIntegerField(
+        null=True, blank=True, help_text="Per partition; the oldest beyond this are trimmed."
+    )
+    cleanup_policy = models.CharField(max_length=16, default="delete")
+    ordering_key_fields = models.JSONField(default=list, blank=True)
+    audience = models.CharField(max_length=64, null=True, blank=True)
+    authorization = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventTypeSchema(models.Model):
+    """One version of an event type's schema: the history that GET …/schemas shows."""
+
+    event_type = models.ForeignKey(EventType, on_delete=models.CASCADE, related_name="schemas")
+    version = models.CharField(max_length=32)
+    schema = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event_type", "version"],
+                                               name="unique_schema_version")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type.name} {self.version}"
+
+
+class Client(models.Model):
+    """An application that calls the API, with its tokens and grants."""
+
+    name = models.CharField(max_length=255, unique=True)
+    is_admin = models.BooleanField(
+        default=False, help_text="Administer everything: event types, clients' data, all grants."
+    )
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def issue_token(self, label: str = "") -> str:
+        """Create a new API token and return it: the only time its plain text exists."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        ApiToken.objects.create(client=self, label=label, digest=token_digest(secret),
+                                hint=secret[:10])
+        return secret
+
+
+class Grant(models.Model):
+    """Permission for a client to do `action` on event types whose name matches `pattern`."""
+
+    class Action(models.TextChoices):
+        PUBLISH = "publish", "publish to event types"
+        READ = "read", "read event types"
+        CONSUME = "consume", "consume subscriptions"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="grants")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    pattern = models.CharField(
+        max_length=255, help_text="An event type name, or a glob such as orders.* or *."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "action", "pattern"], name="unique_grant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.pattern}"
+
+
+
+class ApiToken(models.Model):
+    """A bearer token of a client, stored only as its SHA-256 digest.
+
+    Tokens are 256 random bits, so a fast digest is enough: there is nothing to brute-force.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="tokens")
+    label = models.CharField(max_length=255, blank=True)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False, help_text="The token's first characters.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.hint}… ({self.client.name})"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,221 @@
+"""Publishing a batch of events to an event type: validate, partition, enrich, store.
+
+Steps follow Nakadi's BatchItemResponse: a failure in validating, partitioning or
+enriching aborts the whole batch (422, nothing stored); a failure to store affects only
+the partitions whose write failed (207). Storing is idempotent by `metadata.eid`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from events import streams
+from events.partitioning import PartitioningError, choose_partition
+from events.schemas import Validator, compiled_validator, strict_schema
+
+logger = logging.getLogger(__name__)
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# RFC 3339 date-time, as Nakadi requires for occurred_at.
+DATE_TIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+DATA_OPS = frozenset({"C", "U", "D", "S"})
+# What metadata enrichment sets; flow_id only where the producer sent none.
+_ENRICHED = frozenset({"received_at", "event_type", "partition", "version", "published_by"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """What publishing needs to know of an event type: a plain snapshot, no ORM."""
+
+    name: str
+    category: str
+    partition_strategy: str
+    partition_key_fields: Sequence[str]
+    partition_count: int
+    schema: str
+    schema_version: str
+    strict: bool  # compatible mode: undeclared fields are refused
+    enrich: bool
+    retention: streams.Retention
+
+
+@dataclass
+class ItemResult:
+    eid: str | None
+    publishing_status: str = "aborted"
+    step: str = "none"
+    detail: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"eid": self.eid, "publishing_status": self.publishing_status,
+                "step": self.step, "detail": self.detail}
+
+
+@dataclass
+class Outcome:
+    """200: every event stored; 207: some failed to store; 422: the batch was refused."""
+
+    status: int
+    items: list[ItemResult] = field(default_factory=list)
+
+
+class EventTooLarge(Exception):
+    def __init__(self, index: int, size: int) -> None:
+        super().__init__(f"event {index} is {size} bytes")
+        self.index = index
+        self.size = size
+
+
+def _eid_of(event: Any) -> str | None:
+    metadata = event.get("metadata") if isinstance(event, Mapping) else None
+    eid = metadata.get("eid") if isinstance(metadata, Mapping) else None
+    return eid if isinstance(eid, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def effective_validator(category: str, schema: str, strict: bool) -> Validator:
+    """The compiled schema check of one event's body (metadata is checked by `validate`)."""
+    doc = orjson.loads(schema)
+    if strict:
+        doc = strict_schema(doc)
+    if category == "business" and isinstance(doc.get("properties"), dict):
+        # The schema describes the event's own fields; metadata sits beside them.
+        doc["properties"] = {**doc["properties"], "metadata": {"type": "object"}}
+    return compiled_validator(orjson.dumps(doc).decode())
+
+
+def validate(event: Any, category: str, validator: Validator) -> str | None:
+    """Why `event` is invalid for its category and schema, or None when it is valid."""
+    if not isinstance(event, dict):
+        return "an event must be a JSON object"
+    if category in ("business", "data"):
+        metadata = event.get("metadata")
+        if not isinstance(metadata, dict):
+            return "metadata is required and must be an object"
+        eid = metadata.get("eid")
+        if not isinstance(eid, str) or not UUID_RE.match(eid):
+            return "metadata.eid must be a UUID"
+        occurred_at = metadata.get("occurred_at")
+        if not isinstance(occurred_at, str) or not DATE_TIME_RE.match(occurred_at):
+            return "metadata.occurred_at must be an RFC 3339 date-time"
+    subject = event
+    if category == "data":
+        if event.get("data_op") not in DATA_OPS:
+            return "data_op must be one of C, U, D, S"
+        if not isinstance(event.get("data_type"), str):
+            return "data_type must be a string"
+        subject = event.get("data")
+        if not isinstance(subject, dict):
+            return "data must be an object"
+    try:
+        validator(subject)
+    except fastjsonschema.JsonSchemaValueException as error:
+        return f"{error.message} (at {error.name})"
+    return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Prepared:
+    items: list[ItemResult]
+    partitions: list[int]  # of each event, in batch order
+    batches: dict[int, streams.PartitionBatch]  # empty when the batch was refused
+
+
+def prepare(events: Sequence[Any], target: Target, *, published_by: str, flow_id: str,
+            max_event_bytes: int) -> Prepared:
+    """Validate, partition and enrich every event. On any failure the items say which
+    event failed and no batch is returned; otherwise the encoded batches per partition.
+    Raises EventTooLarge for an event over `max_event_bytes`.
+    """
+    items = [ItemResult(_eid_of(event)) for event in events]
+    validator = effective_validator(target.category, target.schema, target.strict)
+    partitions: list[int] = []
+    for step in ("validating", "partitioning"):
+        for index, event in enumerate(events):
+            try:
+                if step == "validating":
+                    problem = validate(event, target.category, validator)
+                    if problem is not None:
+                        raise ValueError(problem)
+                else:
+                    partitions.append(choose_partition(
+                        event, strategy=target.partition_strategy,
+                        partition_count=target.partition_count,
+                        key_fields=target.partition_key_fields, eid=items[index].eid))
+            except (ValueError, PartitioningError) as error:
+                items[index] = ItemResult(items[index].eid, "failed", step, str(error))
+        if any(item.publishing_status == "failed" for item in items):
+            for item in items:
+                if item.publishing_status != "failed":
+                    item.step = step
+            return Prepared(items, partitions, {})
+
+    received_at = _now()
+    grouped: dict[int, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
+    for index, (event, partition) in enumerate(zip(events, partitions, strict=True)):
+        if target.enrich:
+            event["metadata"] = {
+                **event["metadata"],
+                "received_at": received_at,
+                "event_type": target.name,
+                "partition": str(partition),
+                "version": target.schema_version,
+                "published_by": published_by,
+                "flow_id": event["metadata"].get("flow_id") or flow_id,
+            }
+        payload = orjson.dumps(event)
+        if len(payload) > max_event_bytes:
+            # Measure what the producer sent, not what enrichment added.
+            original = dict(event)
+            if target.enrich:
+                original["metadata"] = {k: v for k, v in event["metadata"].items()
+                                        if k not in _ENRICHED}
+            size = len(orjson.dumps(original))
+            if size > max_event_bytes:
+                raise EventTooLarge(index, size)
+        eids, payloads = grouped[partition]
+        eids.append(items[index].eid or "")
+        payloads.append(payload)
+    batches = {p: streams.PartitionBatch(p, eids, payloads)
+               for p, (eids, payloads) in grouped.items()}
+    return Prepared(items, partitions, batches)
+
+
+async def publish(events: Sequence[Any], target: Target, *, published_by: str,
+                  flow_id: str | None, max_event_bytes: int, dedup_seconds: int) -> Outcome:
+    """Publish a batch; see the module's docstring for what each outcome means."""
+    prepared = prepare(events, target, published_by=published_by,
+                       flow_id=flow_id or str(uuid.uuid4()), max_event_bytes=max_event_bytes)
+    items = prepared.items
+    if not prepared.batches:
+        return Outcome(422 if items else 200, items)
+    ordered = list(prepared.batches.values())
+    results = await streams.append(target.name, ordered, target.retention, dedup_seconds)
+    failed: dict[int, str] = {}
+    for batch, result in zip(ordered, results, strict=True):
+        if isinstance(result, Exception):
+            logger.error("storing %d events on %s/%d failed: %s", len(batch.payloads),
+                         target.name, batch.partition, result)
+            failed[batch.partition] = f"storing failed: {result}"
+    for item, partition in zip(items, prepared.partitions, strict=True):
+        if partition in failed:
+            item.publishing_status, item.step, item.detail = "failed", "publishing", failed[partition]
+        else:
+            item.publishing_status, item.step = "submitted", "none"
+    return Outcome(207 if failed else 200, items)

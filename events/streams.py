@@ -1,0 +1,129 @@
+"""The Redis layout of event-type partitions, and every Redis command on them.
+
+All keys of one partition share the hash tag `{et:<type>:<p>}`, so each multi-key step is
+one Lua script on one slot (DESIGN section 3). Offsets are Redis entry ids `<ms>-<seq>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from events.connections import async_redis_client, redis_client
+
+# The offset before the first event of a partition (Nakadi's BEGIN).
+BEGIN = "BEGIN"
+EVENT_FIELD = b"e"
+
+
+def partition_tag(event_type: str, partition: int) -> str:
+    return f"{{et:{event_type}:{partition}}}"
+
+
+def log_key(event_type: str, partition: int) -> str:
+    return f"ss:{partition_tag(event_type, partition)}:log"
+
+
+def eid_key(event_type: str, partition: int, eid: str) -> str:
+    return f"ss:{partition_tag(event_type, partition)}:eid:{eid}"
+
+
+# Append a batch to one partition, once per eid.
+# KEYS[1]   the partition's stream; KEYS[2..n+1] one de-duplication key per event ('' eid: none)
+# ARGV[1]   de-duplication window, seconds
+# ARGV[2]   retention: max events (0: no length limit)
+# ARGV[3]   retention: max age in ms (0: no time limit)
+# ARGV[4..] n events, each the encoded JSON to store
+# Returns the entry id of each event: new, or the one stored earlier under the same eid.
+PUBLISH_LUA = """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 4, #ARGV do
+  local marker = KEYS[i - 2]
+  local id = false
+  if marker ~= '' then id = redis.call('GET', marker) end
+  if not id then
+    id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+    if marker ~= '' then redis.call('SET', marker, id, 'EX', ttl) end
+  end
+  out[#out + 1] = id
+end
+local max_events = tonumber(ARGV[2])
+if max_events > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', max_events) end
+local max_age = tonumber(ARGV[3])
+if max_age > 0 then
+  local now = redis.call('TIME')
+  local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - max_age
+  if floor > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', floor) end
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_events: int  # 0: unlimited
+    max_age_ms: int  # 0: unlimited
+
+
+@dataclass(frozen=True)
+class PartitionBatch:
+    """Events bound for one partition: (eid or '', encoded event) pairs, in order."""
+
+    partition: int
+    eids: Sequence[str]
+    payloads: Sequence[bytes]
+
+
+async def append(event_type: str, batches: Sequence[PartitionBatch], retention: Retention,
+                 dedup_seconds: int) -> list[list[str] | Exception]:
+    """Store each batch on its partition in one pipelined round trip.
+
+    Per batch: the entry ids (in order), or the exception that kept it from being stored.
+    A batch is one Lua call, so it is stored whole or not at all.
+    """
+    client = async_redis_client()
+    script = client.register_script(PUBLISH_LUA)
+    async with client.pipeline(transaction=False) as pipe:
+        for batch in batches:
+            keys = [log_key(event_type, batch.partition)]
+            keys += [eid_key(event_type, batch.partition, eid) if eid else "" for eid in batch.eids]
+            args: list[bytes | int] = [dedup_seconds, retention.max_events, retention.max_age_ms]
+            args += batch.payloads
+            await script(keys=keys, args=args, client=pipe)
+        results = await pipe.execute(raise_on_error=False)
+    return [r if isinstance(r, Exception) else [i.decode() for i in r] for r in results]
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    partition: int
+    oldest_available_offset: str
+    newest_available_offset: str
+    length: int
+
+
+def partition_info(event_type: str, partitions: Sequence[int]) -> list[PartitionInfo]:
+    """Oldest and newest offsets and length of each partition, in one round trip."""
+    pipe = redis_client().pipeline(transaction=False)
+    for p in partitions:
+        pipe.xrange(log_key(event_type, p), count=1)
+        pipe.xrevrange(log_key(event_type, p), count=1)
+        pipe.xlen(log_key(event_type, p))
+    replies = pipe.execute()
+    infos = []
+    for i, p in enumerate(partitions):
+        first, last, length = replies[3 * i: 3 * i + 3]
+        if not first:
+            infos.append(PartitionInfo(p, "0", BEGIN, 0))
+            continue
+        infos.append(PartitionInfo(p, first[0][0].decode(), last[0][0].decode(), length))
+    return infos
+
+
+def delete_partitions(event_type: str, partition_count: int) -> None:
+    """Drop every stream of an event type (its eid markers expire on their own)."""
+    client: redis.Redis = redis_client()
+    client.delete(*(log_key(event_type, p) for p in range(partition_count)))

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from events import api, docs
+
+urlpatterns = [
+    path("openapi.json", docs.openapi_json, name="openapi-json"),
+    path("openapi.yaml", docs.openapi_yaml, name="openapi-yaml"),
+    path("event-types", api.event_type_list, name="event-types"),
+    path("event-types/<str:name>", api.event_type_detail, name="event-type"),
+    path("event-types/<str:name>/schemas", api.schema_list, name="schemas"),
+    path("event-types/<str:name>/schemas/<str:version>", api.schema_detail, name="schema"),
+    path("event-types/<str:name>/partitions", api.partition_list, name="partitions"),
+    path("event-types/<str:name>/partitions/<str:partition>", api.partition_detail,
+         name="partition"),
+    path("event-types/<str:name>/events", api.publish_events, name="publish"),
+]

@@ -1,0 +1,135 @@
+"""The test session's real parts: its own redis-server, and a Daphne on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from events.clients import create_client
+from events.connections import redis_client
+from events.redis_server import start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of the test session's own, on a free loopback port."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("redis")
+    process = start_redis(data, port=port, persistent=False, log_file=data / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    settings.REDIS_URL = url
+    settings.RQ_QUEUES = {"default": {"URL": url, "DEFAULT_TIMEOUT": 60}}
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_url: str) -> None:
+    """Each test starts on an empty keyspace."""
+    redis_client().flushdb()
+
+
+@pytest.fixture
+def admin_token(db) -> str:
+    return create_client("ops", is_admin=True)[1]
+
+
+@pytest.fixture
+def producer_token(db) -> str:
+    """The shop service: it may publish to and read the order.* event types."""
+    return create_client("shop", publish=["order.*"], read=["order.*"])[1]
+
+
+@pytest.fixture
+def stranger_token(db) -> str:
+    """A client with no grants at all."""
+    return create_client("stranger")[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def database_url() -> str:
+    """A URL for the database the tests use, for a server in another process."""
+    params = connection.settings_dict
+    if params["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{params['NAME']}"
+    return (f"postgres://{params['USER']}:{params['PASSWORD']}@{params['HOST']}:"
+            f"{params['PORT']}/{params['NAME']}")
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        self.url = url
+        self.process = process
+
+    def client(self, token: str | None = None, **kwargs) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def live_server_process(django_db_setup, django_db_blocker, redis_url: str
+                        ) -> Iterator[LiveServer]:
+    """A real Daphne serving the project on a loopback port, sharing the tests' DB and Redis."""
+    with django_db_blocker.unblock():
+        db_url = database_url()
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": db_url,
+           "DJANGO_SETTINGS_MODULE": "streamsite.settings"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "streamsite.asgi:application"], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"daphne exited with {process.returncode}")
+        try:
+            return httpx.get(f"{url}/health/live", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, timeout=30, message="daphne to answer /health/live")
+    yield LiveServer(url, process)
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def live_server(live_server_process: LiveServer, transactional_db) -> LiveServer:
+    """The live server, with the test's rows committed so that it can see them."""
+    return live_server_process

@@ -1,0 +1,44 @@
+"""Builders shared by the tests: event types and events as a producer would send them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "order_number": {"type": "string"},
+        "amount": {"type": "number", "minimum": 0},
+    },
+    "required": ["order_number"],
+}
+
+
+def event_type_body(name: str = "order.created", *, category: str = "business",
+                    json_schema: dict[str, Any] | None = None, partitions: int = 1,
+                    **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "owning_application": "shop",
+        "category": category,
+        "enrichment_strategies": [] if category == "undefined" else ["metadata_enrichment"],
+        "partition_strategy": "random",
+        "schema": {"type": "json_schema",
+                   "schema": orjson.dumps(json_schema or ORDER_SCHEMA).decode()},
+        "default_statistic": {"messages_per_minute": 100, "message_size": 100,
+                              "read_parallelism": partitions, "write_parallelism": partitions},
+    }
+    body.update(extra)
+    return body
+
+
+def business_event(order_number: str = "A-1", eid: str | None = None, **fields: Any
+                   ) -> dict[str, Any]:
+    return {
+        "metadata": {"eid": eid or str(uuid.uuid4()), "occurred_at": "2026-11-21T10:00:00Z"},
+        "order_number": order_number,
+        **fields,
+    }

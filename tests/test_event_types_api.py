@@ -1,0 +1,117 @@
+"""The event-type half of the Nakadi contract, through Django's test client."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from events.models import EventType
+from tests.conftest import bearer
+from tests.helpers import ORDER_SCHEMA, event_type_body
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, path, body, token):
+    return client.post(path, orjson.dumps(body), content_type="application/json", **bearer(token))
+
+
+def put(client, path, body, token):
+    return client.put(path, orjson.dumps(body), content_type="application/json", **bearer(token))
+
+
+def test_it_creates_an_event_type_and_returns_it(client, producer_token):
+    response = post(client, "/api/event-types", event_type_body(partitions=3), producer_token)
+    assert response.status_code == 201, response.content
+    assert response["Location"] == "/api/event-types/order.created"
+    body = response.json()
+    assert body["schema"]["version"] == "1.0.0"
+    assert body["number_of_partitions"] == 3
+    assert body["options"]["retention_time"] == 2 * 24 * 3600 * 1000
+    fetched = client.get("/api/event-types/order.created", **bearer(producer_token)).json()
+    assert fetched == body
+
+
+def test_it_refuses_a_duplicate_name_with_409(client, producer_token):
+    post(client, "/api/event-types", event_type_body(), producer_token)
+    response = post(client, "/api/event-types", event_type_body(), producer_token)
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("change", "detail"), [
+    ({"name": "9bad"}, "name"),
+    ({"category": "weird"}, "category"),
+    ({"partition_strategy": "hash"}, "partition_key_fields"),
+    ({"schema": {"type": "json_schema", "schema": "{not json"}}, "not valid JSON"),
+    ({"schema": {"type": "json_schema", "schema": '{"type": "nonsense"}'}}, "invalid"),
+    ({"options": {"retention_time": 1}}, "retention_time"),
+    ({"schema": {"type": "json_schema",
+                 "schema": '{"properties": {"metadata": {"type": "string"}}}'}}, "reserved"),
+])
+def test_it_refuses_an_invalid_event_type_with_422_and_stores_nothing(
+        client, producer_token, change, detail):
+    response = post(client, "/api/event-types", event_type_body(**change), producer_token)
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert detail in response.json()["detail"]
+    assert not EventType.objects.exists()
+
+
+def test_it_needs_a_token(client, db):
+    response = client.get("/api/event-types")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/api/event-types", HTTP_AUTHORIZATION="Bearer nope").status_code == 401
+
+
+def test_it_refuses_a_client_without_the_grant(client, stranger_token):
+    response = post(client, "/api/event-types", event_type_body(), stranger_token)
+    assert response.status_code == 403
+    assert "publish" in response.json()["detail"]
+
+
+def test_it_adds_an_optional_property_as_a_minor_version(client, producer_token):
+    post(client, "/api/event-types", event_type_body(), producer_token)
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"],
+                                             "note": {"type": "string"}}}
+    response = put(client, "/api/event-types/order.created", event_type_body(json_schema=schema),
+                   producer_token)
+    assert response.status_code == 200, response.content
+    assert response.json()["schema"]["version"] == "1.1.0"
+    versions = client.get("/api/event-types/order.created/schemas", **bearer(producer_token))
+    assert [s["version"] for s in versions.json()["items"]] == ["1.1.0", "1.0.0"]
+
+
+def test_it_refuses_removing_a_property_in_forward_mode(client, producer_token):
+    post(client, "/api/event-types", event_type_body(), producer_token)
+    schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
+    response = put(client, "/api/event-types/order.created", event_type_body(json_schema=schema),
+                   producer_token)
+    assert response.status_code == 422
+    assert "properties/amount" in response.json()["detail"]
+    assert EventType.objects.get().schema_version == "1.0.0"
+
+
+def test_it_takes_any_change_in_none_mode_as_a_major_version(client, producer_token):
+    post(client, "/api/event-types", event_type_body(compatibility_mode="none"), producer_token)
+    schema = {"type": "object", "properties": {"order_number": {"type": "integer"}}}
+    response = put(client, "/api/event-types/order.created",
+                   event_type_body(json_schema=schema, compatibility_mode="none"), producer_token)
+    assert response.status_code == 200
+    assert response.json()["schema"]["version"] == "2.0.0"
+
+
+def test_it_deletes_an_event_type(client, admin_token):
+    post(client, "/api/event-types", event_type_body(), admin_token)
+    assert client.delete("/api/event-types/order.created", **bearer(admin_token)).status_code == 200
+    response = client.get("/api/event-types/order.created", **bearer(admin_token))
+    assert response.status_code == 404
+    assert response.json()["detail"] == 'EventType "order.created" does not exist.'
+
+
+def test_an_unknown_api_path_is_a_problem(client, db):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
