@@ -23,7 +23,7 @@ def redis_client() -> redis.Redis:
     client = _sync_clients.get(url)
     if client is None:
         client = _sync_clients[url] = redis.Redis.from_url(
-            url, health_check_interval=30, socket_keepalive=True)
+            url, health_check_interval=30)
     return client
 
 
@@ -34,5 +34,5 @@ def async_redis_client() -> aioredis.Redis:
     client = per_loop.get(url)
     if client is None:
         client = per_loop[url] = aioredis.Redis.from_url(
-            url, health_check_interval=30, socket_keepalive=True)
+            url, health_check_interval=30)
     return client

@@ -55,8 +55,8 @@ class ProblemMiddleware(MiddlewareMixin):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if not request.path.startswith("/api/") or response.status_code < 400:
             return response
-        if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
-            return response
+        if "json" in response.get("Content-Type", ""):
+            return response  # a problem already, or a JSON error body such as publishing's 422
         detail = {
             404: f"No resource at {request.path}.",
             405: f"{request.method} is not allowed on {request.path}.",

