@@ -130,6 +130,12 @@ def live_server_process(django_db_setup, django_db_blocker, redis_url: str
 
 
 @pytest.fixture
+def _live_server_helper() -> Iterator[None]:
+    """Replaces pytest-django's hook for its in-process live server, which ours is not."""
+    yield
+
+
+@pytest.fixture
 def live_server(live_server_process: LiveServer, transactional_db) -> LiveServer:
     """The live server, with the test's rows committed so that it can see them."""
     return live_server_process

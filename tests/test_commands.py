@@ -1,0 +1,83 @@
+"""The management commands a new user runs: createclient and up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from events.models import ApiToken, Client, token_digest
+from tests.conftest import ROOT, free_port, wait_until
+
+
+@pytest.mark.django_db
+def test_createclient_prints_the_token_alone_on_the_last_line(capsys):
+    call_command("createclient", "shop", "--publish", "order.*", "--read", "order.*")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    stored = ApiToken.objects.get(client__name="shop")
+    assert stored.digest == token_digest(token)
+    assert token not in {stored.digest, stored.hint}
+    grants = set(Client.objects.get(name="shop").grants.values_list("action", "pattern"))
+    assert grants == {("publish", "order.*"), ("read", "order.*")}
+
+
+@pytest.mark.django_db
+def test_createclient_refuses_an_existing_name_but_issues_another_token(capsys):
+    call_command("createclient", "shop")
+    with pytest.raises(CommandError, match="exists"):
+        call_command("createclient", "shop")
+    call_command("createclient", "shop", "--new-token")
+    assert ApiToken.objects.filter(client__name="shop").count() == 2
+
+
+def run_up(tmp_path, port, **env):
+    environment = {**os.environ, "STREAMSITE_VAR_DIR": str(tmp_path), **env}
+    environment.pop("REDIS_URL", None)
+    environment.pop("DATABASE_URL", None)
+    return subprocess.Popen([sys.executable, "manage.py", "up", "--port", str(port)], cwd=ROOT,
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_up_runs_everything_and_stops_it_in_order(tmp_path):
+    """Fresh var/: migrates, starts an embedded Redis, the server and a worker; SIGTERM ends all."""
+    port = free_port()
+    up = run_up(tmp_path, port)
+    try:
+        def ready():
+            assert up.poll() is None, up.stdout.read().decode()  # type: ignore[union-attr]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).json()
+            except httpx.TransportError:
+                return None
+
+        status = wait_until(ready, timeout=60, message="manage.py up to be ready")
+        assert status == {"status": "ok", "redis": "ok", "database": "ok"}
+        assert (tmp_path / "db.sqlite3").exists()
+        assert (tmp_path / "redis.sock").exists()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        output = up.communicate(timeout=60)[0].decode()
+    assert up.returncode == 0, output
+    assert "Streamsite is running at" in output
+    stops = [line for line in output.splitlines() if line.startswith("Stopped ")]
+    assert [line.split()[1] for line in stops] == ["server", "worker", "redis"]
+    assert (tmp_path / "redis" / "appendonlydir").exists() or \
+        (tmp_path / "redis" / "appendonly.aof").exists()
+
+
+def test_up_says_clearly_when_the_port_is_busy(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        up = run_up(tmp_path, port)
+        output = up.communicate(timeout=60)[0].decode()
+    assert up.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is busy" in output
