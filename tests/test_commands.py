@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import httpx
 import pytest
@@ -49,23 +50,26 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
     """Fresh var/: migrates, starts an embedded Redis, the server and a worker; SIGTERM ends all."""
     port = free_port()
     up = run_up(tmp_path, port)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        line.decode() for line in up.stdout), daemon=True)  # type: ignore[union-attr]
+    reader.start()
     try:
-        def ready():
-            assert up.poll() is None, up.stdout.read().decode()  # type: ignore[union-attr]
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).json()
-            except httpx.TransportError:
-                return None
+        def running() -> bool:
+            assert up.poll() is None, "".join(lines)
+            return any("Streamsite is running at" in line for line in lines)
 
-        status = wait_until(ready, timeout=60, message="manage.py up to be ready")
+        wait_until(running, timeout=60, message="manage.py up to say it is running")
+        status = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).json()
         assert status == {"status": "ok", "redis": "ok", "database": "ok"}
         assert (tmp_path / "db.sqlite3").exists()
         assert (tmp_path / "redis.sock").exists()
     finally:
         up.send_signal(signal.SIGTERM)
-        output = up.communicate(timeout=60)[0].decode()
+        up.wait(60)
+        reader.join(10)
+    output = "".join(lines)
     assert up.returncode == 0, output
-    assert "Streamsite is running at" in output
     stops = [line for line in output.splitlines() if line.startswith("Stopped ")]
     assert [line.split()[1] for line in stops] == ["server", "worker", "redis"]
     assert (tmp_path / "redis" / "appendonlydir").exists() or \
