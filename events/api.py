@@ -69,9 +69,10 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
     fields = event_types.parse(read_json(request))
     principal.require("publish", name)
     with transaction.atomic():
-        row = EventType.objects.select_for_update().filter(name=name).first()
-        if row is None:
+        locked = EventType.objects.select_for_update().filter(name=name).first()
+        if locked is None:
             raise Problem(404, f'EventType "{name}" does not exist.')
+        row = locked
         changed = event_types.apply_update(row, fields)
         if changed:
             row.save()

@@ -60,7 +60,7 @@ def parse(body: Any) -> dict[str, Any]:
         "ordering_key_fields": _string_list(body, "ordering_key_fields"),
         "compatibility_mode": body.get("compatibility_mode") or "forward",
         "cleanup_policy": body.get("cleanup_policy") or "delete",
-        "audience": body.get("audience"),
+        "audience": body.get("audience") or "",
         "authorization": body.get("authorization"),
     }
     if fields["category"] not in CATEGORIES:
@@ -81,7 +81,8 @@ def parse(body: Any) -> dict[str, Any]:
 
 def _enrichment(body: dict[str, Any], category: str) -> list[str]:
     strategies = _string_list(body, "enrichment_strategies")
-    if any(s != "metadata_enrichment" for s in strategies) or len(set(strategies)) != len(strategies):
+    duplicated = len(set(strategies)) != len(strategies)
+    if duplicated or any(s != "metadata_enrichment" for s in strategies):
         raise invalid('Field "enrichment_strategies" may only hold "metadata_enrichment", once.')
     if category == "undefined" and strategies:
         raise invalid("An undefined event type must not define an enrichment strategy.")
@@ -164,7 +165,8 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     retention = options.get("retention_time", settings.DEFAULT_RETENTION_MS)
     if retention is None:
         retention = settings.DEFAULT_RETENTION_MS
-    if not isinstance(retention, int) or not MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS:
+    if not isinstance(retention, int) or not (
+            MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS):
         raise invalid(f'Field "options.retention_time" must be {MIN_RETENTION_MS} to '
                       f"{settings.MAX_RETENTION_MS} ms.")
     max_events = options.get("retention_max_events")
@@ -190,13 +192,15 @@ def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
         raise invalid("partition_strategy can only be changed from 'random'.")
     if fields["compatibility_mode"] not in MODE_CHANGES[event_type.compatibility_mode]:
         raise invalid(f"changing compatibility_mode from {event_type.compatibility_mode} to "
-                      f"{fields['compatibility_mode']} is not allowed: a mode may only get stricter.")
+                      f"{fields['compatibility_mode']} is not allowed: a mode may only get "
+                      "stricter.")
     # A stricter mode judges the change by its own rules.
     evolution = evolve(orjson.loads(event_type.schema), orjson.loads(fields["schema"]),
                        old_text=event_type.schema, new_text=fields["schema"],
                        mode=fields["compatibility_mode"], version=event_type.schema_version)
     if evolution.refused:
-        reasons = ", ".join(f"{c.path}: {c.kind.lower().replace('_', ' ')}" for c in evolution.refused)
+        reasons = ", ".join(f"{c.path}: {c.kind.lower().replace('_', ' ')}"
+                            for c in evolution.refused)
         raise invalid(f"Invalid schema: {reasons} (not allowed in "
                       f"{fields['compatibility_mode']} mode).")
     changed = [key for key, value in fields.items() if getattr(event_type, key) != value]

@@ -59,7 +59,7 @@ class EventType(models.Model):
     )
     cleanup_policy = models.CharField(max_length=16, default="delete")
     ordering_key_fields = models.JSONField(default=list, blank=True)
-    audience = models.CharField(max_length=64, null=True, blank=True)
+    audience = models.CharField(max_length=64, blank=True, default="")
     authorization = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -145,7 +145,8 @@ class ApiToken(models.Model):
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="tokens")
     label = models.CharField(max_length=255, blank=True)
     digest = models.CharField(max_length=64, unique=True, editable=False)
-    hint = models.CharField(max_length=16, editable=False, help_text="The token's first characters.")
+    hint = models.CharField(max_length=16, editable=False,
+                            help_text="The token's first characters.")
     created_at = models.DateTimeField(auto_now_add=True)
     revoked = models.BooleanField(default=False)
 

@@ -26,7 +26,8 @@ from events.schemas import Validator, compiled_validator, strict_schema
 
 logger = logging.getLogger(__name__)
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # RFC 3339 date-time, as Nakadi requires for occurred_at.
 DATE_TIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -110,7 +111,7 @@ def validate(event: Any, category: str, validator: Validator) -> str | None:
         occurred_at = metadata.get("occurred_at")
         if not isinstance(occurred_at, str) or not DATE_TIME_RE.match(occurred_at):
             return "metadata.occurred_at must be an RFC 3339 date-time"
-    subject = event
+    subject: Any = event
     if category == "data":
         if event.get("data_op") not in DATA_OPS:
             return "data_op must be one of C, U, D, S"
@@ -215,7 +216,8 @@ async def publish(events: Sequence[Any], target: Target, *, published_by: str,
             failed[batch.partition] = f"storing failed: {result}"
     for item, partition in zip(items, prepared.partitions, strict=True):
         if partition in failed:
-            item.publishing_status, item.step, item.detail = "failed", "publishing", failed[partition]
+            item.publishing_status, item.step = "failed", "publishing"
+            item.detail = failed[partition]
         else:
             item.publishing_status, item.step = "submitted", "none"
     return Outcome(207 if failed else 200, items)

@@ -130,9 +130,8 @@ def live_server_process(django_db_setup, django_db_blocker, redis_url: str
 
 
 @pytest.fixture
-def _live_server_helper() -> Iterator[None]:
+def _live_server_helper() -> None:
     """Replaces pytest-django's hook for its in-process live server, which ours is not."""
-    yield
 
 
 @pytest.fixture
