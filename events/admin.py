@@ -1,1 +1,280 @@
+"""The operators' admin: event types (with live partition offsets from Redis) and clients.
+
+Event type changes go through the API's own rules (`events.forms.EventTypeForm`); tokens
+are shown once, on the page that created them, and stored only as digests.
+"""
+
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import redis
+from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from events import event_types, streams
+from events.forms import CreateTokenForm, EventTypeForm, format_duration, pretty_schema
+from events.models import ApiToken, Client, EventType, EventTypeSchema, Grant, token_digest
+
+logger = logging.getLogger(__name__)
+
+admin.site.site_header = "Streamsite"
+admin.site.site_title = "Streamsite"
+admin.site.index_title = "Event bus administration"
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
+
+ADD_FIELDSETS: _FieldsetSpec = (
+    ("Identity", {"fields": ("name", "owning_application", "category", "audience",
+                             "authorization")}),
+    ("Partitioning", {"fields": ("partition_count", "partition_strategy", "partition_key_fields",
+                                 "ordering_key_fields")}),
+    ("Schema", {"fields": ("schema", "compatibility_mode")}),
+    ("Retention", {"fields": ("retention_time_ms", "retention_max_events")}),
+)
+CHANGE_FIELDSETS: _FieldsetSpec = (
+    ("Identity", {"fields": ("name", "owning_application", "category", "enrichment_strategies",
+                             "audience", "authorization")}),
+    ("Partitioning", {"fields": ("partition_count", "partition_strategy", "partition_key_fields",
+                                 "ordering_key_fields")}),
+    ("Partitions (live from Redis)", {
+        "fields": ("partitions",),
+        "description": "Offsets are Redis entry ids, read when this page was loaded."}),
+    ("Schema", {"fields": ("schema", "compatibility_mode", "schema_version",
+                           "schema_created_at")}),
+    ("Retention", {"fields": ("retention_time_ms", "retention_max_events", "cleanup_policy")}),
+    ("Record", {"fields": ("default_statistic", "created_at", "updated_at"),
+                "classes": ("collapse",)}),
+)
+
+
+class SchemaHistoryInline(admin.TabularInline):
+    """Every schema version of the event type, newest first; history is never edited."""
+
+    model = EventTypeSchema
+    verbose_name = "schema version"
+    verbose_name_plural = "Schema history"
+    fields = ("version", "created_at", "schema_text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="schema")
+    def schema_text(self, row: EventTypeSchema) -> SafeString:
+        return format_html("<details><summary><code>{}</code></summary><pre>{}</pre></details>",
+                           _shorten(row.schema, 80), pretty_schema(row.schema))
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    form = EventTypeForm
+    list_display = ("name", "owning_application", "category", "partition_count", "retention",
+                    "schema_version", "updated_at")
+    list_filter = ("category", "partition_strategy", "compatibility_mode", "owning_application")
+    search_fields = ("name", "owning_application")
+
+    def get_fieldsets(self, request: HttpRequest, obj: EventType | None = None
+                      ) -> _FieldsetSpec:
+        return ADD_FIELDSETS if obj is None else CHANGE_FIELDSETS
+
+    def get_inlines(self, request: HttpRequest, obj: EventType | None = None
+                    ) -> list[type[InlineModelAdmin]]:
+        return [] if obj is None else [SchemaHistoryInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: EventType | None = None
+                            ) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        # What Nakadi's PUT may never change, and what only the rules themselves set.
+        return ("name", "category", "enrichment_strategies", "partition_count",
+                "schema_version", "schema_created_at", "cleanup_policy", "default_statistic",
+                "created_at", "updated_at", "partitions")
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None
+                   ) -> EventType | None:
+        """The row; locked when posting, so the evolution check sees what it changes (as PUT)."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and request.method == "POST":
+            obj = EventType.objects.select_for_update().get(pk=obj.pk)
+        return obj
+
+    def save_model(self, request: HttpRequest, obj: EventType, form: Form, change: bool
+                   ) -> None:
+        """Save, and record a schema version whenever the rules earned a new one."""
+        assert isinstance(form, EventTypeForm)
+        obj.save()
+        if change and "schema_version" not in form.changed_fields:
+            return
+        event_types.record_schema(obj)
+        if change:
+            messages.info(request, f"The schema of {obj.name} is now version "
+                                   f"{obj.schema_version} (was {form.previous_version}).")
+
+    def delete_model(self, request: HttpRequest, obj: EventType) -> None:
+        super().delete_model(request, obj)
+        _drop_streams(request, [(obj.name, obj.partition_count)])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[EventType]) -> None:
+        doomed = list(queryset.values_list("name", "partition_count"))
+        super().delete_queryset(request, queryset)
+        _drop_streams(request, doomed)
+
+    @admin.display(description="retention", ordering="retention_time_ms")
+    def retention(self, obj: EventType) -> str:
+        text = format_duration(obj.retention_time_ms)
+        if obj.retention_max_events:
+            text += f", at most {obj.retention_max_events:,} events"
+        return text
+
+    @admin.display(description="partitions")
+    def partitions(self, obj: EventType) -> SafeString:
+        """Each partition's offsets and length, read from Redis now; the error if it fails."""
+        try:
+            infos = streams.partition_info(obj.name, range(obj.partition_count))
+        except (redis.RedisError, OSError) as error:
+            logger.warning("Redis unavailable for the partitions of %s: %s", obj.name, error)
+            return format_html('<p class="errornote" id="partitions-error">Redis is unavailable: '
+                               "{}</p>", error)
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td>"
+                "<td>{}</td></tr>",
+            ((i.partition, i.oldest_available_offset, i.newest_available_offset, i.length)
+             for i in infos))
+        return format_html('<table id="partitions"><thead><tr><th>partition</th>'
+                           "<th>oldest offset</th><th>newest offset</th><th>length</th>"
+                           "</tr></thead><tbody>{}</tbody></table>", rows)
+
+
+def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, int]]) -> None:
+    """Delete the Redis streams of deleted event types; a warning if Redis fails."""
+    for name, partition_count in doomed:
+        try:
+            streams.delete_partitions(name, partition_count)
+        except (redis.RedisError, OSError) as error:
+            messages.warning(request, f"The streams of {name} could not be deleted from Redis "
+                                      f"({error}); its events stay until retention trims them.")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class GrantInline(admin.TabularInline):
+    model = Grant
+    fields = ("action", "pattern")
+    extra = 1
+
+
+class ApiTokenInline(admin.TabularInline):
+    """A client's tokens: only the hint is ever shown; revoking is the one edit."""
+
+    model = ApiToken
+    verbose_name = "API token"
+    fields = ("hint_text", "label", "created_at", "revoked")
+    readonly_fields = ("hint_text", "label", "created_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # tokens are created with "Create token", which shows them once
+
+    @admin.display(description="token")
+    def hint_text(self, token: ApiToken) -> SafeString:
+        return format_html("<code>{}…</code>", token.hint)
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_admin", "grant_summary", "active_tokens", "created_at")
+    list_filter = ("is_admin",)
+    search_fields = ("name", "description", "grants__pattern")
+    fields = ("name", "is_admin", "description")
+    actions = ("create_tokens",)
+
+    def get_inlines(self, request: HttpRequest, obj: Client | None = None
+                    ) -> list[type[InlineModelAdmin]]:
+        return [GrantInline] if obj is None else [GrantInline, ApiTokenInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
+        return super().get_queryset(request).prefetch_related("grants", "tokens")
+
+    def get_urls(self) -> list[URLPattern]:
+        create_token = self.admin_site.admin_view(self.create_token_view)
+        return [path("<path:object_id>/create-token/", create_token,
+                     name="events_client_create_token"), *super().get_urls()]
+
+    @admin.display(description="grants")
+    def grant_summary(self, client: Client) -> str:
+        if client.is_admin:
+            return "admin: everything"
+        by_action: dict[str, list[str]] = {}
+        for grant in client.grants.all():
+            by_action.setdefault(grant.action, []).append(grant.pattern)
+        return " · ".join(f"{action} {', '.join(sorted(patterns))}"
+                          for action, patterns in sorted(by_action.items())) or "none"
+
+    @admin.display(description="active tokens")
+    def active_tokens(self, client: Client) -> int:
+        return sum(not token.revoked for token in client.tokens.all())
+
+    @admin.action(description="Create a token for each selected client", permissions=["change"])
+    def create_tokens(self, request: HttpRequest, queryset: QuerySet[Client]) -> HttpResponse:
+        return self._issue_tokens(request, list(queryset), label="")
+
+    def create_token_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: ask for a label; POST: create the token and show it, this once."""
+        client = self.get_object(request, unquote(object_id))
+        if client is None:
+            raise Http404(f"There is no client with id {object_id!r}.")
+        if not self.has_change_permission(request, client):
+            raise PermissionDenied
+        form = CreateTokenForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            return self._issue_tokens(request, [client], label=form.cleaned_data["label"])
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "original": client, "form": form,
+                   "title": "Create a token", "subtitle": client.name}
+        return TemplateResponse(request, "admin/events/client/create_token.html", context)
+
+    def response_add(self, request: HttpRequest, obj: Client,
+                     post_url_continue: str | None = None) -> HttpResponse:
+        if "_create_token" in request.POST:
+            return self._issue_tokens(request, [obj], label="")
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Client) -> HttpResponse:
+        if "_create_token" in request.POST:
+            return self._issue_tokens(request, [obj], label="")
+        return super().response_change(request, obj)
+
+    def _issue_tokens(self, request: HttpRequest, clients: list[Client], label: str
+                      ) -> HttpResponse:
+        """New tokens, shown on this response only: never in a message, a cookie or a log."""
+        with transaction.atomic():
+            issued = [(client, client.issue_token(label)) for client in clients]
+            for client, token in issued:
+                hint = ApiToken.objects.get(digest=token_digest(token)).hint
+                self.log_change(request, client, f"Created API token {hint}…")
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "issued": issued, "title": "Copy the new token now"
+                   if len(issued) == 1 else "Copy the new tokens now"}
+        return TemplateResponse(request, "admin/events/client/token_created.html", context)

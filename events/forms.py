@@ -1,0 +1,219 @@
+"""Admin forms: an event type validated and evolved by the API's own rules, and clients.
+
+The event type form builds the body a Nakadi client would PUT and runs it through
+`events.event_types`, so the admin can never store what the API would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from events import event_types
+from events.models import EventType
+from events.problems import Problem
+
+_DURATION_PART = re.compile(r"(\d+)\s*(ms|d|h|m|s)", re.IGNORECASE)
+_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+
+
+def format_duration(ms: int) -> str:
+    """`ms` in the largest units that divide it exactly, e.g. "2d", "1d 12h", "90s"."""
+    if ms <= 0:
+        return f"{ms}ms"
+    parts = []
+    for unit, size in _UNIT_MS.items():
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts)
+
+
+def parse_duration(text: str) -> int:
+    """Milliseconds of "2d", "1d 12h", "90m" or a bare number of milliseconds."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    parts = _DURATION_PART.findall(text)
+    if not parts or _DURATION_PART.sub("", text).strip():
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(int(count) * _UNIT_MS[unit.lower()] for count, unit in parts)
+
+
+class DurationField(forms.CharField):
+    """A duration typed in readable units and cleaned to milliseconds."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return format_duration(value) if isinstance(value, int) else value
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError:
+            raise ValidationError('Give a duration such as "2d", "36h", "1d 12h", "90m" '
+                                  "or a number of milliseconds.") from None
+
+
+class NameListField(forms.CharField):
+    """A list of field names (JSON paths), typed comma-separated."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value)
+        return [name for name in re.split(r"[,\s]+", text or "") if name]
+
+
+class OptionalJSONField(forms.JSONField):
+    """JSON that may be left empty (stored as null), shown empty rather than as "null"."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
+def pretty_schema(text: str) -> str:
+    """The schema indented for reading; the text itself when it is not valid JSON."""
+    try:
+        return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        return text
+
+
+NEW_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
+
+# Where a refusal of the API's rules is shown: the first field named in its detail.
+_ERROR_FIELDS = (("compatibility_mode", "compatibility_mode"), ("schema", "schema"),
+                 ("retention_time", "retention_time_ms"),
+                 ("retention_max_events", "retention_max_events"),
+                 ("partition_key_fields", "partition_key_fields"),
+                 ("partition_strategy", "partition_strategy"),
+                 ("user_defined", "partition_strategy"),
+                 ("name", "name"), ("owning_application", "owning_application"),
+                 ("enrichment", "category"), ("category", "category"))
+
+
+class EventTypeForm(forms.ModelForm):
+    """An event type checked by `event_types.parse`, and changed by `apply_update`.
+
+    After a valid change, `changed_fields` names what changed ("schema_version" on a bump).
+    """
+
+    schema = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "class": "vLargeTextField",
+                                     "spellcheck": "false",
+                                     "style": "font-family: monospace"}),
+        help_text="The JSON schema of the events. A change is judged by the compatibility "
+                  "mode and earns a new version, as through the API.")
+    partition_key_fields = NameListField(
+        required=False, help_text="Comma-separated; only with the hash strategy.")
+    ordering_key_fields = NameListField(required=False, help_text="Comma-separated.")
+    authorization = OptionalJSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Nakadi's authorization object (admins, readers, writers); empty for none.")
+    retention_time_ms = DurationField(
+        label="Retention time",
+        help_text='e.g. "2d", "36h", "1d 12h"; at least 1m. Events older than this are trimmed.')
+
+    class Meta:
+        model = EventType
+        fields = ("name", "owning_application", "category", "audience", "authorization",
+                  "partition_count", "partition_strategy", "partition_key_fields",
+                  "ordering_key_fields", "schema", "compatibility_mode", "retention_time_ms",
+                  "retention_max_events")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.changed_fields: list[str] = []
+        self.previous_version = self.instance.schema_version
+        if self.instance.pk is not None:
+            self.initial["schema"] = pretty_schema(self.instance.schema)
+        else:
+            self.initial.setdefault("retention_time_ms", settings.DEFAULT_RETENTION_MS)
+            self.initial.setdefault("schema", NEW_SCHEMA)
+        if "partition_count" in self.fields:
+            self.fields["partition_count"].validators.append(_partition_count_in_range)
+            self.fields["partition_count"].help_text = (
+                f"1 to {settings.MAX_PARTITIONS}; fixed once the event type exists.")
+
+    def clean_schema(self) -> str:
+        """The typed schema; the stored text when it means the same JSON (no new version)."""
+        text: str = self.cleaned_data["schema"].replace("\r\n", "\n")
+        if self.instance.pk is not None:
+            try:
+                if orjson.loads(text) == orjson.loads(self.instance.schema):
+                    return self.instance.schema
+            except orjson.JSONDecodeError:
+                pass
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return cleaned
+        try:
+            fields = event_types.parse(self._nakadi_body(cleaned))
+            if self.instance.pk is None:
+                fields["partition_count"] = cleaned["partition_count"]
+                fields["default_statistic"] = None
+                for key, value in fields.items():
+                    setattr(self.instance, key, value)
+            else:
+                fields["partition_count"] = self.instance.partition_count
+                fields["default_statistic"] = self.instance.default_statistic
+                self.changed_fields = event_types.apply_update(self.instance, fields)
+        except Problem as problem:
+            self.add_error(self._field_of(problem.detail), problem.detail)
+            return cleaned
+        # The normalized values, so that saving the form writes what the rules accepted.
+        cleaned.update((key, value) for key, value in fields.items() if key in self.fields)
+        return cleaned
+
+    def _nakadi_body(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The PUT/POST body of this form: typed fields over the stored ones."""
+        def value(key: str) -> Any:
+            return cleaned[key] if key in cleaned else getattr(self.instance, key)
+
+        category = value("category")
+        return {
+            "name": value("name"),
+            "owning_application": value("owning_application"),
+            "category": category,
+            "enrichment_strategies": [] if category == "undefined" else ["metadata_enrichment"],
+            "partition_strategy": value("partition_strategy"),
+            "partition_key_fields": value("partition_key_fields"),
+            "ordering_key_fields": value("ordering_key_fields"),
+            "compatibility_mode": value("compatibility_mode"),
+            "cleanup_policy": "delete",
+            "audience": value("audience") or None,
+            "authorization": value("authorization"),
+            "schema": {"type": "json_schema", "schema": value("schema")},
+            "default_statistic": None,
+            "options": {"retention_time": value("retention_time_ms"),
+                        "retention_max_events": value("retention_max_events")},
+        }
+
+    def _field_of(self, detail: str) -> str | None:
+        for needle, field in _ERROR_FIELDS:
+            if needle in detail and field in self.fields:
+                return field
+        return None
+
+
+def _partition_count_in_range(count: int) -> None:
+    if not 1 <= count <= settings.MAX_PARTITIONS:
+        raise ValidationError(f"Between 1 and {settings.MAX_PARTITIONS} partitions.")
+
+
+class CreateTokenForm(forms.Form):
+    label = forms.CharField(
+        max_length=255, required=False,
+        help_text="What the token is for, e.g. the host or deployment that will use it.")

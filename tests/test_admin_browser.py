@@ -1,0 +1,88 @@
+"""The admin in a real headless Chromium, against a real Daphne (`live_server`).
+
+Needs Debian's `chromium` at /usr/bin/chromium; Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from events import streams
+from events.clients import create_client
+from events.models import ApiToken, Client, EventType
+from tests.helpers import business_event, event_type_body
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path("/tmp/admin-event-type.png")
+PASSWORD = "a long operator password"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_server):
+    # Rows first: Playwright's sync API runs an event loop, and Django refuses ORM calls
+    # while one is running.
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    _, shop_token = create_client("shop", publish=["order.*"], read=["order.*"])
+    billing = Client.objects.create(name="billing", description="The billing service")
+    with live_server.client(shop_token) as http:
+        assert http.post("/api/event-types",
+                         json=event_type_body(partitions=2)).status_code == 201
+        events = [business_event(f"A-{i}") for i in range(4)]
+        assert http.post("/api/event-types/order.created/events", json=events).status_code == 200
+    event_type = EventType.objects.get(name="order.created")
+    infos = streams.partition_info(event_type.name, range(event_type.partition_count))
+    assert sum(info.length for info in infos) == 4
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(base_url=live_server.url,
+                                    viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(15_000)
+            page.goto("/admin/login/?next=/admin/")
+            page.fill("#id_username", "operator")
+            page.fill("#id_password", PASSWORD)
+            page.click("input[type=submit]")
+            sync_api.expect(page.locator("#site-name")).to_have_text("Streamsite")
+
+            page.goto(f"/admin/events/eventtype/{event_type.pk}/change/")
+            table = page.locator("table#partitions")
+            for info in infos:
+                row = table.locator("tbody tr").nth(info.partition)
+                sync_api.expect(row.locator("td")).to_have_text(
+                    [str(info.partition), info.oldest_available_offset,
+                     info.newest_available_offset, str(info.length)])
+            sync_api.expect(page.get_by_role("heading", name="Schema history")).to_be_visible()
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            page.goto(f"/admin/events/client/{billing.pk}/change/")
+            page.get_by_role("link", name="Create token").click()
+            page.fill("#id_label", "browser test")
+            page.get_by_role("button", name="Create token").click()
+            sync_api.expect(page.get_by_text("will not be shown again")).to_be_visible()
+            token = page.locator("input.new-token").input_value()
+
+            page.goto(f"/admin/events/client/{billing.pk}/change/")
+            sync_api.expect(page.locator("#tokens-group")).to_contain_text(token[:10])
+            assert token not in page.content()
+        finally:
+            browser.close()
+
+    assert SCREENSHOT.stat().st_size > 10_000
+    stored = ApiToken.objects.get(client=billing, label="browser test")
+    assert stored.digest == hashlib.sha256(token.encode()).hexdigest()
+    with live_server.client(token) as http:
+        assert http.get("/api/event-types").status_code == 200
