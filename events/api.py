@@ -45,8 +45,7 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
     try:
         with transaction.atomic():
             row = EventType.objects.create(**fields)
-            EventTypeSchema.objects.create(event_type=row, version=row.schema_version,
-                                           schema=row.schema, created_at=row.schema_created_at)
+            event_types.record_schema(row)
     except IntegrityError:
         raise Problem(409, f"EventType {fields['name']} already exists.") from None
     return json_response(event_types.render(row), status=201,
@@ -77,8 +76,7 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         if changed:
             row.save()
         if "schema_version" in changed:
-            EventTypeSchema.objects.create(event_type=row, version=row.schema_version,
-                                           schema=row.schema, created_at=row.schema_created_at)
+            event_types.record_schema(row)
     return json_response(event_types.render(row))
 
 

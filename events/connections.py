@@ -12,6 +12,11 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+# A Redis that stops answering gives an error, not a request that hangs. Blocking reads
+# (XREAD … BLOCK) need a client of their own with a longer socket timeout.
+SOCKET_CONNECT_TIMEOUT = 2.0
+SOCKET_TIMEOUT = 10.0
+
 _sync_clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
 _async_clients = weakref.WeakKeyDictionary()
@@ -23,7 +28,8 @@ def redis_client() -> redis.Redis:
     client = _sync_clients.get(url)
     if client is None:
         client = _sync_clients[url] = redis.Redis.from_url(
-            url, health_check_interval=30)
+            url, health_check_interval=30, socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT)
     return client
 
 
@@ -34,5 +40,6 @@ def async_redis_client() -> aioredis.Redis:
     client = per_loop.get(url)
     if client is None:
         client = per_loop[url] = aioredis.Redis.from_url(
-            url, health_check_interval=30)
+            url, health_check_interval=30, socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT)
     return client

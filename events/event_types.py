@@ -11,7 +11,7 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from events.models import EVENT_TYPE_NAME_RE, EventType
+from events.models import EVENT_TYPE_NAME_RE, EventType, EventTypeSchema
 from events.problems import Problem
 from events.schema_diff import evolve
 from events.schemas import SchemaError, parse_schema
@@ -211,6 +211,13 @@ def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
         event_type.schema_created_at = timezone.now()
         changed += ["schema_version", "schema_created_at"]
     return changed
+
+
+def record_schema(event_type: EventType) -> EventTypeSchema:
+    """Keep the type's current schema version in its history (GET …/schemas)."""
+    return EventTypeSchema.objects.create(
+        event_type=event_type, version=event_type.schema_version, schema=event_type.schema,
+        created_at=event_type.schema_created_at)
 
 
 def _timestamp(value: Any) -> str:

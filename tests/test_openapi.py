@@ -1,0 +1,470 @@
+"""The OpenAPI document: well formed, complete, and true to what the real views answer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from django.test import override_settings
+from django.urls import URLResolver, get_resolver
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
+
+from events.docs import OPENAPI_PATH
+from events.publishing import DATE_TIME_RE
+from tests.conftest import bearer
+from tests.helpers import business_event, event_type_body
+
+SPEC: dict[str, Any] = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
+SPEC_URI = "urn:streamsite:openapi"
+REGISTRY: Registry[Any] = Registry().with_resource(
+    SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)
+)
+METHODS = ("get", "put", "post", "delete", "patch")
+# Values for path parameters when a test needs a concrete URL.
+SAMPLES = {"name": "order.created", "version": "latest", "partition": "0"}
+
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time")
+def _is_date_time(value: object) -> bool:
+    # jsonschema checks date-time only with an optional package; RFC 3339 is a regex here.
+    return not isinstance(value, str) or bool(DATE_TIME_RE.match(value))
+
+
+def pointer(*parts: str) -> str:
+    """A JSON pointer (RFC 6901) to `parts` inside the document."""
+    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def lookup(location: str) -> Any:
+    return REGISTRY.resolver().lookup(f"{SPEC_URI}#{location}").contents
+
+
+def deref(node: dict[str, Any], location: str) -> tuple[dict[str, Any], str]:
+    """`node` and its location, or what its `$ref` points at and where that is."""
+    while "$ref" in node:
+        location = node["$ref"].removeprefix("#")
+        node = lookup(location)
+    return node, location
+
+
+def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in SPEC["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+def django_routes() -> set[str]:
+    """Every /api/ and /health/ route Django serves, as an OpenAPI path template."""
+
+    def walk(patterns: list[Any], prefix: str) -> Iterator[str]:
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, route)
+            else:
+                yield route
+
+    routes = walk(get_resolver().url_patterns, "")
+    return {
+        "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+        for route in routes
+        if route.startswith(("api/", "health/"))
+    }
+
+
+def sample_path(template: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda match: SAMPLES[match[1]], template)
+
+
+def assert_matches_spec(method: str, path_template: str, response: Any) -> None:
+    """Fail unless the document lists `response`'s status for the operation, its required
+    headers are present, and its body matches the schema for its content type.
+    """
+    location = pointer("paths", path_template, method.lower())
+    operation = lookup(location)
+    status = str(response.status_code)
+    answer = f"{method.upper()} {path_template} answered {status}: {response.content[:300]!r}"
+    assert status in operation["responses"], f"undocumented status; {answer}"
+    documented, location = deref(
+        operation["responses"][status], location + pointer("responses", status)
+    )
+    for name, header in documented.get("headers", {}).items():
+        assert not header.get("required") or name in response.headers, f"no {name}; {answer}"
+    content = documented.get("content")
+    if not content:
+        assert response.content == b"", f"the body should be empty; {answer}"
+        return
+    content_type = response["Content-Type"].split(";")[0].strip()
+    assert content_type in content, f"undocumented content type {content_type}; {answer}"
+    if not content_type.endswith("json"):
+        return
+    schema = {"$ref": f"{SPEC_URI}#{location}{pointer('content', content_type, 'schema')}"}
+    validator = Draft202012Validator(schema, registry=REGISTRY, format_checker=FORMATS)
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in validator.iter_errors(orjson.loads(response.content))
+    ]
+    assert not errors, f"the body does not match the document: {errors}; {answer}"
+
+
+# -- the document itself ---------------------------------------------------------------
+
+
+def test_it_is_an_openapi_3_1_document() -> None:
+    assert re.fullmatch(r"3\.1\.\d+", SPEC["openapi"])
+    assert isinstance(SPEC["info"]["title"], str)
+    assert isinstance(SPEC["info"]["version"], str)
+    assert "Nakadi" in SPEC["info"]["description"]
+    assert "<ms>-<seq>" in SPEC["info"]["description"]
+    assert all(path.startswith("/") for path in SPEC["paths"])
+    assert set(SPEC) <= {
+        "openapi",
+        "info",
+        "jsonSchemaDialect",
+        "servers",
+        "paths",
+        "webhooks",
+        "components",
+        "security",
+        "tags",
+        "externalDocs",
+    }
+
+
+def test_it_gives_every_operation_an_id_a_summary_a_tag_and_described_responses() -> None:
+    tags = {tag["name"] for tag in SPEC["tags"]}
+    ids = [operation["operationId"] for _, _, operation in operations()]
+    assert len(ids) == len(set(ids))
+    for path, method, operation in operations():
+        where = f"{method.upper()} {path}"
+        assert operation["summary"], where
+        assert operation["description"], where
+        assert operation["tags"], where
+        assert set(operation["tags"]) <= tags, where
+        assert operation["responses"], where
+        for status, response in operation["responses"].items():
+            assert re.fullmatch(r"[1-5][0-9][0-9]|default", status), where
+            assert deref(response, "")[0]["description"], f"{where} {status}"
+
+
+def test_it_declares_every_path_parameter_as_required() -> None:
+    for path, method, operation in operations():
+        declared = [
+            deref(p, "")[0]
+            for p in SPEC["paths"][path].get("parameters", []) + operation.get("parameters", [])
+        ]
+        in_path = {p["name"] for p in declared if p["in"] == "path"}
+        assert in_path == set(re.findall(r"\{(\w+)\}", path)), f"{method.upper()} {path}"
+        assert all(p["required"] for p in declared if p["in"] == "path")
+        assert all(p["in"] in ("query", "header", "path", "cookie") for p in declared)
+
+
+def test_it_resolves_every_ref() -> None:
+    found = list(refs(SPEC))
+    assert found
+    for ref in found:
+        assert ref.startswith("#/"), ref
+        try:
+            lookup(ref.removeprefix("#"))
+        except Unresolvable:
+            pytest.fail(f"{ref} does not resolve")
+
+
+def test_it_holds_only_valid_json_schema_2020_12() -> None:
+    for name, schema in SPEC["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema)
+        assert schema.get("description") or name in ("Link", "AuthorizationAttributes"), name
+    for _, _, operation in operations():
+        for response in operation["responses"].values():
+            for media in deref(response, "")[0].get("content", {}).values():
+                Draft202012Validator.check_schema(media["schema"])
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            Draft202012Validator.check_schema(media["schema"])
+
+
+def test_it_uses_only_the_bearer_security_scheme() -> None:
+    assert SPEC["components"]["securitySchemes"] == {
+        "bearerAuth": {
+            **SPEC["components"]["securitySchemes"]["bearerAuth"],
+            "type": "http",
+            "scheme": "bearer",
+        }
+    }
+    assert SPEC["security"] == [{"bearerAuth": []}]
+    public = {path for path, _, operation in operations() if operation.get("security") == []}
+    assert public == {"/api/openapi.json", "/api/openapi.yaml", "/health/live", "/health/ready"}
+
+
+def test_it_documents_exactly_the_routes_django_serves() -> None:
+    routes = django_routes()
+    assert "/api/event-types/{name}/events" in routes
+    assert set(SPEC["paths"]) == routes
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", sorted(p for p in SPEC["paths"] if p.startswith("/api/")))
+def test_it_documents_exactly_the_methods_each_api_path_accepts(client, path):
+    documented = {method for method in METHODS if method in SPEC["paths"][path]}
+    for method in METHODS:
+        response = client.generic(method.upper(), sample_path(path))
+        if method in documented:
+            assert response.status_code != 405, f"{method.upper()} {path}"
+        else:
+            assert response.status_code == 405, f"{method.upper()} {path}"
+            allowed = {m.strip().lower() for m in response["Allow"].split(",")} - {"head"}
+            assert allowed == documented, path
+
+
+# -- real responses against the document -----------------------------------------------
+
+ET = "/api/event-types"
+ORDER = "/api/event-types/order.created"
+
+
+def call(
+    client,
+    method: str,
+    path: str,
+    token: str | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    **extra: Any,
+):
+    data = body if isinstance(body, bytes | str) or body is None else orjson.dumps(body)
+    headers = bearer(token) if token else {}
+    return client.generic(
+        method.upper(), path, data or b"", content_type=content_type, **headers, **extra
+    )
+
+
+@pytest.fixture
+def order_type(client, producer_token: str) -> dict[str, Any]:
+    """order.created with two partitions, created through the API by the shop."""
+    response = call(client, "post", ET, producer_token, event_type_body(partitions=2))
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_it_describes_an_event_type_s_whole_life(client, producer_token):
+    created = call(client, "post", ET, producer_token, event_type_body(partitions=2))
+    assert created.status_code == 201
+    assert_matches_spec("post", "/api/event-types", created)
+    listed = call(client, "get", f"{ET}?owning_application=shop", producer_token)
+    assert [row["name"] for row in listed.json()] == ["order.created"]
+    assert_matches_spec("get", "/api/event-types", listed)
+    fetched = call(client, "get", ORDER, producer_token)
+    assert_matches_spec("get", "/api/event-types/{name}", fetched)
+    body = event_type_body(partitions=2, options={"retention_max_events": 1000})
+    updated = call(client, "put", ORDER, producer_token, body)
+    assert updated.json()["options"]["retention_max_events"] == 1000
+    assert_matches_spec("put", "/api/event-types/{name}", updated)
+    deleted = call(client, "delete", ORDER, producer_token)
+    assert deleted.status_code == 200
+    assert_matches_spec("delete", "/api/event-types/{name}", deleted)
+
+
+def test_it_describes_schema_versions_and_their_pages(client, producer_token, order_type):
+    schema = {
+        "type": "object",
+        "properties": {
+            "order_number": {"type": "string"},
+            "amount": {"type": "number", "minimum": 0},
+            "note": {"type": "string"},
+        },
+        "required": ["order_number"],
+    }
+    body = event_type_body(partitions=2, json_schema=schema)
+    assert call(client, "put", ORDER, producer_token, body).status_code == 200
+    first_page = call(client, "get", f"{ORDER}/schemas?limit=1", producer_token)
+    assert "next" in first_page.json()["_links"]
+    assert_matches_spec("get", "/api/event-types/{name}/schemas", first_page)
+    second_page = call(client, "get", f"{ORDER}/schemas?limit=1&offset=1", producer_token)
+    assert "prev" in second_page.json()["_links"]
+    assert_matches_spec("get", "/api/event-types/{name}/schemas", second_page)
+    for version in ("latest", "1.0.0"):
+        one = call(client, "get", f"{ORDER}/schemas/{version}", producer_token)
+        assert one.status_code == 200
+        assert_matches_spec("get", "/api/event-types/{name}/schemas/{version}", one)
+
+
+def test_it_describes_partitions_empty_and_holding_events(client, producer_token, order_type):
+    empty = call(client, "get", f"{ORDER}/partitions", producer_token)
+    assert_matches_spec("get", "/api/event-types/{name}/partitions", empty)
+    published = call(
+        client,
+        "post",
+        f"{ORDER}/events",
+        producer_token,
+        [business_event(f"A-{i}") for i in range(6)],
+    )
+    assert published.status_code == 200
+    assert_matches_spec("post", "/api/event-types/{name}/events", published)
+    listed = call(client, "get", f"{ORDER}/partitions", producer_token)
+    assert sum(p["length"] for p in listed.json()) == 6
+    for partition in (p for p in listed.json() if p["length"]):
+        offsets = partition["oldest_available_offset"], partition["newest_available_offset"]
+        assert all(re.fullmatch(r"\d+-\d+", offset) for offset in offsets), partition
+    assert_matches_spec("get", "/api/event-types/{name}/partitions", listed)
+    one = call(client, "get", f"{ORDER}/partitions/1", producer_token)
+    assert_matches_spec("get", "/api/event-types/{name}/partitions/{partition}", one)
+
+
+def test_it_describes_a_refused_batch_even_without_eids(client, admin_token):
+    body = event_type_body("audit.raw", category="undefined")
+    assert call(client, "post", ET, admin_token, body).status_code == 201
+    response = call(
+        client,
+        "post",
+        "/api/event-types/audit.raw/events",
+        admin_token,
+        [{"order_number": "A-1"}, {"amount": 3}],
+    )
+    assert response.status_code == 422
+    assert [item["publishing_status"] for item in response.json()] == ["aborted", "failed"]
+    assert_matches_spec("post", "/api/event-types/{name}/events", response)
+
+
+# fmt: off
+# (name, method, path template, token, body, extra request arguments, expected status)
+CASES: list[tuple[str, str, str, str | None, Any, dict[str, Any], int]] = [
+    ("no token", "get", "/api/event-types", None, None, {}, 401),
+    ("unknown token", "get", "/api/event-types/{name}", None, None,
+     {"HTTP_AUTHORIZATION": "Bearer nope"}, 401),
+    ("duplicate name", "post", "/api/event-types", "producer", event_type_body(), {}, 409),
+    ("invalid type", "post", "/api/event-types", "producer",
+     event_type_body(category="weird"), {}, 422),
+    ("malformed type", "post", "/api/event-types", "producer", b"{nope", {}, 400),
+    ("type as text", "post", "/api/event-types", "producer", b"{}",
+     {"content_type": "text/plain"}, 415),
+    ("no grant to create", "post", "/api/event-types", "stranger",
+     event_type_body("order.other"), {}, 403),
+    ("update refused", "put", "/api/event-types/{name}", "producer",
+     event_type_body(category="data"), {}, 422),
+    ("update by a stranger", "put", "/api/event-types/{name}", "stranger",
+     event_type_body(partitions=2), {}, 403),
+    ("delete by a stranger", "delete", "/api/event-types/{name}", "stranger", None, {}, 403),
+    ("unknown type", "get", "/api/event-types/{name}", "producer", None,
+     {"path": "/api/event-types/nothing"}, 404),
+    ("bad paging", "get", "/api/event-types/{name}/schemas", "producer", None,
+     {"path": "/api/event-types/order.created/schemas?limit=0"}, 400),
+    ("unknown schema version", "get", "/api/event-types/{name}/schemas/{version}", "producer",
+     None, {"path": "/api/event-types/order.created/schemas/9.9.9"}, 404),
+    ("partitions unreadable", "get", "/api/event-types/{name}/partitions", "stranger", None,
+     {}, 403),
+    ("unknown partition", "get", "/api/event-types/{name}/partitions/{partition}", "producer",
+     None, {"path": "/api/event-types/order.created/partitions/7"}, 404),
+    ("invalid event", "post", "/api/event-types/{name}/events", "producer",
+     [business_event(), {"metadata": {"eid": "nope"}, "order_number": "A-2"}], {}, 422),
+    ("malformed events", "post", "/api/event-types/{name}/events", "producer", b"[{", {}, 400),
+    ("events not an array", "post", "/api/event-types/{name}/events", "producer",
+     business_event(), {}, 400),
+    ("events as text", "post", "/api/event-types/{name}/events", "producer", b"[]",
+     {"content_type": "text/plain"}, 415),
+    ("no grant to publish", "post", "/api/event-types/{name}/events", "stranger",
+     [business_event()], {}, 403),
+    ("publish to an unknown type", "post", "/api/event-types/{name}/events", "producer",
+     [business_event()], {"path": "/api/event-types/nothing/events"}, 404),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "who", "body", "extra", "status"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_it_answers_errors_as_documented(
+    request, client, order_type, method, template, who, body, extra, status
+):
+    token = request.getfixturevalue(f"{who}_token") if who else None
+    extra = dict(extra)
+    path = extra.pop("path", sample_path(template))
+    response = call(client, method, path, token, body, **extra)
+    assert response.status_code == status, response.content
+    assert_matches_spec(method, template, response)
+
+
+def test_it_answers_413_as_documented_for_an_event_too_large(client, producer_token, order_type):
+    with override_settings(MAX_EVENT_BYTES=200):
+        response = call(
+            client, "post", f"{ORDER}/events", producer_token, [business_event(note="x" * 300)]
+        )
+    assert response.status_code == 413
+    assert_matches_spec("post", "/api/event-types/{name}/events", response)
+
+
+def test_it_answers_413_as_documented_for_a_body_too_large(client, producer_token, order_type):
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=100):
+        published = call(
+            client, "post", f"{ORDER}/events", producer_token, [business_event(note="x" * 300)]
+        )
+        created = call(client, "post", ET, producer_token, event_type_body("order.big"))
+    assert (published.status_code, created.status_code) == (413, 413)
+    assert_matches_spec("post", "/api/event-types/{name}/events", published)
+    assert_matches_spec("post", "/api/event-types", created)
+
+
+@pytest.mark.django_db
+def test_it_describes_the_health_probes(client):
+    assert_matches_spec("get", "/health/live", client.get("/health/live"))
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert_matches_spec("get", "/health/ready", ready)
+
+
+# -- serving the document and the docs page ----------------------------------------------
+
+
+def test_it_serves_the_document_as_json_and_yaml_without_a_token(client):
+    as_json = client.get("/api/openapi.json")
+    assert as_json.status_code == 200
+    assert as_json["Content-Type"] == "application/json"
+    assert orjson.loads(as_json.content) == SPEC
+    assert_matches_spec("get", "/api/openapi.json", as_json)
+    as_yaml = client.get("/api/openapi.yaml")
+    assert as_yaml.status_code == 200
+    assert as_yaml["Content-Type"] == "application/yaml"
+    assert yaml.safe_load(as_yaml.content) == SPEC
+    assert_matches_spec("get", "/api/openapi.yaml", as_yaml)
+
+
+def test_it_renders_a_self_contained_docs_page_with_every_operation(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    for path, method, operation in operations():
+        assert f"<code>{path}</code>" in html, path
+        assert f'id="{operation["operationId"]}"' in html, f"{method} {path}"
+        assert operation["summary"] in html
+    assert "createclient" in html
+    assert 'href="/admin/"' in html
+    assert 'href="/api/openapi.json"' in html
+    assert not re.search(r"<script|<link|<img|@import|url\(", html)
+
+
+def test_it_sends_the_site_root_to_the_docs(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/docs"
