@@ -5,6 +5,7 @@ Views only parse, authorize, call the domain and render; errors are raised as Pr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -38,10 +39,11 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
         if owner := request.GET.get("owning_application"):
             rows = rows.filter(owning_application=owner)
         return json_response([event_types.render(row) for row in rows])
-    fields = event_types.parse(read_json(request))
+    body = read_json(request)
     principal = _principal(request)
-    if not principal.is_admin:
-        principal.require("publish", fields["name"])
+    name = body.get("name") if isinstance(body, dict) else None
+    principal.require("publish", name if isinstance(name, str) else "")
+    fields = event_types.parse(body)
     try:
         with transaction.atomic():
             row = EventType.objects.create(**fields)
@@ -65,8 +67,8 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         row.delete()
         streams.delete_partitions(name, row.partition_count)
         return HttpResponse(status=200)
-    fields = event_types.parse(read_json(request))
     principal.require("publish", name)
+    fields = event_types.parse(read_json(request))
     with transaction.atomic():
         locked = EventType.objects.select_for_update().filter(name=name).first()
         if locked is None:
@@ -105,7 +107,7 @@ def schema_detail(request: HttpRequest, name: str, version: str) -> HttpResponse
     schemas = row.schemas.all()
     found = schemas.first() if version == "latest" else schemas.filter(version=version).first()
     if found is None:
-        raise Problem(404, f"EventType {name!r} has no schema version {version!r}.")
+        raise Problem(404, f'EventType "{name}" has no schema version "{version}".')
     return json_response(_render_schema(found))
 
 
@@ -118,6 +120,9 @@ def _paging(request: HttpRequest) -> tuple[int, int]:
     if not 1 <= limit <= 1000 or offset < 0:
         raise Problem(400, "limit must be 1 to 1000 and offset at least 0.")
     return limit, offset
+
+
+_PARTITION_ID = re.compile(r"0|[1-9][0-9]*")
 
 
 def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
@@ -139,8 +144,8 @@ def partition_list(request: HttpRequest, name: str) -> HttpResponse:
 def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpResponse:
     row = _event_type(name)
     _principal(request).require("read", name)
-    if not partition.isdigit() or int(partition) >= row.partition_count:
-        raise Problem(404, f"partition {partition!r} not found in {name!r}.")
+    if not _PARTITION_ID.fullmatch(partition) or int(partition) >= row.partition_count:
+        raise Problem(404, f'Partition "{partition}" not found in EventType "{name}".')
     [info] = streams.partition_info(name, [int(partition)])
     return json_response(_render_partition(info))
 

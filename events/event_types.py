@@ -60,8 +60,8 @@ def parse(body: Any) -> dict[str, Any]:
         "ordering_key_fields": _string_list(body, "ordering_key_fields"),
         "compatibility_mode": body.get("compatibility_mode") or "forward",
         "cleanup_policy": body.get("cleanup_policy") or "delete",
-        "audience": body.get("audience") or "",
-        "authorization": body.get("authorization"),
+        "audience": _audience(body),
+        "authorization": _authorization(body),
     }
     if fields["category"] not in CATEGORIES:
         raise invalid(f'Field "category" must be one of {sorted(CATEGORIES)}.')
@@ -77,6 +77,40 @@ def parse(body: Any) -> dict[str, Any]:
     fields.update(_statistic(body))
     fields.update(_options(body))
     return fields
+
+
+AUDIENCES = ("component-internal", "business-unit-internal", "company-internal",
+             "external-partner", "external-public")
+
+
+def _audience(body: dict[str, Any]) -> str:
+    audience = body.get("audience")
+    if audience is None:
+        return ""
+    if audience not in AUDIENCES:
+        raise invalid(f'Field "audience" must be one of {", ".join(AUDIENCES)}.')
+    return str(audience)
+
+
+def _authorization(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Nakadi's {admins, readers, writers} lists of {data_type, value}, kept as sent.
+
+    Streamsite enforces access by client grants; this is stored for Nakadi clients.
+    """
+    authorization = body.get("authorization")
+    if authorization is None:
+        return None
+    shape = 'Field "authorization" must be {admins, readers, writers}, each a non-empty list ' \
+            "of {data_type, value} strings."
+    if not isinstance(authorization, dict) or set(authorization) != {"admins", "readers",
+                                                                     "writers"}:
+        raise invalid(shape)
+    for attributes in authorization.values():
+        if not isinstance(attributes, list) or not attributes or not all(
+                isinstance(a, dict) and set(a) == {"data_type", "value"}
+                and all(isinstance(v, str) and v for v in a.values()) for a in attributes):
+            raise invalid(shape)
+    return authorization
 
 
 def _enrichment(body: dict[str, Any], category: str) -> list[str]:

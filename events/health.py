@@ -5,15 +5,18 @@ from __future__ import annotations
 import redis
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_safe
 
 from events.connections import redis_client
 
 
+@require_safe
 def live(request: HttpRequest) -> JsonResponse:
     """The process is up and answering."""
     return JsonResponse({"status": "ok"})
 
 
+@require_safe
 def ready(request: HttpRequest) -> JsonResponse:
     """Redis and the database answer: this server can take traffic."""
     checks = {}

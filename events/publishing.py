@@ -60,7 +60,7 @@ class ItemResult:
     detail: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"eid": self.eid, "publishing_status": self.publishing_status,
+        return {"eid": self.eid or "", "publishing_status": self.publishing_status,
                 "step": self.step, "detail": self.detail}
 
 
@@ -108,6 +108,8 @@ def validate(event: Any, category: str, validator: Validator) -> str | None:
         eid = metadata.get("eid")
         if not isinstance(eid, str) or not UUID_RE.match(eid):
             return "metadata.eid must be a UUID"
+        if "received_at" in metadata or "version" in metadata:
+            return "metadata.received_at and metadata.version are set by the server"
         occurred_at = metadata.get("occurred_at")
         if not isinstance(occurred_at, str) or not DATE_TIME_RE.match(occurred_at):
             return "metadata.occurred_at must be an RFC 3339 date-time"

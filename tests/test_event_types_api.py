@@ -50,8 +50,8 @@ def test_it_refuses_a_duplicate_name_with_409(client, producer_token):
                  "schema": '{"properties": {"metadata": {"type": "string"}}}'}}, "reserved"),
 ])
 def test_it_refuses_an_invalid_event_type_with_422_and_stores_nothing(
-        client, producer_token, change, detail):
-    response = post(client, "/api/event-types", event_type_body(**change), producer_token)
+        client, admin_token, change, detail):
+    response = post(client, "/api/event-types", event_type_body(**change), admin_token)
     assert response.status_code == 422, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert detail in response.json()["detail"]
@@ -115,3 +115,26 @@ def test_an_unknown_api_path_is_a_problem(client, db):
     response = client.get("/api/nothing-here")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("change", [
+    {"audience": "everyone"},
+    {"authorization": "hello"},
+    {"authorization": {"admins": [], "readers": [], "writers": []}},
+])
+def test_it_checks_audience_and_authorization(client, producer_token, change):
+    response = post(client, "/api/event-types", event_type_body(**change), producer_token)
+    assert response.status_code == 422
+
+
+def test_a_client_without_the_grant_gets_403_before_any_validation(client, stranger_token):
+    response = post(client, "/api/event-types", {"name": "order.created"}, stranger_token)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("partition", ["%C2%B2", "00", "-1", "x"])
+def test_odd_partition_ids_are_404(client, producer_token, partition):
+    post(client, "/api/event-types", event_type_body(partitions=2), producer_token)
+    response = client.get(f"/api/event-types/order.created/partitions/{partition}",
+                          **bearer(producer_token))
+    assert response.status_code == 404

@@ -243,3 +243,12 @@ def test_partitions_report_offsets(client, producer_token, order_type):
     assert single.json() == used
     missing = client.get("/api/event-types/order.created/partitions/5", **bearer(producer_token))
     assert missing.status_code == 404
+
+
+def test_metadata_the_server_sets_may_not_be_sent(client, producer_token, order_type):
+    order_type()
+    event = business_event("A")
+    event["metadata"]["received_at"] = "2026-11-21T10:00:00Z"
+    response = publish(client, producer_token, [event])
+    assert response.status_code == 422
+    assert "set by the server" in response.json()[0]["detail"]
