@@ -38,26 +38,62 @@ if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
 
 ADD_FIELDSETS: _FieldsetSpec = (
-    ("Identity", {"fields": ("name", "owning_application", "category", "audience",
-                             "authorization")}),
-    ("Partitioning", {"fields": ("partition_count", "partition_strategy", "partition_key_fields",
-                                 "ordering_key_fields")}),
+    (
+        "Identity",
+        {"fields": ("name", "owning_application", "category", "audience", "authorization")},
+    ),
+    (
+        "Partitioning",
+        {
+            "fields": (
+                "partition_count",
+                "partition_strategy",
+                "partition_key_fields",
+                "ordering_key_fields",
+            )
+        },
+    ),
     ("Schema", {"fields": ("schema", "compatibility_mode")}),
     ("Retention", {"fields": ("retention_time_ms", "retention_max_events")}),
 )
 CHANGE_FIELDSETS: _FieldsetSpec = (
-    ("Identity", {"fields": ("name", "owning_application", "category", "enrichment_strategies",
-                             "audience", "authorization")}),
-    ("Partitioning", {"fields": ("partition_count", "partition_strategy", "partition_key_fields",
-                                 "ordering_key_fields")}),
-    ("Partitions (live from Redis)", {
-        "fields": ("partitions",),
-        "description": "Offsets are Redis entry ids, read when this page was loaded."}),
-    ("Schema", {"fields": ("schema", "compatibility_mode", "schema_version",
-                           "schema_created_at")}),
+    (
+        "Identity",
+        {
+            "fields": (
+                "name",
+                "owning_application",
+                "category",
+                "enrichment_strategies",
+                "audience",
+                "authorization",
+            )
+        },
+    ),
+    (
+        "Partitioning",
+        {
+            "fields": (
+                "partition_count",
+                "partition_strategy",
+                "partition_key_fields",
+                "ordering_key_fields",
+            )
+        },
+    ),
+    (
+        "Partitions (live from Redis)",
+        {
+            "fields": ("partitions",),
+            "description": "Offsets are Redis entry ids, read when this page was loaded.",
+        },
+    ),
+    ("Schema", {"fields": ("schema", "compatibility_mode", "schema_version", "schema_created_at")}),
     ("Retention", {"fields": ("retention_time_ms", "retention_max_events", "cleanup_policy")}),
-    ("Record", {"fields": ("default_statistic", "created_at", "updated_at"),
-                "classes": ("collapse",)}),
+    (
+        "Record",
+        {"fields": ("default_statistic", "created_at", "updated_at"), "classes": ("collapse",)},
+    ),
 )
 
 
@@ -80,45 +116,66 @@ class SchemaHistoryInline(admin.TabularInline):
 
     @admin.display(description="schema")
     def schema_text(self, row: EventTypeSchema) -> SafeString:
-        return format_html("<details><summary><code>{}</code></summary><pre>{}</pre></details>",
-                           _shorten(row.schema, 80), pretty_schema(row.schema))
+        return format_html(
+            "<details><summary><code>{}</code></summary><pre>{}</pre></details>",
+            _shorten(row.schema, 80),
+            pretty_schema(row.schema),
+        )
 
 
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
     form = EventTypeForm
-    list_display = ("name", "owning_application", "category", "partition_count", "retention",
-                    "schema_version", "updated_at")
+    list_display = (
+        "name",
+        "owning_application",
+        "category",
+        "partition_count",
+        "retention",
+        "schema_version",
+        "updated_at",
+    )
     list_filter = ("category", "partition_strategy", "compatibility_mode", "owning_application")
     search_fields = ("name", "owning_application")
 
-    def get_fieldsets(self, request: HttpRequest, obj: EventType | None = None
-                      ) -> _FieldsetSpec:
+    def get_fieldsets(self, request: HttpRequest, obj: EventType | None = None) -> _FieldsetSpec:
         return ADD_FIELDSETS if obj is None else CHANGE_FIELDSETS
 
-    def get_inlines(self, request: HttpRequest, obj: EventType | None = None
-                    ) -> list[type[InlineModelAdmin]]:
+    def get_inlines(
+        self, request: HttpRequest, obj: EventType | None = None
+    ) -> list[type[InlineModelAdmin]]:
         return [] if obj is None else [SchemaHistoryInline]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: EventType | None = None
-                            ) -> tuple[str, ...]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: EventType | None = None
+    ) -> tuple[str, ...]:
         if obj is None:
             return ()
         # What Nakadi's PUT may never change, and what only the rules themselves set.
-        return ("name", "category", "enrichment_strategies", "partition_count",
-                "schema_version", "schema_created_at", "cleanup_policy", "default_statistic",
-                "created_at", "updated_at", "partitions")
+        return (
+            "name",
+            "category",
+            "enrichment_strategies",
+            "partition_count",
+            "schema_version",
+            "schema_created_at",
+            "cleanup_policy",
+            "default_statistic",
+            "created_at",
+            "updated_at",
+            "partitions",
+        )
 
-    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None
-                   ) -> EventType | None:
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> EventType | None:
         """The row; locked when posting, so the evolution check sees what it changes (as PUT)."""
         obj = super().get_object(request, object_id, from_field)
         if obj is not None and request.method == "POST":
             obj = EventType.objects.select_for_update().get(pk=obj.pk)
         return obj
 
-    def save_model(self, request: HttpRequest, obj: EventType, form: Form, change: bool
-                   ) -> None:
+    def save_model(self, request: HttpRequest, obj: EventType, form: Form, change: bool) -> None:
         """Save, and record a schema version whenever the rules earned a new one."""
         assert isinstance(form, EventTypeForm)
         obj.save()
@@ -126,8 +183,11 @@ class EventTypeAdmin(admin.ModelAdmin):
             return
         event_types.record_schema(obj)
         if change:
-            messages.info(request, f"The schema of {obj.name} is now version "
-                                   f"{obj.schema_version} (was {form.previous_version}).")
+            messages.info(
+                request,
+                f"The schema of {obj.name} is now version "
+                f"{obj.schema_version} (was {form.previous_version}).",
+            )
 
     def delete_model(self, request: HttpRequest, obj: EventType) -> None:
         super().delete_model(request, obj)
@@ -152,16 +212,23 @@ class EventTypeAdmin(admin.ModelAdmin):
             infos = streams.partition_info(obj.name, range(obj.partition_count))
         except (redis.RedisError, OSError) as error:
             logger.warning("Redis unavailable for the partitions of %s: %s", obj.name, error)
-            return format_html('<p class="errornote" id="partitions-error">Redis is unavailable: '
-                               "{}</p>", error)
+            return format_html(
+                '<p class="errornote" id="partitions-error">Redis is unavailable: {}</p>', error
+            )
         rows = format_html_join(
-            "", "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td>"
-                "<td>{}</td></tr>",
-            ((i.partition, i.oldest_available_offset, i.newest_available_offset, i.length)
-             for i in infos))
-        return format_html('<table id="partitions"><thead><tr><th>partition</th>'
-                           "<th>oldest offset</th><th>newest offset</th><th>length</th>"
-                           "</tr></thead><tbody>{}</tbody></table>", rows)
+            "",
+            "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+            (
+                (i.partition, i.oldest_available_offset, i.newest_available_offset, i.length)
+                for i in infos
+            ),
+        )
+        return format_html(
+            '<table id="partitions"><thead><tr><th>partition</th>'
+            "<th>oldest offset</th><th>newest offset</th><th>length</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
 
 def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, int]]) -> None:
@@ -170,12 +237,15 @@ def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, int]]) -> No
         try:
             streams.delete_partitions(name, partition_count)
         except (redis.RedisError, OSError) as error:
-            messages.warning(request, f"The streams of {name} could not be deleted from Redis "
-                                      f"({error}); its events stay until retention trims them.")
+            messages.warning(
+                request,
+                f"The streams of {name} could not be deleted from Redis "
+                f"({error}); its events stay until retention trims them.",
+            )
 
 
 def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class GrantInline(admin.TabularInline):
@@ -210,8 +280,9 @@ class ClientAdmin(admin.ModelAdmin):
     fields = ("name", "is_admin", "description")
     actions = ("create_tokens",)
 
-    def get_inlines(self, request: HttpRequest, obj: Client | None = None
-                    ) -> list[type[InlineModelAdmin]]:
+    def get_inlines(
+        self, request: HttpRequest, obj: Client | None = None
+    ) -> list[type[InlineModelAdmin]]:
         return [GrantInline] if obj is None else [GrantInline, ApiTokenInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
@@ -219,8 +290,10 @@ class ClientAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         create_token = self.admin_site.admin_view(self.create_token_view)
-        return [path("<path:object_id>/create-token/", create_token,
-                     name="events_client_create_token"), *super().get_urls()]
+        return [
+            path("<path:object_id>/create-token/", create_token, name="events_client_create_token"),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="grants")
     def grant_summary(self, client: Client) -> str:
@@ -229,8 +302,13 @@ class ClientAdmin(admin.ModelAdmin):
         by_action: dict[str, list[str]] = {}
         for grant in client.grants.all():
             by_action.setdefault(grant.action, []).append(grant.pattern)
-        return " · ".join(f"{action} {', '.join(sorted(patterns))}"
-                          for action, patterns in sorted(by_action.items())) or "none"
+        return (
+            " · ".join(
+                f"{action} {', '.join(sorted(patterns))}"
+                for action, patterns in sorted(by_action.items())
+            )
+            or "none"
+        )
 
     @admin.display(description="active tokens")
     def active_tokens(self, client: Client) -> int:
@@ -250,13 +328,19 @@ class ClientAdmin(admin.ModelAdmin):
         form = CreateTokenForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             return self._issue_tokens(request, [client], label=form.cleaned_data["label"])
-        context = {**self.admin_site.each_context(request), "opts": self.opts,
-                   "original": client, "form": form,
-                   "title": "Create a token", "subtitle": client.name}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": client,
+            "form": form,
+            "title": "Create a token",
+            "subtitle": client.name,
+        }
         return TemplateResponse(request, "admin/events/client/create_token.html", context)
 
-    def response_add(self, request: HttpRequest, obj: Client,
-                     post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: Client, post_url_continue: str | None = None
+    ) -> HttpResponse:
         if "_create_token" in request.POST:
             return self._issue_tokens(request, [obj], label="")
         return super().response_add(request, obj, post_url_continue)
@@ -266,15 +350,19 @@ class ClientAdmin(admin.ModelAdmin):
             return self._issue_tokens(request, [obj], label="")
         return super().response_change(request, obj)
 
-    def _issue_tokens(self, request: HttpRequest, clients: list[Client], label: str
-                      ) -> HttpResponse:
+    def _issue_tokens(
+        self, request: HttpRequest, clients: list[Client], label: str
+    ) -> HttpResponse:
         """New tokens, shown on this response only: never in a message, a cookie or a log."""
         with transaction.atomic():
             issued = [(client, client.issue_token(label)) for client in clients]
             for client, token in issued:
                 hint = ApiToken.objects.get(digest=token_digest(token)).hint
                 self.log_change(request, client, f"Created API token {hint}…")
-        context = {**self.admin_site.each_context(request), "opts": self.opts,
-                   "issued": issued, "title": "Copy the new token now"
-                   if len(issued) == 1 else "Copy the new tokens now"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "issued": issued,
+            "title": "Copy the new token now" if len(issued) == 1 else "Copy the new tokens now",
+        }
         return TemplateResponse(request, "admin/events/client/token_created.html", context)

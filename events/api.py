@@ -50,8 +50,9 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
             event_types.record_schema(row)
     except IntegrityError:
         raise Problem(409, f"EventType {fields['name']} already exists.") from None
-    return json_response(event_types.render(row), status=201,
-                         headers={"Location": f"/api/event-types/{row.name}"})
+    return json_response(
+        event_types.render(row), status=201, headers={"Location": f"/api/event-types/{row.name}"}
+    )
 
 
 @api_view("GET", "PUT", "DELETE")
@@ -62,7 +63,8 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "DELETE":
         row = _event_type(name)
         if not principal.is_admin and not (
-                principal.may("publish", name) and row.owning_application == principal.name):
+            principal.may("publish", name) and row.owning_application == principal.name
+        ):
             raise Problem(403, "Only an admin or the owning application may delete an event type.")
         row.delete()
         streams.delete_partitions(name, row.partition_count)
@@ -83,15 +85,19 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _render_schema(row: EventTypeSchema) -> dict[str, Any]:
-    return {"type": "json_schema", "schema": row.schema, "version": row.version,
-            "created_at": row.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    return {
+        "type": "json_schema",
+        "schema": row.schema,
+        "version": row.version,
+        "created_at": row.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
 
 
 @api_view("GET")
 def schema_list(request: HttpRequest, name: str) -> HttpResponse:
     row = _event_type(name)
     limit, offset = _paging(request)
-    page = list(row.schemas.all()[offset: offset + limit + 1])
+    page = list(row.schemas.all()[offset : offset + limit + 1])
     links: dict[str, Any] = {}
     base = f"/api/event-types/{name}/schemas"
     if offset > 0:
@@ -126,10 +132,12 @@ _PARTITION_ID = re.compile(r"0|[1-9][0-9]*")
 
 
 def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
-    return {"partition": str(info.partition),
-            "oldest_available_offset": info.oldest_available_offset,
-            "newest_available_offset": info.newest_available_offset,
-            "length": info.length}
+    return {
+        "partition": str(info.partition),
+        "oldest_available_offset": info.oldest_available_offset,
+        "newest_available_offset": info.newest_available_offset,
+        "length": info.length,
+    }
 
 
 @api_view("GET")
@@ -153,12 +161,17 @@ def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpRes
 def _publishing_target(name: str) -> publishing.Target:
     row = _event_type(name)
     return publishing.Target(
-        name=row.name, category=row.category, partition_strategy=row.partition_strategy,
-        partition_key_fields=tuple(row.partition_key_fields), partition_count=row.partition_count,
-        schema=row.schema, schema_version=row.schema_version,
+        name=row.name,
+        category=row.category,
+        partition_strategy=row.partition_strategy,
+        partition_key_fields=tuple(row.partition_key_fields),
+        partition_count=row.partition_count,
+        schema=row.schema,
+        schema_version=row.schema_version,
         strict=row.compatibility_mode == "compatible",
         enrich="metadata_enrichment" in row.enrichment_strategies,
-        retention=streams.Retention(row.retention_max_events or 0, row.retention_time_ms))
+        retention=streams.Retention(row.retention_max_events or 0, row.retention_time_ms),
+    )
 
 
 @api_view("POST")
@@ -171,12 +184,19 @@ async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
         raise Problem(400, "The body must be a JSON array of events.")
     try:
         outcome = await publishing.publish(
-            events, target, published_by=principal.name,
+            events,
+            target,
+            published_by=principal.name,
             flow_id=request.headers.get("X-Flow-Id"),
-            max_event_bytes=settings.MAX_EVENT_BYTES, dedup_seconds=settings.EID_DEDUP_SECONDS)
+            max_event_bytes=settings.MAX_EVENT_BYTES,
+            dedup_seconds=settings.EID_DEDUP_SECONDS,
+        )
     except publishing.EventTooLarge as error:
-        raise Problem(413, f"Event {error.index} is {error.size} bytes; the maximum is "
-                      f"{settings.MAX_EVENT_BYTES} bytes. Nothing was stored.") from None
+        raise Problem(
+            413,
+            f"Event {error.index} is {error.size} bytes; the maximum is "
+            f"{settings.MAX_EVENT_BYTES} bytes. Nothing was stored.",
+        ) from None
     if outcome.status == 200:
         return HttpResponse(status=200)
     return json_response([item.as_json() for item in outcome.items], status=outcome.status)

@@ -35,8 +35,10 @@ class Principal:
     def may(self, action: str, event_type: str) -> bool:
         if self.is_admin:
             return True
-        return any(granted == action and fnmatch.fnmatchcase(event_type, pattern)
-                   for granted, pattern in self.grants)
+        return any(
+            granted == action and fnmatch.fnmatchcase(event_type, pattern)
+            for granted, pattern in self.grants
+        )
 
     def require(self, action: str, event_type: str) -> None:
         """Raise 403 unless this client may do `action` on `event_type`."""
@@ -52,10 +54,16 @@ def authenticate(authorization: str | None) -> Principal:
     """The principal for an `Authorization: Bearer …` header value; 401 if there is none."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "Send an API token as 'Authorization: Bearer <token>'.",
-                      headers=_UNAUTHORIZED_HEADERS)
-    row = (ApiToken.objects.select_related("client")
-           .filter(digest=token_digest(token.strip()), revoked=False).first())
+        raise Problem(
+            401,
+            "Send an API token as 'Authorization: Bearer <token>'.",
+            headers=_UNAUTHORIZED_HEADERS,
+        )
+    row = (
+        ApiToken.objects.select_related("client")
+        .filter(digest=token_digest(token.strip()), revoked=False)
+        .first()
+    )
     if row is None:
         raise Problem(401, "The API token is unknown or revoked.", headers=_UNAUTHORIZED_HEADERS)
     client = row.client
@@ -72,18 +80,24 @@ def api_view(*methods: str) -> Callable[[View], View]:
 
     def check_method(request: HttpRequest) -> None:
         if request.method not in methods:
-            raise Problem(405, f"{request.method} is not allowed here; use {allowed}.",
-                          headers={"Allow": allowed})
+            raise Problem(
+                405,
+                f"{request.method} is not allowed here; use {allowed}.",
+                headers={"Allow": allowed},
+            )
 
     def decorate(view: View) -> View:
         if inspect.iscoroutinefunction(view):
+
             @functools.wraps(view)
-            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any
-                                    ) -> HttpResponse:
+            async def async_wrapper(
+                request: HttpRequest, *args: Any, **kwargs: Any
+            ) -> HttpResponse:
                 try:
                     check_method(request)
                     request.principal = await sync_to_async(authenticate)(  # type: ignore[attr-defined]
-                        request.headers.get("Authorization"))
+                        request.headers.get("Authorization")
+                    )
                     response: HttpResponse = await view(request, *args, **kwargs)
                     return response
                 except Problem as problem:
@@ -96,7 +110,8 @@ def api_view(*methods: str) -> Callable[[View], View]:
             try:
                 check_method(request)
                 request.principal = authenticate(  # type: ignore[attr-defined]
-                    request.headers.get("Authorization"))
+                    request.headers.get("Authorization")
+                )
                 response: HttpResponse = view(request, *args, **kwargs)
                 return response
             except Problem as problem:

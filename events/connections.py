@@ -28,8 +28,11 @@ def redis_client() -> redis.Redis:
     client = _sync_clients.get(url)
     if client is None:
         client = _sync_clients[url] = redis.Redis.from_url(
-            url, health_check_interval=30, socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT)
+            url,
+            health_check_interval=30,
+            socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT,
+        )
     return client
 
 
@@ -40,6 +43,9 @@ def async_redis_client() -> aioredis.Redis:
     client = per_loop.get(url)
     if client is None:
         client = per_loop[url] = aioredis.Redis.from_url(
-            url, health_check_interval=30, socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT)
+            url,
+            health_check_interval=30,
+            socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT,
+        )
     return client

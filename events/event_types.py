@@ -20,8 +20,11 @@ CATEGORIES = {c.value for c in EventType.Category}
 STRATEGIES = {s.value for s in EventType.PartitionStrategy}
 MODES = {m.value for m in EventType.CompatibilityMode}
 # Allowed compatibility-mode changes: a mode may only become stricter.
-MODE_CHANGES = {"none": {"none", "forward"}, "forward": {"forward", "compatible"},
-                "compatible": {"compatible"}}
+MODE_CHANGES = {
+    "none": {"none", "forward"},
+    "forward": {"forward", "compatible"},
+    "compatible": {"compatible"},
+}
 MIN_RETENTION_MS = 60_000
 _NAME = re.compile(EVENT_TYPE_NAME_RE)
 
@@ -79,8 +82,13 @@ def parse(body: Any) -> dict[str, Any]:
     return fields
 
 
-AUDIENCES = ("component-internal", "business-unit-internal", "company-internal",
-             "external-partner", "external-public")
+AUDIENCES = (
+    "component-internal",
+    "business-unit-internal",
+    "company-internal",
+    "external-partner",
+    "external-public",
+)
 
 
 def _audience(body: dict[str, Any]) -> str:
@@ -100,15 +108,27 @@ def _authorization(body: dict[str, Any]) -> dict[str, Any] | None:
     authorization = body.get("authorization")
     if authorization is None:
         return None
-    shape = 'Field "authorization" must be {admins, readers, writers}, each a non-empty list ' \
-            "of {data_type, value} strings."
-    if not isinstance(authorization, dict) or set(authorization) != {"admins", "readers",
-                                                                     "writers"}:
+    shape = (
+        'Field "authorization" must be {admins, readers, writers}, each a non-empty list '
+        "of {data_type, value} strings."
+    )
+    if not isinstance(authorization, dict) or set(authorization) != {
+        "admins",
+        "readers",
+        "writers",
+    }:
         raise invalid(shape)
     for attributes in authorization.values():
-        if not isinstance(attributes, list) or not attributes or not all(
-                isinstance(a, dict) and set(a) == {"data_type", "value"}
-                and all(isinstance(v, str) and v for v in a.values()) for a in attributes):
+        if (
+            not isinstance(attributes, list)
+            or not attributes
+            or not all(
+                isinstance(a, dict)
+                and set(a) == {"data_type", "value"}
+                and all(isinstance(v, str) and v for v in a.values())
+                for a in attributes
+            )
+        ):
             raise invalid(shape)
     return authorization
 
@@ -184,12 +204,15 @@ def _statistic(body: dict[str, Any]) -> dict[str, Any]:
         return {"default_statistic": None, "partition_count": 1}
     keys = ("messages_per_minute", "message_size", "read_parallelism", "write_parallelism")
     if not isinstance(statistic, dict) or not all(
-            isinstance(statistic.get(k), int) and statistic[k] >= (0 if i == 0 else 1)
-            for i, k in enumerate(keys)):
+        isinstance(statistic.get(k), int) and statistic[k] >= (0 if i == 0 else 1)
+        for i, k in enumerate(keys)
+    ):
         raise invalid(f'Field "default_statistic" needs {", ".join(keys)} as positive integers.')
     count = max(statistic["read_parallelism"], statistic["write_parallelism"])
-    return {"default_statistic": {k: statistic[k] for k in keys},
-            "partition_count": min(count, settings.MAX_PARTITIONS)}
+    return {
+        "default_statistic": {k: statistic[k] for k in keys},
+        "partition_count": min(count, settings.MAX_PARTITIONS),
+    }
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
@@ -200,9 +223,12 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     if retention is None:
         retention = settings.DEFAULT_RETENTION_MS
     if not isinstance(retention, int) or not (
-            MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS):
-        raise invalid(f'Field "options.retention_time" must be {MIN_RETENTION_MS} to '
-                      f"{settings.MAX_RETENTION_MS} ms.")
+        MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS
+    ):
+        raise invalid(
+            f'Field "options.retention_time" must be {MIN_RETENTION_MS} to '
+            f"{settings.MAX_RETENTION_MS} ms."
+        )
     max_events = options.get("retention_max_events")
     if max_events is not None and (not isinstance(max_events, int) or max_events < 1):
         raise invalid('Field "options.retention_max_events" must be a positive integer.')
@@ -221,22 +247,33 @@ def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
             raise invalid(f"{key} can not be changed.")
     if fields["partition_count"] != event_type.partition_count:
         raise invalid("default_statistic can not change the number of partitions.")
-    if (fields["partition_strategy"] != event_type.partition_strategy
-            and event_type.partition_strategy != "random"):
+    if (
+        fields["partition_strategy"] != event_type.partition_strategy
+        and event_type.partition_strategy != "random"
+    ):
         raise invalid("partition_strategy can only be changed from 'random'.")
     if fields["compatibility_mode"] not in MODE_CHANGES[event_type.compatibility_mode]:
-        raise invalid(f"changing compatibility_mode from {event_type.compatibility_mode} to "
-                      f"{fields['compatibility_mode']} is not allowed: a mode may only get "
-                      "stricter.")
+        raise invalid(
+            f"changing compatibility_mode from {event_type.compatibility_mode} to "
+            f"{fields['compatibility_mode']} is not allowed: a mode may only get "
+            "stricter."
+        )
     # A stricter mode judges the change by its own rules.
-    evolution = evolve(orjson.loads(event_type.schema), orjson.loads(fields["schema"]),
-                       old_text=event_type.schema, new_text=fields["schema"],
-                       mode=fields["compatibility_mode"], version=event_type.schema_version)
+    evolution = evolve(
+        orjson.loads(event_type.schema),
+        orjson.loads(fields["schema"]),
+        old_text=event_type.schema,
+        new_text=fields["schema"],
+        mode=fields["compatibility_mode"],
+        version=event_type.schema_version,
+    )
     if evolution.refused:
-        reasons = ", ".join(f"{c.path}: {c.kind.lower().replace('_', ' ')}"
-                            for c in evolution.refused)
-        raise invalid(f"Invalid schema: {reasons} (not allowed in "
-                      f"{fields['compatibility_mode']} mode).")
+        reasons = ", ".join(
+            f"{c.path}: {c.kind.lower().replace('_', ' ')}" for c in evolution.refused
+        )
+        raise invalid(
+            f"Invalid schema: {reasons} (not allowed in {fields['compatibility_mode']} mode)."
+        )
     changed = [key for key, value in fields.items() if getattr(event_type, key) != value]
     for key in changed:
         setattr(event_type, key, fields[key])
@@ -250,8 +287,11 @@ def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
 def record_schema(event_type: EventType) -> EventTypeSchema:
     """Keep the type's current schema version in its history (GET …/schemas)."""
     return EventTypeSchema.objects.create(
-        event_type=event_type, version=event_type.schema_version, schema=event_type.schema,
-        created_at=event_type.schema_created_at)
+        event_type=event_type,
+        version=event_type.schema_version,
+        schema=event_type.schema,
+        created_at=event_type.schema_created_at,
+    )
 
 
 def _timestamp(value: Any) -> str:
@@ -267,9 +307,12 @@ def render(event_type: EventType) -> dict[str, Any]:
         "enrichment_strategies": event_type.enrichment_strategies,
         "partition_strategy": event_type.partition_strategy,
         "partition_key_fields": event_type.partition_key_fields,
-        "schema": {"type": "json_schema", "schema": event_type.schema,
-                   "version": event_type.schema_version,
-                   "created_at": _timestamp(event_type.schema_created_at)},
+        "schema": {
+            "type": "json_schema",
+            "schema": event_type.schema,
+            "version": event_type.schema_version,
+            "created_at": _timestamp(event_type.schema_created_at),
+        },
         "compatibility_mode": event_type.compatibility_mode,
         "default_statistic": event_type.default_statistic,
         "options": {"retention_time": event_type.retention_time_ms},

@@ -58,8 +58,9 @@ class DurationField(forms.CharField):
         try:
             return parse_duration(text)
         except ValueError:
-            raise ValidationError('Give a duration such as "2d", "36h", "1d 12h", "90m" '
-                                  "or a number of milliseconds.") from None
+            raise ValidationError(
+                'Give a duration such as "2d", "36h", "1d 12h", "90m" or a number of milliseconds.'
+            ) from None
 
 
 class NameListField(forms.CharField):
@@ -91,14 +92,19 @@ def pretty_schema(text: str) -> str:
 NEW_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 
 # Where a refusal of the API's rules is shown: the first field named in its detail.
-_ERROR_FIELDS = (("compatibility_mode", "compatibility_mode"), ("schema", "schema"),
-                 ("retention_time", "retention_time_ms"),
-                 ("retention_max_events", "retention_max_events"),
-                 ("partition_key_fields", "partition_key_fields"),
-                 ("partition_strategy", "partition_strategy"),
-                 ("user_defined", "partition_strategy"),
-                 ("name", "name"), ("owning_application", "owning_application"),
-                 ("enrichment", "category"), ("category", "category"))
+_ERROR_FIELDS = (
+    ("compatibility_mode", "compatibility_mode"),
+    ("schema", "schema"),
+    ("retention_time", "retention_time_ms"),
+    ("retention_max_events", "retention_max_events"),
+    ("partition_key_fields", "partition_key_fields"),
+    ("partition_strategy", "partition_strategy"),
+    ("user_defined", "partition_strategy"),
+    ("name", "name"),
+    ("owning_application", "owning_application"),
+    ("enrichment", "category"),
+    ("category", "category"),
+)
 
 
 class EventTypeForm(forms.ModelForm):
@@ -108,27 +114,49 @@ class EventTypeForm(forms.ModelForm):
     """
 
     schema = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "class": "vLargeTextField",
-                                     "spellcheck": "false",
-                                     "style": "font-family: monospace"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 18,
+                "cols": 90,
+                "class": "vLargeTextField",
+                "spellcheck": "false",
+                "style": "font-family: monospace",
+            }
+        ),
         help_text="The JSON schema of the events. A change is judged by the compatibility "
-                  "mode and earns a new version, as through the API.")
+        "mode and earns a new version, as through the API.",
+    )
     partition_key_fields = NameListField(
-        required=False, help_text="Comma-separated; only with the hash strategy.")
+        required=False, help_text="Comma-separated; only with the hash strategy."
+    )
     ordering_key_fields = NameListField(required=False, help_text="Comma-separated.")
     authorization = OptionalJSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Nakadi's authorization object (admins, readers, writers); empty for none.")
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Nakadi's authorization object (admins, readers, writers); empty for none.",
+    )
     retention_time_ms = DurationField(
         label="Retention time",
-        help_text='e.g. "2d", "36h", "1d 12h"; at least 1m. Events older than this are trimmed.')
+        help_text='e.g. "2d", "36h", "1d 12h"; at least 1m. Events older than this are trimmed.',
+    )
 
     class Meta:
         model = EventType
-        fields = ("name", "owning_application", "category", "audience", "authorization",
-                  "partition_count", "partition_strategy", "partition_key_fields",
-                  "ordering_key_fields", "schema", "compatibility_mode", "retention_time_ms",
-                  "retention_max_events")
+        fields = (
+            "name",
+            "owning_application",
+            "category",
+            "audience",
+            "authorization",
+            "partition_count",
+            "partition_strategy",
+            "partition_key_fields",
+            "ordering_key_fields",
+            "schema",
+            "compatibility_mode",
+            "retention_time_ms",
+            "retention_max_events",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,8 +169,9 @@ class EventTypeForm(forms.ModelForm):
             self.initial.setdefault("schema", NEW_SCHEMA)
         if "partition_count" in self.fields:
             self.fields["partition_count"].validators.append(_partition_count_in_range)
-            self.fields["partition_count"].help_text = (
-                f"1 to {settings.MAX_PARTITIONS}; fixed once the event type exists.")
+            self.fields[
+                "partition_count"
+            ].help_text = f"1 to {settings.MAX_PARTITIONS}; fixed once the event type exists."
 
     def clean_schema(self) -> str:
         """The typed schema; the stored text when it means the same JSON (no new version)."""
@@ -179,6 +208,7 @@ class EventTypeForm(forms.ModelForm):
 
     def _nakadi_body(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         """The PUT/POST body of this form: typed fields over the stored ones."""
+
         def value(key: str) -> Any:
             return cleaned[key] if key in cleaned else getattr(self.instance, key)
 
@@ -197,8 +227,10 @@ class EventTypeForm(forms.ModelForm):
             "authorization": value("authorization"),
             "schema": {"type": "json_schema", "schema": value("schema")},
             "default_statistic": None,
-            "options": {"retention_time": value("retention_time_ms"),
-                        "retention_max_events": value("retention_max_events")},
+            "options": {
+                "retention_time": value("retention_time_ms"),
+                "retention_max_events": value("retention_max_events"),
+            },
         }
 
     def _field_of(self, detail: str) -> str | None:
@@ -215,5 +247,7 @@ def _partition_count_in_range(count: int) -> None:
 
 class CreateTokenForm(forms.Form):
     label = forms.CharField(
-        max_length=255, required=False,
-        help_text="What the token is for, e.g. the host or deployment that will use it.")
+        max_length=255,
+        required=False,
+        help_text="What the token is for, e.g. the host or deployment that will use it.",
+    )

@@ -32,5 +32,6 @@ def ready(request: HttpRequest) -> JsonResponse:
     except Exception as error:  # any driver's error means "not ready"
         checks["database"] = f"error: {error}"
     ok = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", **checks},
-                        status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+    )

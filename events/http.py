@@ -13,8 +13,9 @@ from events.problems import Problem
 JSON_CONTENT_TYPE = "application/json"
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> HttpResponse:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
     response = HttpResponse(orjson.dumps(data), status=status, content_type=JSON_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response[name] = value

@@ -81,8 +81,9 @@ class EventTypeSchema(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["event_type", "version"],
-                                               name="unique_schema_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["event_type", "version"], name="unique_schema_version")
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type.name} {self.version}"
@@ -107,8 +108,9 @@ class Client(models.Model):
     def issue_token(self, label: str = "") -> str:
         """Create a new API token and return it: the only time its plain text exists."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        ApiToken.objects.create(client=self, label=label, digest=token_digest(secret),
-                                hint=secret[:10])
+        ApiToken.objects.create(
+            client=self, label=label, digest=token_digest(secret), hint=secret[:10]
+        )
         return secret
 
 
@@ -135,7 +137,6 @@ class Grant(models.Model):
         return f"{self.action} {self.pattern}"
 
 
-
 class ApiToken(models.Model):
     """A bearer token of a client, stored only as its SHA-256 digest.
 
@@ -145,8 +146,9 @@ class ApiToken(models.Model):
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="tokens")
     label = models.CharField(max_length=255, blank=True)
     digest = models.CharField(max_length=64, unique=True, editable=False)
-    hint = models.CharField(max_length=16, editable=False,
-                            help_text="The token's first characters.")
+    hint = models.CharField(
+        max_length=16, editable=False, help_text="The token's first characters."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked = models.BooleanField(default=False)
 

@@ -56,7 +56,8 @@ def choose_partition(
             raise PartitioningError(f"metadata.partition {given!r} is not a partition") from None
         if str(partition) != str(given) or not 0 <= partition < partition_count:
             raise PartitioningError(
-                f"metadata.partition {given!r} is not one of 0..{partition_count - 1}")
+                f"metadata.partition {given!r} is not one of 0..{partition_count - 1}"
+            )
         return partition
     if eid:
         return _stable_hash(eid.encode()) % partition_count

@@ -15,8 +15,15 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 class Problem(Exception):
     """Raised anywhere below a view to answer with a problem; nothing is changed by it."""
 
-    def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -25,12 +32,19 @@ class Problem(Exception):
         self.extra = extra
 
     def response(self) -> HttpResponse:
-        return problem_response(self.status, self.detail, title=self.title,
-                                headers=self.headers, **self.extra)
+        return problem_response(
+            self.status, self.detail, title=self.title, headers=self.headers, **self.extra
+        )
 
 
-def problem_response(status: int, detail: str, *, title: str | None = None,
-                     headers: dict[str, str] | None = None, **extra: Any) -> HttpResponse:
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> HttpResponse:
     body = {
         "type": f"https://httpstatuses.io/{status}",
         "title": title or HTTPStatus(status).phrase,

@@ -24,8 +24,13 @@ def spawn(args: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
     """Start a child in its own session (a terminal's Ctrl-C reaches only the parent, which
     then stops children in order) that also ends when its parent dies.
     """
-    return subprocess.Popen(list(args), start_new_session=True, preexec_fn=_die_with_parent,
-                            stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        list(args),
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def stop(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> int | None:

@@ -27,10 +27,10 @@ from events.schemas import Validator, compiled_validator, strict_schema
 logger = logging.getLogger(__name__)
 
 UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 # RFC 3339 date-time, as Nakadi requires for occurred_at.
-DATE_TIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 DATA_OPS = frozenset({"C", "U", "D", "S"})
 # What metadata enrichment sets; flow_id only where the producer sent none.
 _ENRICHED = frozenset({"received_at", "event_type", "partition", "version", "published_by"})
@@ -60,8 +60,12 @@ class ItemResult:
     detail: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"eid": self.eid or "", "publishing_status": self.publishing_status,
-                "step": self.step, "detail": self.detail}
+        return {
+            "eid": self.eid or "",
+            "publishing_status": self.publishing_status,
+            "step": self.step,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -140,8 +144,9 @@ class Prepared:
     batches: dict[int, streams.PartitionBatch]  # empty when the batch was refused
 
 
-def prepare(events: Sequence[Any], target: Target, *, published_by: str, flow_id: str,
-            max_event_bytes: int) -> Prepared:
+def prepare(
+    events: Sequence[Any], target: Target, *, published_by: str, flow_id: str, max_event_bytes: int
+) -> Prepared:
     """Validate, partition and enrich every event. On any failure the items say which
     event failed and no batch is returned; otherwise the encoded batches per partition.
     Raises EventTooLarge for an event over `max_event_bytes`.
@@ -157,10 +162,15 @@ def prepare(events: Sequence[Any], target: Target, *, published_by: str, flow_id
                     if problem is not None:
                         raise ValueError(problem)
                 else:
-                    partitions.append(choose_partition(
-                        event, strategy=target.partition_strategy,
-                        partition_count=target.partition_count,
-                        key_fields=target.partition_key_fields, eid=items[index].eid))
+                    partitions.append(
+                        choose_partition(
+                            event,
+                            strategy=target.partition_strategy,
+                            partition_count=target.partition_count,
+                            key_fields=target.partition_key_fields,
+                            eid=items[index].eid,
+                        )
+                    )
             except (ValueError, PartitioningError) as error:
                 items[index] = ItemResult(items[index].eid, "failed", step, str(error))
         if any(item.publishing_status == "failed" for item in items):
@@ -187,24 +197,38 @@ def prepare(events: Sequence[Any], target: Target, *, published_by: str, flow_id
             # Measure what the producer sent, not what enrichment added.
             original = dict(event)
             if target.enrich:
-                original["metadata"] = {k: v for k, v in event["metadata"].items()
-                                        if k not in _ENRICHED}
+                original["metadata"] = {
+                    k: v for k, v in event["metadata"].items() if k not in _ENRICHED
+                }
             size = len(orjson.dumps(original))
             if size > max_event_bytes:
                 raise EventTooLarge(index, size)
         eids, payloads = grouped[partition]
         eids.append(items[index].eid or "")
         payloads.append(payload)
-    batches = {p: streams.PartitionBatch(p, eids, payloads)
-               for p, (eids, payloads) in grouped.items()}
+    batches = {
+        p: streams.PartitionBatch(p, eids, payloads) for p, (eids, payloads) in grouped.items()
+    }
     return Prepared(items, partitions, batches)
 
 
-async def publish(events: Sequence[Any], target: Target, *, published_by: str,
-                  flow_id: str | None, max_event_bytes: int, dedup_seconds: int) -> Outcome:
+async def publish(
+    events: Sequence[Any],
+    target: Target,
+    *,
+    published_by: str,
+    flow_id: str | None,
+    max_event_bytes: int,
+    dedup_seconds: int,
+) -> Outcome:
     """Publish a batch; see the module's docstring for what each outcome means."""
-    prepared = prepare(events, target, published_by=published_by,
-                       flow_id=flow_id or str(uuid.uuid4()), max_event_bytes=max_event_bytes)
+    prepared = prepare(
+        events,
+        target,
+        published_by=published_by,
+        flow_id=flow_id or str(uuid.uuid4()),
+        max_event_bytes=max_event_bytes,
+    )
     items = prepared.items
     if not prepared.batches:
         return Outcome(422 if items else 200, items)
@@ -213,8 +237,13 @@ async def publish(events: Sequence[Any], target: Target, *, published_by: str,
     failed: dict[int, str] = {}
     for batch, result in zip(ordered, results, strict=True):
         if isinstance(result, Exception):
-            logger.error("storing %d events on %s/%d failed: %s", len(batch.payloads),
-                         target.name, batch.partition, result)
+            logger.error(
+                "storing %d events on %s/%d failed: %s",
+                len(batch.payloads),
+                target.name,
+                batch.partition,
+                result,
+            )
             failed[batch.partition] = f"storing failed: {result}"
     for item, partition in zip(items, prepared.partitions, strict=True):
         if partition in failed:

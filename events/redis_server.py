@@ -25,8 +25,14 @@ def redis_server_binary() -> str:
     return binary
 
 
-def start_redis(data_dir: Path, *, port: int = 0, unixsocket: Path | None = None,
-                persistent: bool = True, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+def start_redis(
+    data_dir: Path,
+    *,
+    port: int = 0,
+    unixsocket: Path | None = None,
+    persistent: bool = True,
+    log_file: Path | None = None,
+) -> subprocess.Popen[bytes]:
     """Start redis-server bound to loopback only; AOF on when `persistent`.
 
     Listens on TCP `port` (0: no TCP) and/or on `unixsocket`. Returns once it answers PING.
@@ -34,14 +40,22 @@ def start_redis(data_dir: Path, *, port: int = 0, unixsocket: Path | None = None
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         redis_server_binary(),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--save", "",
-        "--appendonly", "yes" if persistent else "no",
-        "--appendfsync", "everysec",
-        "--protected-mode", "yes",
-        "--logfile", str(log_file or ""),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persistent else "no",
+        "--appendfsync",
+        "everysec",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        str(log_file or ""),
     ]
     if unixsocket is not None:
         args += ["--unixsocket", str(unixsocket), "--unixsocketperm", "700"]
@@ -51,8 +65,9 @@ def start_redis(data_dir: Path, *, port: int = 0, unixsocket: Path | None = None
     return process
 
 
-def wait_for_redis(url: str, process: subprocess.Popen[bytes] | None = None,
-                   timeout: float = 15.0) -> None:
+def wait_for_redis(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 15.0
+) -> None:
     """Return once the server at `url` answers PING; RuntimeError at the deadline."""
     deadline = time.monotonic() + timeout
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)

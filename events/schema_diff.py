@@ -13,9 +13,20 @@ from enum import IntEnum
 from typing import Any
 
 PATCH_KEYWORDS = ("title", "description")
-ATTRIBUTES = ("maxLength", "minLength", "maximum", "minimum", "exclusiveMaximum",
-              "exclusiveMinimum", "multipleOf", "maxItems", "minItems", "uniqueItems",
-              "maxProperties", "minProperties")
+ATTRIBUTES = (
+    "maxLength",
+    "minLength",
+    "maximum",
+    "minimum",
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "multipleOf",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+)
 COMPOSITIONS = ("allOf", "anyOf", "oneOf")
 
 
@@ -85,8 +96,9 @@ def diff(old: Any, new: Any, path: str = "#") -> Iterator[Change]:
     yield from _diff_items(old, new, path)
     yield from _diff_compositions(old, new, path)
     for name in old.get("definitions", {}).keys() & new.get("definitions", {}).keys():
-        yield from diff(old["definitions"][name], new["definitions"][name],
-                        f"{path}/definitions/{name}")
+        yield from diff(
+            old["definitions"][name], new["definitions"][name], f"{path}/definitions/{name}"
+        )
 
 
 def _as_set(values: list[Any]) -> set[str]:
@@ -109,8 +121,9 @@ def _diff_object(old: dict[str, Any], new: dict[str, Any], path: str) -> Iterato
     yield from _diff_additional(old, new, "additionalProperties", path)
 
 
-def _diff_additional(old: dict[str, Any], new: dict[str, Any], keyword: str, path: str
-                     ) -> Iterator[Change]:
+def _diff_additional(
+    old: dict[str, Any], new: dict[str, Any], keyword: str, path: str
+) -> Iterator[Change]:
     before, after = old.get(keyword), new.get(keyword)
     where = f"{path}/{keyword}"
     kind = keyword.replace("additional", "ADDITIONAL_").upper()
@@ -160,8 +173,15 @@ class Evolution:
     refused: list[Change]  # MAJOR changes the mode does not allow; empty when allowed
 
 
-def evolve(old: dict[str, Any], new: dict[str, Any], *, old_text: str, new_text: str,
-           mode: str, version: str) -> Evolution:
+def evolve(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    old_text: str,
+    new_text: str,
+    mode: str,
+    version: str,
+) -> Evolution:
     """The version a schema change earns under `mode`, or the changes that `mode` refuses."""
     changes = list(diff(old, new))
     level = max((change.level(mode) for change in changes), default=Level.NO_CHANGES)

@@ -28,8 +28,9 @@ def parse_schema(text: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise SchemaError("the schema must be a JSON object")
     try:
-        jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator
-                                            ).check_schema(schema)
+        jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft7Validator
+        ).check_schema(schema)
     except jsonschema.SchemaError as error:
         raise SchemaError(f"the schema is invalid: {error.message}") from None
     try:
@@ -56,13 +57,16 @@ def strict_schema(schema: Any) -> Any:
         return [strict_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: strict_schema(value) if key in _SUBSCHEMA_KEYWORDS else value
-           for key, value in schema.items()}
+    out = {
+        key: strict_schema(value) if key in _SUBSCHEMA_KEYWORDS else value
+        for key, value in schema.items()
+    }
     for key in ("properties", "definitions", "dependencies"):
         if isinstance(schema.get(key), dict):
             out[key] = {name: strict_schema(sub) for name, sub in schema[key].items()}
     object_like = schema.get("type") == "object" or any(
-        key in schema for key in ("properties", "required", "minProperties", "maxProperties"))
+        key in schema for key in ("properties", "required", "minProperties", "maxProperties")
+    )
     if object_like or not schema:
         out["additionalProperties"] = False
     if schema.get("type") == "array" or "items" in schema:

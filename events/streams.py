@@ -77,8 +77,9 @@ class PartitionBatch:
     payloads: Sequence[bytes]
 
 
-async def append(event_type: str, batches: Sequence[PartitionBatch], retention: Retention,
-                 dedup_seconds: int) -> list[list[str] | Exception]:
+async def append(
+    event_type: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
+) -> list[list[str] | Exception]:
     """Store each batch on its partition in one pipelined round trip.
 
     Per batch: the entry ids (in order), or the exception that kept it from being stored.

@@ -12,7 +12,8 @@ urlpatterns = [
     path("event-types/<str:name>/schemas", api.schema_list, name="schemas"),
     path("event-types/<str:name>/schemas/<str:version>", api.schema_detail, name="schema"),
     path("event-types/<str:name>/partitions", api.partition_list, name="partitions"),
-    path("event-types/<str:name>/partitions/<str:partition>", api.partition_detail,
-         name="partition"),
+    path(
+        "event-types/<str:name>/partitions/<str:partition>", api.partition_detail, name="partition"
+    ),
     path("event-types/<str:name>/events", api.publish_events, name="publish"),
 ]

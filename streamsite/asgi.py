@@ -11,7 +11,9 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after Django setup)
 
-application = ProtocolTypeRouter({
-    "http": django_application,
-    "websocket": URLRouter([]),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": URLRouter([]),
+    }
+)

@@ -87,8 +87,10 @@ def database_url() -> str:
     params = connection.settings_dict
     if params["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{params['NAME']}"
-    return (f"postgres://{params['USER']}:{params['PASSWORD']}@{params['HOST']}:"
-            f"{params['PORT']}/{params['NAME']}")
+    return (
+        f"postgres://{params['USER']}:{params['PASSWORD']}@{params['HOST']}:"
+        f"{params['PORT']}/{params['NAME']}"
+    )
 
 
 class LiveServer:
@@ -102,17 +104,31 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server_process(django_db_setup, django_db_blocker, redis_url: str
-                        ) -> Iterator[LiveServer]:
+def live_server_process(django_db_setup, django_db_blocker, redis_url: str) -> Iterator[LiveServer]:
     """A real Daphne serving the project on a loopback port, sharing the tests' DB and Redis."""
     with django_db_blocker.unblock():
         db_url = database_url()
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": db_url,
-           "DJANGO_SETTINGS_MODULE": "streamsite.settings"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": db_url,
+        "DJANGO_SETTINGS_MODULE": "streamsite.settings",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "streamsite.asgi:application"], cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "streamsite.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:

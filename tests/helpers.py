@@ -17,26 +17,38 @@ ORDER_SCHEMA = {
 }
 
 
-def event_type_body(name: str = "order.created", *, category: str = "business",
-                    json_schema: dict[str, Any] | None = None, partitions: int = 1,
-                    **extra: Any) -> dict[str, Any]:
+def event_type_body(
+    name: str = "order.created",
+    *,
+    category: str = "business",
+    json_schema: dict[str, Any] | None = None,
+    partitions: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": name,
         "owning_application": "shop",
         "category": category,
         "enrichment_strategies": [] if category == "undefined" else ["metadata_enrichment"],
         "partition_strategy": "random",
-        "schema": {"type": "json_schema",
-                   "schema": orjson.dumps(json_schema or ORDER_SCHEMA).decode()},
-        "default_statistic": {"messages_per_minute": 100, "message_size": 100,
-                              "read_parallelism": partitions, "write_parallelism": partitions},
+        "schema": {
+            "type": "json_schema",
+            "schema": orjson.dumps(json_schema or ORDER_SCHEMA).decode(),
+        },
+        "default_statistic": {
+            "messages_per_minute": 100,
+            "message_size": 100,
+            "read_parallelism": partitions,
+            "write_parallelism": partitions,
+        },
     }
     body.update(extra)
     return body
 
 
-def business_event(order_number: str = "A-1", eid: str | None = None, **fields: Any
-                   ) -> dict[str, Any]:
+def business_event(
+    order_number: str = "A-1", eid: str | None = None, **fields: Any
+) -> dict[str, Any]:
     return {
         "metadata": {"eid": eid or str(uuid.uuid4()), "occurred_at": "2026-11-21T10:00:00Z"},
         "order_number": order_number,

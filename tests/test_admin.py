@@ -24,15 +24,23 @@ TOKEN_RE = re.compile(r"ss_[A-Za-z0-9_-]{40,}")
 
 
 def create_event_type(client, token: str, **kwargs: Any) -> EventType:
-    response = client.post("/api/event-types", orjson.dumps(event_type_body(**kwargs)),
-                           content_type="application/json", **bearer(token))
+    response = client.post(
+        "/api/event-types",
+        orjson.dumps(event_type_body(**kwargs)),
+        content_type="application/json",
+        **bearer(token),
+    )
     assert response.status_code == 201, response.content
     return EventType.objects.get(name=response.json()["name"])
 
 
 def publish(client, token: str, name: str, events: list[dict[str, Any]]) -> None:
-    response = client.post(f"/api/event-types/{name}/events", orjson.dumps(events),
-                           content_type="application/json", **bearer(token))
+    response = client.post(
+        f"/api/event-types/{name}/events",
+        orjson.dumps(events),
+        content_type="application/json",
+        **bearer(token),
+    )
     assert response.status_code == 200, response.content
 
 
@@ -76,19 +84,26 @@ def test_the_site_is_called_streamsite(admin_client):
     assert "<title>Event bus administration | Streamsite</title>" in page.content.decode()
 
 
-@pytest.mark.parametrize("url", [
-    "/admin/events/eventtype/", "/admin/events/eventtype/add/",
-    "/admin/events/eventtype/?q=order&category__exact=business",
-    "/admin/events/client/", "/admin/events/client/add/", "/admin/events/client/?is_admin__exact=0",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/events/eventtype/",
+        "/admin/events/eventtype/add/",
+        "/admin/events/eventtype/?q=order&category__exact=business",
+        "/admin/events/client/",
+        "/admin/events/client/add/",
+        "/admin/events/client/?is_admin__exact=0",
+    ],
+)
 def test_the_changelists_and_add_pages_render(admin_client, order_type, url):
     page = admin_client.get(url)
     assert page.status_code == 200
 
 
 def test_the_event_type_changelist_shows_its_columns(admin_client, order_type):
-    EventType.objects.filter(pk=order_type.pk).update(retention_time_ms=36 * 3600 * 1000,
-                                                      retention_max_events=5000)
+    EventType.objects.filter(pk=order_type.pk).update(
+        retention_time_ms=36 * 3600 * 1000, retention_max_events=5000
+    )
     html = admin_client.get("/admin/events/eventtype/").content.decode()
     for text in ("order.created", "shop", "business", "1d 12h, at most 5,000 events", "1.0.0"):
         assert text in html
@@ -98,29 +113,38 @@ def test_the_event_type_change_page_groups_its_fields(admin_client, order_type):
     page = admin_client.get(change_url(order_type))
     assert page.status_code == 200
     html = page.content.decode()
-    for heading in ("Identity", "Partitioning", "Partitions (live from Redis)", "Schema",
-                    "Retention", "Schema history"):
+    for heading in (
+        "Identity",
+        "Partitioning",
+        "Partitions (live from Redis)",
+        "Schema",
+        "Retention",
+        "Schema history",
+    ):
         assert re.search(rf">\s*{re.escape(heading)}\s*<", html), heading
     assert 'value="2d"' in html  # retention in readable units
 
 
 def test_the_partitions_section_shows_live_offsets_and_lengths(
-        admin_client, client, producer_token, order_type):
-    publish(client, producer_token, "order.created",
-            [business_event(f"A-{i}") for i in range(5)])
+    admin_client, client, producer_token, order_type
+):
+    publish(client, producer_token, "order.created", [business_event(f"A-{i}") for i in range(5)])
     infos = streams.partition_info("order.created", [0, 1])
     assert sum(info.length for info in infos) == 5
     html = admin_client.get(change_url(order_type)).content.decode()
-    table = html[html.index('<table id="partitions">'):]
-    table = table[:table.index("</table>")]
+    table = html[html.index('<table id="partitions">') :]
+    table = table[: table.index("</table>")]
     for info in infos:
-        assert (f"<tr><td>{info.partition}</td><td><code>{info.oldest_available_offset}</code>"
-                f"</td><td><code>{info.newest_available_offset}</code></td>"
-                f"<td>{info.length}</td></tr>") in table
+        assert (
+            f"<tr><td>{info.partition}</td><td><code>{info.oldest_available_offset}</code>"
+            f"</td><td><code>{info.newest_available_offset}</code></td>"
+            f"<td>{info.length}</td></tr>"
+        ) in table
 
 
 def test_the_partitions_section_shows_the_error_when_redis_is_down(
-        admin_client, order_type, settings):
+    admin_client, order_type, settings
+):
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     page = admin_client.get(change_url(order_type))
     assert page.status_code == 200
@@ -129,12 +153,14 @@ def test_the_partitions_section_shows_the_error_when_redis_is_down(
 
 
 def test_an_invalid_schema_is_refused_with_a_form_error_and_nothing_changes(
-        admin_client, order_type):
+    admin_client, order_type
+):
     before = EventType.objects.values().get(pk=order_type.pk)
     response = edit_schema(admin_client, order_type, '{"type": "nonsense"}')
     assert response.status_code == 200
-    assert "Invalid schema: the schema is invalid" in str(response.context["adminform"].form
-                                                          .errors["schema"])
+    assert "Invalid schema: the schema is invalid" in str(
+        response.context["adminform"].form.errors["schema"]
+    )
     assert EventType.objects.values().get(pk=order_type.pk) == before
     assert EventTypeSchema.objects.filter(event_type=order_type).count() == 1
 
@@ -155,9 +181,12 @@ def test_an_incompatible_schema_change_is_refused_by_the_api_rules(admin_client,
 
 
 def test_a_compatible_schema_change_bumps_the_version_and_records_it(
-        admin_client, client, producer_token, order_type):
-    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"],
-                                             "note": {"type": "string"}}}
+    admin_client, client, producer_token, order_type
+):
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "note": {"type": "string"}},
+    }
     response = edit_schema(admin_client, order_type, schema)
     assert response.status_code == 302, response.context["adminform"].form.errors
     row = EventType.objects.get()
@@ -181,34 +210,49 @@ def test_saving_an_unchanged_form_keeps_the_version(admin_client, order_type):
 def test_a_compatibility_mode_may_only_get_stricter(admin_client, client, producer_token):
     row = create_event_type(client, producer_token, compatibility_mode="compatible")
     page = admin_client.get(change_url(row))
-    response = admin_client.post(change_url(row),
-                                 {**form_data(page), "compatibility_mode": "forward"})
+    response = admin_client.post(
+        change_url(row), {**form_data(page), "compatibility_mode": "forward"}
+    )
     assert "may only get stricter" in str(
-        response.context["adminform"].form.errors["compatibility_mode"])
+        response.context["adminform"].form.errors["compatibility_mode"]
+    )
     assert EventType.objects.get().compatibility_mode == "compatible"
 
 
 def test_retention_is_edited_in_readable_units(admin_client, order_type):
     page = admin_client.get(change_url(order_type))
-    response = admin_client.post(change_url(order_type),
-                                 {**form_data(page), "retention_time_ms": "1d 12h"})
+    response = admin_client.post(
+        change_url(order_type), {**form_data(page), "retention_time_ms": "1d 12h"}
+    )
     assert response.status_code == 302
     assert EventType.objects.get().retention_time_ms == 36 * 3600 * 1000
-    response = admin_client.post(change_url(order_type),
-                                 {**form_data(page), "retention_time_ms": "30s"})
+    response = admin_client.post(
+        change_url(order_type), {**form_data(page), "retention_time_ms": "30s"}
+    )
     assert "retention_time" in str(response.context["adminform"].form.errors)
 
 
 def test_an_event_type_created_in_the_admin_is_what_the_api_would_create(
-        admin_client, client, producer_token):
-    response = admin_client.post("/admin/events/eventtype/add/", {
-        "name": "order.shipped", "owning_application": "shop", "category": "business",
-        "partition_count": "3", "partition_strategy": "hash",
-        "partition_key_fields": "order_number", "ordering_key_fields": "",
-        "schema": orjson.dumps(ORDER_SCHEMA).decode(), "compatibility_mode": "forward",
-        "retention_time_ms": "2d", "authorization": "",
-        "schemas-TOTAL_FORMS": "0", "schemas-INITIAL_FORMS": "0",
-    })
+    admin_client, client, producer_token
+):
+    response = admin_client.post(
+        "/admin/events/eventtype/add/",
+        {
+            "name": "order.shipped",
+            "owning_application": "shop",
+            "category": "business",
+            "partition_count": "3",
+            "partition_strategy": "hash",
+            "partition_key_fields": "order_number",
+            "ordering_key_fields": "",
+            "schema": orjson.dumps(ORDER_SCHEMA).decode(),
+            "compatibility_mode": "forward",
+            "retention_time_ms": "2d",
+            "authorization": "",
+            "schemas-TOTAL_FORMS": "0",
+            "schemas-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 302, response.context["adminform"].form.errors
     body = client.get("/api/event-types/order.shipped", **bearer(producer_token)).json()
     assert body["number_of_partitions"] == 3
@@ -220,23 +264,35 @@ def test_an_event_type_created_in_the_admin_is_what_the_api_would_create(
 
 
 def test_an_event_type_breaking_the_api_rules_is_refused_on_add(admin_client):
-    response = admin_client.post("/admin/events/eventtype/add/", {
-        "name": "order.shipped", "owning_application": "shop", "category": "business",
-        "partition_count": "1", "partition_strategy": "hash", "partition_key_fields": "",
-        "schema": "{}", "compatibility_mode": "forward", "retention_time_ms": "2d",
-        "authorization": "", "schemas-TOTAL_FORMS": "0", "schemas-INITIAL_FORMS": "0",
-    })
+    response = admin_client.post(
+        "/admin/events/eventtype/add/",
+        {
+            "name": "order.shipped",
+            "owning_application": "shop",
+            "category": "business",
+            "partition_count": "1",
+            "partition_strategy": "hash",
+            "partition_key_fields": "",
+            "schema": "{}",
+            "compatibility_mode": "forward",
+            "retention_time_ms": "2d",
+            "authorization": "",
+            "schemas-TOTAL_FORMS": "0",
+            "schemas-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 200
     assert "partition_key_fields is required" in str(
-        response.context["adminform"].form.errors["partition_key_fields"])
+        response.context["adminform"].form.errors["partition_key_fields"]
+    )
     assert not EventType.objects.exists()
 
 
-def test_deleting_an_event_type_drops_its_streams(admin_client, client, producer_token,
-                                                   order_type):
+def test_deleting_an_event_type_drops_its_streams(admin_client, client, producer_token, order_type):
     publish(client, producer_token, "order.created", [business_event()])
     response = admin_client.post(
-        reverse("admin:events_eventtype_delete", args=[order_type.pk]), {"post": "yes"})
+        reverse("admin:events_eventtype_delete", args=[order_type.pk]), {"post": "yes"}
+    )
     assert response.status_code == 302
     assert not EventType.objects.exists()
     assert all(info.length == 0 for info in streams.partition_info("order.created", [0, 1]))
@@ -269,8 +325,7 @@ def test_creating_a_token_shows_it_once_and_stores_only_its_digest(admin_client,
 
 def test_a_staff_user_who_may_only_view_clients_cannot_create_tokens(client, db):
     shop, _ = create_client("shop")
-    viewer = User.objects.create_user("viewer", password="a long viewer password",
-                                      is_staff=True)
+    viewer = User.objects.create_user("viewer", password="a long viewer password", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_client"))
     client.force_login(viewer)
     page = client.get(change_url(shop))
@@ -282,12 +337,20 @@ def test_a_staff_user_who_may_only_view_clients_cannot_create_tokens(client, db)
 
 
 def test_a_client_is_created_with_a_grant_and_a_token_in_one_step(admin_client, client):
-    response = admin_client.post("/admin/events/client/add/", {
-        "name": "billing", "description": "", "_create_token": "Save and create token",
-        "grants-TOTAL_FORMS": "1", "grants-INITIAL_FORMS": "0",
-        "grants-0-action": "read", "grants-0-pattern": "order.*",
-        "tokens-TOTAL_FORMS": "0", "tokens-INITIAL_FORMS": "0",
-    })
+    response = admin_client.post(
+        "/admin/events/client/add/",
+        {
+            "name": "billing",
+            "description": "",
+            "_create_token": "Save and create token",
+            "grants-TOTAL_FORMS": "1",
+            "grants-INITIAL_FORMS": "0",
+            "grants-0-action": "read",
+            "grants-0-pattern": "order.*",
+            "tokens-TOTAL_FORMS": "0",
+            "tokens-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 200
     [token] = tokens_on(response)
     billing = Client.objects.get(name="billing")
@@ -298,8 +361,10 @@ def test_a_client_is_created_with_a_grant_and_a_token_in_one_step(admin_client, 
 
 def test_the_action_creates_a_token_for_each_selected_client(admin_client, client, db):
     clients = [create_client(name)[0] for name in ("one", "two")]
-    response = admin_client.post("/admin/events/client/", {
-        "action": "create_tokens", "_selected_action": [c.pk for c in clients]})
+    response = admin_client.post(
+        "/admin/events/client/",
+        {"action": "create_tokens", "_selected_action": [c.pk for c in clients]},
+    )
     tokens = tokens_on(response)
     assert len(tokens) == 2
     for token in tokens:
@@ -314,10 +379,16 @@ def test_a_token_revoked_in_the_admin_stops_working(admin_client, client, db):
     assert client.get("/api/event-types", **bearer(token)).status_code == 401
 
 
-@pytest.mark.parametrize(("ms", "text"), [
-    (172_800_000, "2d"), (129_600_000, "1d 12h"), (5_400_000, "1h 30m"), (90_000, "1m 30s"),
-    (1500, "1s 500ms"),
-])
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (172_800_000, "2d"),
+        (129_600_000, "1d 12h"),
+        (5_400_000, "1h 30m"),
+        (90_000, "1m 30s"),
+        (1500, "1s 500ms"),
+    ],
+)
 def test_durations_read_in_the_largest_units_and_parse_back(ms, text):
     assert format_duration(ms) == text
     assert parse_duration(text) == ms

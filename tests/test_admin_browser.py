@@ -17,16 +17,24 @@ from events.models import ApiToken, Client, EventType
 from tests.helpers import business_event, event_type_body
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT = Path("/tmp/admin-event-type.png")
 PASSWORD = "a long operator password"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"
+    ),
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -38,8 +46,7 @@ def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_serve
     _, shop_token = create_client("shop", publish=["order.*"], read=["order.*"])
     billing = Client.objects.create(name="billing", description="The billing service")
     with live_server.client(shop_token) as http:
-        assert http.post("/api/event-types",
-                         json=event_type_body(partitions=2)).status_code == 201
+        assert http.post("/api/event-types", json=event_type_body(partitions=2)).status_code == 201
         events = [business_event(f"A-{i}") for i in range(4)]
         assert http.post("/api/event-types/order.created/events", json=events).status_code == 200
     event_type = EventType.objects.get(name="order.created")
@@ -49,8 +56,9 @@ def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_serve
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(base_url=live_server.url,
-                                    viewport={"width": 1280, "height": 900})
+            page = browser.new_page(
+                base_url=live_server.url, viewport={"width": 1280, "height": 900}
+            )
             page.set_default_timeout(15_000)
             page.goto("/admin/login/?next=/admin/")
             page.fill("#id_username", "operator")
@@ -63,8 +71,13 @@ def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_serve
             for info in infos:
                 row = table.locator("tbody tr").nth(info.partition)
                 sync_api.expect(row.locator("td")).to_have_text(
-                    [str(info.partition), info.oldest_available_offset,
-                     info.newest_available_offset, str(info.length)])
+                    [
+                        str(info.partition),
+                        info.oldest_available_offset,
+                        info.newest_available_offset,
+                        str(info.length),
+                    ]
+                )
             sync_api.expect(page.get_by_role("heading", name="Schema history")).to_be_visible()
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 

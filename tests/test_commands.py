@@ -42,8 +42,13 @@ def run_up(tmp_path, port, **env):
     environment = {**os.environ, "STREAMSITE_VAR_DIR": str(tmp_path), **env}
     environment.pop("REDIS_URL", None)
     environment.pop("DATABASE_URL", None)
-    return subprocess.Popen([sys.executable, "manage.py", "up", "--port", str(port)], cwd=ROOT,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_up_runs_everything_and_stops_it_in_order(tmp_path):
@@ -51,10 +56,12 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
     port = free_port()
     up = run_up(tmp_path, port)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(
-        line.decode() for line in up.stdout), daemon=True)  # type: ignore[union-attr]
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.decode() for line in up.stdout), daemon=True
+    )  # type: ignore[union-attr]
     reader.start()
     try:
+
         def running() -> bool:
             assert up.poll() is None, "".join(lines)
             return any("Streamsite is running at" in line for line in lines)
@@ -72,8 +79,9 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
     assert up.returncode == 0, output
     stops = [line for line in output.splitlines() if line.startswith("Stopped ")]
     assert [line.split()[1] for line in stops] == ["server", "worker", "redis"]
-    assert (tmp_path / "redis" / "appendonlydir").exists() or \
-        (tmp_path / "redis" / "appendonly.aof").exists()
+    assert (tmp_path / "redis" / "appendonlydir").exists() or (
+        tmp_path / "redis" / "appendonly.aof"
+    ).exists()
 
 
 def test_up_says_clearly_when_the_port_is_busy(tmp_path):

@@ -25,14 +25,17 @@ def test_a_producer_defines_a_type_publishes_and_sees_offsets(producer):
     created = producer.post("/api/event-types", json=event_type_body(partitions=2))
     assert created.status_code == 201, created.text
     events = [business_event(f"A-{i}") for i in range(50)]
-    published = producer.post("/api/event-types/order.created/events", json=events,
-                              headers={"X-Flow-Id": "e2e"})
+    published = producer.post(
+        "/api/event-types/order.created/events", json=events, headers={"X-Flow-Id": "e2e"}
+    )
     assert published.status_code == 200, published.text
     partitions = producer.get("/api/event-types/order.created/partitions").json()
     assert sum(p["length"] for p in partitions) == 50
-    kept = [orjson.loads(fields[streams.EVENT_FIELD])
-            for p in range(2)
-            for _, fields in redis_client().xrange(streams.log_key("order.created", p))]
+    kept = [
+        orjson.loads(fields[streams.EVENT_FIELD])
+        for p in range(2)
+        for _, fields in redis_client().xrange(streams.log_key("order.created", p))
+    ]
     assert sorted(e["order_number"] for e in kept) == sorted(e["order_number"] for e in events)
     assert {e["metadata"]["flow_id"] for e in kept} == {"e2e"}
 
@@ -44,8 +47,9 @@ def test_concurrent_retries_of_one_batch_store_each_event_once(live_server, prod
     token = producer.headers["Authorization"]
 
     async def send() -> int:
-        async with httpx.AsyncClient(base_url=live_server.url, timeout=10,
-                                     headers={"Authorization": token}) as http:
+        async with httpx.AsyncClient(
+            base_url=live_server.url, timeout=10, headers={"Authorization": token}
+        ) as http:
             response = await http.post("/api/event-types/order.created/events", json=events)
             return response.status_code
 
@@ -62,8 +66,11 @@ def test_errors_from_the_real_server_are_problems(live_server, producer):
         response = anonymous.get("/api/event-types")
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
-    response = producer.post("/api/event-types/missing/events", content=b"[{",
-                             headers={"Content-Type": "application/json"})
+    response = producer.post(
+        "/api/event-types/missing/events",
+        content=b"[{",
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 404
     assert response.json()["title"] == "Not Found"
 

@@ -39,18 +39,29 @@ def test_it_refuses_a_duplicate_name_with_409(client, producer_token):
     assert response["Content-Type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize(("change", "detail"), [
-    ({"name": "9bad"}, "name"),
-    ({"category": "weird"}, "category"),
-    ({"partition_strategy": "hash"}, "partition_key_fields"),
-    ({"schema": {"type": "json_schema", "schema": "{not json"}}, "not valid JSON"),
-    ({"schema": {"type": "json_schema", "schema": '{"type": "nonsense"}'}}, "invalid"),
-    ({"options": {"retention_time": 1}}, "retention_time"),
-    ({"schema": {"type": "json_schema",
-                 "schema": '{"properties": {"metadata": {"type": "string"}}}'}}, "reserved"),
-])
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"name": "9bad"}, "name"),
+        ({"category": "weird"}, "category"),
+        ({"partition_strategy": "hash"}, "partition_key_fields"),
+        ({"schema": {"type": "json_schema", "schema": "{not json"}}, "not valid JSON"),
+        ({"schema": {"type": "json_schema", "schema": '{"type": "nonsense"}'}}, "invalid"),
+        ({"options": {"retention_time": 1}}, "retention_time"),
+        (
+            {
+                "schema": {
+                    "type": "json_schema",
+                    "schema": '{"properties": {"metadata": {"type": "string"}}}',
+                }
+            },
+            "reserved",
+        ),
+    ],
+)
 def test_it_refuses_an_invalid_event_type_with_422_and_stores_nothing(
-        client, admin_token, change, detail):
+    client, admin_token, change, detail
+):
     response = post(client, "/api/event-types", event_type_body(**change), admin_token)
     assert response.status_code == 422, response.content
     assert response["Content-Type"] == "application/problem+json"
@@ -74,10 +85,16 @@ def test_it_refuses_a_client_without_the_grant(client, stranger_token):
 
 def test_it_adds_an_optional_property_as_a_minor_version(client, producer_token):
     post(client, "/api/event-types", event_type_body(), producer_token)
-    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"],
-                                             "note": {"type": "string"}}}
-    response = put(client, "/api/event-types/order.created", event_type_body(json_schema=schema),
-                   producer_token)
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "note": {"type": "string"}},
+    }
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema),
+        producer_token,
+    )
     assert response.status_code == 200, response.content
     assert response.json()["schema"]["version"] == "1.1.0"
     versions = client.get("/api/event-types/order.created/schemas", **bearer(producer_token))
@@ -87,8 +104,12 @@ def test_it_adds_an_optional_property_as_a_minor_version(client, producer_token)
 def test_it_refuses_removing_a_property_in_forward_mode(client, producer_token):
     post(client, "/api/event-types", event_type_body(), producer_token)
     schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
-    response = put(client, "/api/event-types/order.created", event_type_body(json_schema=schema),
-                   producer_token)
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema),
+        producer_token,
+    )
     assert response.status_code == 422
     assert "properties/amount" in response.json()["detail"]
     assert EventType.objects.get().schema_version == "1.0.0"
@@ -97,8 +118,12 @@ def test_it_refuses_removing_a_property_in_forward_mode(client, producer_token):
 def test_it_takes_any_change_in_none_mode_as_a_major_version(client, producer_token):
     post(client, "/api/event-types", event_type_body(compatibility_mode="none"), producer_token)
     schema = {"type": "object", "properties": {"order_number": {"type": "integer"}}}
-    response = put(client, "/api/event-types/order.created",
-                   event_type_body(json_schema=schema, compatibility_mode="none"), producer_token)
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema, compatibility_mode="none"),
+        producer_token,
+    )
     assert response.status_code == 200
     assert response.json()["schema"]["version"] == "2.0.0"
 
@@ -117,11 +142,14 @@ def test_an_unknown_api_path_is_a_problem(client, db):
     assert response["Content-Type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize("change", [
-    {"audience": "everyone"},
-    {"authorization": "hello"},
-    {"authorization": {"admins": [], "readers": [], "writers": []}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"audience": "everyone"},
+        {"authorization": "hello"},
+        {"authorization": {"admins": [], "readers": [], "writers": []}},
+    ],
+)
 def test_it_checks_audience_and_authorization(client, producer_token, change):
     response = post(client, "/api/event-types", event_type_body(**change), producer_token)
     assert response.status_code == 422
@@ -135,6 +163,7 @@ def test_a_client_without_the_grant_gets_403_before_any_validation(client, stran
 @pytest.mark.parametrize("partition", ["%C2%B2", "00", "-1", "x"])
 def test_odd_partition_ids_are_404(client, producer_token, partition):
     post(client, "/api/event-types", event_type_body(partitions=2), producer_token)
-    response = client.get(f"/api/event-types/order.created/partitions/{partition}",
-                          **bearer(producer_token))
+    response = client.get(
+        f"/api/event-types/order.created/partitions/{partition}", **bearer(producer_token)
+    )
     assert response.status_code == 404

@@ -19,16 +19,26 @@ pytestmark = pytest.mark.django_db
 def order_type(client, producer_token):
     def create(**kwargs):
         body = event_type_body(**kwargs)
-        response = client.post("/api/event-types", orjson.dumps(body),
-                               content_type="application/json", **bearer(producer_token))
+        response = client.post(
+            "/api/event-types",
+            orjson.dumps(body),
+            content_type="application/json",
+            **bearer(producer_token),
+        )
         assert response.status_code == 201, response.content
         return body["name"]
+
     return create
 
 
 def publish(client, token, events, name="order.created", **headers):
-    return client.post(f"/api/event-types/{name}/events", orjson.dumps(events),
-                       content_type="application/json", **bearer(token), **headers)
+    return client.post(
+        f"/api/event-types/{name}/events",
+        orjson.dumps(events),
+        content_type="application/json",
+        **bearer(token),
+        **headers,
+    )
 
 
 def stored(name="order.created", partition=0):
@@ -86,16 +96,30 @@ def test_an_invalid_event_aborts_the_whole_batch(client, producer_token, order_t
     assert stored() == []
 
 
-@pytest.mark.parametrize(("event", "detail"), [
-    ({"order_number": "A"}, "metadata"),
-    ({"order_number": "A", "metadata": {"eid": "nope", "occurred_at": "2026-11-21T10:00:00Z"}},
-     "eid"),
-    ({"order_number": "A", "metadata": {"eid": str(uuid.uuid4()), "occurred_at": "yesterday"}},
-     "occurred_at"),
-    ("not an object", "object"),
-])
-def test_it_refuses_events_without_valid_metadata(client, producer_token, order_type, event,
-                                                  detail):
+@pytest.mark.parametrize(
+    ("event", "detail"),
+    [
+        ({"order_number": "A"}, "metadata"),
+        (
+            {
+                "order_number": "A",
+                "metadata": {"eid": "nope", "occurred_at": "2026-11-21T10:00:00Z"},
+            },
+            "eid",
+        ),
+        (
+            {
+                "order_number": "A",
+                "metadata": {"eid": str(uuid.uuid4()), "occurred_at": "yesterday"},
+            },
+            "occurred_at",
+        ),
+        ("not an object", "object"),
+    ],
+)
+def test_it_refuses_events_without_valid_metadata(
+    client, producer_token, order_type, event, detail
+):
     order_type()
     response = publish(client, producer_token, [event])
     assert response.status_code == 422
@@ -116,8 +140,12 @@ def test_hash_partitioning_keeps_one_key_on_one_partition(client, producer_token
 
 
 def test_a_missing_hash_key_fails_at_partitioning(client, producer_token, order_type):
-    order_type(partitions=2, partition_strategy="hash", partition_key_fields=["customer"],
-               json_schema={"type": "object"})
+    order_type(
+        partitions=2,
+        partition_strategy="hash",
+        partition_key_fields=["customer"],
+        json_schema={"type": "object"},
+    )
     response = publish(client, producer_token, [business_event("A")])
     assert response.status_code == 422
     assert response.json()[0]["step"] == "partitioning"
@@ -136,8 +164,12 @@ def test_user_defined_partitioning_uses_the_given_partition(client, producer_tok
 
 def test_data_change_events_need_their_envelope(client, producer_token, order_type):
     order_type(category="data")
-    good = {"metadata": business_event()["metadata"], "data_op": "C", "data_type": "order",
-            "data": {"order_number": "A"}}
+    good = {
+        "metadata": business_event()["metadata"],
+        "data_op": "C",
+        "data_type": "order",
+        "data": {"order_number": "A"},
+    }
     assert publish(client, producer_token, [good]).status_code == 200
     bad = {**good, "data_op": "X"}
     assert publish(client, producer_token, [bad]).status_code == 422
@@ -156,7 +188,8 @@ def test_compatible_mode_refuses_undeclared_fields(client, producer_token, order
 
 
 def test_an_event_over_the_size_limit_is_413_and_nothing_is_stored(
-        client, producer_token, order_type, settings):
+    client, producer_token, order_type, settings
+):
     settings.MAX_EVENT_BYTES = 2000
     order_type()
     events = [business_event("A"), business_event("B" * 3000)]
@@ -174,16 +207,24 @@ def test_a_request_over_the_size_limit_is_413(client, producer_token, order_type
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize(("body", "content_type", "status"), [
-    (b"[{", "application/json", 400),
-    (b'{"not": "a list"}', "application/json", 400),
-    (b"[]", "text/plain", 415),
-])
-def test_malformed_requests_are_refused_clearly(client, producer_token, order_type, body,
-                                                content_type, status):
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"[{", "application/json", 400),
+        (b'{"not": "a list"}', "application/json", 400),
+        (b"[]", "text/plain", 415),
+    ],
+)
+def test_malformed_requests_are_refused_clearly(
+    client, producer_token, order_type, body, content_type, status
+):
     order_type()
-    response = client.post("/api/event-types/order.created/events", body,
-                           content_type=content_type, **bearer(producer_token))
+    response = client.post(
+        "/api/event-types/order.created/events",
+        body,
+        content_type=content_type,
+        **bearer(producer_token),
+    )
     assert response.status_code == status
     assert response["Content-Type"] == "application/problem+json"
     assert stored() == []
@@ -200,8 +241,7 @@ def test_publishing_to_an_unknown_type_is_404(client, producer_token):
     assert publish(client, producer_token, [business_event()], name="nope").status_code == 404
 
 
-def test_a_failed_partition_write_is_207_and_the_rest_is_stored(client, producer_token,
-                                                                order_type):
+def test_a_failed_partition_write_is_207_and_the_rest_is_stored(client, producer_token, order_type):
     order_type(partitions=2, partition_strategy="user_defined")
     # Make partition 1's stream key a plain string: XADD on it fails, partition 0 still works.
     redis_client().set(streams.log_key("order.created", 1), "not a stream")
@@ -212,7 +252,9 @@ def test_a_failed_partition_write_is_207_and_the_rest_is_stored(client, producer
     assert response.status_code == 207
     items = response.json()
     assert [(i["publishing_status"], i["step"]) for i in items] == [
-        ("submitted", "none"), ("failed", "publishing")]
+        ("submitted", "none"),
+        ("failed", "publishing"),
+    ]
     assert [e["order_number"] for e in stored(partition=0)] == ["A"]
 
 
@@ -235,8 +277,12 @@ def test_partitions_report_offsets(client, producer_token, order_type):
     response = client.get("/api/event-types/order.created/partitions", **bearer(producer_token))
     assert response.status_code == 200
     empty, used = response.json()
-    assert empty == {"partition": "0", "oldest_available_offset": "0-1",
-                     "newest_available_offset": "BEGIN", "length": 0}
+    assert empty == {
+        "partition": "0",
+        "oldest_available_offset": "0-1",
+        "newest_available_offset": "BEGIN",
+        "length": 0,
+    }
     [(entry_id, _)] = redis_client().xrange(streams.log_key("order.created", 1))
     assert used["oldest_available_offset"] == used["newest_available_offset"] == entry_id.decode()
     single = client.get("/api/event-types/order.created/partitions/1", **bearer(producer_token))

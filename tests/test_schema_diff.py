@@ -9,9 +9,11 @@ from events.schema_diff import Level, bump, evolve
 
 BASE = {
     "type": "object",
-    "properties": {"id": {"type": "string", "maxLength": 10},
-                   "kind": {"type": "string", "enum": ["a", "b"]},
-                   "tags": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "id": {"type": "string", "maxLength": 10},
+        "kind": {"type": "string", "enum": ["a", "b"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
     "required": ["id"],
 }
 
@@ -31,27 +33,39 @@ def changed(**edits):
 
 
 def outcome(new, mode="forward"):
-    result = evolve(BASE, new, old_text=orjson.dumps(BASE).decode(),
-                    new_text=orjson.dumps(new).decode(), mode=mode, version="1.0.0")
+    result = evolve(
+        BASE,
+        new,
+        old_text=orjson.dumps(BASE).decode(),
+        new_text=orjson.dumps(new).decode(),
+        mode=mode,
+        version="1.0.0",
+    )
     return "refused" if result.refused else result.version
 
 
-@pytest.mark.parametrize(("new", "forward", "compatible", "none"), [
-    (changed(description="orders"), "1.0.1", "1.0.1", "1.0.1"),
-    (changed(properties__note={"type": "string"}), "1.1.0", "1.1.0", "1.1.0"),
-    (changed(required=["id", "kind"]), "1.1.0", "refused", "1.1.0"),
-    (changed(properties__kind=None), "refused", "refused", "2.0.0"),
-    (changed(properties__id__type="integer"), "refused", "refused", "2.0.0"),
-    (changed(properties__id__maxLength=20), "refused", "refused", "2.0.0"),
-    (changed(properties__kind__enum=["a", "b", "c"]), "refused", "refused", "2.0.0"),
-    (changed(properties__tags__items=None), "refused", "refused", "2.0.0"),
-    (changed(required=[]), "refused", "refused", "2.0.0"),
-    (changed(additionalProperties=False), "refused", "refused", "2.0.0"),
-    (changed(additionalProperties={"type": "string"}), "1.1.0", "refused", "1.1.0"),
-])
+@pytest.mark.parametrize(
+    ("new", "forward", "compatible", "none"),
+    [
+        (changed(description="orders"), "1.0.1", "1.0.1", "1.0.1"),
+        (changed(properties__note={"type": "string"}), "1.1.0", "1.1.0", "1.1.0"),
+        (changed(required=["id", "kind"]), "1.1.0", "refused", "1.1.0"),
+        (changed(properties__kind=None), "refused", "refused", "2.0.0"),
+        (changed(properties__id__type="integer"), "refused", "refused", "2.0.0"),
+        (changed(properties__id__maxLength=20), "refused", "refused", "2.0.0"),
+        (changed(properties__kind__enum=["a", "b", "c"]), "refused", "refused", "2.0.0"),
+        (changed(properties__tags__items=None), "refused", "refused", "2.0.0"),
+        (changed(required=[]), "refused", "refused", "2.0.0"),
+        (changed(additionalProperties=False), "refused", "refused", "2.0.0"),
+        (changed(additionalProperties={"type": "string"}), "1.1.0", "refused", "1.1.0"),
+    ],
+)
 def test_each_change_earns_its_version_or_is_refused(new, forward, compatible, none):
     assert (outcome(new, "forward"), outcome(new, "compatible"), outcome(new, "none")) == (
-        forward, compatible, none)
+        forward,
+        compatible,
+        none,
+    )
 
 
 def test_an_identical_schema_keeps_its_version():
@@ -59,9 +73,14 @@ def test_an_identical_schema_keeps_its_version():
 
 
 def test_a_textual_change_alone_is_a_patch():
-    result = evolve(BASE, BASE, old_text=orjson.dumps(BASE).decode(),
-                    new_text=orjson.dumps(BASE, option=orjson.OPT_INDENT_2).decode(),
-                    mode="compatible", version="1.2.3")
+    result = evolve(
+        BASE,
+        BASE,
+        old_text=orjson.dumps(BASE).decode(),
+        new_text=orjson.dumps(BASE, option=orjson.OPT_INDENT_2).decode(),
+        mode="compatible",
+        version="1.2.3",
+    )
     assert result.version == "1.2.4"
 
 
@@ -69,7 +88,9 @@ def test_a_refusal_names_the_path_of_each_breaking_change():
     new = changed(properties__kind=None, properties__id__maxLength=5)
     result = evolve(BASE, new, old_text="a", new_text="b", mode="forward", version="1.0.0")
     assert sorted(c.path for c in result.refused) == [
-        "#/properties/id/maxLength", "#/properties/kind"]
+        "#/properties/id/maxLength",
+        "#/properties/kind",
+    ]
 
 
 def test_bump_resets_the_lower_parts():

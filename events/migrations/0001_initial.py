@@ -7,91 +7,223 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Client',
+            name="Client",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True)),
-                ('is_admin', models.BooleanField(default=False, help_text="Administer everything: event types, clients' data, all grants.")),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, unique=True)),
+                (
+                    "is_admin",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Administer everything: event types, clients' data, all grants.",
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='EventType',
+            name="EventType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True, validators=[django.core.validators.RegexValidator('^[a-zA-Z][-0-9a-zA-Z_]*(\\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*$')])),
-                ('owning_application', models.CharField(max_length=255)),
-                ('category', models.CharField(choices=[('undefined', 'Undefined'), ('data', 'Data'), ('business', 'Business')], max_length=16)),
-                ('enrichment_strategies', models.JSONField(blank=True, default=list)),
-                ('partition_strategy', models.CharField(choices=[('random', 'Random'), ('hash', 'Hash'), ('user_defined', 'User Defined')], default='random', max_length=16)),
-                ('partition_key_fields', models.JSONField(blank=True, default=list)),
-                ('partition_count', models.PositiveIntegerField(default=1)),
-                ('schema', models.TextField(help_text='The JSON schema, as a JSON string.')),
-                ('schema_version', models.CharField(default='1.0.0', max_length=32)),
-                ('schema_created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('compatibility_mode', models.CharField(choices=[('compatible', 'Compatible'), ('forward', 'Forward'), ('none', 'None')], default='forward', max_length=16)),
-                ('default_statistic', models.JSONField(blank=True, null=True)),
-                ('retention_time_ms', models.BigIntegerField(help_text='Events older than this are trimmed.')),
-                ('retention_max_events', models.BigIntegerField(blank=True, help_text='Per partition; the oldest beyond this are trimmed.', null=True)),
-                ('cleanup_policy', models.CharField(default='delete', max_length=16)),
-                ('ordering_key_fields', models.JSONField(blank=True, default=list)),
-                ('audience', models.CharField(blank=True, default='', max_length=64)),
-                ('authorization', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=255,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-zA-Z][-0-9a-zA-Z_]*(\\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*$"
+                            )
+                        ],
+                    ),
+                ),
+                ("owning_application", models.CharField(max_length=255)),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("undefined", "Undefined"),
+                            ("data", "Data"),
+                            ("business", "Business"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("enrichment_strategies", models.JSONField(blank=True, default=list)),
+                (
+                    "partition_strategy",
+                    models.CharField(
+                        choices=[
+                            ("random", "Random"),
+                            ("hash", "Hash"),
+                            ("user_defined", "User Defined"),
+                        ],
+                        default="random",
+                        max_length=16,
+                    ),
+                ),
+                ("partition_key_fields", models.JSONField(blank=True, default=list)),
+                ("partition_count", models.PositiveIntegerField(default=1)),
+                ("schema", models.TextField(help_text="The JSON schema, as a JSON string.")),
+                ("schema_version", models.CharField(default="1.0.0", max_length=32)),
+                ("schema_created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "compatibility_mode",
+                    models.CharField(
+                        choices=[
+                            ("compatible", "Compatible"),
+                            ("forward", "Forward"),
+                            ("none", "None"),
+                        ],
+                        default="forward",
+                        max_length=16,
+                    ),
+                ),
+                ("default_statistic", models.JSONField(blank=True, null=True)),
+                (
+                    "retention_time_ms",
+                    models.BigIntegerField(help_text="Events older than this are trimmed."),
+                ),
+                (
+                    "retention_max_events",
+                    models.BigIntegerField(
+                        blank=True,
+                        help_text="Per partition; the oldest beyond this are trimmed.",
+                        null=True,
+                    ),
+                ),
+                ("cleanup_policy", models.CharField(default="delete", max_length=16)),
+                ("ordering_key_fields", models.JSONField(blank=True, default=list)),
+                ("audience", models.CharField(blank=True, default="", max_length=64)),
+                ("authorization", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(blank=True, max_length=255)),
-                ('digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('hint', models.CharField(editable=False, help_text="The token's first characters.", max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('revoked', models.BooleanField(default=False)),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='events.client')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("label", models.CharField(blank=True, max_length=255)),
+                ("digest", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "hint",
+                    models.CharField(
+                        editable=False, help_text="The token's first characters.", max_length=16
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("revoked", models.BooleanField(default=False)),
+                (
+                    "client",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tokens",
+                        to="events.client",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='EventTypeSchema',
+            name="EventTypeSchema",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=32)),
-                ('schema', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('event_type', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='schemas', to='events.eventtype')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=32)),
+                ("schema", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "event_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="schemas",
+                        to="events.eventtype",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(fields=('event_type', 'version'), name='unique_schema_version')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("event_type", "version"), name="unique_schema_version"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Grant',
+            name="Grant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('publish', 'publish to event types'), ('read', 'read event types'), ('consume', 'consume subscriptions')], max_length=16)),
-                ('pattern', models.CharField(help_text='An event type name, or a glob such as orders.* or *.', max_length=255)),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='events.client')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("publish", "publish to event types"),
+                            ("read", "read event types"),
+                            ("consume", "consume subscriptions"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "pattern",
+                    models.CharField(
+                        help_text="An event type name, or a glob such as orders.* or *.",
+                        max_length=255,
+                    ),
+                ),
+                (
+                    "client",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grants",
+                        to="events.client",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('client', 'action', 'pattern'), name='unique_grant')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("client", "action", "pattern"), name="unique_grant"
+                    )
+                ],
             },
         ),
     ]

@@ -34,8 +34,10 @@ def check_port_free(bind: str, port: int) -> None:
         try:
             probe.bind((bind, port))
         except OSError as error:
-            raise CommandError(f"Port {port} on {bind} is busy ({error.strerror}); stop what "
-                               f"uses it or choose another with --port.") from None
+            raise CommandError(
+                f"Port {port} on {bind} is busy ({error.strerror}); stop what "
+                f"uses it or choose another with --port."
+            ) from None
 
 
 class Command(BaseCommand):
@@ -64,11 +66,26 @@ class Command(BaseCommand):
             env = {**os.environ, "REDIS_URL": self._redis(children)}
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             children.append(("worker", spawn([*manage, "rqworker", "default"], env=env)))
-            children.append(("server", spawn(
-                [sys.executable, "-m", "daphne", "-b", bind, "-p", str(port),
-                 "--proxy-headers", settings.ASGI_APPLICATION.replace(".application",
-                                                                      ":application")],
-                env=env, cwd=settings.BASE_DIR)))
+            children.append(
+                (
+                    "server",
+                    spawn(
+                        [
+                            sys.executable,
+                            "-m",
+                            "daphne",
+                            "-b",
+                            bind,
+                            "-p",
+                            str(port),
+                            "--proxy-headers",
+                            settings.ASGI_APPLICATION.replace(".application", ":application"),
+                        ],
+                        env=env,
+                        cwd=settings.BASE_DIR,
+                    ),
+                )
+            )
             base = f"http://{'[' + bind + ']' if ':' in bind else bind}:{port}"
             self._wait_until_serving(base, children, stopping)
             if not stopping.is_set():
@@ -98,17 +115,25 @@ class Command(BaseCommand):
             except RuntimeError:
                 socket_path.unlink()  # left behind by a Redis that is gone
             else:
-                raise CommandError(f"An embedded Redis already answers at {socket_path}: is "
-                                   "another `manage.py up` running from this directory?")
+                raise CommandError(
+                    f"An embedded Redis already answers at {socket_path}: is "
+                    "another `manage.py up` running from this directory?"
+                )
         data = settings.VAR_DIR / "redis"
-        process = start_redis(data, unixsocket=socket_path, persistent=True,
-                              log_file=data / "redis.log")
+        process = start_redis(
+            data, unixsocket=socket_path, persistent=True, log_file=data / "redis.log"
+        )
         children.append(("redis", process))
         self.stdout.write(f"Embedded Redis started (append-only file in {data}).")
         return url
 
-    def _wait_until_serving(self, base: str, children: list[tuple[str, subprocess.Popen[bytes]]],
-                            stopping: threading.Event, timeout: float = 60.0) -> None:
+    def _wait_until_serving(
+        self,
+        base: str,
+        children: list[tuple[str, subprocess.Popen[bytes]]],
+        stopping: threading.Event,
+        timeout: float = 60.0,
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not stopping.is_set():
             self._check_children(children)
@@ -128,8 +153,9 @@ class Command(BaseCommand):
             if process.poll() is not None:
                 raise CommandError(f"The {name} exited unexpectedly (exit {process.returncode}).")
 
-    def _supervise(self, children: list[tuple[str, subprocess.Popen[bytes]]],
-                   stopping: threading.Event) -> None:
+    def _supervise(
+        self, children: list[tuple[str, subprocess.Popen[bytes]]], stopping: threading.Event
+    ) -> None:
         while not stopping.wait(0.5):
             self._check_children(children)
         self.stdout.write("Stopping…")
@@ -138,9 +164,11 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Streamsite is running at {base}/"))
         self.stdout.write(f"  API:    {base}/api/  (OpenAPI: {base}/api/openapi.json)")
         self.stdout.write(f"  Docs:   {base}/docs")
-        self.stdout.write(f"  Admin:  {base}/admin/  (create a login: "
-                          "python manage.py createsuperuser)")
-        self.stdout.write("  Token:  python manage.py createclient NAME --admin  "
-                          "(the token is the last line)")
+        self.stdout.write(
+            f"  Admin:  {base}/admin/  (create a login: python manage.py createsuperuser)"
+        )
+        self.stdout.write(
+            "  Token:  python manage.py createclient NAME --admin  (the token is the last line)"
+        )
         self.stdout.write(f"  Redis:  {redis_url}")
         self.stdout.write("Press Ctrl-C to stop.")
