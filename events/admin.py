@@ -35,24 +35,25 @@ admin.site.site_title = "Streamsite"
 admin.site.index_title = "Event bus administration"
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import _FieldsetSpec
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
 
+PARTITIONING_FIELDSET: tuple[str, _FieldOpts] = (
+    "Partitioning",
+    {
+        "fields": (
+            "partition_count",
+            "partition_strategy",
+            "partition_key_fields",
+            "ordering_key_fields",
+        )
+    },
+)
 ADD_FIELDSETS: _FieldsetSpec = (
     (
         "Identity",
         {"fields": ("name", "owning_application", "category", "audience", "authorization")},
     ),
-    (
-        "Partitioning",
-        {
-            "fields": (
-                "partition_count",
-                "partition_strategy",
-                "partition_key_fields",
-                "ordering_key_fields",
-            )
-        },
-    ),
+    PARTITIONING_FIELDSET,
     ("Schema", {"fields": ("schema", "compatibility_mode")}),
     ("Retention", {"fields": ("retention_time_ms", "retention_max_events")}),
 )
@@ -70,17 +71,7 @@ CHANGE_FIELDSETS: _FieldsetSpec = (
             )
         },
     ),
-    (
-        "Partitioning",
-        {
-            "fields": (
-                "partition_count",
-                "partition_strategy",
-                "partition_key_fields",
-                "ordering_key_fields",
-            )
-        },
-    ),
+    PARTITIONING_FIELDSET,
     (
         "Partitions (live from Redis)",
         {

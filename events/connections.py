@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -14,8 +15,11 @@ from django.conf import settings
 
 # A Redis that stops answering gives an error, not a request that hangs. Blocking reads
 # (XREAD … BLOCK) need a client of their own with a longer socket timeout.
-SOCKET_CONNECT_TIMEOUT = 2.0
-SOCKET_TIMEOUT = 10.0
+CLIENT_OPTIONS: dict[str, Any] = {
+    "health_check_interval": 30,
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 10.0,
+}
 
 _sync_clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
@@ -27,12 +31,7 @@ def redis_client() -> redis.Redis:
     url: str = settings.REDIS_URL
     client = _sync_clients.get(url)
     if client is None:
-        client = _sync_clients[url] = redis.Redis.from_url(
-            url,
-            health_check_interval=30,
-            socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-        )
+        client = _sync_clients[url] = redis.Redis.from_url(url, **CLIENT_OPTIONS)
     return client
 
 
@@ -42,10 +41,5 @@ def async_redis_client() -> aioredis.Redis:
     per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(url)
     if client is None:
-        client = per_loop[url] = aioredis.Redis.from_url(
-            url,
-            health_check_interval=30,
-            socket_connect_timeout=SOCKET_CONNECT_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-        )
+        client = per_loop[url] = aioredis.Redis.from_url(url, **CLIENT_OPTIONS)
     return client
