@@ -46,7 +46,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "events.problems.ProblemMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -102,8 +101,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-# Serve app static files (the admin's) straight from the packages: no collectstatic step.
-WHITENOISE_USE_FINDERS = True
 
 # Redis: the embedded server's socket under var/ unless REDIS_URL names another.
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"

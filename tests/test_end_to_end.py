@@ -80,3 +80,11 @@ def test_the_server_reports_ready(live_server):
         response = http.get("/health/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "redis": "ok", "database": "ok"}
+
+
+def test_the_server_serves_the_admins_static_files(live_server):
+    with live_server.client() as http:
+        response = http.get("/static/admin/css/base.css")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/css")
+        assert http.get("/static/admin/css/nothing-here.css").status_code == 404
