@@ -298,3 +298,15 @@ def test_metadata_the_server_sets_may_not_be_sent(client, producer_token, order_
     response = publish(client, producer_token, [event])
     assert response.status_code == 422
     assert "set by the server" in response.json()[0]["detail"]
+
+
+def test_time_retention_trims_events_older_than_the_retention(client, producer_token, order_type):
+    order_type(options={"retention_time": 60_000})
+    key = streams.log_key("order.created", 0)
+    for i in range(1, 301):  # entries stamped in 1970: far past any retention
+        redis_client().xadd(key, {streams.EVENT_FIELD: b"{}"}, id=f"{i}-0")
+    assert publish(client, producer_token, [business_event("fresh")]).status_code == 200
+    remaining = redis_client().xrange(key)
+    # Approximate trimming drops whole stream nodes: most old entries go, the new one stays.
+    assert len(remaining) < 150
+    assert orjson.loads(remaining[-1][1][streams.EVENT_FIELD])["order_number"] == "fresh"
