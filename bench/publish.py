@@ -1,0 +1,829 @@
+"""Publishing throughput: 1 KB business events POSTed through the REST API by concurrent
+producers, against the same events written straight to Redis (pipelined XADD: the limit).
+
+Paths measured for each batch size, one after another on a clean keyspace:
+  api     POST /api/event-types/{name}/events through Daphne (validate, enrich, Lua append)
+  lua     the API's own Lua append script called directly from here (no HTTP, no Django)
+  direct  one pipelined XADD per event, one pipeline per batch (the limit)
+Target: at batch 1000 the API reaches at least half of the direct rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis
+import redis.asyncio as aioredis
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import (
+    RESULTS_DIR,
+    BenchError,
+    World,
+    cpu_seconds,
+    exit_on_sigterm,
+    kernel_threads_cpu_seconds,
+    machine_busy_seconds,
+    machine_info,
+    percentile,
+    source_state,
+    start_world,
+)
+from events.partitioning import choose_partition
+from events.streams import EVENT_FIELD, PUBLISH_LUA, eid_key, log_key
+
+HELP = "events/s through the REST API against pipelined XADD straight to Redis"
+EVENT_TYPE = "bench.order-placed"
+PATHS = ("api", "lua", "direct")
+TARGET_BATCH = 1000
+TARGET_RATIO = 0.5
+TEMPLATES = 256  # distinct event bodies, reused round-robin with fresh eids
+EID_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+RETENTION_MS = 2 * 24 * 3600 * 1000  # the server's default retention_time
+MB = 1_000_000
+CPU_PER_EVENT = ("daphne", "redis", "bench")  # processes whose CPU per event is reported
+CPU_COLUMNS = ("daphne", "redis", "bench", "kernel", "other")
+
+# Wide enough for the table when the output is a file or a pipe (CI logs, the README).
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 164)
+
+
+# -- The events -------------------------------------------------------------------------
+
+ORDER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "order_number",
+        "customer",
+        "shipping_address",
+        "items",
+        "total",
+        "payment_method",
+        "channel",
+    ],
+    "properties": {
+        "order_number": {"type": "string", "pattern": "^ORD-[0-9]{4}-[0-9]{8}$"},
+        "customer": {
+            "type": "object",
+            "required": ["id", "email", "name"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "email": {"type": "string", "format": "email", "maxLength": 254},
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "loyalty_tier": {"type": "string", "enum": ["none", "silver", "gold"]},
+            },
+        },
+        "shipping_address": {
+            "type": "object",
+            "required": ["street", "city", "postal_code", "country"],
+            "properties": {
+                "street": {"type": "string"},
+                "city": {"type": "string"},
+                "postal_code": {"type": "string", "maxLength": 16},
+                "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            },
+        },
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["sku", "name", "quantity", "unit_price"],
+                "properties": {
+                    "sku": {"type": "string", "pattern": "^SKU-[0-9]{6}$"},
+                    "name": {"type": "string"},
+                    "quantity": {"type": "integer", "minimum": 1},
+                    "unit_price": {"$ref": "#/definitions/money"},
+                },
+            },
+        },
+        "total": {"$ref": "#/definitions/money"},
+        "payment_method": {
+            "type": "string",
+            "enum": ["credit_card", "paypal", "invoice", "direct_debit"],
+        },
+        "channel": {"type": "string", "enum": ["web", "ios", "android", "store"]},
+        "notes": {"type": "string", "maxLength": 2000},
+    },
+    "definitions": {
+        "money": {
+            "type": "object",
+            "required": ["amount", "currency"],
+            "properties": {
+                "amount": {"type": "integer", "minimum": 0},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            },
+        },
+    },
+}
+
+_CITIES = ["Berlin", "Hamburg", "München", "Köln", "Leipzig", "Wien", "Zürich", "Amsterdam"]
+_PRODUCTS = [
+    "Trail running shoe",
+    "Merino wool sweater",
+    "Rain jacket",
+    "Canvas backpack",
+    "Leather belt",
+    "Cotton T-shirt, 2-pack",
+    "Ankle socks, 5-pack",
+    "Beanie",
+]
+
+
+def order_event(rng: random.Random, size: int, occurred_at: str) -> dict[str, Any]:
+    """One order-placed event (metadata.eid a placeholder) padded to `size` bytes of JSON."""
+    items: list[dict[str, Any]] = [
+        {
+            "sku": f"SKU-{rng.randrange(10**6):06d}",
+            "name": rng.choice(_PRODUCTS),
+            "quantity": rng.randint(1, 3),
+            "unit_price": {"amount": rng.randrange(499, 19999), "currency": "EUR"},
+        }
+        for _ in range(rng.randint(2, 4))
+    ]
+    event: dict[str, Any] = {
+        "order_number": f"ORD-2025-{rng.randrange(10**8):08d}",
+        "customer": {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "email": f"customer{rng.randrange(10**6)}@example.com",
+            "name": f"Customer {rng.randrange(10**6)}",
+            "loyalty_tier": rng.choice(["none", "silver", "gold"]),
+        },
+        "shipping_address": {
+            "street": f"Hauptstraße {rng.randint(1, 200)}",
+            "city": rng.choice(_CITIES),
+            "postal_code": f"{rng.randrange(10**5):05d}",
+            "country": "DE",
+        },
+        "items": items,
+        "total": {
+            "amount": sum(i["quantity"] * i["unit_price"]["amount"] for i in items),
+            "currency": "EUR",
+        },
+        "payment_method": rng.choice(["credit_card", "paypal", "invoice", "direct_debit"]),
+        "channel": rng.choice(["web", "ios", "android", "store"]),
+        "notes": "",
+        "metadata": {"eid": EID_PLACEHOLDER, "occurred_at": occurred_at},
+    }
+    padding = size - len(orjson.dumps(event))
+    if padding < 0:
+        raise BenchError(f"--event-bytes {size} is too small for an order event")
+    event["notes"] = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(padding))
+    return event
+
+
+def event_type_body(partitions: int) -> dict[str, Any]:
+    """The benchmark's event type, as a producer team would define it."""
+    return {
+        "name": EVENT_TYPE,
+        "owning_application": "bench",
+        "category": "business",
+        "enrichment_strategies": ["metadata_enrichment"],
+        "partition_strategy": "random",
+        "compatibility_mode": "compatible",
+        "schema": {"type": "json_schema", "schema": json.dumps(ORDER_SCHEMA)},
+        "default_statistic": {
+            "messages_per_minute": 60_000_000,
+            "message_size": 1024,
+            "read_parallelism": partitions,
+            "write_parallelism": partitions,
+        },
+        "options": {"retention_time": RETENTION_MS},
+    }
+
+
+class EventSource:
+    """Encoded events with fresh eids: the templates are encoded once, before timing, and
+    each event only splices a new eid in, so client-side encoding stays negligible.
+    """
+
+    def __init__(self, size: int, partitions: int, seed: int = 1) -> None:
+        rng = random.Random(seed)
+        occurred_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self._templates: list[tuple[bytes, bytes]] = []
+        for _ in range(TEMPLATES):
+            encoded = orjson.dumps(order_event(rng, size, occurred_at))
+            head, tail = encoded.split(EID_PLACEHOLDER.encode())
+            self._templates.append((head, tail))
+        # A random UUID-shaped prefix per run; the last 12 hex digits count up.
+        self._prefix = str(uuid.uuid4())[:24]
+        self._next = 0
+        self._partitions = partitions
+
+    def take(self, count: int) -> tuple[list[str], list[bytes]]:
+        """`count` new events: their eids and their encodings."""
+        start = self._next
+        self._next += count
+        templates, n = self._templates, len(self._templates)
+        eids = [f"{self._prefix}{i:012x}" for i in range(start, start + count)]
+        payloads = [
+            templates[(start + j) % n][0] + eid.encode() + templates[(start + j) % n][1]
+            for j, eid in enumerate(eids)
+        ]
+        return eids, payloads
+
+    def partition(self, eid: str) -> int:
+        """The partition the server puts an event with this eid on (random strategy)."""
+        return choose_partition({}, strategy="random", partition_count=self._partitions, eid=eid)
+
+
+# -- Measuring ----------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What one (path, batch size) run measured."""
+
+    path: str
+    batch_size: int
+    latencies: list[float] = field(default_factory=list)  # seconds, one per batch
+    events: int = 0
+    bytes: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    stored_events: int = 0  # acknowledged during warm-up and measurement
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of each process …
+    cpu_wall: float = 0.0  # … over this many seconds of wall time
+
+    @property
+    def seconds(self) -> float:
+        return max(self.finished - self.started, 1e-9)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes / self.seconds / MB
+
+    def cpu_percent(self, process: str) -> float:
+        """CPU `process` used during the measurement, in % of one core."""
+        return 100 * self.cpu.get(process, math.nan) / self.cpu_wall if self.cpu_wall else math.nan
+
+    def cpu_per_event(self, process: str) -> float:
+        """CPU microseconds `process` spent per event: independent of other load."""
+        return 1e6 * self.cpu.get(process, math.nan) / self.events if self.events else math.nan
+
+    def as_json(self) -> dict[str, Any]:
+        def ms(q: float) -> float | None:
+            value = percentile(self.latencies, q) * 1000
+            return None if math.isnan(value) else round(value, 3)
+
+        return {
+            "path": self.path,
+            "batch_size": self.batch_size,
+            "batches": len(self.latencies),
+            "events": self.events,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events_per_second, 1),
+            "mb_per_second": round(self.mb_per_second, 2),
+            "latency_ms": {"p50": ms(50), "p99": ms(99), "max": ms(100)},
+            "cpu_percent": {k: _round(self.cpu_percent(k), 1) for k in self.cpu},
+            "cpu_us_per_event": {
+                k: _round(self.cpu_per_event(k), 2) for k in CPU_PER_EVENT if k in self.cpu
+            },
+            "errors": self.errors,
+        }
+
+
+Send = Callable[[int], Awaitable[tuple[int, int]]]  # batch size → (events, bytes) stored
+
+
+async def _produce(send: Send, phase: Phase, batch_size: int, until: float, record: bool) -> None:
+    """One producer: send batches back to back until `until`; stop at the first error."""
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        try:
+            events, size = await send(batch_size)
+        except Exception as error:  # any failure ends this producer and fails the run
+            phase.errors.append(f"{type(error).__name__}: {error}"[:500])
+            return
+        finished = time.perf_counter()
+        phase.stored_events += events
+        if record:
+            phase.latencies.append(finished - started)
+            phase.events += events
+            phase.bytes += size
+            phase.finished = max(phase.finished, finished)
+
+
+async def run_phase(
+    send: Send,
+    path: str,
+    batch_size: int,
+    *,
+    producers: int,
+    seconds: float,
+    warmup: float,
+    pids: dict[str, int],
+) -> Phase:
+    """Warm up, then run `producers` concurrent producers for `seconds`."""
+    phase = Phase(path, batch_size)
+    until = time.perf_counter() + warmup
+    await asyncio.gather(
+        *(_produce(send, phase, batch_size, until, False) for _ in range(producers))
+    )
+    if phase.errors:
+        return phase
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    before["bench"] = cpu_seconds()
+    before["machine"] = machine_busy_seconds()
+    before["kernel"] = kernel_threads_cpu_seconds()
+    phase.started = time.perf_counter()
+    until = phase.started + seconds
+    # The deadline bounds the run even if a request hangs: it is cancelled and counted.
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(_produce(send, phase, batch_size, until, True) for _ in range(producers))
+            ),
+            timeout=seconds + 120,
+        )
+    except TimeoutError:
+        phase.errors.append("a batch took more than 120 s")
+    phase.finished = max(phase.finished, phase.started)
+    after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    after["bench"] = cpu_seconds()
+    after["machine"] = machine_busy_seconds()
+    after["kernel"] = kernel_threads_cpu_seconds()
+    phase.cpu_wall = time.perf_counter() - phase.started
+    used = {name: after[name] - before[name] for name in after}
+    # What the rest of the machine took meanwhile: other work skews the figures.
+    # (clock-tick rounding can make the difference slightly negative: that is none)
+    used["other"] = max(0.0, used.pop("machine") - sum(used.values()))
+    phase.cpu = used
+    return phase
+
+
+# -- The three paths ----------------------------------------------------------------------
+
+
+def api_sender(client: httpx.AsyncClient, source: EventSource) -> Send:
+    url = f"/api/event-types/{EVENT_TYPE}/events"
+
+    async def send(batch_size: int) -> tuple[int, int]:
+        _, payloads = source.take(batch_size)
+        body = b"[" + b",".join(payloads) + b"]"
+        response = await client.post(url, content=body)
+        if response.status_code != 200:
+            raise BenchError(f"HTTP {response.status_code}: {response.text[:300]}")
+        return batch_size, sum(map(len, payloads))
+
+    return send
+
+
+def direct_sender(client: aioredis.Redis, source: EventSource) -> Send:
+    async def send(batch_size: int) -> tuple[int, int]:
+        eids, payloads = source.take(batch_size)
+        keys = [log_key(EVENT_TYPE, source.partition(eid)) for eid in eids]
+        async with client.pipeline(transaction=False) as pipe:
+            for key, payload in zip(keys, payloads, strict=True):
+                pipe.xadd(key, {EVENT_FIELD: payload})
+            await pipe.execute()
+        return batch_size, sum(map(len, payloads))
+
+    return send
+
+
+def lua_sender(client: aioredis.Redis, source: EventSource) -> Send:
+    """What `events.streams.append` sends, from here: one Lua call per partition."""
+    script = client.register_script(PUBLISH_LUA)
+    dedup_seconds = 24 * 3600
+
+    async def send(batch_size: int) -> tuple[int, int]:
+        eids, payloads = source.take(batch_size)
+        grouped: dict[int, tuple[list[str], list[bytes | int]]] = defaultdict(
+            lambda: ([], [dedup_seconds, 0, RETENTION_MS])
+        )
+        for eid, payload in zip(eids, payloads, strict=True):
+            partition = source.partition(eid)
+            keys, args = grouped[partition]
+            if not keys:
+                keys.append(log_key(EVENT_TYPE, partition))
+            keys.append(eid_key(EVENT_TYPE, partition, eid))
+            args.append(payload)
+        async with client.pipeline(transaction=False) as pipe:
+            for keys, args in grouped.values():
+                await script(keys=keys, args=args, client=pipe)
+            await pipe.execute()
+        return batch_size, sum(map(len, payloads))
+
+    return send
+
+
+# -- Between phases -----------------------------------------------------------------------
+
+
+def check_stored(client: redis.Redis, phase: Phase, partitions: int) -> None:
+    """Every acknowledged event is in the streams, once; API events carry their enrichment."""
+    keys = [log_key(EVENT_TYPE, p) for p in range(partitions)]
+    stored = sum(client.xlen(key) for key in keys)
+    if stored != phase.stored_events:
+        phase.errors.append(f"{phase.stored_events} events acknowledged but {stored} stored")
+    if phase.path != "api":
+        return
+    for partition, key in enumerate(keys):
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(key, count=1)  # type: ignore[assignment]
+        for _, fields in entries:
+            metadata = orjson.loads(fields[EVENT_FIELD]).get("metadata", {})
+            expected = {
+                "event_type": EVENT_TYPE,
+                "partition": str(partition),
+                "published_by": "bench-producer",
+            }
+            wrong = {k: metadata.get(k) for k, v in expected.items() if metadata.get(k) != v}
+            if wrong or "received_at" not in metadata or "eid" not in metadata:
+                phase.errors.append(f"partition {partition}: unexpected metadata {metadata}")
+
+
+def reset_redis(client: redis.Redis) -> None:
+    """An empty keyspace and a compact AOF, so one phase's data does not slow the next."""
+
+    def rewriting() -> bool:
+        info = client.info("persistence")
+        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
+
+    def wait_for_rewrite() -> None:
+        deadline = time.monotonic() + 120
+        while rewriting():
+            if time.monotonic() > deadline:
+                raise BenchError("an AOF rewrite did not finish within 120 s")
+            time.sleep(0.05)
+
+    wait_for_rewrite()  # Redis may have started one on its own (auto-aof-rewrite-percentage)
+    client.flushdb()
+    if not client.info("persistence").get("aof_enabled"):
+        return
+    try:
+        client.bgrewriteaof()
+    except redis.ResponseError as error:
+        # Redis began one of its own in the meantime: it will do as well.
+        if "already in progress" not in str(error):
+            raise
+    wait_for_rewrite()
+
+
+# -- The run ------------------------------------------------------------------------------
+
+
+def setup_event_type(world: World, partitions: int) -> str:
+    """Create an admin and the producer client, then the event type through the API.
+
+    Returns the producer's token (it may publish to the benchmark's event type only).
+    """
+    tokens = world.django(
+        "import json\n"
+        "from events.clients import create_client\n"
+        "admin = create_client('bench-admin', is_admin=True)[1]\n"
+        f"producer = create_client('bench-producer', publish=[{EVENT_TYPE!r}])[1]\n"
+        "print(json.dumps({'admin': admin, 'producer': producer}))\n"
+    )
+    response = httpx.post(
+        f"{world.server_url}/api/event-types",
+        json=event_type_body(partitions),
+        headers={"Authorization": f"Bearer {tokens['admin']}"},
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the event type: HTTP {response.status_code}: {response.text}")
+    count = response.json()["number_of_partitions"]
+    if count != partitions:
+        raise BenchError(f"asked for {partitions} partitions, the server made {count}")
+    token: str = tokens["producer"]
+    return token
+
+
+async def measure(world: World, token: str, args: argparse.Namespace) -> list[Phase]:
+    source = EventSource(args.event_bytes, args.partitions)
+    pids = {"daphne": world.server_process.pid, "redis": world.redis_process.pid}
+    sync_redis = redis.Redis.from_url(world.redis_url)
+    limits = httpx.Limits(max_connections=args.producers, max_keepalive_connections=args.producers)
+    http = httpx.AsyncClient(
+        base_url=world.server_url,
+        limits=limits,
+        timeout=httpx.Timeout(120),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    direct = aioredis.Redis.from_url(world.redis_url, max_connections=args.producers)
+    senders = {
+        "api": api_sender(http, source),
+        "lua": lua_sender(direct, source),
+        "direct": direct_sender(direct, source),
+    }
+    phases: list[Phase] = []
+    try:
+        for batch_size in args.batch_sizes:
+            for path in args.paths:
+                console.print(
+                    f"[dim]batch {batch_size:>5}  {path:<6} "
+                    f"{args.producers} producers, {args.seconds} s[/]"
+                )
+                phase = await run_phase(
+                    senders[path],
+                    path,
+                    batch_size,
+                    producers=args.producers,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    pids=pids,
+                )
+                world.check_alive()
+                check_stored(sync_redis, phase, args.partitions)
+                reset_redis(sync_redis)
+                phases.append(phase)
+                for error in phase.errors:
+                    console.print(f"[red]  error: {error}[/]")
+    finally:
+        await http.aclose()
+        await direct.aclose()
+        sync_redis.close()
+    return phases
+
+
+def ratio(phases: Sequence[Phase], batch_size: int) -> float | None:
+    rates = {p.path: p.events_per_second for p in phases if p.batch_size == batch_size}
+    if "api" not in rates or not rates.get("direct"):
+        return None
+    return rates["api"] / rates["direct"]
+
+
+def render(phases: Sequence[Phase], args: argparse.Namespace) -> Table:
+    table = Table(
+        title=f"Publishing {args.event_bytes}-byte events: {args.producers} "
+        f"producers, {args.partitions} partitions, {args.seconds} s each"
+    )
+    columns = [
+        "batch",
+        "path",
+        "events/s",
+        "MB/s",
+        "p50 ms",
+        "p99 ms",
+        "daphne µs/ev",
+        "redis µs/ev",
+        *(f"CPU% {name}" for name in CPU_COLUMNS),
+        "api/direct",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for phase in phases:
+        r = ratio(phases, phase.batch_size) if phase.path == "api" else None
+        table.add_row(
+            str(phase.batch_size),
+            phase.path,
+            f"{phase.events_per_second:,.0f}",
+            f"{phase.mb_per_second:,.1f}",
+            _fmt(1000 * percentile(phase.latencies, 50)),
+            _fmt(1000 * percentile(phase.latencies, 99)),
+            _fmt(phase.cpu_per_event("daphne") if phase.path == "api" else math.nan, 1),
+            _fmt(phase.cpu_per_event("redis"), 1),
+            *(_fmt(phase.cpu_percent(name), 0) for name in CPU_COLUMNS),
+            f"{r:.2f}" if r is not None else "",
+            end_section=phase.path == args.paths[-1],
+        )
+    return table
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def report(
+    phases: Sequence[Phase],
+    machine: dict[str, Any],
+    args: argparse.Namespace,
+    started_at: datetime,
+    server_problems: list[str],
+) -> dict[str, Any]:
+    target_ratio = ratio(phases, TARGET_BATCH)
+    passed = target_ratio is not None and target_ratio >= TARGET_RATIO
+    return {
+        "benchmark": "publish",
+        "date": started_at.isoformat(timespec="seconds"),
+        "machine": machine,
+        "source": source_state(),
+        "parameters": {
+            "event_bytes": args.event_bytes,
+            "batch_sizes": args.batch_sizes,
+            "producers": args.producers,
+            "partitions": args.partitions,
+            "seconds": args.seconds,
+            "warmup_seconds": args.warmup,
+            "paths": args.paths,
+            "event_type": {
+                "category": "business",
+                "compatibility_mode": "compatible",
+                "partition_strategy": "random",
+                "enrichment": True,
+            },
+            "redis": "own redis-server on 127.0.0.1, "
+            + ("appendonly yes, appendfsync everysec" if args.aof else "appendonly no"),
+            "server": "one daphne process on 127.0.0.1, SQLite database, DEBUG off",
+            "client": "httpx.AsyncClient (HTTP/1.1 keep-alive) and redis.asyncio (hiredis), "
+            "one asyncio loop in the benchmark process",
+            "quick": args.quick,
+        },
+        "results": [phase.as_json() for phase in phases],
+        "server_log_problems": server_problems,
+        "api_to_direct": {str(b): _round(ratio(phases, b)) for b in args.batch_sizes},
+        "target": {
+            "description": f"at batch {TARGET_BATCH} the API reaches at least "
+            f"{TARGET_RATIO:.0%} of the direct-Redis rate",
+            "ratio": _round(target_ratio),
+            "pass": passed,
+        },
+        "notes": f"The benchmark client, daphne and redis-server share this machine's "
+        f"{machine['cpu_count']} CPUs.",
+    }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seconds",
+        type=_positive(float),
+        default=5.0,
+        help="measured duration of each (path, batch size) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_positive(float),
+        default=1.0,
+        help="unmeasured run before each measurement (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--producers",
+        type=_positive(int),
+        default=4,
+        help="concurrent producers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=_int_list,
+        default="1,100,1000",
+        help="comma-separated events per request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=_positive(int),
+        default=4,
+        help="of the event type (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--event-bytes",
+        type=_positive(int),
+        default=1024,
+        help="size of each event's JSON (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--paths",
+        type=_path_list,
+        default=",".join(PATHS),
+        help="comma-separated, of api, lua, direct (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-aof",
+        dest="aof",
+        action="store_false",
+        help="run redis-server without its append-only file (unlike production)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 0.5 s per phase, 0.2 s warm-up, at most 2 producers; "
+        "writes results only when --output is given",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="the results file (default: bench/results/publish.json; none for --quick)",
+    )
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be positive")
+    return values
+
+
+def _path_list(text: str) -> list[str]:
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = set(values) - set(PATHS)
+    if unknown or not values:
+        raise argparse.ArgumentTypeError(f"paths are {', '.join(PATHS)}; got {text!r}")
+    return [p for p in PATHS if p in values]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark; 0 when it ran cleanly (whether or not it met the target)."""
+    if args.quick:
+        args.seconds, args.warmup, args.producers = 0.5, 0.2, min(args.producers, 2)
+    output: Path | None = args.output or (None if args.quick else RESULTS_DIR / "publish.json")
+    exit_on_sigterm()
+    started_at = datetime.now(UTC)
+    cpus = os.cpu_count()
+    console.print(
+        f"[bold]Streamsite publish benchmark[/] — {cpus} CPUs, shared by the "
+        f"benchmark client, daphne and redis-server (the client's CPU is not free)"
+    )
+    try:
+        with contextlib.ExitStack() as stack:
+            world = start_world(
+                stack, persistent=args.aof, log=lambda line: console.print(f"[dim]{line}[/]")
+            )
+            token = setup_event_type(world, args.partitions)
+            machine = machine_info(world.redis_url)
+            phases = asyncio.run(measure(world, token, args))
+            server_problems = world.log_problems()
+    except (BenchError, OSError, redis.RedisError, httpx.HTTPError) as error:
+        console.print(f"[red bold]error:[/] {error}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
+    results = report(phases, machine, args, started_at, server_problems)
+    console.print(render(phases, args))
+    console.print(
+        f"[dim]events/s and MB/s: events acknowledged (HTTP 200 / EXEC reply) per "
+        f"second of wall time, MB = 10^6 bytes of event JSON as the producer sent it; "
+        f"p50/p99: time per batch round trip with {args.producers} producers in "
+        f"flight; µs/ev: CPU time that process spent per event (unlike the rates, "
+        f"not skewed by other load); CPU%: of one core during the measurement; "
+        f"redis: redis-server with its AOF-rewrite children; kernel: kernel threads; "
+        f"other: the rest of the machine ({started_at:%Y-%m-%d %H:%M} UTC, "
+        f"{machine['cpu_model']}).[/]"
+    )
+    busiest = max((p.cpu_percent("other") for p in phases if p.cpu), default=0.0)
+    if busiest > 25:
+        console.print(
+            f"[yellow]warning: other processes took up to {busiest:.0f}% of a core "
+            f"during a measurement: the figures understate this machine.[/]"
+        )
+    target = results["target"]
+    verdict = "[green bold]PASS[/]" if target["pass"] else "[red bold]FAIL[/]"
+    achieved = "n/a" if target["ratio"] is None else f"{target['ratio']:.2f}"
+    console.print(f"{verdict} target: {target['description']} — measured {achieved}")
+    errors = [error for phase in phases for error in phase.errors] + server_problems
+    for problem in server_problems:
+        console.print(f"[red]server log: {problem}[/]")
+    if errors:
+        # The results file keeps the last valid run.
+        console.print(
+            f"[red bold]{len(errors)} error(s)[/]: the run is not valid; no results written"
+        )
+        return 1
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+        console.print(f"[dim]results written to {output}[/]")
+    return 0
+
+
+if __name__ == "__main__":  # python -m bench.publish
+    from bench.__main__ import main as bench_main
+
+    sys.exit(bench_main(["publish", *sys.argv[1:]]))
