@@ -166,7 +166,7 @@ def machine_info(redis_url: str) -> dict[str, Any]:
         "redis",
         "hiredis",
         "orjson",
-        "fastjsonschema",
+        "jsonschema-rs",
         "httpx",
     ):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):

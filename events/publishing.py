@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import fastjsonschema
 import orjson
 
 from events import streams
 from events.partitioning import PartitioningError, choose_partition
-from events.schemas import Validator, compiled_validator, strict_schema
+from events.schemas import Validator, compiled_validator, first_error, strict_schema
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +125,7 @@ def validate(event: Any, category: str, validator: Validator) -> str | None:
         subject = event.get("data")
         if not isinstance(subject, dict):
             return "data must be an object"
-    try:
-        validator(subject)
-    except fastjsonschema.JsonSchemaValueException as error:
-        return f"{error.message} (at {error.name})"
-    return None
+    return first_error(validator, subject)
 
 
 def _now() -> str:
