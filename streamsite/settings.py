@@ -44,15 +44,16 @@ INSTALLED_APPS = [
     "events",
 ]
 
+# Django's stock middleware, skipped for /api/ (events/middleware.py says why).
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    "events.middleware.SecurityMiddleware",
     "events.problems.ProblemMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "events.middleware.SessionMiddleware",
+    "events.middleware.CommonMiddleware",
+    "events.middleware.CsrfViewMiddleware",
+    "events.middleware.AuthenticationMiddleware",
+    "events.middleware.MessageMiddleware",
+    "events.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "streamsite.urls"

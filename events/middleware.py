@@ -1,0 +1,62 @@
+"""Django's stock middleware, for pages only: API and probe requests pass straight through.
+
+Under ASGI, `MiddlewareMixin` runs every `process_request`/`process_response` hook through
+`sync_to_async`, so the seven stock middlewares cost an API call a dozen thread hops
+(bench/README.md) for sessions, CSRF and messages the token-authenticated API never uses.
+Each class here is the stock one for every other path, so the admin's checks find them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.middleware import AuthenticationMiddleware as _Authentication
+from django.contrib.messages.middleware import MessageMiddleware as _Message
+from django.contrib.sessions.middleware import SessionMiddleware as _Session
+from django.http import HttpRequest
+from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrameOptions
+from django.middleware.common import CommonMiddleware as _Common
+from django.middleware.csrf import CsrfViewMiddleware as _CsrfView
+from django.middleware.security import SecurityMiddleware as _Security
+
+# Token-authenticated API calls and load balancers' probes: no sessions, CSRF or messages.
+MACHINE_PATHS = ("/api/", "/health/")
+
+
+class PagesOnly:
+    """Mixed in before a `MiddlewareMixin` middleware: skip it for API and probe requests."""
+
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if request.path.startswith(MACHINE_PATHS):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SecurityMiddleware(PagesOnly, _Security):
+    pass
+
+
+class SessionMiddleware(PagesOnly, _Session):
+    pass
+
+
+class CommonMiddleware(PagesOnly, _Common):
+    pass
+
+
+class CsrfViewMiddleware(PagesOnly, _CsrfView):
+    pass
+
+
+class AuthenticationMiddleware(PagesOnly, _Authentication):
+    pass
+
+
+class MessageMiddleware(PagesOnly, _Message):
+    pass
+
+
+class XFrameOptionsMiddleware(PagesOnly, _XFrameOptions):
+    pass
