@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
+from events.processes import listen, server_command
 from events.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,7 +211,7 @@ class World:
     redis_url: str
     redis_process: subprocess.Popen[bytes]
     server_url: str
-    server_process: subprocess.Popen[bytes]
+    server_processes: list[subprocess.Popen[bytes]]
     server_log: Path
 
     def django(self, code: str) -> Any:
@@ -227,7 +228,7 @@ class World:
 
     def check_alive(self) -> None:
         for name, process in (
-            ("daphne", self.server_process),
+            *(("daphne", server) for server in self.server_processes),
             ("redis-server", self.redis_process),
         ):
             if process.poll() is not None:
@@ -261,12 +262,17 @@ def _run(args: list[str], env: dict[str, str], what: str, timeout: float = 120) 
 
 
 def start_world(
-    stack: contextlib.ExitStack, *, persistent: bool = True, log: Callable[[str], None] = print
+    stack: contextlib.ExitStack,
+    *,
+    persistent: bool = True,
+    servers: int = 1,
+    log: Callable[[str], None] = print,
 ) -> World:
     """Start an isolated Streamsite; `stack` stops it and removes its files when it closes.
 
     A temporary STREAMSITE_VAR_DIR holds the SQLite database and Redis's data; redis-server
-    runs with AOF (everysec) as in production when `persistent`; Daphne serves the project.
+    runs with AOF (everysec) as in production when `persistent`; `servers` Daphne processes
+    share one listening socket, as `manage.py up` runs them.
     """
     var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="streamsite-bench-")))
     redis_port = free_port()
@@ -290,31 +296,28 @@ def start_world(
     log("migrating a fresh SQLite database")
     _run([sys.executable, "manage.py", "migrate", "--noinput"], env, "manage.py migrate")
 
-    port = free_port()
-    server_url = f"http://127.0.0.1:{port}"
+    listeners = listen("127.0.0.1", 0, count=servers)
+    for listener in listeners:
+        stack.callback(listener.close)
+    server_url = f"http://127.0.0.1:{listeners[0].getsockname()[1]}"
     server_log = var_dir / "daphne.log"
-    log(f"starting daphne on {server_url}")
+    log(f"starting {servers} daphne process{'es' if servers > 1 else ''} on {server_url}")
+    server_processes = []
     with server_log.open("wb") as log_file:
-        server_process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "streamsite.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    stack.callback(stop_process, server_process)
-    atexit.register(stop_process, server_process)
-    world = World(var_dir, env, redis_url, redis_process, server_url, server_process, server_log)
+        for listener in listeners:
+            server = subprocess.Popen(
+                server_command(listener.fileno()),
+                cwd=ROOT,
+                env=env,
+                pass_fds=[listener.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(stop_process, server)
+            atexit.register(stop_process, server)
+            server_processes.append(server)
+    world = World(var_dir, env, redis_url, redis_process, server_url, server_processes, server_log)
 
     def live() -> bool:
         world.check_alive()

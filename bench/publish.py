@@ -48,6 +48,7 @@ from bench.common import (
     start_world,
 )
 from events.partitioning import choose_partition
+from events.processes import default_server_count
 from events.streams import EVENT_FIELD, PUBLISH_LUA, eid_key, log_key
 
 HELP = "events/s through the REST API against pipelined XADD straight to Redis"
@@ -336,7 +337,7 @@ async def run_phase(
     producers: int,
     seconds: float,
     warmup: float,
-    pids: dict[str, int],
+    pids: dict[str, list[int]],
 ) -> Phase:
     """Warm up, then run `producers` concurrent producers for `seconds`."""
     phase = Phase(path, batch_size)
@@ -346,7 +347,7 @@ async def run_phase(
     )
     if phase.errors:
         return phase
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
     before["bench"] = cpu_seconds()
     before["machine"] = machine_busy_seconds()
     before["kernel"] = kernel_threads_cpu_seconds()
@@ -363,7 +364,7 @@ async def run_phase(
     except TimeoutError:
         phase.errors.append("a batch took more than 120 s")
     phase.finished = max(phase.finished, phase.started)
-    after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    after = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
     after["bench"] = cpu_seconds()
     after["machine"] = machine_busy_seconds()
     after["kernel"] = kernel_threads_cpu_seconds()
@@ -516,7 +517,10 @@ def setup_event_type(world: World, partitions: int) -> str:
 
 async def measure(world: World, token: str, args: argparse.Namespace) -> list[Phase]:
     source = EventSource(args.event_bytes, args.partitions)
-    pids = {"daphne": world.server_process.pid, "redis": world.redis_process.pid}
+    pids = {
+        "daphne": [server.pid for server in world.server_processes],
+        "redis": [world.redis_process.pid],
+    }
     sync_redis = redis.Redis.from_url(world.redis_url)
     limits = httpx.Limits(max_connections=args.producers, max_keepalive_connections=args.producers)
     http = httpx.AsyncClient(
@@ -641,7 +645,8 @@ def report(
             },
             "redis": "own redis-server on 127.0.0.1, "
             + ("appendonly yes, appendfsync everysec" if args.aof else "appendonly no"),
-            "server": "one daphne process on 127.0.0.1, SQLite database, DEBUG off",
+            "server": f"{args.servers} daphne process(es) sharing one socket on 127.0.0.1, "
+            "as manage.py up runs them; SQLite database, DEBUG off",
             "client": "httpx.AsyncClient (HTTP/1.1 keep-alive) and redis.asyncio (hiredis), "
             "one asyncio loop in the benchmark process",
             "quick": args.quick,
@@ -706,6 +711,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_path_list,
         default=",".join(PATHS),
         help="comma-separated, of api, lua, direct (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=_positive(int),
+        default=default_server_count(),
+        help="server processes, as `manage.py up --servers` (default: one per CPU, %(default)s)",
     )
     parser.add_argument(
         "--no-aof",
@@ -773,7 +784,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             world = start_world(
-                stack, persistent=args.aof, log=lambda line: console.print(f"[dim]{line}[/]")
+                stack,
+                persistent=args.aof,
+                servers=args.servers,
+                log=lambda line: console.print(f"[dim]{line}[/]"),
             )
             token = setup_event_type(world, args.partitions)
             machine = machine_info(world.redis_url)

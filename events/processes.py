@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -44,3 +46,50 @@ def stop(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> 
             process.kill()
             process.wait()
     return process.returncode
+
+
+class PortBusy(OSError):
+    """Something already listens on the address asked for."""
+
+
+def listen(bind: str, port: int, count: int = 1, backlog: int = 1024) -> list[socket.socket]:
+    """`count` listening sockets on one port, for as many server processes to inherit.
+
+    With SO_REUSEPORT the kernel spreads new connections over the sockets by address hash;
+    one shared socket would let whichever process wakes first accept a whole burst of
+    keep-alive connections and do all the work. PortBusy when the port is taken.
+    """
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Without SO_REUSEPORT, so that a server already on the port (even one of ours
+        # with SO_REUSEPORT) makes this fail instead of quietly sharing its traffic.
+        probe.bind((bind, port))
+        port = probe.getsockname()[1]
+    except OSError as error:
+        raise PortBusy(
+            f"Port {port} on {bind} is busy ({error.strerror}); stop what uses it "
+            "or choose another with --port."
+        ) from None
+    finally:
+        probe.close()
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((bind, port))
+        sock.listen(backlog)
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
+
+
+def server_command(fd: int, application: str = "streamsite.asgi:application") -> list[str]:
+    """Daphne serving `application` on an inherited listening socket (see `listen`)."""
+    return [sys.executable, "-m", "daphne", "--fd", str(fd), "--proxy-headers", application]
+
+
+def default_server_count() -> int:
+    """One server process per CPU: each is a single-threaded event loop."""
+    return os.cpu_count() or 1

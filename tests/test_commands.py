@@ -38,12 +38,12 @@ def test_createclient_refuses_an_existing_name_but_issues_another_token(capsys):
     assert ApiToken.objects.filter(client__name="shop").count() == 2
 
 
-def run_up(tmp_path, port, **env):
+def run_up(tmp_path, port, *args, **env):
     environment = {**os.environ, "STREAMSITE_VAR_DIR": str(tmp_path), **env}
     environment.pop("REDIS_URL", None)
     environment.pop("DATABASE_URL", None)
     return subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port)],
+        [sys.executable, "manage.py", "up", "--port", str(port), *args],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,
@@ -54,7 +54,7 @@ def run_up(tmp_path, port, **env):
 def test_up_runs_everything_and_stops_it_in_order(tmp_path):
     """Fresh var/: migrates, starts an embedded Redis, the server and a worker; SIGTERM ends all."""
     port = free_port()
-    up = run_up(tmp_path, port)
+    up = run_up(tmp_path, port, "--servers", "2")
     lines: list[str] = []
     reader = threading.Thread(
         target=lambda: lines.extend(line.decode() for line in up.stdout), daemon=True
@@ -78,7 +78,7 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
     output = "".join(lines)
     assert up.returncode == 0, output
     stops = [line for line in output.splitlines() if line.startswith("Stopped ")]
-    assert [line.split()[1] for line in stops] == ["server", "worker", "redis"]
+    assert [line.split()[1] for line in stops] == ["server", "server", "worker", "redis"]
     assert (tmp_path / "redis" / "appendonlydir").exists() or (
         tmp_path / "redis" / "appendonly.aof"
     ).exists()

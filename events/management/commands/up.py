@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,21 +22,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from events.processes import spawn, stop
+from events.processes import PortBusy, default_server_count, listen, server_command, spawn, stop
 from events.redis_server import start_redis, wait_for_redis
-
-
-def check_port_free(bind: str, port: int) -> None:
-    """CommandError when something already listens on bind:port."""
-    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((bind, port))
-        except OSError as error:
-            raise CommandError(
-                f"Port {port} on {bind} is busy ({error.strerror}); stop what "
-                f"uses it or choose another with --port."
-            ) from None
 
 
 class Command(BaseCommand):
@@ -46,11 +32,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
         parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+        parser.add_argument(
+            "--servers",
+            type=int,
+            default=default_server_count(),
+            help="server processes sharing the port (default: one per CPU)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         bind: str = options["bind"]
         port: int = options["port"]
-        check_port_free(bind, port)
+        try:
+            listeners = listen(bind, port, count=max(1, options["servers"]))
+        except PortBusy as error:
+            raise CommandError(str(error)) from None
         stopping = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,33 +61,19 @@ class Command(BaseCommand):
             env = {**os.environ, "REDIS_URL": self._redis(children)}
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             children.append(("worker", spawn([*manage, "rqworker", "default"], env=env)))
-            children.append(
-                (
-                    "server",
-                    spawn(
-                        [
-                            sys.executable,
-                            "-m",
-                            "daphne",
-                            "-b",
-                            bind,
-                            "-p",
-                            str(port),
-                            "--proxy-headers",
-                            settings.ASGI_APPLICATION.replace(".application", ":application"),
-                        ],
-                        env=env,
-                        cwd=settings.BASE_DIR,
-                    ),
-                )
-            )
+            for number, listener in enumerate(listeners, start=1):
+                fd = listener.fileno()
+                server = spawn(server_command(fd), env=env, cwd=settings.BASE_DIR, pass_fds=[fd])
+                children.append((f"server {number}", server))
             base = f"http://{'[' + bind + ']' if ':' in bind else bind}:{port}"
             self._wait_until_serving(base, children, stopping)
             if not stopping.is_set():
-                self._banner(base, env["REDIS_URL"])
+                self._banner(base, env["REDIS_URL"], len(listeners))
             self._supervise(children, stopping)
         finally:
-            # Reverse start order: server, worker, then Redis.
+            for listener in listeners:
+                listener.close()
+            # Reverse start order: servers, worker, then Redis.
             for name, process in reversed(children):
                 code = stop(process, name)
                 self.stdout.write(f"Stopped {name} (exit {code}).")
@@ -160,8 +141,10 @@ class Command(BaseCommand):
             self._check_children(children)
         self.stdout.write("Stopping…")
 
-    def _banner(self, base: str, redis_url: str) -> None:
-        self.stdout.write(self.style.SUCCESS(f"Streamsite is running at {base}/"))
+    def _banner(self, base: str, redis_url: str, servers: int) -> None:
+        self.stdout.write(
+            self.style.SUCCESS(f"Streamsite is running at {base}/ ({servers} server processes)")
+        )
         self.stdout.write(f"  API:    {base}/api/  (OpenAPI: {base}/api/openapi.json)")
         self.stdout.write(f"  Docs:   {base}/docs")
         self.stdout.write(
