@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
-from events import event_types, publishing, streams
+from events import event_types, publishing, snapshots, streams
 from events.auth import Principal, api_view
 from events.http import json_response, read_json
 from events.models import EventType, EventTypeSchema
@@ -176,7 +175,7 @@ def _publishing_target(name: str) -> publishing.Target:
 
 @api_view("POST")
 async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
-    target = await sync_to_async(_publishing_target)(name)
+    target = await snapshots.target(name, _publishing_target)
     principal = _principal(request)
     principal.require("publish", name)
     events = read_json(request)

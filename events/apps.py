@@ -7,3 +7,8 @@ class EventsConfig(AppConfig):
     name = "events"
     verbose_name = "Streamsite"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from events import snapshots
+
+        snapshots.connect_signals()

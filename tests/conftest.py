@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from events import snapshots
 from events.clients import create_client
 from events.connections import redis_client
 from events.redis_server import start_redis
@@ -57,8 +58,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def clean_redis(redis_url: str) -> None:
-    """Each test starts on an empty keyspace."""
+    """Each test starts on an empty keyspace, and so with no cached copies of rows."""
     redis_client().flushdb()
+    snapshots.clear()
 
 
 @pytest.fixture

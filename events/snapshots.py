@@ -1,0 +1,120 @@
+"""Per-process copies of what every publish reads from the database, kept exact by Redis.
+
+Who is calling (token → principal) and what an event type is (name → publishing target)
+are read on every publish; loading them from the database costs a thread and a connection
+per request. Each process caches them; any change to a client, grant, token or event type
+bumps a version counter in Redis after its transaction commits, and a request reads the
+counter (one async round trip, no thread) before trusting its copy. Entries also expire
+after MAX_AGE, in case a bump was lost while Redis was away, or a change bypassed the
+model signals (a queryset `.update()`): write through `save()` and `delete()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import redis
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from events.auth import Principal, authenticate
+from events.connections import async_redis_client, redis_client
+from events.models import ApiToken, Client, EventType, Grant, token_digest
+
+logger = logging.getLogger(__name__)
+
+AUTH_EPOCH_KEY = "ss:meta:auth-epoch"
+MAX_AGE = 60.0  # seconds: the backstop for a version bump that never reached Redis
+MAX_ENTRIES = 10_000
+
+T = TypeVar("T")
+
+
+def event_type_version_key(name: str) -> str:
+    return f"ss:meta:event-type-version:{name}"
+
+
+class VersionedCache(Generic[T]):
+    """A bounded LRU of values, each valid while its version is current and it is young."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[Any, float, T]] = OrderedDict()
+
+    def get(self, key: str, version: Any) -> T | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version or time.monotonic() - entry[1] > MAX_AGE:
+            return None
+        self._entries.move_to_end(key)
+        return entry[2]
+
+    def put(self, key: str, version: Any, value: T) -> None:
+        self._entries[key] = (version, time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > MAX_ENTRIES:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_principals: VersionedCache[Principal] = VersionedCache()
+_targets: VersionedCache[Any] = VersionedCache()
+
+
+def clear() -> None:
+    """Forget every copy (tests start each case from an empty keyspace and empty caches)."""
+    _principals.clear()
+    _targets.clear()
+
+
+async def principal(authorization: str | None) -> Principal:
+    """`auth.authenticate`, from this process's copy while no client, grant or token changed."""
+    key = token_digest(authorization or "")
+    version = await async_redis_client().get(AUTH_EPOCH_KEY)
+    found = _principals.get(key, version)
+    if found is None:
+        found = await sync_to_async(authenticate)(authorization)  # 401 is not cached
+        _principals.put(key, version, found)
+    return found
+
+
+async def target(name: str, load: Callable[[str], T]) -> T:
+    """`load(name)` (an ORM read), from this process's copy while the event type is unchanged."""
+    version = await async_redis_client().get(event_type_version_key(name))
+    found = _targets.get(name, version)
+    if found is None:
+        found = await sync_to_async(load)(name)
+        _targets.put(name, version, found)
+    return found  # type: ignore[no-any-return]
+
+
+def _bump(key: str) -> None:
+    try:
+        redis_client().incr(key)
+    except redis.RedisError as error:
+        logger.warning("could not bump %s (caches catch up within %.0f s): %s", key, MAX_AGE, error)
+
+
+def _auth_changed(**kwargs: Any) -> None:
+    transaction.on_commit(lambda: _bump(AUTH_EPOCH_KEY))
+
+
+def _event_type_changed(instance: EventType, **kwargs: Any) -> None:
+    name = instance.name
+    transaction.on_commit(lambda: _bump(event_type_version_key(name)))
+
+
+def connect_signals() -> None:
+    """Bump the versions on every change; called once, from the app's ready()."""
+    for model in (Client, Grant, ApiToken):
+        post_save.connect(_auth_changed, sender=model, dispatch_uid=f"snapshots-{model.__name__}")
+        post_delete.connect(
+            _auth_changed, sender=model, dispatch_uid=f"snapshots-d-{model.__name__}"
+        )
+    post_save.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-et")
+    post_delete.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-d-et")
