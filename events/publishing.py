@@ -143,68 +143,78 @@ def prepare(
     events: Sequence[Any], target: Target, *, published_by: str, flow_id: str, max_event_bytes: int
 ) -> Prepared:
     """Validate, partition and enrich every event. On any failure the items say which
-    event failed and no batch is returned; otherwise the encoded batches per partition.
+    events failed and no batch is returned; otherwise the encoded batches per partition.
     Raises EventTooLarge for an event over `max_event_bytes`.
     """
-    items = [ItemResult(_eid_of(event)) for event in events]
     validator = effective_validator(target.category, target.schema, target.strict)
+    eids = [_eid_of(event) or "" for event in events]
     partitions: list[int] = []
-    for step in ("validating", "partitioning"):
-        for index, event in enumerate(events):
-            try:
-                if step == "validating":
-                    problem = validate(event, target.category, validator)
-                    if problem is not None:
-                        raise ValueError(problem)
-                else:
-                    partitions.append(
-                        choose_partition(
-                            event,
-                            strategy=target.partition_strategy,
-                            partition_count=target.partition_count,
-                            key_fields=target.partition_key_fields,
-                            eid=items[index].eid,
-                        )
-                    )
-            except (ValueError, PartitioningError) as error:
-                items[index] = ItemResult(items[index].eid, "failed", step, str(error))
-        if any(item.publishing_status == "failed" for item in items):
-            for item in items:
-                if item.publishing_status != "failed":
-                    item.step = step
-            return Prepared(items, partitions, {})
+    failures: dict[int, tuple[str, str]] = {}  # index → (step, detail)
+    for index, event in enumerate(events):
+        problem = validate(event, target.category, validator)
+        if problem is not None:
+            failures[index] = ("validating", problem)
+            continue
+        try:
+            partitions.append(
+                choose_partition(
+                    event,
+                    strategy=target.partition_strategy,
+                    partition_count=target.partition_count,
+                    key_fields=target.partition_key_fields,
+                    eid=eids[index],
+                )
+            )
+        except PartitioningError as error:
+            failures[index] = ("partitioning", str(error))
+    if failures:
+        # As in Nakadi, validation comes first: a batch with an invalid event stopped there.
+        steps = {step for step, _ in failures.values()}
+        step = "validating" if "validating" in steps else "partitioning"
+        items = [
+            ItemResult(eid, "failed", *failures[index])
+            if index in failures
+            else ItemResult(eid, "aborted", step)
+            for index, eid in enumerate(eids)
+        ]
+        return Prepared(items, [], {})
 
     received_at = _now()
+    names = [str(p) for p in range(target.partition_count)]
     grouped: dict[int, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
     for index, (event, partition) in enumerate(zip(events, partitions, strict=True)):
         if target.enrich:
-            event["metadata"] = {
-                **event["metadata"],
-                "received_at": received_at,
-                "event_type": target.name,
-                "partition": str(partition),
-                "version": target.schema_version,
-                "published_by": published_by,
-                "flow_id": event["metadata"].get("flow_id") or flow_id,
-            }
+            metadata = event["metadata"]
+            if not metadata.get("flow_id"):
+                metadata["flow_id"] = flow_id
+            metadata.update(
+                received_at=received_at,
+                event_type=target.name,
+                partition=names[partition],
+                version=target.schema_version,
+                published_by=published_by,
+            )
         payload = orjson.dumps(event)
         if len(payload) > max_event_bytes:
-            # Measure what the producer sent, not what enrichment added.
-            original = dict(event)
-            if target.enrich:
-                original["metadata"] = {
-                    k: v for k, v in event["metadata"].items() if k not in _ENRICHED
-                }
-            size = len(orjson.dumps(original))
-            if size > max_event_bytes:
-                raise EventTooLarge(index, size)
-        eids, payloads = grouped[partition]
-        eids.append(items[index].eid or "")
+            _check_size(event, index, max_event_bytes)
+        batch_eids, payloads = grouped[partition]
+        batch_eids.append(eids[index])
         payloads.append(payload)
     batches = {
-        p: streams.PartitionBatch(p, eids, payloads) for p, (eids, payloads) in grouped.items()
+        p: streams.PartitionBatch(p, batch_eids, payloads)
+        for p, (batch_eids, payloads) in grouped.items()
     }
-    return Prepared(items, partitions, batches)
+    return Prepared([ItemResult(eid) for eid in eids], partitions, batches)
+
+
+def _check_size(event: dict[str, Any], index: int, max_event_bytes: int) -> None:
+    """EventTooLarge if the event as the producer sent it (not enriched) is over the limit."""
+    original = dict(event)
+    if isinstance(event.get("metadata"), dict):
+        original["metadata"] = {k: v for k, v in event["metadata"].items() if k not in _ENRICHED}
+    size = len(orjson.dumps(original))
+    if size > max_event_bytes:
+        raise EventTooLarge(index, size)
 
 
 async def publish(

@@ -310,3 +310,20 @@ def test_time_retention_trims_events_older_than_the_retention(client, producer_t
     # Approximate trimming drops whole stream nodes: most old entries go, the new one stays.
     assert len(remaining) < 150
     assert orjson.loads(remaining[-1][1][streams.EVENT_FIELD])["order_number"] == "fresh"
+
+
+def test_a_batch_with_invalid_and_unplaceable_events_names_both(client, producer_token, order_type):
+    order_type(partitions=2, partition_strategy="user_defined")
+    fine, invalid, unplaceable = (
+        business_event("A"),
+        business_event("B", amount=-1),
+        business_event("C"),
+    )
+    fine["metadata"]["partition"] = invalid["metadata"]["partition"] = "0"
+    unplaceable["metadata"]["partition"] = "9"
+    items = publish(client, producer_token, [fine, invalid, unplaceable]).json()
+    assert [(i["publishing_status"], i["step"]) for i in items] == [
+        ("aborted", "validating"),
+        ("failed", "validating"),
+        ("failed", "partitioning"),
+    ]
