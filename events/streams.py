@@ -36,19 +36,23 @@ def eid_key(event_type: str, partition: int, eid: str) -> str:
 # ARGV[2]   retention: max events (0: no length limit)
 # ARGV[3]   retention: max age in ms (0: no time limit)
 # ARGV[4..] n events, each the encoded JSON to store
-# Returns the entry id of each event: new, or the one stored earlier under the same eid.
+# Returns how many events were new (the rest were stored before under the same eid).
+# The marker is set first (one command, not GET then SET); should XADD then fail, the
+# marker is removed again, so that a retry stores the event instead of calling it a
+# duplicate. A script's writes are not rolled back: events before a failure stay stored.
 PUBLISH_LUA = """
 local ttl = tonumber(ARGV[1])
-local out = {}
+local stored = 0
 for i = 4, #ARGV do
   local marker = KEYS[i - 2]
-  local id = false
-  if marker ~= '' then id = redis.call('GET', marker) end
-  if not id then
-    id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
-    if marker ~= '' then redis.call('SET', marker, id, 'EX', ttl) end
+  if marker == '' or redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
+    local added = redis.pcall('XADD', KEYS[1], '*', 'e', ARGV[i])
+    if type(added) == 'table' and added.err then
+      if marker ~= '' then redis.call('DEL', marker) end
+      return added
+    end
+    stored = stored + 1
   end
-  out[#out + 1] = id
 end
 local max_events = tonumber(ARGV[2])
 if max_events > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', max_events) end
@@ -58,7 +62,7 @@ if max_age > 0 then
   local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - max_age
   if floor > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', floor) end
 end
-return out
+return stored
 """
 
 
@@ -79,11 +83,11 @@ class PartitionBatch:
 
 async def append(
     event_type: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
-) -> list[list[str] | Exception]:
+) -> list[int | Exception]:
     """Store each batch on its partition in one pipelined round trip.
 
-    Per batch: the entry ids (in order), or the exception that kept it from being stored.
-    A batch is one Lua call, so it is stored whole or not at all.
+    Per batch: how many of its events were new, or the exception that stopped it (the
+    events before the failing one are stored and marked, so a retry does not repeat them).
     """
     client = async_redis_client()
     script = client.register_script(PUBLISH_LUA)
@@ -95,7 +99,7 @@ async def append(
             args += batch.payloads
             await script(keys=keys, args=args, client=pipe)
         results = await pipe.execute(raise_on_error=False)
-    return [r if isinstance(r, Exception) else [i.decode() for i in r] for r in results]
+    return [r if isinstance(r, Exception) else int(r) for r in results]
 
 
 @dataclass(frozen=True)

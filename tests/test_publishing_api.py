@@ -256,6 +256,12 @@ def test_a_failed_partition_write_is_207_and_the_rest_is_stored(client, producer
         ("failed", "publishing"),
     ]
     assert [e["order_number"] for e in stored(partition=0)] == ["A"]
+    # The failed event left no de-duplication marker behind: once the partition works
+    # again, the producer's retry of the whole batch stores it, and A not twice.
+    redis_client().delete(streams.log_key("order.created", 1))
+    assert publish(client, producer_token, events).status_code == 200
+    assert [e["order_number"] for e in stored(partition=0)] == ["A"]
+    assert [e["order_number"] for e in stored(partition=1)] == ["B"]
 
 
 def test_length_retention_trims_old_events(client, producer_token, order_type):
