@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow lint bench browser clean
+.PHONY: run test test-slow test-bench lint bench clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(VENV)/.dev
 ## test-slow: only the slow chaos runs
 test-slow: $(VENV)/.dev
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## test-bench: smoke-test the benchmarks (make bench measures)
+test-bench: $(VENV)/.dev
+	$(BIN)/python -m pytest -m bench $(PYTEST_ARGS)
 
 ## lint: ruff and mypy, configured in pyproject.toml
 lint: $(VENV)/.dev
