@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from events.processes import spawn
+from events.processes import spawn, stop
 
 
 def redis_server_binary() -> str:
@@ -61,7 +61,11 @@ def start_redis(
         args += ["--unixsocket", str(unixsocket), "--unixsocketperm", "700"]
     process = spawn(args, stdout=subprocess.DEVNULL)
     url = f"unix://{unixsocket}" if unixsocket is not None else f"redis://127.0.0.1:{port}/0"
-    wait_for_redis(url, process)
+    try:
+        wait_for_redis(url, process)
+    except BaseException:
+        stop(process, "redis-server")  # not left running behind a failed start
+        raise
     return process
 
 
