@@ -147,11 +147,12 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"  API:    {base}/api/  (OpenAPI: {base}/api/openapi.json)")
         self.stdout.write(f"  Docs:   {base}/docs")
+        # The interpreter running this, as the user can type it (.venv/bin/python).
+        python = os.path.relpath(sys.executable) if sys.prefix != sys.base_prefix else "python"
+        manage = f"{python} manage.py"
+        self.stdout.write(f"  Admin:  {base}/admin/  (create a login: {manage} createsuperuser)")
         self.stdout.write(
-            f"  Admin:  {base}/admin/  (create a login: python manage.py createsuperuser)"
-        )
-        self.stdout.write(
-            "  Token:  python manage.py createclient NAME --admin  (the token is the last line)"
+            f"  Token:  {manage} createclient NAME --admin  (the token is the last line)"
         )
         self.stdout.write(f"  Redis:  {redis_url}")
         self.stdout.write("Press Ctrl-C to stop.")
