@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from events.processes import listen, server_command
+from events.processes import free_port, listen, server_command, wait_until
 from events.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,27 +49,6 @@ def exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(
-    condition: Callable[[], T], *, timeout: float, message: str, interval: float = 0.05
-) -> T:
-    """Poll `condition` until it returns something truthy; BenchError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,28 +16,10 @@ from django.db import connection
 from events import snapshots
 from events.clients import create_client
 from events.connections import redis_client
+from events.processes import free_port, wait_until
 from events.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(condition, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
-    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message or condition}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,8 @@ from events import streams
 from events.clients import create_client
 from events.forms import format_duration, parse_duration
 from events.models import ApiToken, Client, EventType, EventTypeSchema
-from tests.conftest import bearer, free_port
+from events.processes import free_port
+from tests.conftest import bearer
 from tests.helpers import ORDER_SCHEMA, business_event, event_type_body
 
 pytestmark = pytest.mark.django_db

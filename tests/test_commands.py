@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from events.models import ApiToken, Client, token_digest
-from tests.conftest import ROOT, free_port, wait_until
+from events.processes import free_port, wait_until
+from tests.conftest import ROOT
 
 
 @pytest.mark.django_db
