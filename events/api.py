@@ -13,15 +13,10 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
 from events import event_types, publishing, snapshots, streams
-from events.auth import Principal, api_view
-from events.http import json_response, read_json
+from events.auth import api_view, principal_of
+from events.http import json_response, paginate, read_json
 from events.models import EventType, EventTypeSchema
 from events.problems import Problem
-
-
-def _principal(request: HttpRequest) -> Principal:
-    principal: Principal = request.principal  # type: ignore[attr-defined]
-    return principal
 
 
 def _event_type(name: str) -> EventType:
@@ -39,7 +34,7 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
             rows = rows.filter(owning_application=owner)
         return json_response([event_types.render(row) for row in rows])
     body = read_json(request)
-    principal = _principal(request)
+    principal = principal_of(request)
     name = body.get("name") if isinstance(body, dict) else None
     principal.require("publish", name if isinstance(name, str) else "")
     fields = event_types.parse(body)
@@ -56,7 +51,7 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "PUT", "DELETE")
 def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
-    principal = _principal(request)
+    principal = principal_of(request)
     if request.method == "GET":
         return json_response(event_types.render(_event_type(name)))
     if request.method == "DELETE":
@@ -65,6 +60,8 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
             principal.may("publish", name) and row.owning_application == principal.name
         ):
             raise Problem(403, "Only an admin or the owning application may delete an event type.")
+        if row.subscriptions.exists():
+            raise Problem(409, f"Can't remove event type {name}, as it has subscriptions.")
         row.delete()
         streams.delete_partitions(name, row.partition_count)
         return HttpResponse(status=200)
@@ -95,15 +92,7 @@ def _render_schema(row: EventTypeSchema) -> dict[str, Any]:
 @api_view("GET")
 def schema_list(request: HttpRequest, name: str) -> HttpResponse:
     row = _event_type(name)
-    limit, offset = _paging(request)
-    page = list(row.schemas.all()[offset : offset + limit + 1])
-    links: dict[str, Any] = {}
-    base = f"/api/event-types/{name}/schemas"
-    if offset > 0:
-        links["prev"] = {"href": f"{base}?offset={max(0, offset - limit)}&limit={limit}"}
-    if len(page) > limit:
-        links["next"] = {"href": f"{base}?offset={offset + limit}&limit={limit}"}
-    return json_response({"items": [_render_schema(s) for s in page[:limit]], "_links": links})
+    return json_response(paginate(request, row.schemas.all(), _render_schema))
 
 
 @api_view("GET")
@@ -114,17 +103,6 @@ def schema_detail(request: HttpRequest, name: str, version: str) -> HttpResponse
     if found is None:
         raise Problem(404, f'EventType "{name}" has no schema version "{version}".')
     return json_response(_render_schema(found))
-
-
-def _paging(request: HttpRequest) -> tuple[int, int]:
-    try:
-        limit = int(request.GET.get("limit", 20))
-        offset = int(request.GET.get("offset", 0))
-    except ValueError:
-        raise Problem(400, "limit and offset must be integers.") from None
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise Problem(400, "limit must be 1 to 1000 and offset at least 0.")
-    return limit, offset
 
 
 _PARTITION_ID = re.compile(r"0|[1-9][0-9]*")
@@ -142,7 +120,7 @@ def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
 @api_view("GET")
 def partition_list(request: HttpRequest, name: str) -> HttpResponse:
     row = _event_type(name)
-    _principal(request).require("read", name)
+    principal_of(request).require("read", name)
     infos = streams.partition_info(name, range(row.partition_count))
     return json_response([_render_partition(info) for info in infos])
 
@@ -150,7 +128,7 @@ def partition_list(request: HttpRequest, name: str) -> HttpResponse:
 @api_view("GET")
 def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpResponse:
     row = _event_type(name)
-    _principal(request).require("read", name)
+    principal_of(request).require("read", name)
     if not _PARTITION_ID.fullmatch(partition) or int(partition) >= row.partition_count:
         raise Problem(404, f'Partition "{partition}" not found in EventType "{name}".')
     [info] = streams.partition_info(name, [int(partition)])
@@ -176,7 +154,7 @@ def _publishing_target(name: str) -> publishing.Target:
 @api_view("POST")
 async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
     target = await snapshots.target(name, _publishing_target)
-    principal = _principal(request)
+    principal = principal_of(request)
     principal.require("publish", name)
     events = read_json(request)
     if not isinstance(events, list):

@@ -70,6 +70,12 @@ def authenticate(authorization: str | None) -> Principal:
     return Principal(client.id, client.name, client.is_admin, grants)
 
 
+def principal_of(request: HttpRequest) -> Principal:
+    """The authenticated client of a request that went through `api_view`."""
+    principal: Principal = request.principal  # type: ignore[attr-defined]
+    return principal
+
+
 View = Callable[..., Any]
 
 

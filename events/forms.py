@@ -14,8 +14,8 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from events import event_types
-from events.models import EventType
+from events import event_types, subscriptions
+from events.models import EventType, Subscription
 from events.problems import Problem
 
 _DURATION_PART = re.compile(r"(\d+)\s*(ms|d|h|m|s)", re.IGNORECASE)
@@ -251,3 +251,45 @@ class CreateTokenForm(forms.Form):
         required=False,
         help_text="What the token is for, e.g. the host or deployment that will use it.",
     )
+
+
+class SubscriptionForm(forms.ModelForm):
+    """A new subscription, checked by the API's own rules (`events.subscriptions.parse`);
+    after creation only the delivery settings change, as its identity is fixed.
+    """
+
+    initial_cursors = forms.JSONField(
+        required=False,
+        help_text='With read_from "cursors": one {event_type, partition, offset} per partition.',
+    )
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "owning_application",
+            "event_types",
+            "consumer_group",
+            "read_from",
+            "initial_cursors",
+            "mode",
+            "commit_timeout",
+            "max_deliveries",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance._state.adding and not self.errors:
+            body = {key: cleaned.get(key) for key in self.Meta.fields if key != "event_types"}
+            body["event_types"] = [et.name for et in cleaned.get("event_types") or []]
+            body["initial_cursors"] = body["initial_cursors"] or []
+            try:
+                checked = subscriptions.parse(body)
+            except Problem as problem:
+                raise ValidationError(problem.detail) from None
+            if Subscription.objects.filter(identity=checked.identity).exists():
+                raise ValidationError(
+                    "A subscription of this application, event types and consumer group exists."
+                )
+            self.instance.identity = checked.identity
+            cleaned["initial_cursors"] = checked.fields["initial_cursors"]
+        return cleaned

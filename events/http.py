@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from events.problems import Problem
@@ -35,3 +37,32 @@ def read_json(request: HttpRequest) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Problem(400, f"The body is not valid JSON: {error}.") from None
+
+
+def paginate(
+    request: HttpRequest, rows: QuerySet[Any], render: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """Nakadi's page of `rows`: `{items, _links: {prev?, next?}}` by `limit` and `offset`.
+
+    The links keep the request's other query parameters; 400 for a bad limit or offset.
+    """
+    try:
+        limit = int(request.GET.get("limit", 20))
+        offset = int(request.GET.get("offset", 0))
+    except ValueError:
+        raise Problem(400, "limit and offset must be integers.") from None
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise Problem(400, "limit must be 1 to 1000 and offset at least 0.")
+    page = list(rows[offset : offset + limit + 1])
+
+    def link(at: int) -> dict[str, str]:
+        query = request.GET.copy()
+        query["offset"], query["limit"] = str(at), str(limit)
+        return {"href": f"{request.path}?{query.urlencode()}"}
+
+    links = {}
+    if offset > 0:
+        links["prev"] = link(max(0, offset - limit))
+    if len(page) > limit:
+        links["next"] = link(offset + limit)
+    return {"items": [render(row) for row in page[:limit]], "_links": links}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 
 from django.core.validators import RegexValidator
 from django.db import models
@@ -158,3 +159,70 @@ class ApiToken(models.Model):
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Subscription(models.Model):
+    """A named reader of event types whose progress is kept as committed cursors.
+
+    Identity, as in Nakadi: (owning_application, event types, consumer_group). `identity`
+    holds a digest of it, so that creating the same subscription twice is race-free.
+    """
+
+    class ReadFrom(models.TextChoices):
+        BEGIN = "begin"
+        END = "end"
+        CURSORS = "cursors"
+
+    class Mode(models.TextChoices):
+        ORDERED = "ordered", "ordered (Nakadi): partitions owned by sessions, cursor commits"
+        SHARED = "shared", "shared: competing sessions, per-event acks"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owning_application = models.CharField(max_length=255)
+    event_types = models.ManyToManyField(EventType, related_name="subscriptions")
+    consumer_group = models.CharField(max_length=255, default="default")
+    identity = models.CharField(max_length=64, unique=True, editable=False)
+    read_from = models.CharField(max_length=16, choices=ReadFrom.choices, default=ReadFrom.END)
+    initial_cursors = models.JSONField(default=list, blank=True)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ORDERED)
+    commit_timeout = models.PositiveIntegerField(
+        default=60, help_text="Seconds a session may keep sent events uncommitted."
+    )
+    max_deliveries = models.PositiveIntegerField(
+        default=10, help_text="Deliveries of one event before it becomes a dead letter."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.owning_application}/{self.consumer_group} ({self.id})"
+
+
+def subscription_identity(owning_application: str, event_types: list[str], group: str) -> str:
+    """The digest of what makes two subscriptions the same one."""
+    key = "\x1f".join([owning_application, group, *sorted(set(event_types))])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Cursor(models.Model):
+    """The committed position of a subscription on one partition of an event type."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="cursors")
+    event_type = models.ForeignKey(EventType, on_delete=models.CASCADE, related_name="cursors")
+    partition = models.PositiveIntegerField()
+    offset = models.CharField(max_length=64, help_text="The last committed entry id, or BEGIN.")
+    committed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["event_type", "partition"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "event_type", "partition"], name="unique_cursor"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type.name}/{self.partition}@{self.offset}"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from events import api, docs
+from events import api, docs, subscription_api
 
 urlpatterns = [
     path("openapi.json", docs.openapi_json, name="openapi-json"),
@@ -16,4 +16,10 @@ urlpatterns = [
         "event-types/<str:name>/partitions/<str:partition>", api.partition_detail, name="partition"
     ),
     path("event-types/<str:name>/events", api.publish_events, name="publish"),
+    path("subscriptions", subscription_api.subscription_list, name="subscriptions"),
+    path(
+        "subscriptions/<str:subscription_id>",
+        subscription_api.subscription_detail,
+        name="subscription",
+    ),
 ]

@@ -28,7 +28,12 @@ REGISTRY: Registry[Any] = Registry().with_resource(
 )
 METHODS = ("get", "put", "post", "delete", "patch")
 # Values for path parameters when a test needs a concrete URL.
-SAMPLES = {"name": "order.created", "version": "latest", "partition": "0"}
+SAMPLES = {
+    "name": "order.created",
+    "version": "latest",
+    "partition": "0",
+    "subscription_id": "00000000-0000-4000-8000-000000000000",
+}
 
 FORMATS = FormatChecker()
 
@@ -282,6 +287,37 @@ def test_it_describes_an_event_type_s_whole_life(client, producer_token):
     deleted = call(client, "delete", ORDER, producer_token)
     assert deleted.status_code == 200
     assert_matches_spec("delete", "/api/event-types/{name}", deleted)
+
+
+def test_it_describes_a_subscription_s_whole_life(client, admin_token, order_type):
+    body = {
+        "owning_application": "billing",
+        "event_types": ["order.created"],
+        "read_from": "cursors",
+        "initial_cursors": [
+            {"event_type": "order.created", "partition": p, "offset": "BEGIN"} for p in "01"
+        ],
+    }
+    created = call(client, "post", "/api/subscriptions", admin_token, body)
+    assert created.status_code == 201
+    assert_matches_spec("post", "/api/subscriptions", created)
+    found = call(client, "post", "/api/subscriptions", admin_token, body)
+    assert found.status_code == 200
+    assert_matches_spec("post", "/api/subscriptions", found)
+    path = f"/api/subscriptions/{created.json()['id']}"
+    assert_matches_spec(
+        "get", "/api/subscriptions/{subscription_id}", call(client, "get", path, admin_token)
+    )
+    listed = call(client, "get", "/api/subscriptions?limit=1", admin_token)
+    assert_matches_spec("get", "/api/subscriptions", listed)
+    refused = call(client, "delete", ORDER, admin_token)
+    assert refused.status_code == 409
+    assert_matches_spec("delete", "/api/event-types/{name}", refused)
+    deleted = call(client, "delete", path, admin_token)
+    assert deleted.status_code == 204
+    assert_matches_spec("delete", "/api/subscriptions/{subscription_id}", deleted)
+    invalid = call(client, "post", "/api/subscriptions", admin_token, {**body, "event_types": []})
+    assert_matches_spec("post", "/api/subscriptions", invalid)
 
 
 def test_it_describes_schema_versions_and_their_pages(client, producer_token, order_type):

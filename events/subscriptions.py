@@ -1,0 +1,144 @@
+"""The Nakadi Subscription contract: reading a request body, creating a subscription once
+per identity, and rendering it back. No Redis here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from events.cursors import CursorError, parse_cursor
+from events.models import EventType, Subscription, subscription_identity
+from events.problems import Problem
+
+MAX_COMMIT_TIMEOUT = 60  # seconds, as Nakadi
+MAX_DELIVERIES = 1000
+
+
+def invalid(detail: str) -> Problem:
+    return Problem(422, detail)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked POST body: the model's fields, its event types, its identity."""
+
+    fields: dict[str, Any]
+    event_types: list[EventType]
+    identity: str
+
+
+def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(f'Field "{key}" is required and must be a non-empty string.')
+    return value
+
+
+def _bounded(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise invalid(f'Field "{key}" must be an integer from {low} to {high}.')
+    return value
+
+
+def parse(body: Any) -> Request:
+    """A POST /api/subscriptions body, checked; 422 naming the first problem."""
+    if not isinstance(body, dict):
+        raise invalid("The body must be a Subscription object.")
+    owner = _text(body, "owning_application")
+    group = _text(body, "consumer_group", "default")
+    names = body.get("event_types")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise invalid('Field "event_types" must be a non-empty list of event type names.')
+    names = sorted(set(names))
+    found = {et.name: et for et in EventType.objects.filter(name__in=names)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise invalid(f"Unknown event types: {', '.join(missing)}.")
+    read_from = body.get("read_from", "end")
+    if read_from not in Subscription.ReadFrom.values:
+        raise invalid('Field "read_from" must be one of begin, end, cursors.')
+    mode = body.get("mode", "ordered")
+    if mode not in Subscription.Mode.values:
+        raise invalid('Field "mode" must be ordered or shared.')
+    fields = {
+        "owning_application": owner,
+        "consumer_group": group,
+        "read_from": read_from,
+        "initial_cursors": _initial_cursors(body, read_from, found),
+        "mode": mode,
+        "commit_timeout": _bounded(body, "commit_timeout", 60, 1, MAX_COMMIT_TIMEOUT),
+        "max_deliveries": _bounded(body, "max_deliveries", 10, 1, MAX_DELIVERIES),
+    }
+    return Request(
+        fields, [found[name] for name in names], subscription_identity(owner, names, group)
+    )
+
+
+def _initial_cursors(
+    body: dict[str, Any], read_from: str, types: dict[str, EventType]
+) -> list[dict[str, str]]:
+    items = body.get("initial_cursors") or []
+    if read_from != "cursors":
+        if items:
+            raise invalid('"initial_cursors" are only read with read_from "cursors".')
+        return []
+    if not isinstance(items, list):
+        raise invalid('Field "initial_cursors" must be a list of cursors.')
+    partitions = {name: et.partition_count for name, et in types.items()}
+    try:
+        cursors = [parse_cursor(item, partitions) for item in items]
+    except CursorError as error:
+        raise invalid(f"Invalid initial cursor: {error}.") from None
+    given = {(c.event_type, c.partition) for c in cursors}
+    if len(given) != len(cursors):
+        raise invalid("initial_cursors name a partition more than once.")
+    needed = {(name, p) for name, count in partitions.items() for p in range(count)}
+    if given != needed:
+        absent = sorted(needed - given)
+        raise invalid(
+            "initial_cursors must cover every partition; missing: "
+            + ", ".join(f"{name}/{p}" for name, p in absent)
+            + "."
+        )
+    return [c.as_json() for c in sorted(cursors)]
+
+
+def create_or_get(request: Request) -> tuple[Subscription, bool]:
+    """The subscription with this identity, created now (True) or found (False)."""
+    existing = Subscription.objects.filter(identity=request.identity).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            subscription = Subscription.objects.create(identity=request.identity, **request.fields)
+            subscription.event_types.set(request.event_types)
+    except IntegrityError:  # created meanwhile by a concurrent request
+        return Subscription.objects.get(identity=request.identity), False
+    return subscription, True
+
+
+def _timestamp(value: Any) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def render(subscription: Subscription) -> dict[str, Any]:
+    """The Nakadi Subscription JSON of a model (with Streamsite's mode and limits)."""
+    out: dict[str, Any] = {
+        "id": str(subscription.id),
+        "owning_application": subscription.owning_application,
+        "event_types": sorted(et.name for et in subscription.event_types.all()),
+        "consumer_group": subscription.consumer_group,
+        "read_from": subscription.read_from,
+        "mode": subscription.mode,
+        "commit_timeout": subscription.commit_timeout,
+        "max_deliveries": subscription.max_deliveries,
+        "created_at": _timestamp(subscription.created_at),
+        "updated_at": _timestamp(subscription.updated_at),
+    }
+    if subscription.read_from == "cursors":
+        out["initial_cursors"] = subscription.initial_cursors
+    return out
