@@ -1,0 +1,59 @@
+"""Fair, sticky partition assignment, as plain functions."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from events.rebalance import TooManySessions, fair_share
+
+PARTITIONS = [("order.created", p) for p in range(8)] + [("order.paid", 0)]
+
+
+def counts(assignment):
+    return sorted(Counter(assignment.values()).values())
+
+
+def test_one_session_takes_everything():
+    assert set(fair_share(PARTITIONS, ["a"], {}).values()) == {"a"}
+
+
+def test_counts_differ_by_at_most_one():
+    for sessions in (["a", "b"], ["a", "b", "c"], list("abcdefghi")):
+        assignment = fair_share(PARTITIONS, sessions, {})
+        assert set(assignment) == set(PARTITIONS)
+        assert max(counts(assignment)) - min(counts(assignment)) <= 1
+
+
+def test_a_joining_session_takes_only_its_share_from_the_others():
+    before = fair_share(PARTITIONS, ["a", "b"], {})
+    after = fair_share(PARTITIONS, ["a", "b", "c"], before)
+    moved = [p for p in PARTITIONS if before[p] != after[p]]
+    assert len(moved) == 3  # 9 partitions: c gets 3, nothing else moves
+    assert all(after[p] == "c" for p in moved)
+
+
+def test_a_leaving_session_hands_over_only_what_it_had():
+    before = fair_share(PARTITIONS, ["a", "b", "c"], {})
+    after = fair_share(PARTITIONS, ["a", "b"], before)
+    assert all(after[p] == before[p] for p in PARTITIONS if before[p] != "c")
+
+
+def test_every_session_computes_the_same_assignment():
+    owners = {p: random.choice("abz") for p in PARTITIONS}  # z has gone
+    results = {
+        tuple(sorted(fair_share(PARTITIONS, order, owners).items()))
+        for order in (["a", "b", "c"], ["c", "b", "a"], ["b", "a", "c"])
+    }
+    assert len(results) == 1
+
+
+def test_more_sessions_than_partitions_is_refused():
+    with pytest.raises(TooManySessions):
+        fair_share(PARTITIONS[:2], ["a", "b", "c"], {})
+
+
+def test_no_session_owns_nothing():
+    assert fair_share(PARTITIONS, [], {}) == {}
