@@ -1,0 +1,71 @@
+"""Fenced partition leases against the real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from events.connections import redis_client
+from events.leases import Leases, lease_key
+from events.processes import wait_until
+
+
+def run(scenario):
+    async def main():
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        try:
+            return await scenario(Leases(client), client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def test_one_session_holds_a_lease_at_a_time():
+    async def scenario(leases, client):
+        first = await leases.acquire("orders", 0, "sub", "a", 10_000)
+        assert first is not None
+        assert await leases.acquire("orders", 0, "sub", "b", 10_000) is None
+        again = await leases.acquire("orders", 0, "sub", "a", 10_000)  # ours: re-taken, new token
+        assert again.token == first.token + 1
+        assert not await leases.extend(first, 10_000)  # the old token is fenced off
+        assert await leases.extend(again, 10_000)
+
+    run(scenario)
+
+
+def test_a_released_lease_is_free_at_once_with_a_higher_token():
+    async def scenario(leases, client):
+        lease = await leases.acquire("orders", 1, "sub", "a", 10_000)
+        assert await leases.release(lease)
+        taken = await leases.acquire("orders", 1, "sub", "b", 10_000)
+        assert taken.token > lease.token
+        assert not await leases.release(lease)  # not ours any more
+        assert not await leases.extend(lease, 10_000)
+
+    run(scenario)
+
+
+def test_an_expired_lease_is_never_recreated_by_extending_it():
+    key = lease_key("orders", 2, "sub")
+    lease = run(lambda leases, client: leases.acquire("orders", 2, "sub", "a", 50))
+    wait_until(lambda: not redis_client().exists(key), timeout=5, message="the lease to expire")
+
+    async def scenario(leases, client):
+        assert not await leases.extend(lease, 10_000)
+        assert not await client.exists(key)
+        other = await leases.acquire("orders", 2, "sub", "b", 10_000)
+        assert other.token > lease.token
+
+    run(scenario)
+
+
+def test_leases_are_per_subscription_and_partition():
+    async def scenario(leases, client):
+        assert await leases.acquire("orders", 0, "sub-1", "a", 10_000)
+        assert await leases.acquire("orders", 0, "sub-2", "b", 10_000)
+        assert await leases.acquire("orders", 1, "sub-1", "b", 10_000)
+
+    run(scenario)
