@@ -394,10 +394,10 @@ def api_sender(client: httpx.AsyncClient, source: EventSource) -> Send:
     return send
 
 
-def direct_sender(client: aioredis.Redis, source: EventSource) -> Send:
+def direct_sender(client: aioredis.Redis, source: EventSource, stream: str) -> Send:
     async def send(batch_size: int) -> tuple[int, int]:
         eids, payloads = source.take(batch_size)
-        keys = [log_key(EVENT_TYPE, source.partition(eid)) for eid in eids]
+        keys = [log_key(stream, source.partition(eid)) for eid in eids]
         async with client.pipeline(transaction=False) as pipe:
             for key, payload in zip(keys, payloads, strict=True):
                 pipe.xadd(key, {EVENT_FIELD: payload})
@@ -407,7 +407,7 @@ def direct_sender(client: aioredis.Redis, source: EventSource) -> Send:
     return send
 
 
-def lua_sender(client: aioredis.Redis, source: EventSource) -> Send:
+def lua_sender(client: aioredis.Redis, source: EventSource, stream: str) -> Send:
     """What `events.streams.append` sends, from here: one Lua call per partition."""
     script = client.register_script(PUBLISH_LUA)
     dedup_seconds = 24 * 3600
@@ -421,8 +421,8 @@ def lua_sender(client: aioredis.Redis, source: EventSource) -> Send:
             partition = source.partition(eid)
             keys, args = grouped[partition]
             if not keys:
-                keys.append(log_key(EVENT_TYPE, partition))
-            keys.append(eid_key(EVENT_TYPE, partition, eid))
+                keys.append(log_key(stream, partition))
+            keys.append(eid_key(stream, partition, eid))
             args.append(payload)
         async with client.pipeline(transaction=False) as pipe:
             for keys, args in grouped.values():
@@ -436,9 +436,9 @@ def lua_sender(client: aioredis.Redis, source: EventSource) -> Send:
 # -- Between phases -----------------------------------------------------------------------
 
 
-def check_stored(client: redis.Redis, phase: Phase, partitions: int) -> None:
+def check_stored(client: redis.Redis, phase: Phase, partitions: int, stream: str) -> None:
     """Every acknowledged event is in the streams, once; API events carry their enrichment."""
-    keys = [log_key(EVENT_TYPE, p) for p in range(partitions)]
+    keys = [log_key(stream, p) for p in range(partitions)]
     stored = sum(client.xlen(key) for key in keys)
     if stored != phase.stored_events:
         phase.errors.append(f"{phase.stored_events} events acknowledged but {stored} stored")
@@ -488,10 +488,11 @@ def reset_redis(client: redis.Redis) -> None:
 # -- The run ------------------------------------------------------------------------------
 
 
-def setup_event_type(world: World, partitions: int) -> str:
+def setup_event_type(world: World, partitions: int) -> tuple[str, str]:
     """Create an admin and the producer client, then the event type through the API.
 
-    Returns the producer's token (it may publish to the benchmark's event type only).
+    Returns the producer's token (it may publish to the benchmark's event type only) and
+    the type's stream id, which names its Redis keys; every path writes to those.
     """
     tokens = world.django(
         "import json\n"
@@ -511,11 +512,16 @@ def setup_event_type(world: World, partitions: int) -> str:
     count = response.json()["number_of_partitions"]
     if count != partitions:
         raise BenchError(f"asked for {partitions} partitions, the server made {count}")
+    stream_id: str = world.django(
+        "import json\n"
+        "from events.models import EventType\n"
+        f"print(json.dumps(EventType.objects.get(name={EVENT_TYPE!r}).stream_id))\n"
+    )
     token: str = tokens["producer"]
-    return token
+    return token, stream_id
 
 
-async def measure(world: World, token: str, args: argparse.Namespace) -> list[Phase]:
+async def measure(world: World, token: str, stream: str, args: argparse.Namespace) -> list[Phase]:
     source = EventSource(args.event_bytes, args.partitions)
     pids = {
         "daphne": [server.pid for server in world.server_processes],
@@ -532,8 +538,8 @@ async def measure(world: World, token: str, args: argparse.Namespace) -> list[Ph
     direct = aioredis.Redis.from_url(world.redis_url, max_connections=args.producers)
     senders = {
         "api": api_sender(http, source),
-        "lua": lua_sender(direct, source),
-        "direct": direct_sender(direct, source),
+        "lua": lua_sender(direct, source, stream),
+        "direct": direct_sender(direct, source, stream),
     }
     phases: list[Phase] = []
     try:
@@ -553,7 +559,7 @@ async def measure(world: World, token: str, args: argparse.Namespace) -> list[Ph
                     pids=pids,
                 )
                 world.check_alive()
-                check_stored(sync_redis, phase, args.partitions)
+                check_stored(sync_redis, phase, args.partitions, stream)
                 reset_redis(sync_redis)
                 phases.append(phase)
                 for error in phase.errors:
@@ -791,9 +797,9 @@ def main(args: argparse.Namespace) -> int:
                 servers=args.servers,
                 log=lambda line: console.print(f"[dim]{line}[/]"),
             )
-            token = setup_event_type(world, args.partitions)
+            token, stream = setup_event_type(world, args.partitions)
             machine = machine_info(world.redis_url)
-            phases = asyncio.run(measure(world, token, args))
+            phases = asyncio.run(measure(world, token, stream, args))
             server_problems = world.log_problems()
     except (BenchError, OSError, redis.RedisError, httpx.HTTPError) as error:
         console.print(f"[red bold]error:[/] {error}")

@@ -197,10 +197,10 @@ class EventTypeAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: EventType) -> None:
         super().delete_model(request, obj)
-        _drop_streams(request, [(obj.name, obj.partition_count)])
+        _drop_streams(request, [(obj.name, obj.stream_id, obj.partition_count)])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[EventType]) -> None:
-        doomed = list(queryset.values_list("name", "partition_count"))
+        doomed = list(queryset.values_list("name", "stream_id", "partition_count"))
         super().delete_queryset(request, queryset)
         _drop_streams(request, doomed)
 
@@ -215,7 +215,7 @@ class EventTypeAdmin(admin.ModelAdmin):
     def partitions(self, obj: EventType) -> SafeString:
         """Each partition's offsets and length, read from Redis now; the error if it fails."""
         try:
-            infos = streams.partition_info(obj.name, range(obj.partition_count))
+            infos = streams.partition_info(obj.stream_id, range(obj.partition_count))
         except (redis.RedisError, OSError) as error:
             logger.warning("Redis unavailable for the partitions of %s: %s", obj.name, error)
             return format_html(
@@ -237,11 +237,11 @@ class EventTypeAdmin(admin.ModelAdmin):
         )
 
 
-def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, int]]) -> None:
+def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, str, int]]) -> None:
     """Delete the Redis streams of deleted event types; a warning if Redis fails."""
-    for name, partition_count in doomed:
+    for name, stream_id, partition_count in doomed:
         try:
-            streams.delete_partitions(name, partition_count)
+            streams.delete_partitions(stream_id, partition_count)
         except (redis.RedisError, OSError) as error:
             messages.warning(
                 request,

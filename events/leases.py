@@ -15,12 +15,13 @@ from redis.asyncio import Redis as AsyncRedis
 from events.streams import partition_tag
 
 
-def lease_key(event_type: str, partition: int, subscription: str) -> str:
-    return f"ss:{partition_tag(event_type, partition)}:lease:{subscription}"
+def lease_key(stream: str, partition: int, subscription: str) -> str:
+    """`stream` is the event type's `stream_id`, as for every partition key."""
+    return f"ss:{partition_tag(stream, partition)}:lease:{subscription}"
 
 
-def epoch_key(event_type: str, partition: int, subscription: str) -> str:
-    return f"ss:{partition_tag(event_type, partition)}:epoch:{subscription}"
+def epoch_key(stream: str, partition: int, subscription: str) -> str:
+    return f"ss:{partition_tag(stream, partition)}:epoch:{subscription}"
 
 
 # Take the lease if it is free (or already ours), with a new fencing token.

@@ -14,8 +14,13 @@ from django.db import models
 from django.utils import timezone
 
 # Nakadi's event type name: dot-separated words of letters, digits, '-' and '_'.
-EVENT_TYPE_NAME_RE = r"^[a-zA-Z][-0-9a-zA-Z_]*(\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*$"
+EVENT_TYPE_NAME_RE = r"^[a-zA-Z][-0-9a-zA-Z_]*(\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*\Z"
 TOKEN_PREFIX = "ss_"
+
+
+def new_stream_id() -> str:
+    """A random id for an event type's Redis keys (see EventType.stream_id)."""
+    return secrets.token_hex(8)
 
 
 class EventType(models.Model):
@@ -47,6 +52,9 @@ class EventType(models.Model):
     )
     partition_key_fields = models.JSONField(default=list, blank=True)
     partition_count = models.PositiveIntegerField(default=1)
+    # Redis keys use this, not the name: a type deleted and created again under the same
+    # name must not meet the old one's streams or eid markers (they outlive a delete).
+    stream_id = models.CharField(max_length=32, unique=True, default=new_stream_id, editable=False)
     schema = models.TextField(help_text="The JSON schema, as a JSON string.")
     schema_version = models.CharField(max_length=32, default="1.0.0")
     schema_created_at = models.DateTimeField(default=timezone.now)

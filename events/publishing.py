@@ -40,6 +40,7 @@ class Target:
     """What publishing needs to know of an event type: a plain snapshot, no ORM."""
 
     name: str
+    stream_id: str  # the event type's Redis key prefix (not its name)
     category: str
     partition_strategy: str
     partition_key_fields: Sequence[str]
@@ -238,7 +239,7 @@ async def publish(
     if not prepared.batches:
         return Outcome(422 if items else 200, items)
     ordered = list(prepared.batches.values())
-    results = await streams.append(target.name, ordered, target.retention, dedup_seconds)
+    results = await streams.append(target.stream_id, ordered, target.retention, dedup_seconds)
     failed: dict[int, str] = {}
     for batch, result in zip(ordered, results, strict=True):
         if isinstance(result, Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -72,10 +73,22 @@ def clear() -> None:
     _targets.clear()
 
 
+async def _version(key: str) -> bytes:
+    """The current version at `key`. A missing one (Redis was flushed or lost data) is
+    started anew at a random value, so that no copy cached before is trusted again.
+    """
+    client = async_redis_client()
+    version: Any = await client.get(key)
+    if version is None:
+        await client.set(key, uuid.uuid4().hex, nx=True)
+        version = await client.get(key)
+    return version or b""
+
+
 async def principal(authorization: str | None) -> Principal:
     """`auth.authenticate`, from this process's copy while no client, grant or token changed."""
     key = token_digest(authorization or "")
-    version = await async_redis_client().get(AUTH_EPOCH_KEY)
+    version = await _version(AUTH_EPOCH_KEY)
     found = _principals.get(key, version)
     if found is None:
         found = await sync_to_async(authenticate)(authorization)  # 401 is not cached
@@ -85,7 +98,7 @@ async def principal(authorization: str | None) -> Principal:
 
 async def target(name: str, load: Callable[[str], T]) -> T:
     """`load(name)` (an ORM read), from this process's copy while the event type is unchanged."""
-    version = await async_redis_client().get(event_type_version_key(name))
+    version = await _version(event_type_version_key(name))
     found = _targets.get(name, version)
     if found is None:
         found = await sync_to_async(load)(name)
@@ -95,7 +108,9 @@ async def target(name: str, load: Callable[[str], T]) -> T:
 
 def _bump(key: str) -> None:
     try:
-        redis_client().incr(key)
+        # A random value, not INCR: a counter restarted after data loss would repeat old
+        # versions and make stale copies look current.
+        redis_client().set(key, uuid.uuid4().hex)
     except redis.RedisError as error:
         logger.warning("could not bump %s (caches catch up within %.0f s): %s", key, MAX_AGE, error)
 

@@ -18,16 +18,17 @@ BEGIN = "BEGIN"
 EVENT_FIELD = b"e"
 
 
-def partition_tag(event_type: str, partition: int) -> str:
-    return f"{{et:{event_type}:{partition}}}"
+def partition_tag(stream: str, partition: int) -> str:
+    """The hash tag of a partition; `stream` is the event type's `stream_id`, not its name."""
+    return f"{{et:{stream}:{partition}}}"
 
 
-def log_key(event_type: str, partition: int) -> str:
-    return f"ss:{partition_tag(event_type, partition)}:log"
+def log_key(stream: str, partition: int) -> str:
+    return f"ss:{partition_tag(stream, partition)}:log"
 
 
-def eid_key(event_type: str, partition: int, eid: str) -> str:
-    return f"ss:{partition_tag(event_type, partition)}:eid:{eid}"
+def eid_key(stream: str, partition: int, eid: str) -> str:
+    return f"ss:{partition_tag(stream, partition)}:eid:{eid}"
 
 
 # Append a batch to one partition, once per eid.
@@ -82,7 +83,7 @@ class PartitionBatch:
 
 
 async def append(
-    event_type: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
+    stream: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
 ) -> list[int | Exception]:
     """Store each batch on its partition in one pipelined round trip.
 
@@ -93,8 +94,8 @@ async def append(
     script = client.register_script(PUBLISH_LUA)
     async with client.pipeline(transaction=False) as pipe:
         for batch in batches:
-            keys = [log_key(event_type, batch.partition)]
-            keys += [eid_key(event_type, batch.partition, eid) if eid else "" for eid in batch.eids]
+            keys = [log_key(stream, batch.partition)]
+            keys += [eid_key(stream, batch.partition, eid) if eid else "" for eid in batch.eids]
             args: list[bytes | int] = [dedup_seconds, retention.max_events, retention.max_age_ms]
             args += batch.payloads
             await script(keys=keys, args=args, client=pipe)
@@ -116,7 +117,7 @@ def next_offset(offset: str) -> str:
     return f"{ms}-{int(seq) + 1}"
 
 
-def partition_info(event_type: str, partitions: Sequence[int]) -> list[PartitionInfo]:
+def partition_info(stream: str, partitions: Sequence[int]) -> list[PartitionInfo]:
     """Oldest and newest offsets and length of each partition, in one round trip.
 
     As in Nakadi, newest is the last event ever appended (BEGIN if none) and an empty
@@ -124,7 +125,7 @@ def partition_info(event_type: str, partitions: Sequence[int]) -> list[Partition
     """
     pipe = redis_client().pipeline(transaction=False)
     for p in partitions:
-        pipe.xinfo_stream(log_key(event_type, p))
+        pipe.xinfo_stream(log_key(stream, p))
     replies = pipe.execute(raise_on_error=False)
     infos = []
     for p, reply in zip(partitions, replies, strict=True):
@@ -140,7 +141,7 @@ def partition_info(event_type: str, partitions: Sequence[int]) -> list[Partition
     return infos
 
 
-def delete_partitions(event_type: str, partition_count: int) -> None:
+def delete_partitions(stream: str, partition_count: int) -> None:
     """Drop every stream of an event type (its eid markers expire on their own)."""
     client: redis.Redis = redis_client()
-    client.delete(*(log_key(event_type, p) for p in range(partition_count)))
+    client.delete(*(log_key(stream, p) for p in range(partition_count)))

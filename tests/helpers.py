@@ -54,3 +54,11 @@ def business_event(
         "order_number": order_number,
         **fields,
     }
+
+
+def log_key(name: str, partition: int) -> str:
+    """The Redis stream of a partition of the event type called `name`."""
+    from events import streams
+    from events.models import EventType
+
+    return streams.log_key(EventType.objects.get(name=name).stream_id, partition)

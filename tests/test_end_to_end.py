@@ -11,7 +11,7 @@ import pytest
 from events import streams
 from events.clients import create_client
 from events.connections import redis_client
-from tests.helpers import business_event, event_type_body
+from tests.helpers import business_event, event_type_body, log_key
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_a_producer_defines_a_type_publishes_and_sees_offsets(producer):
     kept = [
         orjson.loads(fields[streams.EVENT_FIELD])
         for p in range(2)
-        for _, fields in redis_client().xrange(streams.log_key("order.created", p))
+        for _, fields in redis_client().xrange(log_key("order.created", p))
     ]
     assert sorted(e["order_number"] for e in kept) == sorted(e["order_number"] for e in events)
     assert {e["metadata"]["flow_id"] for e in kept} == {"e2e"}
@@ -57,7 +57,7 @@ def test_concurrent_retries_of_one_batch_store_each_event_once(live_server, prod
         return await asyncio.gather(*(send() for _ in range(8)))
 
     assert asyncio.run(all_at_once()) == [200] * 8
-    total = sum(redis_client().xlen(streams.log_key("order.created", p)) for p in range(3))
+    total = sum(redis_client().xlen(log_key("order.created", p)) for p in range(3))
     assert total == 200
 
 

@@ -10,7 +10,7 @@ import pytest
 from events import streams
 from events.connections import redis_client
 from tests.conftest import bearer
-from tests.helpers import business_event, event_type_body
+from tests.helpers import business_event, event_type_body, log_key
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def publish(client, token, events, name="order.created", **headers):
 
 
 def stored(name="order.created", partition=0):
-    entries = redis_client().xrange(streams.log_key(name, partition))
+    entries = redis_client().xrange(log_key(name, partition))
     return [orjson.loads(fields[streams.EVENT_FIELD]) for _, fields in entries]
 
 
@@ -71,7 +71,7 @@ def test_a_retried_batch_is_stored_once(client, producer_token, order_type):
     # The same batch again, as after a timeout, plus one new event.
     retry = [*events, business_event("A-new")]
     assert publish(client, producer_token, retry).status_code == 200
-    total = sum(redis_client().xlen(streams.log_key("order.created", p)) for p in range(4))
+    total = sum(redis_client().xlen(log_key("order.created", p)) for p in range(4))
     assert total == 21
 
 
@@ -244,7 +244,7 @@ def test_publishing_to_an_unknown_type_is_404(client, producer_token):
 def test_a_failed_partition_write_is_207_and_the_rest_is_stored(client, producer_token, order_type):
     order_type(partitions=2, partition_strategy="user_defined")
     # Make partition 1's stream key a plain string: XADD on it fails, partition 0 still works.
-    redis_client().set(streams.log_key("order.created", 1), "not a stream")
+    redis_client().set(log_key("order.created", 1), "not a stream")
     events = [business_event("A"), business_event("B")]
     events[0]["metadata"]["partition"] = "0"
     events[1]["metadata"]["partition"] = "1"
@@ -258,7 +258,7 @@ def test_a_failed_partition_write_is_207_and_the_rest_is_stored(client, producer
     assert [e["order_number"] for e in stored(partition=0)] == ["A"]
     # The failed event left no de-duplication marker behind: once the partition works
     # again, the producer's retry of the whole batch stores it, and A not twice.
-    redis_client().delete(streams.log_key("order.created", 1))
+    redis_client().delete(log_key("order.created", 1))
     assert publish(client, producer_token, events).status_code == 200
     assert [e["order_number"] for e in stored(partition=0)] == ["A"]
     assert [e["order_number"] for e in stored(partition=1)] == ["B"]
@@ -269,7 +269,7 @@ def test_length_retention_trims_old_events(client, producer_token, order_type):
     for start in range(0, 1000, 100):
         batch = [business_event(f"A-{i}") for i in range(start, start + 100)]
         assert publish(client, producer_token, batch).status_code == 200
-    length = redis_client().xlen(streams.log_key("order.created", 0))
+    length = redis_client().xlen(log_key("order.created", 0))
     # Approximate trimming keeps whole radix-tree nodes (100 entries by default).
     assert length < 300
     assert stored()[-1]["order_number"] == "A-999"
@@ -289,7 +289,7 @@ def test_partitions_report_offsets(client, producer_token, order_type):
         "newest_available_offset": "BEGIN",
         "length": 0,
     }
-    [(entry_id, _)] = redis_client().xrange(streams.log_key("order.created", 1))
+    [(entry_id, _)] = redis_client().xrange(log_key("order.created", 1))
     assert used["oldest_available_offset"] == used["newest_available_offset"] == entry_id.decode()
     single = client.get("/api/event-types/order.created/partitions/1", **bearer(producer_token))
     assert single.json() == used
@@ -308,7 +308,7 @@ def test_metadata_the_server_sets_may_not_be_sent(client, producer_token, order_
 
 def test_time_retention_trims_events_older_than_the_retention(client, producer_token, order_type):
     order_type(options={"retention_time": 60_000})
-    key = streams.log_key("order.created", 0)
+    key = log_key("order.created", 0)
     for i in range(1, 301):  # entries stamped in 1970: far past any retention
         redis_client().xadd(key, {streams.EVENT_FIELD: b"{}"}, id=f"{i}-0")
     assert publish(client, producer_token, [business_event("fresh")]).status_code == 200
@@ -333,3 +333,17 @@ def test_a_batch_with_invalid_and_unplaceable_events_names_both(client, producer
         ("failed", "validating"),
         ("failed", "partitioning"),
     ]
+
+
+def test_a_type_deleted_and_created_again_stores_its_events_anew(
+    client, producer_token, admin_token, order_type
+):
+    order_type()
+    event = business_event("A")
+    assert publish(client, producer_token, [event]).status_code == 200
+    assert client.delete("/api/event-types/order.created", **bearer(admin_token)).status_code == 200
+    order_type()
+    # Same eid, new type of the same name: the old type's de-duplication marker must not
+    # swallow it (markers outlive a delete).
+    assert publish(client, producer_token, [event]).status_code == 200
+    assert [e["order_number"] for e in stored()] == ["A"]
