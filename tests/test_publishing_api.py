@@ -335,6 +335,7 @@ def test_a_batch_with_invalid_and_unplaceable_events_names_both(client, producer
     ]
 
 
+@pytest.mark.django_db(transaction=True)  # the delete must commit, as it does in production
 def test_a_type_deleted_and_created_again_stores_its_events_anew(
     client, producer_token, admin_token, order_type
 ):
