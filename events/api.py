@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
 from events import event_types, publishing, snapshots, streams
-from events.auth import api_view, principal_of
+from events.auth import Principal, api_view, principal_of
 from events.http import json_response, paginate, read_json
 from events.models import EventType, EventTypeSchema
 from events.problems import Problem
@@ -38,6 +38,12 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
     name = body.get("name") if isinstance(body, dict) else None
     principal.require("publish", name if isinstance(name, str) else "")
     fields = event_types.parse(body)
+    if not principal.is_admin and fields["owning_application"] != principal.name:
+        raise Problem(
+            403,
+            f"Client {principal.name!r} may only define event types it owns: "
+            f"owning_application must be {principal.name!r}.",
+        )
     try:
         with transaction.atomic():
             row = EventType.objects.create(**fields)
@@ -49,6 +55,19 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _require_owner(principal: Principal, row: EventType, action: str) -> None:
+    """An admin, or the owning application with the publish grant, may change or delete."""
+    if principal.is_admin:
+        return
+    principal.require("publish", row.name)
+    if row.owning_application != principal.name:
+        raise Problem(
+            403,
+            f"Only an admin or the owning application {row.owning_application!r} may "
+            f"{action} event type {row.name!r}.",
+        )
+
+
 @api_view("GET", "PUT", "DELETE")
 def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
     principal = principal_of(request)
@@ -56,10 +75,7 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         return json_response(event_types.render(_event_type(name)))
     if request.method == "DELETE":
         row = _event_type(name)
-        if not principal.is_admin and not (
-            principal.may("publish", name) and row.owning_application == principal.name
-        ):
-            raise Problem(403, "Only an admin or the owning application may delete an event type.")
+        _require_owner(principal, row, "delete")
         if row.subscriptions.exists():
             raise Problem(409, f"Can't remove event type {name}, as it has subscriptions.")
         row.delete()
@@ -72,6 +88,9 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         if locked is None:
             raise Problem(404, f'EventType "{name}" does not exist.')
         row = locked
+        _require_owner(principal, row, "change")
+        if fields["owning_application"] != row.owning_application and not principal.is_admin:
+            raise Problem(403, "Only an admin may give an event type another owning_application.")
         changed = event_types.apply_update(row, fields)
         if changed:
             row.save()
