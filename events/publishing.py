@@ -28,8 +28,6 @@ logger = logging.getLogger(__name__)
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-# RFC 3339 date-time, as Nakadi requires for occurred_at.
-DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 DATA_OPS = frozenset({"C", "U", "D", "S"})
 # What metadata enrichment sets; flow_id only where the producer sent none.
 _ENRICHED = frozenset({"received_at", "event_type", "partition", "version", "published_by"})
@@ -84,9 +82,32 @@ class EventTooLarge(Exception):
 
 
 def _eid_of(event: Any) -> str | None:
+    """The event's eid when it is a UUID (only those name de-duplication keys)."""
     metadata = event.get("metadata") if isinstance(event, Mapping) else None
     eid = metadata.get("eid") if isinstance(metadata, Mapping) else None
-    return eid if isinstance(eid, str) else None
+    return eid if isinstance(eid, str) and UUID_RE.match(eid) else None
+
+
+# Nakadi's event metadata (core-services schema_metadata.json): what a producer may send.
+# received_at and version are the server's; they are refused with their own message.
+_UUID = {"type": "string", "pattern": UUID_RE.pattern}
+METADATA_SCHEMA = {
+    "type": "object",
+    "required": ["eid", "occurred_at"],
+    "additionalProperties": False,
+    "properties": {
+        "eid": _UUID,
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "parent_eids": {"type": "array", "items": _UUID},
+        "flow_id": {"type": "string"},
+        "partition": {"type": "string"},
+        "partition_compaction_key": {"type": "string", "minLength": 1},
+        "span_ctx": {"type": "object", "additionalProperties": {"type": "string"}},
+        "event_type": {"type": "string"},
+        "published_by": {"type": "string"},
+    },
+}
+_METADATA = compiled_validator(orjson.dumps(METADATA_SCHEMA).decode())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -95,10 +116,23 @@ def effective_validator(category: str, schema: str, strict: bool) -> Validator:
     doc = orjson.loads(schema)
     if strict:
         doc = strict_schema(doc)
-    if category == "business" and isinstance(doc.get("properties"), dict):
-        # The schema describes the event's own fields; metadata sits beside them.
-        doc["properties"] = {**doc["properties"], "metadata": {"type": "object"}}
+    if category == "business":
+        # The schema describes the event's own fields; metadata sits beside them, also
+        # when the schema lists no properties (compatible mode refuses undeclared ones).
+        doc["properties"] = {**doc.get("properties", {}), "metadata": {}}
     return compiled_validator(orjson.dumps(doc).decode())
+
+
+def _metadata_error(metadata: Any) -> str | None:
+    if not isinstance(metadata, dict):
+        return "metadata is required and must be an object"
+    if "received_at" in metadata or "version" in metadata:
+        return "metadata.received_at and metadata.version are set by the server"
+    if _METADATA.is_valid(metadata):
+        return None
+    error = next(iter(_METADATA.iter_errors(metadata)))
+    where = "/".join(str(part) for part in error.instance_path)
+    return f"{error.message} (at /metadata{'/' + where if where else ''})"
 
 
 def validate(event: Any, category: str, validator: Validator) -> str | None:
@@ -106,20 +140,13 @@ def validate(event: Any, category: str, validator: Validator) -> str | None:
     if not isinstance(event, dict):
         return "an event must be a JSON object"
     if category in ("business", "data"):
-        metadata = event.get("metadata")
-        if not isinstance(metadata, dict):
-            return "metadata is required and must be an object"
-        eid = metadata.get("eid")
-        if not isinstance(eid, str) or not UUID_RE.match(eid):
-            return "metadata.eid must be a UUID"
-        if "received_at" in metadata or "version" in metadata:
-            return "metadata.received_at and metadata.version are set by the server"
-        occurred_at = metadata.get("occurred_at")
-        if not isinstance(occurred_at, str) or not DATE_TIME_RE.match(occurred_at):
-            return "metadata.occurred_at must be an RFC 3339 date-time"
+        problem = _metadata_error(event.get("metadata"))
+        if problem is not None:
+            return problem
     subject: Any = event
     if category == "data":
-        if event.get("data_op") not in DATA_OPS:
+        data_op = event.get("data_op")
+        if not isinstance(data_op, str) or data_op not in DATA_OPS:
             return "data_op must be one of C, U, D, S"
         if not isinstance(event.get("data_type"), str):
             return "data_type must be a string"
@@ -157,9 +184,12 @@ def prepare(
             failures[index] = ("validating", problem)
             continue
         try:
+            keyed = event["data"] if target.category == "data" else event
+            if target.partition_strategy != "hash":
+                keyed = event  # user_defined reads metadata.partition, at the root
             partitions.append(
                 choose_partition(
-                    event,
+                    keyed,
                     strategy=target.partition_strategy,
                     partition_count=target.partition_count,
                     key_fields=target.partition_key_fields,

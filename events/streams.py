@@ -32,7 +32,8 @@ def eid_key(stream: str, partition: int, eid: str) -> str:
 
 
 # Append a batch to one partition, once per eid.
-# KEYS[1]   the partition's stream; KEYS[2..n+1] one de-duplication key per event ('' eid: none)
+# KEYS[1]   the partition's stream; KEYS[2..n+1] one de-duplication key per event, or KEYS[1]
+#           again for an event without an eid (every key stays in the partition's slot)
 # ARGV[1]   de-duplication window, seconds
 # ARGV[2]   retention: max events (0: no length limit)
 # ARGV[3]   retention: max age in ms (0: no time limit)
@@ -46,10 +47,11 @@ local ttl = tonumber(ARGV[1])
 local stored = 0
 for i = 4, #ARGV do
   local marker = KEYS[i - 2]
-  if marker == '' or redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
+  local dedup = marker ~= KEYS[1]
+  if not dedup or redis.call('SET', marker, '1', 'NX', 'EX', ttl) then
     local added = redis.pcall('XADD', KEYS[1], '*', 'e', ARGV[i])
     if type(added) == 'table' and added.err then
-      if marker ~= '' then redis.call('DEL', marker) end
+      if dedup then redis.call('DEL', marker) end
       return added
     end
     stored = stored + 1
@@ -95,7 +97,9 @@ async def append(
     async with client.pipeline(transaction=False) as pipe:
         for batch in batches:
             keys = [log_key(stream, batch.partition)]
-            keys += [eid_key(stream, batch.partition, eid) if eid else "" for eid in batch.eids]
+            keys += [
+                eid_key(stream, batch.partition, eid) if eid else keys[0] for eid in batch.eids
+            ]
             args: list[bytes | int] = [dedup_seconds, retention.max_events, retention.max_age_ms]
             args += batch.payloads
             await script(keys=keys, args=args, client=pipe)

@@ -17,7 +17,6 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from events.docs import OPENAPI_PATH
-from events.publishing import DATE_TIME_RE
 from tests.conftest import bearer
 from tests.helpers import business_event, event_type_body
 
@@ -36,6 +35,9 @@ SAMPLES = {
 }
 
 FORMATS = FormatChecker()
+
+
+DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 @FORMATS.checks("date-time")

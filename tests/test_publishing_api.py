@@ -140,11 +140,11 @@ def test_hash_partitioning_keeps_one_key_on_one_partition(client, producer_token
 
 
 def test_a_missing_hash_key_fails_at_partitioning(client, producer_token, order_type):
-    order_type(
+    order_type(  # customer is declared, but optional: an event may lack it
         partitions=2,
         partition_strategy="hash",
         partition_key_fields=["customer"],
-        json_schema={"type": "object"},
+        json_schema={"type": "object", "properties": {"customer": {"type": "string"}}},
     )
     response = publish(client, producer_token, [business_event("A")])
     assert response.status_code == 422
@@ -348,3 +348,72 @@ def test_a_type_deleted_and_created_again_stores_its_events_anew(
     # swallow it (markers outlive a delete).
     assert publish(client, producer_token, [event]).status_code == 200
     assert [e["order_number"] for e in stored()] == ["A"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [
+        ({"occurred_at": "2026-99-99T99:99:99Z"}, "/metadata/occurred_at"),
+        ({"flow_id": 5}, "/metadata/flow_id"),
+        ({"junk": True}, "/metadata"),
+        ({"parent_eids": "nope"}, "/metadata/parent_eids"),
+        ({"eid": "x" * 5000}, "/metadata/eid"),
+    ],
+)
+def test_metadata_is_checked_as_nakadis_schema_says(
+    client, producer_token, order_type, metadata, where
+):
+    order_type()
+    event = business_event("A")
+    event["metadata"].update(metadata)
+    response = publish(client, producer_token, [event])
+    assert response.status_code == 422
+    assert response.json()[0]["detail"].endswith(f"(at {where})")
+    assert stored() == []
+
+
+def test_business_events_pass_a_strict_schema_without_properties(
+    client, producer_token, order_type
+):
+    order_type(compatibility_mode="compatible", json_schema={"type": "object"})
+    assert publish(client, producer_token, [business_event()]).status_code == 422  # undeclared
+    event = {"metadata": business_event()["metadata"]}
+    assert publish(client, producer_token, [event]).status_code == 200
+
+
+def test_hash_keys_of_data_events_are_read_from_data(client, producer_token, order_type):
+    order_type(
+        category="data",
+        partitions=4,
+        partition_strategy="hash",
+        partition_key_fields=["order_number"],
+    )
+    events = [
+        {
+            "metadata": business_event()["metadata"],
+            "data_op": "U",
+            "data_type": "order",
+            "data": {"order_number": f"A-{i % 2}"},
+        }
+        for i in range(10)
+    ]
+    assert publish(client, producer_token, events).status_code == 200
+    placed = {}
+    for p in range(4):
+        for event in stored(partition=p):
+            placed.setdefault(event["data"]["order_number"], set()).add(p)
+    assert sorted(placed) == ["A-0", "A-1"]
+    assert all(len(partitions) == 1 for partitions in placed.values())
+
+
+def test_a_data_op_that_is_not_a_string_is_a_422_not_a_500(client, producer_token, order_type):
+    order_type(category="data")
+    event = {
+        "metadata": business_event()["metadata"],
+        "data_op": ["C"],
+        "data_type": "o",
+        "data": {"order_number": "A"},
+    }
+    response = publish(client, producer_token, [event])
+    assert response.status_code == 422
+    assert "data_op" in response.json()[0]["detail"]

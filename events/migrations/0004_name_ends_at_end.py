@@ -5,15 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('events', '0003_stream_id'),
+        ("events", "0003_stream_id"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='eventtype',
-            name='name',
-            field=models.CharField(max_length=255, unique=True, validators=[django.core.validators.RegexValidator('^[a-zA-Z][-0-9a-zA-Z_]*(\\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*\\Z')]),
+            model_name="eventtype",
+            name="name",
+            field=models.CharField(
+                max_length=255,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-zA-Z][-0-9a-zA-Z_]*(\\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*\\Z"
+                    )
+                ],
+            ),
         ),
     ]
