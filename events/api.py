@@ -124,7 +124,7 @@ def schema_detail(request: HttpRequest, name: str, version: str) -> HttpResponse
     return json_response(_render_schema(found))
 
 
-_PARTITION_ID = re.compile(r"0|[1-9][0-9]*")
+_PARTITION_ID = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
 def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
@@ -179,6 +179,12 @@ async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
     events = read_json(request)
     if not isinstance(events, list):
         raise Problem(400, "The body must be a JSON array of events.")
+    if len(events) > settings.MAX_BATCH_EVENTS:
+        raise Problem(
+            413,
+            f"The batch holds {len(events)} events; the maximum is {settings.MAX_BATCH_EVENTS}. "
+            "Nothing was stored.",
+        )
     try:
         outcome = await publishing.publish(
             events,

@@ -69,7 +69,7 @@ def parse_cursor(item: Any, partitions: Mapping[str, int]) -> Cursor:
     if not isinstance(event_type, str) or event_type not in partitions:
         raise CursorError(f"cursor event_type {event_type!r} is not one of {sorted(partitions)}")
     partition = item.get("partition")
-    if not isinstance(partition, str) or not re.fullmatch(r"0|[1-9][0-9]*", partition):
+    if not isinstance(partition, str) or not re.fullmatch(r"0|[1-9][0-9]{0,8}", partition):
         raise CursorError(f'cursor partition {partition!r} must be a partition id such as "0"')
     if int(partition) >= partitions[event_type]:
         raise CursorError(f"{event_type!r} has no partition {partition}")

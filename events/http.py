@@ -51,8 +51,8 @@ def paginate(
         offset = int(request.GET.get("offset", 0))
     except ValueError:
         raise Problem(400, "limit and offset must be integers.") from None
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise Problem(400, "limit must be 1 to 1000 and offset at least 0.")
+    if not 1 <= limit <= 1000 or not 0 <= offset <= 10**9:
+        raise Problem(400, "limit must be 1 to 1000 and offset 0 to 1000000000.")
     page = list(rows[offset : offset + limit + 1])
 
     def link(at: int) -> dict[str, str]:

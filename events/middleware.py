@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.contrib.auth.middleware import AuthenticationMiddleware as _Authentication
 from django.contrib.messages.middleware import MessageMiddleware as _Message
 from django.contrib.sessions.middleware import SessionMiddleware as _Session
@@ -32,6 +33,24 @@ class PagesOnly:
         if request.path.startswith(MACHINE_PATHS):
             return self.get_response(request)
         return super().__call__(request)  # type: ignore[misc]
+
+
+class AllowedHostsMiddleware:
+    """ALLOWED_HOSTS for API and probe requests too (CommonMiddleware, which checks it for
+    pages, is skipped for them): DisallowedHost answers 400.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        request.get_host()  # raises DisallowedHost for a host not in ALLOWED_HOSTS
+        return self.get_response(request)
 
 
 class SecurityMiddleware(PagesOnly, _Security):

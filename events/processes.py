@@ -63,6 +63,9 @@ def listen(bind: str, port: int, count: int = 1, backlog: int = 1024) -> list[so
     """
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     probe = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR (not SO_REUSEPORT): a listener still makes this fail, but connections of
+    # a server that just stopped, left in TIME_WAIT, do not.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         # Without SO_REUSEPORT, so that a server already on the port (even one of ours
         # with SO_REUSEPORT) makes this fail instead of quietly sharing its traffic.

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "events.middleware.SecurityMiddleware",
     "events.problems.ProblemMiddleware",
+    "events.middleware.AllowedHostsMiddleware",
     "events.middleware.SessionMiddleware",
     "events.middleware.CommonMiddleware",
     "events.middleware.CsrfViewMiddleware",
@@ -116,6 +117,10 @@ MAX_PARTITIONS = envint("MAX_PARTITIONS", 64)
 DEFAULT_RETENTION_MS = envint("DEFAULT_RETENTION_MS", 2 * 24 * 3600 * 1000)
 MAX_RETENTION_MS = envint("MAX_RETENTION_MS", 14 * 24 * 3600 * 1000)
 EID_DEDUP_SECONDS = envint("EID_DEDUP_SECONDS", 24 * 3600)
+if EID_DEDUP_SECONDS < 1:
+    raise ValueError("EID_DEDUP_SECONDS must be at least 1 (second)")
+# Events in one publishing request: bounds the work and the answer of a refused batch.
+MAX_BATCH_EVENTS = envint("MAX_BATCH_EVENTS", 10_000)
 
 LOGGING = {
     "version": 1,
