@@ -9,15 +9,19 @@ from __future__ import annotations
 import fnmatch
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from events.models import ApiToken, token_digest
 from events.problems import Problem
+
+logger = logging.getLogger(__name__)
 
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="streamsite"'}
 
@@ -79,6 +83,16 @@ def principal_of(request: HttpRequest) -> Principal:
 View = Callable[..., Any]
 
 
+def redis_unavailable(error: Exception) -> Problem:
+    """503 with a retry hint: Redis did not answer; nothing was stored."""
+    logger.warning("Redis unavailable: %s", error)
+    return Problem(
+        503,
+        "The event store (Redis) is not answering; retry shortly. Nothing was stored.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def api_view(*methods: str) -> Callable[[View], View]:
     """Authenticate, allow only `methods`, and answer a raised Problem; sync or async views
     (async views read the principal from `events.snapshots`, without a database hop).
@@ -111,6 +125,8 @@ def api_view(*methods: str) -> Callable[[View], View]:
                     return response
                 except Problem as problem:
                     return problem.response()
+                except (redis.ConnectionError, redis.TimeoutError) as error:
+                    return redis_unavailable(error).response()
 
             return csrf_exempt(async_wrapper)
 
@@ -125,6 +141,8 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 return response
             except Problem as problem:
                 return problem.response()
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                return redis_unavailable(error).response()
 
         return csrf_exempt(wrapper)
 

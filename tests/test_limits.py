@@ -52,3 +52,20 @@ def test_a_host_not_allowed_is_refused_on_the_api_too(client, producer_token):
     response = client.get("/api/event-types", HTTP_HOST="evil.example", **bearer(producer_token))
     assert response.status_code == 400
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_a_redis_that_does_not_answer_is_a_503_with_a_retry_hint(
+    client, producer_token, order_type, settings
+):
+    from events.processes import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    response = client.post(
+        "/api/event-types/order.created/events",
+        orjson.dumps([business_event()]),
+        content_type="application/json",
+        **bearer(producer_token),
+    )
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response["Content-Type"] == "application/problem+json"
