@@ -26,6 +26,8 @@ MODE_CHANGES = {
     "compatible": {"compatible"},
 }
 MIN_RETENTION_MS = 60_000
+# A bound that fits the BIGINT column with room to spare; no stream holds more events.
+MAX_RETENTION_EVENTS = 10**12
 _NAME = re.compile(EVENT_TYPE_NAME_RE)
 
 
@@ -37,6 +39,21 @@ def _require(body: dict[str, Any], key: str, kind: type, what: str) -> Any:
     value = body.get(key)
     if not isinstance(value, kind) or (isinstance(value, str) and not value):
         raise invalid(f'Field "{key}" is required and must be {what}.')
+    return value
+
+
+def _integer(value: Any) -> bool:
+    """A JSON integer: `true` is a bool to the producer, not 1."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _choice(body: dict[str, Any], key: str, allowed: set[str], default: str) -> str:
+    """The enum value of `key`, `default` when absent; 422 for anything but an allowed string."""
+    value = body.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise invalid(f'Field "{key}" must be one of {sorted(allowed)}.')
     return value
 
 
@@ -52,31 +69,27 @@ def parse(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid("The body must be an EventType object.")
     name = _require(body, "name", str, "a string")
-    if len(name) > 255 or not _NAME.match(name):
+    # fullmatch: `$` would let a trailing newline through.
+    if len(name) > 255 or not _NAME.fullmatch(name):
         raise invalid(f'Field "name" {name!r} must match {EVENT_TYPE_NAME_RE} (at most 255).')
     fields: dict[str, Any] = {
         "name": name,
         "owning_application": _require(body, "owning_application", str, "a string"),
         "category": _require(body, "category", str, "undefined, data or business"),
-        "partition_strategy": body.get("partition_strategy") or "random",
+        "partition_strategy": _choice(body, "partition_strategy", STRATEGIES, "random"),
         "partition_key_fields": _string_list(body, "partition_key_fields"),
         "ordering_key_fields": _string_list(body, "ordering_key_fields"),
-        "compatibility_mode": body.get("compatibility_mode") or "forward",
-        "cleanup_policy": body.get("cleanup_policy") or "delete",
+        "compatibility_mode": _choice(body, "compatibility_mode", MODES, "forward"),
+        "cleanup_policy": _choice(body, "cleanup_policy", {"delete"}, "delete"),
         "audience": _audience(body),
         "authorization": _authorization(body),
     }
     if fields["category"] not in CATEGORIES:
         raise invalid(f'Field "category" must be one of {sorted(CATEGORIES)}.')
-    if fields["partition_strategy"] not in STRATEGIES:
-        raise invalid(f'Field "partition_strategy" must be one of {sorted(STRATEGIES)}.')
-    if fields["compatibility_mode"] not in MODES:
-        raise invalid(f'Field "compatibility_mode" must be one of {sorted(MODES)}.')
-    if fields["cleanup_policy"] != "delete":
-        raise invalid('Field "cleanup_policy": only "delete" is supported.')
     fields["enrichment_strategies"] = _enrichment(body, fields["category"])
     _check_partitioning(fields)
-    fields.update(_schema(body, fields["category"], fields["compatibility_mode"]))
+    fields["schema"], doc = _schema(body, fields["category"], fields["compatibility_mode"])
+    _check_partition_keys(fields["partition_key_fields"], doc)
     fields.update(_statistic(body))
     fields.update(_options(body))
     return fields
@@ -156,7 +169,8 @@ def _check_partitioning(fields: dict[str, Any]) -> None:
         raise invalid("user_defined partitioning needs metadata: not for undefined types.")
 
 
-def _schema(body: dict[str, Any], category: str, mode: str) -> dict[str, Any]:
+def _schema(body: dict[str, Any], category: str, mode: str) -> tuple[str, dict[str, Any]]:
+    """The user schema of the body, as text and parsed, checked as Nakadi checks it."""
     schema = body.get("schema")
     if not isinstance(schema, dict):
         raise invalid('Field "schema" is required: {"type": "json_schema", "schema": "<json>"}.')
@@ -177,7 +191,38 @@ def _schema(body: dict[str, Any], category: str, mode: str) -> dict[str, Any]:
         forbidden = _COMPATIBLE_FORBIDDEN & set(_keywords(doc))
         if forbidden:
             raise invalid(f"Invalid schema: {sorted(forbidden)} not supported in compatible mode.")
-    return {"schema": text}
+    return text, doc
+
+
+def _check_partition_keys(keys: list[str], schema: dict[str, Any]) -> None:
+    """422 unless each dotted hash key names a property of the user schema.
+
+    The paths are relative to the user schema in every category: for `data` that is the
+    schema of `data`, where the partitioner reads them.
+    """
+    absent = [key for key in keys if not _defines(schema, key.split("."))]
+    if absent:
+        raise invalid(f"partition_key_fields {absent} absent in schema.")
+
+
+def _defines(schema: Any, path: list[str]) -> bool:
+    """Whether `schema` declares the property at `path`, through nested `properties` and
+    the subschemas of allOf/anyOf/oneOf (as everit's `definesProperty` does).
+    """
+    if not path:
+        return True
+    if not isinstance(schema, dict):
+        return False
+    properties = schema.get("properties")
+    head, rest = path[0], path[1:]
+    if isinstance(properties, dict) and head in properties and _defines(properties[head], rest):
+        return True
+    return any(
+        _defines(subschema, path)
+        for keyword in ("allOf", "anyOf", "oneOf")
+        if isinstance(schema.get(keyword), list)
+        for subschema in schema[keyword]
+    )
 
 
 _COMPATIBLE_FORBIDDEN = frozenset({"not", "additionalItems", "const", "contains", "examples"})
@@ -204,7 +249,7 @@ def _statistic(body: dict[str, Any]) -> dict[str, Any]:
         return {"default_statistic": None, "partition_count": 1}
     keys = ("messages_per_minute", "message_size", "read_parallelism", "write_parallelism")
     if not isinstance(statistic, dict) or not all(
-        isinstance(statistic.get(k), int) and statistic[k] >= (0 if i == 0 else 1)
+        _integer(statistic.get(k)) and statistic[k] >= (0 if i == 0 else 1)
         for i, k in enumerate(keys)
     ):
         raise invalid(f'Field "default_statistic" needs {", ".join(keys)} as positive integers.')
@@ -222,16 +267,19 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     retention = options.get("retention_time", settings.DEFAULT_RETENTION_MS)
     if retention is None:
         retention = settings.DEFAULT_RETENTION_MS
-    if not isinstance(retention, int) or not (
-        MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS
-    ):
+    if not _integer(retention) or not (MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS):
         raise invalid(
             f'Field "options.retention_time" must be {MIN_RETENTION_MS} to '
             f"{settings.MAX_RETENTION_MS} ms."
         )
     max_events = options.get("retention_max_events")
-    if max_events is not None and (not isinstance(max_events, int) or max_events < 1):
-        raise invalid('Field "options.retention_max_events" must be a positive integer.')
+    if max_events is not None and (
+        not _integer(max_events) or not 1 <= max_events <= MAX_RETENTION_EVENTS
+    ):
+        raise invalid(
+            f'Field "options.retention_max_events" must be an integer from 1 to '
+            f"{MAX_RETENTION_EVENTS}."
+        )
     return {"retention_time_ms": retention, "retention_max_events": max_events}
 
 
@@ -258,22 +306,27 @@ def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
             f"{fields['compatibility_mode']} is not allowed: a mode may only get "
             "stricter."
         )
-    # A stricter mode judges the change by its own rules.
+    # As in Nakadi, the original mode judges the change; see evolve for the switch rule.
+    old_mode, new_mode = event_type.compatibility_mode, fields["compatibility_mode"]
     evolution = evolve(
         orjson.loads(event_type.schema),
         orjson.loads(fields["schema"]),
         old_text=event_type.schema,
         new_text=fields["schema"],
-        mode=fields["compatibility_mode"],
+        old_mode=old_mode,
+        new_mode=new_mode,
         version=event_type.schema_version,
     )
     if evolution.refused:
         reasons = ", ".join(
             f"{c.path}: {c.kind.lower().replace('_', ' ')}" for c in evolution.refused
         )
-        raise invalid(
-            f"Invalid schema: {reasons} (not allowed in {fields['compatibility_mode']} mode)."
+        rule = (
+            f"when switching from {old_mode} to {new_mode}"
+            if old_mode != new_mode
+            else f"in {old_mode} mode"
         )
+        raise invalid(f"Invalid schema: {reasons} (not allowed {rule}).")
     changed = [key for key, value in fields.items() if getattr(event_type, key) != value]
     for key in changed:
         setattr(event_type, key, fields[key])

@@ -1,8 +1,9 @@
 """Schema evolution: what changed between two JSON schemas, and which version that earns.
 
 A port of the rules of Nakadi's SchemaDiff (docs/nakadi-contract.md, section 2): every
-change has a level, PATCH < MINOR < MAJOR; `compatible` and `forward` refuse MAJOR
-changes, `none` takes anything. Pure functions, no I/O.
+change has a level, PATCH < MINOR < MAJOR, judged by the type's mode before the change;
+`compatible` and `forward` refuse MAJOR changes, `none` takes anything, and a switch from
+forward to compatible allows only a few kinds of change. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -167,10 +168,24 @@ def _diff_compositions(old: dict[str, Any], new: dict[str, Any], path: str) -> I
             yield Change("COMPOSITION_METHOD_CHANGED", path, Level.MAJOR, Level.MAJOR)
 
 
+# The only changes Nakadi lets through when a type switches from forward to compatible:
+# edits that leave every event valid under the stricter, closed schema.
+FORWARD_TO_COMPATIBLE_CHANGES = frozenset(
+    {
+        "DESCRIPTION_CHANGED",
+        "TITLE_CHANGED",
+        "PROPERTIES_ADDED",
+        "REQUIRED_ARRAY_EXTENDED",
+        "ADDITIONAL_PROPERTIES_CHANGED",
+        "ADDITIONAL_ITEMS_CHANGED",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Evolution:
     version: str  # the new version; the old one when nothing changed
-    refused: list[Change]  # MAJOR changes the mode does not allow; empty when allowed
+    refused: list[Change]  # the changes the modes do not allow; empty when allowed
 
 
 def evolve(
@@ -179,16 +194,28 @@ def evolve(
     *,
     old_text: str,
     new_text: str,
-    mode: str,
+    old_mode: str,
+    new_mode: str,
     version: str,
 ) -> Evolution:
-    """The version a schema change earns under `mode`, or the changes that `mode` refuses."""
+    """The version a schema change earns, or the changes refused (Nakadi's SES.evolve).
+
+    Levels are those of `old_mode`, the type's mode before the change. Switching from
+    forward to compatible allows only FORWARD_TO_COMPATIBLE_CHANGES; otherwise `compatible`
+    and `forward` refuse an overall MAJOR change and `none` takes anything.
+    """
     changes = list(diff(old, new))
-    level = max((change.level(mode) for change in changes), default=Level.NO_CHANGES)
+    level = max((change.level(old_mode) for change in changes), default=Level.NO_CHANGES)
     if level == Level.NO_CHANGES and old_text != new_text:
         level = Level.PATCH
-    if mode != "none" and level == Level.MAJOR:
-        return Evolution(version, [c for c in changes if c.level(mode) == Level.MAJOR])
+    if old_mode == "forward" and new_mode == "compatible":
+        refused = [c for c in changes if c.kind not in FORWARD_TO_COMPATIBLE_CHANGES]
+    elif old_mode != "none" and level == Level.MAJOR:
+        refused = [c for c in changes if c.level(old_mode) == Level.MAJOR]
+    else:
+        refused = []
+    if refused:
+        return Evolution(version, refused)
     return Evolution(bump(version, level), [])
 
 

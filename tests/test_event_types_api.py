@@ -48,6 +48,17 @@ def test_it_refuses_a_duplicate_name_with_409(client, producer_token):
         ({"schema": {"type": "json_schema", "schema": "{not json"}}, "not valid JSON"),
         ({"schema": {"type": "json_schema", "schema": '{"type": "nonsense"}'}}, "invalid"),
         ({"options": {"retention_time": 1}}, "retention_time"),
+        # Mistyped enums and numbers are a 422, never a TypeError or OverflowError (500).
+        ({"partition_strategy": ["hash"]}, "partition_strategy"),
+        ({"compatibility_mode": {"a": 1}}, "compatibility_mode"),
+        ({"category": [1]}, "category"),
+        ({"cleanup_policy": [1]}, "cleanup_policy"),
+        ({"name": "order.x\n"}, "name"),
+        ({"options": {"retention_max_events": 2**63}}, "retention_max_events"),
+        ({"options": {"retention_max_events": 10**12 + 1}}, "retention_max_events"),
+        ({"options": {"retention_max_events": 0}}, "retention_max_events"),
+        ({"options": {"retention_max_events": True}}, "retention_max_events"),
+        ({"partition_strategy": "hash", "partition_key_fields": ["customer"]}, "customer"),
         (
             {
                 "schema": {
@@ -126,6 +137,118 @@ def test_it_takes_any_change_in_none_mode_as_a_major_version(client, producer_to
     )
     assert response.status_code == 200
     assert response.json()["schema"]["version"] == "2.0.0"
+
+
+def test_a_mode_switch_is_judged_by_the_original_mode(client, producer_token):
+    """none→forward: the change is judged as in none mode, so a MAJOR one is taken."""
+    post(client, "/api/event-types", event_type_body(compatibility_mode="none"), producer_token)
+    schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema, compatibility_mode="forward"),
+        producer_token,
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["schema"]["version"] == "2.0.0"
+    assert response.json()["compatibility_mode"] == "forward"
+
+
+def test_switching_to_compatible_may_add_a_required_field(client, producer_token):
+    post(client, "/api/event-types", event_type_body(), producer_token)
+    schema = {**ORDER_SCHEMA, "required": ["order_number", "amount"]}
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema, compatibility_mode="compatible"),
+        producer_token,
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["schema"]["version"] == "1.1.0"
+    assert response.json()["compatibility_mode"] == "compatible"
+
+
+def test_switching_to_compatible_may_close_the_schema(client, producer_token):
+    post(client, "/api/event-types", event_type_body(), producer_token)
+    schema = {**ORDER_SCHEMA, "additionalProperties": False}
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema, compatibility_mode="compatible"),
+        producer_token,
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["schema"]["version"] == "2.0.0"
+
+
+def test_switching_to_compatible_refuses_removing_a_property(client, producer_token):
+    post(client, "/api/event-types", event_type_body(), producer_token)
+    schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
+    response = put(
+        client,
+        "/api/event-types/order.created",
+        event_type_body(json_schema=schema, compatibility_mode="compatible"),
+        producer_token,
+    )
+    assert response.status_code == 422
+    assert "#/properties/amount" in response.json()["detail"]
+    row = EventType.objects.get()
+    assert (row.schema_version, row.compatibility_mode) == ("1.0.0", "forward")
+
+
+NESTED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "order_number": {"type": "string"},
+        "customer": {"type": "object", "properties": {"id": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("category", "keys"),
+    [
+        ("business", ["customer.id"]),
+        ("business", ["order_number", "customer"]),
+        ("data", ["customer.id"]),
+    ],
+)
+def test_hash_keys_name_properties_of_the_user_schema(client, producer_token, category, keys):
+    body = event_type_body(
+        category=category,
+        json_schema=NESTED_SCHEMA,
+        partition_strategy="hash",
+        partition_key_fields=keys,
+    )
+    response = post(client, "/api/event-types", body, producer_token)
+    assert response.status_code == 201, response.content
+    assert response.json()["partition_key_fields"] == keys
+
+
+@pytest.mark.parametrize(
+    ("category", "keys", "absent"),
+    [
+        ("business", ["customer.name"], "customer.name"),
+        ("business", ["order_number.id"], "order_number.id"),
+        # For data events the paths are relative to `data`, not to the envelope.
+        ("data", ["data.customer.id"], "data.customer.id"),
+        ("business", ["metadata.eid"], "metadata.eid"),
+    ],
+)
+def test_a_hash_key_absent_from_the_schema_is_refused(
+    client, producer_token, category, keys, absent
+):
+    body = event_type_body(
+        category=category,
+        json_schema=NESTED_SCHEMA,
+        partition_strategy="hash",
+        partition_key_fields=keys,
+    )
+    response = post(client, "/api/event-types", body, producer_token)
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert absent in response.json()["detail"]
+    assert not EventType.objects.exists()
 
 
 def test_it_deletes_an_event_type(client, admin_token):

@@ -32,13 +32,14 @@ def changed(**edits):
     return schema
 
 
-def outcome(new, mode="forward"):
+def outcome(new, mode="forward", new_mode=None):
     result = evolve(
         BASE,
         new,
         old_text=orjson.dumps(BASE).decode(),
         new_text=orjson.dumps(new).decode(),
-        mode=mode,
+        old_mode=mode,
+        new_mode=new_mode or mode,
         version="1.0.0",
     )
     return "refused" if result.refused else result.version
@@ -78,7 +79,8 @@ def test_a_textual_change_alone_is_a_patch():
         BASE,
         old_text=orjson.dumps(BASE).decode(),
         new_text=orjson.dumps(BASE, option=orjson.OPT_INDENT_2).decode(),
-        mode="compatible",
+        old_mode="compatible",
+        new_mode="compatible",
         version="1.2.3",
     )
     assert result.version == "1.2.4"
@@ -86,11 +88,65 @@ def test_a_textual_change_alone_is_a_patch():
 
 def test_a_refusal_names_the_path_of_each_breaking_change():
     new = changed(properties__kind=None, properties__id__maxLength=5)
-    result = evolve(BASE, new, old_text="a", new_text="b", mode="forward", version="1.0.0")
+    result = evolve(
+        BASE,
+        new,
+        old_text="a",
+        new_text="b",
+        old_mode="forward",
+        new_mode="forward",
+        version="1.0.0",
+    )
     assert sorted(c.path for c in result.refused) == [
         "#/properties/id/maxLength",
         "#/properties/kind",
     ]
+
+
+@pytest.mark.parametrize(
+    ("new", "version"),
+    [
+        # Judged by the levels of none, the original mode: anything goes.
+        (changed(properties__kind=None), "2.0.0"),
+        (changed(required=["id", "kind"]), "1.1.0"),
+        (changed(description="orders"), "1.0.1"),
+    ],
+)
+def test_none_to_forward_is_judged_as_none(new, version):
+    assert outcome(new, "none", "forward") == version
+
+
+@pytest.mark.parametrize(
+    ("new", "version"),
+    [
+        # Only Nakadi's six kinds of change pass; levels are those of forward.
+        (changed(description="orders", title="Order"), "1.0.1"),
+        (changed(properties__note={"type": "string"}), "1.1.0"),
+        (changed(required=["id", "kind"]), "1.1.0"),
+        (changed(additionalProperties=False), "2.0.0"),
+        (changed(properties__tags__additionalItems=False), "2.0.0"),
+        (changed(properties__kind=None), "refused"),
+        (changed(additionalProperties={"type": "string"}), "refused"),
+        (changed(properties__id__maxLength=20), "refused"),
+        (changed(properties__tags__items={}), "refused"),
+    ],
+)
+def test_forward_to_compatible_allows_only_the_migration_changes(new, version):
+    assert outcome(new, "forward", "compatible") == version
+
+
+def test_a_refused_migration_names_every_change_outside_the_allowed_kinds():
+    new = changed(properties__kind=None, properties__note={"type": "string"}, description="orders")
+    result = evolve(
+        BASE,
+        new,
+        old_text="a",
+        new_text="b",
+        old_mode="forward",
+        new_mode="compatible",
+        version="1.0.0",
+    )
+    assert [(c.kind, c.path) for c in result.refused] == [("PROPERTY_REMOVED", "#/properties/kind")]
 
 
 def test_bump_resets_the_lower_parts():

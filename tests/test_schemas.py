@@ -1,0 +1,166 @@
+"""Schema checks: nothing a schema names is ever fetched, and a bad schema is a SchemaError.
+
+A recording HTTP server on a loopback port stands in for an internal service that a
+remote `$ref` or `$schema` would make the server call (SSRF).
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from events.models import EventType
+from events.schemas import SchemaError, compiled_validator, parse_schema
+from tests.conftest import bearer
+from tests.helpers import event_type_body
+
+
+class RecordingServer(http.server.ThreadingHTTPServer):
+    """Answers every GET with a valid schema, and remembers the paths asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+        self.requests: list[str] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    server: RecordingServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        body = b'{"type": "object"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def internal_service() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def text(schema: dict[str, Any]) -> str:
+    return orjson.dumps(schema).decode()
+
+
+def remote_schemas(url: str) -> list[dict[str, Any]]:
+    return [
+        {"$ref": f"{url}/root"},
+        {"properties": {"a": {"$ref": f"{url}/property"}}},
+        {"allOf": [{"$ref": f"{url}/all-of"}]},
+        {"definitions": {"a": {"$ref": f"{url}/definition"}}},
+        {"$id": f"{url}/base", "properties": {"a": {"$ref": "relative"}}},
+        {"$schema": f"{url}/meta-schema", "type": "object"},
+    ]
+
+
+def test_a_schema_naming_a_remote_uri_is_refused_and_nothing_is_fetched(internal_service):
+    for schema in remote_schemas(internal_service.url):
+        with pytest.raises(SchemaError, match=r"not supported"):
+            parse_schema(text(schema))
+    assert internal_service.requests == []
+
+
+def test_the_publishing_validator_never_fetches_either(internal_service):
+    # A type stored before remote references were refused is compiled at publish time.
+    for schema in remote_schemas(internal_service.url):
+        with pytest.raises(SchemaError):
+            compiled_validator(text(schema))
+    assert internal_service.requests == []
+
+
+@pytest.mark.parametrize(
+    "meta_schema",
+    [
+        "http://json-schema.org/draft-04/schema#",
+        "http://json-schema.org/draft-06/schema#",
+        "http://json-schema.org/draft-07/schema",
+        "https://json-schema.org/draft/2019-09/schema",
+        "https://json-schema.org/draft/2020-12/schema",
+    ],
+)
+def test_the_standard_meta_schemas_are_built_in(meta_schema):
+    assert parse_schema(text({"$schema": meta_schema, "type": "object"}))["$schema"] == meta_schema
+
+
+def test_local_references_resolve_within_the_schema():
+    schema = {
+        "definitions": {"money": {"type": "number", "minimum": 0}},
+        "properties": {"amount": {"$ref": "#/definitions/money"}},
+    }
+    parse_schema(text(schema))
+    assert not compiled_validator(text(schema)).is_valid({"amount": -1})
+
+
+def test_a_local_reference_to_nothing_is_a_schema_error():
+    with pytest.raises(SchemaError, match="cannot be compiled"):
+        parse_schema(text({"properties": {"a": {"$ref": "#/definitions/missing"}}}))
+
+
+def test_a_property_named_ref_and_data_that_looks_like_one_are_not_references():
+    schema = {
+        "properties": {"$ref": {"type": "string"}},
+        "enum": [{"$ref": "http://example.invalid/x"}],
+        "default": {"$ref": "http://example.invalid/y"},
+    }
+    assert parse_schema(text(schema)) == schema
+
+
+@pytest.mark.parametrize("meta_schema", [["http://json-schema.org/draft-07/schema"], 7, ""])
+def test_a_meta_schema_that_is_no_known_uri_is_a_schema_error(meta_schema):
+    with pytest.raises(SchemaError, match="not supported"):
+        parse_schema(text({"$schema": meta_schema}))
+
+
+def test_a_schema_nested_too_deep_is_a_schema_error_not_a_crash():
+    depth = 300
+    nested = '{"properties": {"a": ' * depth + "{}" + "}}" * depth
+    with pytest.raises(SchemaError):
+        parse_schema(nested)
+    with pytest.raises(SchemaError):
+        parse_schema('{"allOf": ' + "[" * 1000 + "]" * 1000 + "}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["remote $ref", "unknown $schema"])
+def test_the_api_refuses_a_remote_schema_with_422_without_fetching_it(
+    client, admin_token, internal_service, kind
+):
+    url = internal_service.url
+    schema = (
+        {"type": "object", "properties": {"a": {"$ref": f"{url}/x"}}}
+        if kind == "remote $ref"
+        else {"$schema": f"{url}/meta-schema", "type": "object"}
+    )
+    response = client.post(
+        "/api/event-types",
+        orjson.dumps(event_type_body(json_schema=schema)),
+        content_type="application/json",
+        **bearer(admin_token),
+    )
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert "not supported" in response.json()["detail"]
+    assert internal_service.requests == []
+    assert not EventType.objects.exists()
