@@ -17,6 +17,7 @@ from events.auth import Principal, api_view, principal_of
 from events.http import json_response, paginate, read_json
 from events.models import EventType, EventTypeSchema
 from events.problems import Problem
+from events.schemas import SchemaError
 
 
 def _event_type(name: str) -> EventType:
@@ -194,6 +195,8 @@ async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
             max_event_bytes=settings.MAX_EVENT_BYTES,
             dedup_seconds=settings.EID_DEDUP_SECONDS,
         )
+    except SchemaError as error:  # stored before schemas were checked as they are now
+        raise Problem(422, f"The event type's schema cannot be used: {error}.") from None
     except publishing.EventTooLarge as error:
         raise Problem(
             413,

@@ -398,7 +398,7 @@ def test_hash_keys_of_data_events_are_read_from_data(client, producer_token, ord
         for i in range(10)
     ]
     assert publish(client, producer_token, events).status_code == 200
-    placed = {}
+    placed: dict[str, set[int]] = {}
     for p in range(4):
         for event in stored(partition=p):
             placed.setdefault(event["data"]["order_number"], set()).add(p)
