@@ -6,10 +6,14 @@ one Lua script on one slot (DESIGN section 3). Offsets are Redis entry ids `<ms>
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import NoScriptError
 
 from events.connections import async_redis_client, redis_client
 
@@ -84,6 +88,9 @@ class PartitionBatch:
     payloads: Sequence[bytes]
 
 
+PUBLISH_SHA = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
+
+
 async def append(
     stream: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
 ) -> list[int | Exception]:
@@ -93,18 +100,34 @@ async def append(
     events before the failing one are stored and marked, so a retry does not repeat them).
     """
     client = async_redis_client()
-    script = client.register_script(PUBLISH_LUA)
-    async with client.pipeline(transaction=False) as pipe:
-        for batch in batches:
-            keys = [log_key(stream, batch.partition)]
-            keys += [
-                eid_key(stream, batch.partition, eid) if eid else keys[0] for eid in batch.eids
-            ]
-            args: list[bytes | int] = [dedup_seconds, retention.max_events, retention.max_age_ms]
-            args += batch.payloads
-            await script(keys=keys, args=args, client=pipe)
-        results = await pipe.execute(raise_on_error=False)
+    calls = []
+    for batch in batches:
+        keys = [log_key(stream, batch.partition)]
+        keys += [eid_key(stream, batch.partition, eid) if eid else keys[0] for eid in batch.eids]
+        args = [dedup_seconds, retention.max_events, retention.max_age_ms, *batch.payloads]
+        calls.append((keys, args))
+    results = await _evalsha_all(client, calls)
+    if any(isinstance(r, NoScriptError) for r in results):
+        # Redis restarted or flushed its scripts: load it once, and run again exactly the
+        # calls it refused (NOSCRIPT means the script did not run).
+        await client.script_load(PUBLISH_LUA)
+        retried = iter(
+            await _evalsha_all(
+                client,
+                [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)],
+            )
+        )
+        results = [next(retried) if isinstance(r, NoScriptError) else r for r in results]
     return [r if isinstance(r, Exception) else int(r) for r in results]
+
+
+async def _evalsha_all(client: AsyncRedis, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """EVALSHA of the publish script for each call, in one pipeline (no SCRIPT EXISTS first)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            pipe.evalsha(PUBLISH_SHA, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    return results
 
 
 @dataclass(frozen=True)

@@ -417,3 +417,12 @@ def test_a_data_op_that_is_not_a_string_is_a_422_not_a_500(client, producer_toke
     response = publish(client, producer_token, [event])
     assert response.status_code == 422
     assert "data_op" in response.json()[0]["detail"]
+
+
+def test_publishing_survives_redis_forgetting_its_scripts(client, producer_token, order_type):
+    order_type(partitions=2)
+    assert publish(client, producer_token, [business_event("A")]).status_code == 200
+    redis_client().script_flush()  # as after a Redis restart
+    events = [business_event(f"B-{i}") for i in range(10)]
+    assert publish(client, producer_token, events).status_code == 200
+    assert sum(len(stored(partition=p)) for p in range(2)) == 11
