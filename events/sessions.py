@@ -17,8 +17,9 @@ def sessions_key(subscription: str) -> str:
 # Register a session, or extend one, and drop every expired session.
 # KEYS[1] the subscription's sessions; ARGV[1] session id, ARGV[2] time to live in ms
 # ARGV[3] '1' to register (create), '0' to heartbeat (only extend an existing session)
-# Returns the ids of the live sessions (by expiry; callers sort them), or false when a heartbeat found its session
-# gone (it expired: the session must stop, its partitions may already have moved).
+# Returns the ids of the live sessions (by expiry; callers sort them), or false when a
+# heartbeat found its session gone (it expired: the session must stop, its partitions may
+# already have moved).
 TOUCH_LUA = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
