@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
-import random
 import sys
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +29,6 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 from rich.console import Console
-from rich.table import Table
 
 from bench.common import (
     RESULTS_DIR,
@@ -44,206 +40,20 @@ from bench.common import (
     machine_busy_seconds,
     machine_info,
     percentile,
-    source_state,
     start_world,
 )
-from events.partitioning import choose_partition
+from bench.report import _round, render, report
+from bench.workload import EVENT_TYPE, RETENTION_MS, EventSource, event_type_body
 from events.processes import default_server_count
 from events.streams import EVENT_FIELD, PUBLISH_LUA, eid_key, log_key
 
 HELP = "events/s through the REST API against pipelined XADD straight to Redis"
-EVENT_TYPE = "bench.order-placed"
 PATHS = ("api", "lua", "direct")
-TARGET_BATCH = 1000
-TARGET_RATIO = 0.5
-TEMPLATES = 256  # distinct event bodies, reused round-robin with fresh eids
-EID_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
-RETENTION_MS = 2 * 24 * 3600 * 1000  # the server's default retention_time
 MB = 1_000_000
 CPU_PER_EVENT = ("daphne", "redis", "bench")  # processes whose CPU per event is reported
-CPU_COLUMNS = ("daphne", "redis", "bench", "kernel", "other")
 
 # Wide enough for the table when the output is a file or a pipe (CI logs, the README).
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 164)
-
-
-# -- The events -------------------------------------------------------------------------
-
-ORDER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "order_number",
-        "customer",
-        "shipping_address",
-        "items",
-        "total",
-        "payment_method",
-        "channel",
-    ],
-    "properties": {
-        "order_number": {"type": "string", "pattern": "^ORD-[0-9]{4}-[0-9]{8}$"},
-        "customer": {
-            "type": "object",
-            "required": ["id", "email", "name"],
-            "properties": {
-                "id": {"type": "string", "format": "uuid"},
-                "email": {"type": "string", "format": "email", "maxLength": 254},
-                "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                "loyalty_tier": {"type": "string", "enum": ["none", "silver", "gold"]},
-            },
-        },
-        "shipping_address": {
-            "type": "object",
-            "required": ["street", "city", "postal_code", "country"],
-            "properties": {
-                "street": {"type": "string"},
-                "city": {"type": "string"},
-                "postal_code": {"type": "string", "maxLength": 16},
-                "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
-            },
-        },
-        "items": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["sku", "name", "quantity", "unit_price"],
-                "properties": {
-                    "sku": {"type": "string", "pattern": "^SKU-[0-9]{6}$"},
-                    "name": {"type": "string"},
-                    "quantity": {"type": "integer", "minimum": 1},
-                    "unit_price": {"$ref": "#/definitions/money"},
-                },
-            },
-        },
-        "total": {"$ref": "#/definitions/money"},
-        "payment_method": {
-            "type": "string",
-            "enum": ["credit_card", "paypal", "invoice", "direct_debit"],
-        },
-        "channel": {"type": "string", "enum": ["web", "ios", "android", "store"]},
-        "notes": {"type": "string", "maxLength": 2000},
-    },
-    "definitions": {
-        "money": {
-            "type": "object",
-            "required": ["amount", "currency"],
-            "properties": {
-                "amount": {"type": "integer", "minimum": 0},
-                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-            },
-        },
-    },
-}
-
-_CITIES = ["Berlin", "Hamburg", "München", "Köln", "Leipzig", "Wien", "Zürich", "Amsterdam"]
-_PRODUCTS = [
-    "Trail running shoe",
-    "Merino wool sweater",
-    "Rain jacket",
-    "Canvas backpack",
-    "Leather belt",
-    "Cotton T-shirt, 2-pack",
-    "Ankle socks, 5-pack",
-    "Beanie",
-]
-
-
-def order_event(rng: random.Random, size: int, occurred_at: str) -> dict[str, Any]:
-    """One order-placed event (metadata.eid a placeholder) padded to `size` bytes of JSON."""
-    items: list[dict[str, Any]] = [
-        {
-            "sku": f"SKU-{rng.randrange(10**6):06d}",
-            "name": rng.choice(_PRODUCTS),
-            "quantity": rng.randint(1, 3),
-            "unit_price": {"amount": rng.randrange(499, 19999), "currency": "EUR"},
-        }
-        for _ in range(rng.randint(2, 4))
-    ]
-    event: dict[str, Any] = {
-        "order_number": f"ORD-2025-{rng.randrange(10**8):08d}",
-        "customer": {
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "email": f"customer{rng.randrange(10**6)}@example.com",
-            "name": f"Customer {rng.randrange(10**6)}",
-            "loyalty_tier": rng.choice(["none", "silver", "gold"]),
-        },
-        "shipping_address": {
-            "street": f"Hauptstraße {rng.randint(1, 200)}",
-            "city": rng.choice(_CITIES),
-            "postal_code": f"{rng.randrange(10**5):05d}",
-            "country": "DE",
-        },
-        "items": items,
-        "total": {
-            "amount": sum(i["quantity"] * i["unit_price"]["amount"] for i in items),
-            "currency": "EUR",
-        },
-        "payment_method": rng.choice(["credit_card", "paypal", "invoice", "direct_debit"]),
-        "channel": rng.choice(["web", "ios", "android", "store"]),
-        "notes": "",
-        "metadata": {"eid": EID_PLACEHOLDER, "occurred_at": occurred_at},
-    }
-    padding = size - len(orjson.dumps(event))
-    if padding < 0:
-        raise BenchError(f"--event-bytes {size} is too small for an order event")
-    event["notes"] = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(padding))
-    return event
-
-
-def event_type_body(partitions: int) -> dict[str, Any]:
-    """The benchmark's event type, as a producer team would define it."""
-    return {
-        "name": EVENT_TYPE,
-        "owning_application": "bench",
-        "category": "business",
-        "enrichment_strategies": ["metadata_enrichment"],
-        "partition_strategy": "random",
-        "compatibility_mode": "compatible",
-        "schema": {"type": "json_schema", "schema": json.dumps(ORDER_SCHEMA)},
-        "default_statistic": {
-            "messages_per_minute": 60_000_000,
-            "message_size": 1024,
-            "read_parallelism": partitions,
-            "write_parallelism": partitions,
-        },
-        "options": {"retention_time": RETENTION_MS},
-    }
-
-
-class EventSource:
-    """Encoded events with fresh eids: the templates are encoded once, before timing, and
-    each event only splices a new eid in, so client-side encoding stays negligible.
-    """
-
-    def __init__(self, size: int, partitions: int, seed: int = 1) -> None:
-        rng = random.Random(seed)
-        occurred_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        self._templates: list[tuple[bytes, bytes]] = []
-        for _ in range(TEMPLATES):
-            encoded = orjson.dumps(order_event(rng, size, occurred_at))
-            head, tail = encoded.split(EID_PLACEHOLDER.encode())
-            self._templates.append((head, tail))
-        # A random UUID-shaped prefix per run; the last 12 hex digits count up.
-        self._prefix = str(uuid.uuid4())[:24]
-        self._next = 0
-        self._partitions = partitions
-
-    def take(self, count: int) -> tuple[list[str], list[bytes]]:
-        """`count` new events: their eids and their encodings."""
-        start = self._next
-        self._next += count
-        templates, n = self._templates, len(self._templates)
-        eids = [f"{self._prefix}{i:012x}" for i in range(start, start + count)]
-        payloads = [
-            templates[(start + j) % n][0] + eid.encode() + templates[(start + j) % n][1]
-            for j, eid in enumerate(eids)
-        ]
-        return eids, payloads
-
-    def partition(self, eid: str) -> int:
-        """The partition the server puts an event with this eid on (random strategy)."""
-        return choose_partition({}, strategy="random", partition_count=self._partitions, eid=eid)
 
 
 # -- Measuring ----------------------------------------------------------------------------
@@ -569,110 +379,6 @@ async def measure(world: World, token: str, stream: str, args: argparse.Namespac
         await direct.aclose()
         sync_redis.close()
     return phases
-
-
-def ratio(phases: Sequence[Phase], batch_size: int) -> float | None:
-    rates = {p.path: p.events_per_second for p in phases if p.batch_size == batch_size}
-    if "api" not in rates or not rates.get("direct"):
-        return None
-    return rates["api"] / rates["direct"]
-
-
-def render(phases: Sequence[Phase], args: argparse.Namespace) -> Table:
-    table = Table(
-        title=f"Publishing {args.event_bytes}-byte events: {args.producers} "
-        f"producers, {args.partitions} partitions, {args.seconds} s each"
-    )
-    columns = [
-        "batch",
-        "path",
-        "events/s",
-        "MB/s",
-        "p50 ms",
-        "p99 ms",
-        "daphne µs/ev",
-        "redis µs/ev",
-        *(f"CPU% {name}" for name in CPU_COLUMNS),
-        "api/direct",
-    ]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "path" else "right")
-    for phase in phases:
-        r = ratio(phases, phase.batch_size) if phase.path == "api" else None
-        table.add_row(
-            str(phase.batch_size),
-            phase.path,
-            f"{phase.events_per_second:,.0f}",
-            f"{phase.mb_per_second:,.1f}",
-            _fmt(1000 * percentile(phase.latencies, 50)),
-            _fmt(1000 * percentile(phase.latencies, 99)),
-            _fmt(phase.cpu_per_event("daphne") if phase.path == "api" else math.nan, 1),
-            _fmt(phase.cpu_per_event("redis"), 1),
-            *(_fmt(phase.cpu_percent(name), 0) for name in CPU_COLUMNS),
-            f"{r:.2f}" if r is not None else "",
-            end_section=phase.path == args.paths[-1],
-        )
-    return table
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def report(
-    phases: Sequence[Phase],
-    machine: dict[str, Any],
-    args: argparse.Namespace,
-    started_at: datetime,
-    server_problems: list[str],
-) -> dict[str, Any]:
-    target_ratio = ratio(phases, TARGET_BATCH)
-    passed = target_ratio is not None and target_ratio >= TARGET_RATIO
-    return {
-        "benchmark": "publish",
-        "date": started_at.isoformat(timespec="seconds"),
-        "machine": machine,
-        "source": source_state(),
-        "parameters": {
-            "event_bytes": args.event_bytes,
-            "batch_sizes": args.batch_sizes,
-            "producers": args.producers,
-            "partitions": args.partitions,
-            "seconds": args.seconds,
-            "warmup_seconds": args.warmup,
-            "paths": args.paths,
-            "event_type": {
-                "category": "business",
-                "compatibility_mode": "compatible",
-                "partition_strategy": "random",
-                "enrichment": True,
-            },
-            "redis": "own redis-server on 127.0.0.1, "
-            + ("appendonly yes, appendfsync everysec" if args.aof else "appendonly no"),
-            "server": f"{args.servers} daphne process(es) sharing one socket on 127.0.0.1, "
-            "as manage.py up runs them; SQLite database, DEBUG off",
-            "client": "httpx.AsyncClient (HTTP/1.1 keep-alive) and redis.asyncio (hiredis), "
-            "one asyncio loop in the benchmark process",
-            "quick": args.quick,
-        },
-        "results": [phase.as_json() for phase in phases],
-        "server_log_problems": server_problems,
-        "api_to_direct": {str(b): _round(ratio(phases, b)) for b in args.batch_sizes},
-        "target": {
-            "description": f"at batch {TARGET_BATCH} the API reaches at least "
-            f"{TARGET_RATIO:.0%} of the direct-Redis rate",
-            "ratio": _round(target_ratio),
-            "pass": passed,
-        },
-        "notes": f"The benchmark client, daphne and redis-server share this machine's "
-        f"{machine['cpu_count']} CPUs.",
-    }
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, digits)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
