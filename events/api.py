@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 
 from events import event_types, publishing, snapshots, streams
 from events.auth import Principal, api_view, principal_of
-from events.http import json_response, paginate, read_json
+from events.http import json_response, paginate, read_json, rfc3339
 from events.models import EventType, EventTypeSchema
 from events.problems import Problem
 from events.schemas import SchemaError
@@ -105,7 +105,7 @@ def _render_schema(row: EventTypeSchema) -> dict[str, Any]:
         "type": "json_schema",
         "schema": row.schema,
         "version": row.version,
-        "created_at": row.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "created_at": rfc3339(row.created_at),
     }
 
 

@@ -11,6 +11,7 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
+from events.http import rfc3339
 from events.models import EVENT_TYPE_NAME_RE, EventType, EventTypeSchema
 from events.problems import Problem
 from events.schema_diff import evolve
@@ -347,10 +348,6 @@ def record_schema(event_type: EventType) -> EventTypeSchema:
     )
 
 
-def _timestamp(value: Any) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def render(event_type: EventType) -> dict[str, Any]:
     """The Nakadi EventType JSON of a model."""
     out: dict[str, Any] = {
@@ -364,7 +361,7 @@ def render(event_type: EventType) -> dict[str, Any]:
             "type": "json_schema",
             "schema": event_type.schema,
             "version": event_type.schema_version,
-            "created_at": _timestamp(event_type.schema_created_at),
+            "created_at": rfc3339(event_type.schema_created_at),
         },
         "compatibility_mode": event_type.compatibility_mode,
         "default_statistic": event_type.default_statistic,
@@ -373,8 +370,8 @@ def render(event_type: EventType) -> dict[str, Any]:
         "ordering_key_fields": event_type.ordering_key_fields,
         "authorization": event_type.authorization,
         "number_of_partitions": event_type.partition_count,
-        "created_at": _timestamp(event_type.created_at),
-        "updated_at": _timestamp(event_type.updated_at),
+        "created_at": rfc3339(event_type.created_at),
+        "updated_at": rfc3339(event_type.updated_at),
     }
     if event_type.retention_max_events is not None:
         out["options"]["retention_max_events"] = event_type.retention_max_events

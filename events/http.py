@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -13,6 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from events.problems import Problem
 
 JSON_CONTENT_TYPE = "application/json"
+
+
+def rfc3339(value: datetime) -> str:
+    """A UTC time as the API writes it: RFC 3339 with milliseconds, `Z` for UTC."""
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def json_response(

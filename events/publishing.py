@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from events import streams
+from events.http import rfc3339
 from events.partitioning import PartitioningError, choose_partition
 from events.schemas import Validator, compiled_validator, first_error, strict_schema
 
@@ -156,10 +157,6 @@ def validate(event: Any, category: str, validator: Validator) -> str | None:
     return first_error(validator, subject)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class Prepared:
     items: list[ItemResult]
@@ -210,7 +207,7 @@ def prepare(
         ]
         return Prepared(items, [], {})
 
-    received_at = _now()
+    received_at = rfc3339(datetime.now(UTC))
     names = [str(p) for p in range(target.partition_count)]
     grouped: dict[int, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
     for index, (event, partition) in enumerate(zip(events, partitions, strict=True)):

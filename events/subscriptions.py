@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from events.cursors import CursorError, parse_cursor
+from events.http import rfc3339
 from events.models import EventType, Subscription, subscription_identity
 from events.problems import Problem
 
@@ -121,10 +122,6 @@ def create_or_get(request: Request) -> tuple[Subscription, bool]:
     return subscription, True
 
 
-def _timestamp(value: Any) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def render(subscription: Subscription) -> dict[str, Any]:
     """The Nakadi Subscription JSON of a model (with Streamsite's mode and limits)."""
     out: dict[str, Any] = {
@@ -136,8 +133,8 @@ def render(subscription: Subscription) -> dict[str, Any]:
         "mode": subscription.mode,
         "commit_timeout": subscription.commit_timeout,
         "max_deliveries": subscription.max_deliveries,
-        "created_at": _timestamp(subscription.created_at),
-        "updated_at": _timestamp(subscription.updated_at),
+        "created_at": rfc3339(subscription.created_at),
+        "updated_at": rfc3339(subscription.updated_at),
     }
     if subscription.read_from == "cursors":
         out["initial_cursors"] = subscription.initial_cursors
