@@ -129,11 +129,7 @@ def _metadata_error(metadata: Any) -> str | None:
         return "metadata is required and must be an object"
     if "received_at" in metadata or "version" in metadata:
         return "metadata.received_at and metadata.version are set by the server"
-    if _METADATA.is_valid(metadata):
-        return None
-    error = next(iter(_METADATA.iter_errors(metadata)))
-    where = "/".join(str(part) for part in error.instance_path)
-    return f"{error.message} (at /metadata{'/' + where if where else ''})"
+    return first_error(_METADATA, metadata, at="metadata")
 
 
 def validate(event: Any, category: str, validator: Validator) -> str | None:

@@ -128,13 +128,16 @@ def _references(schema: Any) -> Iterator[str]:
                     stack.append(value)
 
 
-def first_error(validator: Validator, instance: Any) -> str | None:
-    """None when `instance` is valid; else its first error and where it is."""
+def first_error(validator: Validator, instance: Any, at: str = "") -> str | None:
+    """None when `instance` is valid; else its first error and where it is, as a JSON
+    pointer (below `at` when `instance` is part of a larger document).
+    """
     if validator.is_valid(instance):
         return None
     error = next(iter(validator.iter_errors(instance)))
-    where = "/".join(str(part) for part in error.instance_path)
-    return f"{error.message} (at /{where})"
+    parts = [at] if at else []
+    parts += [str(part) for part in error.instance_path]
+    return f"{error.message} (at /{'/'.join(parts)})"
 
 
 def strict_schema(schema: Any) -> Any:
