@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
-from events.processes import spawn, stop
+from events.processes import spawn, stop, wait_until
 
 
 def redis_server_binary() -> str:
@@ -73,19 +72,19 @@ def wait_for_redis(
     url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 15.0
 ) -> None:
     """Return once the server at `url` answers PING; RuntimeError at the deadline."""
-    deadline = time.monotonic() + timeout
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+
+    def answers() -> bool:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {process.returncode} at start-up")
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
     try:
-        while True:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {process.returncode} at start-up")
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server at {url} did not answer within {timeout} s")
-            time.sleep(0.05)
+        wait_until(answers, timeout=timeout, message=f"redis-server at {url}", interval=0.05)
+    except TimeoutError:
+        raise RuntimeError(f"redis-server at {url} did not answer within {timeout} s") from None
     finally:
         client.close()
