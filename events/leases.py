@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline
 
 from events.streams import partition_tag
 
@@ -90,6 +91,16 @@ class Leases:
         """True while the lease is still ours; False once it lapsed or moved."""
         key = lease_key(lease.event_type, lease.partition, lease.subscription)
         return bool(await self._extend(keys=[key], args=[lease.session, lease.token, ttl_ms]))
+
+    async def extend_in(self, pipe: Pipeline, lease: Lease, ttl_ms: int) -> None:
+        """Queue `extend` on a pipeline (its reply: 1 while the lease is still ours)."""
+        key = lease_key(lease.event_type, lease.partition, lease.subscription)
+        await self._extend(keys=[key], args=[lease.session, lease.token, ttl_ms], client=pipe)
+
+    @staticmethod
+    def holder_in(pipe: Pipeline, stream: str, partition: int, subscription: str) -> None:
+        """Queue a read of who holds a lease (its reply: the session id, or None)."""
+        pipe.hget(lease_key(stream, partition, subscription), "session")
 
     async def release(self, lease: Lease) -> bool:
         """Give the lease back now, so another session need not wait for it to lapse."""

@@ -4,33 +4,14 @@ read, delete. Streaming and cursors build on these.
 
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from events import subscriptions
-from events.auth import Principal, api_view, principal_of
+from events import delivery, plans, subscriptions
+from events.auth import api_view, principal_of
+from events.connections import redis_client
 from events.http import json_response, paginate, read_json
 from events.models import Subscription
-from events.problems import Problem
-
-
-def _subscription(subscription_id: str) -> Subscription:
-    missing = Problem(404, f'Subscription "{subscription_id}" does not exist.')
-    try:
-        key = uuid.UUID(subscription_id)
-    except ValueError:
-        raise missing from None
-    found = Subscription.objects.prefetch_related("event_types").filter(pk=key).first()
-    if found is None:
-        raise missing
-    return found
-
-
-def _require_consume(principal: Principal, names: list[str]) -> None:
-    for name in names:
-        principal.require("consume", name)
 
 
 @api_view("GET", "POST")
@@ -43,7 +24,8 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
             rows = rows.filter(event_types__name=name)
         return json_response(paginate(request, rows, subscriptions.render))
     body = subscriptions.parse(read_json(request))
-    _require_consume(principal_of(request), [et.name for et in body.event_types])
+    for event_type in body.event_types:
+        principal_of(request).require("consume", event_type.name)
     subscription, created = subscriptions.create_or_get(body)
     location = f"/api/subscriptions/{subscription.id}"
     headers = {"Location": location}
@@ -56,9 +38,18 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "DELETE")
 def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpResponse:
-    subscription = _subscription(subscription_id)
+    subscription = plans.subscription(subscription_id)
     if request.method == "GET":
         return json_response(subscriptions.render(subscription))
-    _require_consume(principal_of(request), [et.name for et in subscription.event_types.all()])
+    plans.require_consume(principal_of(request), subscription)
+    partitions = [
+        (et.stream_id, p)
+        for et in subscription.event_types.all()
+        for p in range(et.partition_count)
+    ]
     subscription.delete()
+    # Its sessions close with `subscription_deleted`; its groups and leases go with it.
+    client = redis_client()
+    client.publish(delivery.control_channel(str(subscription_id)), "deleted")
+    delivery.reset(client, str(subscription_id), partitions)
     return HttpResponse(status=204)

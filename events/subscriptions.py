@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from events import committed
 from events.cursors import CursorError, parse_cursor
 from events.http import rfc3339
 from events.models import EventType, Subscription, subscription_identity
@@ -119,6 +120,7 @@ def create_or_get(request: Request) -> tuple[Subscription, bool]:
             subscription.event_types.set(request.event_types)
     except IntegrityError:  # created meanwhile by a concurrent request
         return Subscription.objects.get(identity=request.identity), False
+    committed.initialize(subscription)  # read_from "end" means the end as of now
     return subscription, True
 
 

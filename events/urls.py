@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from events import api, docs, subscription_api
+from events import api, cursor_api, docs, subscription_api
 
 urlpatterns = [
     path("openapi.json", docs.openapi_json, name="openapi-json"),
@@ -21,5 +21,15 @@ urlpatterns = [
         "subscriptions/<str:subscription_id>",
         subscription_api.subscription_detail,
         name="subscription",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/cursors",
+        cursor_api.subscription_cursors,
+        name="subscription-cursors",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/stats",
+        cursor_api.subscription_stats,
+        name="subscription-stats",
     ),
 ]

@@ -12,14 +12,28 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after Django setup)
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
+
+from events.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # The admin's static files are served here, in front of Django, straight from the
         # packages: every middleware must stay async-capable, or each request pays dozens of
         # thread hops (WhiteNoise's sync-only middleware made a trivial request take 5 ms).
-        "http": ASGIStaticFilesHandler(django_application),
-        "websocket": URLRouter([]),
+        "http": URLRouter(
+            [
+                # Streams are Channels consumers: no thread of their own (DESIGN section 9).
+                path(
+                    "api/subscriptions/<str:subscription_id>/events",
+                    SubscriptionStream.as_asgi(),
+                ),
+                re_path(r"", ASGIStaticFilesHandler(django_application)),  # type: ignore[arg-type]
+            ]
+        ),
+        "websocket": URLRouter(
+            [path("ws/subscriptions/<str:subscription_id>", SubscriptionSocket.as_asgi())]
+        ),
     }
 )
 

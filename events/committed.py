@@ -1,0 +1,89 @@
+"""Committed cursors in the database: the durable position of a subscription on each
+partition, from which Redis's consumer groups are (re)built. Synchronous ORM code.
+
+A subscription gets a cursor on every partition when it is first used: `read_from` begin
+is BEGIN, end is the partition's newest offset at that moment (so nothing published after
+it is missed, however late the first session comes), cursors is its initial cursors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from events import streams
+from events.cursors import BEGIN, Cursor, parse_offset
+from events.models import Cursor as CursorRow
+from events.models import EventType, Subscription
+
+Position = tuple[str, int]  # (event type name, partition)
+
+
+def initialize(subscription: Subscription) -> None:
+    """Give every partition of the subscription a cursor, if it has none yet."""
+    have = set(
+        CursorRow.objects.filter(subscription=subscription).values_list(
+            "event_type_id", "partition"
+        )
+    )
+    initial = {
+        (c["event_type"], int(c["partition"])): c["offset"] for c in subscription.initial_cursors
+    }
+    rows = []
+    for event_type in subscription.event_types.all():
+        missing = [p for p in range(event_type.partition_count) if (event_type.id, p) not in have]
+        if not missing:
+            continue
+        if subscription.read_from == Subscription.ReadFrom.END:
+            infos = streams.partition_info(event_type.stream_id, missing)
+            offsets = {info.partition: info.newest_available_offset for info in infos}
+        elif subscription.read_from == Subscription.ReadFrom.CURSORS:
+            offsets = {p: initial.get((event_type.name, p), BEGIN) for p in missing}
+        else:
+            offsets = {p: BEGIN for p in missing}
+        rows += [
+            CursorRow(subscription=subscription, event_type=event_type, partition=p, offset=o)
+            for p, o in offsets.items()
+        ]
+    CursorRow.objects.bulk_create(rows, ignore_conflicts=True)  # a concurrent start wins
+
+
+def offsets(subscription: Subscription) -> dict[Position, str]:
+    """The committed offset of every partition (initializing the missing ones)."""
+    initialize(subscription)
+    rows = CursorRow.objects.filter(subscription=subscription).select_related("event_type")
+    return {(row.event_type.name, row.partition): row.offset for row in rows}
+
+
+def record(
+    subscription_id: uuid.UUID | str, event_type: EventType, partition: int, offset: str
+) -> None:
+    """Store a committed offset; never move a cursor backwards (commits may race)."""
+    with transaction.atomic():
+        row, created = CursorRow.objects.select_for_update().get_or_create(
+            subscription_id=subscription_id,
+            event_type=event_type,
+            partition=partition,
+            defaults={"offset": offset},
+        )
+        if not created and parse_offset(offset) > parse_offset(row.offset):
+            row.offset = offset
+            row.committed_at = timezone.now()
+            row.save(update_fields=["offset", "committed_at"])
+
+
+def reset(subscription: Subscription, cursors: Iterable[Cursor]) -> None:
+    """Set cursors to the given offsets, backwards too (a reset)."""
+    types = {et.name: et for et in subscription.event_types.all()}
+    now = timezone.now()
+    with transaction.atomic():
+        for cursor in cursors:
+            CursorRow.objects.update_or_create(
+                subscription=subscription,
+                event_type=types[cursor.event_type],
+                partition=cursor.partition,
+                defaults={"offset": cursor.offset, "committed_at": now},
+            )

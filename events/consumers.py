@@ -1,0 +1,231 @@
+"""The streaming endpoints as Channels consumers: NDJSON / SSE over HTTP, and WebSocket.
+
+They are thin: parse and authorize once, open a `StreamSession`, frame its batches, and
+end the session the moment the client leaves. Channels does not deliver `http.disconnect`
+while `handle()` runs, so the HTTP stream races its writer against the receive channel
+itself (the Starlette pattern; DESIGN section 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import redis
+from asgiref.sync import sync_to_async
+from channels.generic.http import AsyncHttpConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from events import batches, commits, plans, snapshots, stream_params
+from events.auth import redis_unavailable
+from events.batches import Batch
+from events.plans import Plan, Position
+from events.problems import Problem
+from events.stream_session import StreamSession
+
+logger = logging.getLogger(__name__)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _direct(plan: Plan, items: Any) -> list[Position]:
+    """The partitions a POST body asks for directly: [{event_type, partition}]."""
+    if not isinstance(items, list) or not items:
+        raise Problem(422, '"partitions" must be a non-empty list of {event_type, partition}.')
+    positions = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise Problem(422, '"partitions" items must be {event_type, partition} objects.')
+        cursor = plan.parse_cursor({**item, "offset": "BEGIN"})
+        positions.append((cursor.event_type, cursor.partition))
+    if len(set(positions)) != len(positions):
+        raise Problem(422, '"partitions" names a partition more than once.')
+    return positions
+
+
+async def open_session(
+    scope: dict[str, Any], subscription_id: str, values: dict[str, Any]
+) -> StreamSession:
+    """Authorize, check the parameters and open a session; a Problem says why not."""
+    principal = await snapshots.principal(_header(scope, b"authorization"))
+    try:
+        params = stream_params.parse({k: v for k, v in values.items() if k != "partitions"})
+    except stream_params.StreamParamError as error:
+        raise Problem(422, str(error)) from None
+    plan = await sync_to_async(plans.load)(subscription_id, principal)
+    if plan.mode != "ordered":
+        raise Problem(422, "Streaming a shared subscription is not supported yet.")
+    direct = _direct(plan, values["partitions"]) if "partitions" in values else None
+    session = StreamSession(plan, params, direct)
+    await session.open()
+    return session
+
+
+class SubscriptionStream(AsyncHttpConsumer):
+    """GET / POST /api/subscriptions/{id}/events: NDJSON by default, SSE on request."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self._receive = receive  # read by the disconnect watcher while handle() streams
+        await super().__call__(scope, receive, send)
+
+    async def handle(self, body: bytes) -> None:
+        try:
+            session = await open_session(
+                self.scope, self.scope["url_route"]["kwargs"]["subscription_id"], self._values(body)
+            )
+        except Problem as problem:
+            await self._answer(problem)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            await self._answer(redis_unavailable(error))
+            return
+        sse = batches.accepts_sse(_header(self.scope, b"accept") or "")
+        await self.send_headers(
+            headers=[
+                (b"content-type", (batches.SSE if sse else batches.NDJSON).encode()),
+                (b"x-nakadi-streamid", session.id.encode()),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ]
+        )
+        frame = batches.sse if sse else batches.ndjson
+        if sse:
+            await self.send_body(batches.sse_start(), more_body=True)
+
+        async def send_batch(batch: Batch) -> None:
+            await self.send_body(frame(batch), more_body=True)
+
+        writer = asyncio.create_task(session.run(send_batch))
+        gone = asyncio.create_task(self._client_gone())
+        await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not writer.done():  # the client left: the session ends at once
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            return
+        try:
+            reason = writer.result()
+        except Exception:
+            logger.exception("stream %s failed", session.id)
+            await self.send_body(b"")
+            return
+        last = session.last_batch(batches.close_info(reason))
+        closing = batches.sse(last) + batches.sse_close(reason) if sse else batches.ndjson(last)
+        await self.send_body(closing)
+
+    def _values(self, body: bytes) -> dict[str, Any]:
+        method = self.scope["method"]
+        if method == "GET":
+            return dict(parse_qsl(self.scope["query_string"].decode("latin-1")))
+        if method != "POST":
+            raise Problem(
+                405,
+                f"{method} is not allowed here; use GET or POST.",
+                headers={"Allow": "GET, POST"},
+            )
+        values: Any = dict(parse_qsl(self.scope["query_string"].decode("latin-1")))
+        if body.strip():
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as error:
+                raise Problem(400, f"The body is not valid JSON: {error}.") from None
+            if not isinstance(parsed, dict):
+                raise Problem(422, "The body must be a JSON object of stream parameters.")
+            values.update(parsed)
+        return dict(values)
+
+    async def _client_gone(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+    async def _answer(self, problem: Problem) -> None:
+        response = problem.response()
+        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
+        await self.send_response(response.status_code, response.content, headers=headers)
+
+
+class SubscriptionSocket(AsyncWebsocketConsumer):
+    """/ws/subscriptions/{id}: batches as JSON text frames; the client may send
+    `{"commit": [cursor, ...]}` and gets `{"commit": {"items": [...]}}` back (or a
+    `{"problem": ...}`). A refused stream is accepted, told why, and closed with 4000 +
+    the HTTP status, since a handshake refusal cannot carry a reason.
+    """
+
+    session: StreamSession | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        values = dict(parse_qsl(self.scope["query_string"].decode("latin-1")))
+        try:
+            self.session = await open_session(
+                self.scope, self.scope["url_route"]["kwargs"]["subscription_id"], values
+            )
+        except Problem as problem:
+            await self._refuse(problem)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            await self._refuse(redis_unavailable(error))
+            return
+        await self.accept(headers=[(b"x-nakadi-streamid", self.session.id.encode())])
+        self._task = asyncio.create_task(self._stream(self.session))
+
+    async def _refuse(self, problem: Problem) -> None:
+        await self.accept()
+        await self.send(text_data=orjson.dumps({"problem": _problem_body(problem)}).decode())
+        await self.close(code=4000 + problem.status)
+
+    async def _stream(self, session: StreamSession) -> None:
+        async def send_batch(batch: Batch) -> None:
+            await self.send(text_data=batch.encode().decode())
+
+        try:
+            reason = await session.run(send_batch)
+        except Exception:
+            logger.exception("stream %s failed", session.id)
+            await self.close(code=1011)
+            return
+        await send_batch(session.last_batch(batches.close_info(reason)))
+        await self.close(code=1000, reason=reason)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            message = orjson.loads(text_data or bytes_data or b"")
+            if not isinstance(message, dict) or "commit" not in message:
+                raise Problem(422, 'Send {"commit": [cursor, ...]}.')
+            reply = await sync_to_async(_commit)(session.plan, session.id, message["commit"])
+        except orjson.JSONDecodeError as error:
+            reply = {"problem": _problem_body(Problem(400, f"Not valid JSON: {error}."))}
+        except Problem as problem:
+            reply = {"problem": _problem_body(problem)}
+        await self.send(text_data=orjson.dumps(reply).decode())
+
+    async def disconnect(self, code: int) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _commit(plan: Plan, session: str, items: Any) -> dict[str, Any]:
+    cursors = commits.parse_items(plan, {"items": items})
+    results = commits.commit(plan, session, cursors)
+    commits.record(plan, cursors, results)
+    return {"commit": commits.render(cursors, results)}
+
+
+def _problem_body(problem: Problem) -> dict[str, Any]:
+    body: dict[str, Any] = orjson.loads(problem.response().content)
+    return body

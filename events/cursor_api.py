@@ -1,0 +1,69 @@
+"""The REST API for a subscription's position (Nakadi's contract): commit, read and reset
+cursors, and stats.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from events import commits, committed, delivery, plans, stats
+from events.auth import api_view, principal_of
+from events.connections import redis_client
+from events.cursors import Cursor
+from events.delivery import control_channel, resetting_key
+from events.http import json_response, read_json
+from events.problems import Problem
+from events.sessions import sessions_key
+
+RESET_LOCK_SECONDS = 30  # a reset that died half-way stops blocking new sessions after this
+
+
+@api_view("GET", "POST", "PATCH")
+def subscription_cursors(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    plan = plans.load(subscription_id, principal_of(request))
+    if request.method == "GET":
+        items = [
+            {"event_type": name, "partition": str(p), "offset": offset, "cursor_token": ""}
+            for (name, p), offset in sorted(plan.offsets.items())
+        ]
+        return json_response({"items": items})
+    if request.method == "PATCH":
+        reset(plan, commits.parse_items(plan, read_json(request)))
+        return HttpResponse(status=204)
+    session = request.headers.get("X-Nakadi-StreamId")
+    if not session:
+        raise Problem(422, "Send the stream's id in the X-Nakadi-StreamId header.")
+    cursors = commits.parse_items(plan, read_json(request))
+    results = commits.commit(plan, session, cursors)
+    commits.record(plan, cursors, results)
+    if all(result == commits.COMMITTED for result in results):
+        return HttpResponse(status=204)
+    return json_response(commits.render(cursors, results))
+
+
+def reset(plan: plans.Plan, cursors: list[Cursor]) -> None:
+    """Close every session of the subscription with `cursor_reset`, then move the cursors
+    (backwards too) and forget the Redis state of those partitions; 409 while another
+    reset runs. New sessions are refused (409) until it is done.
+    """
+    client = redis_client()
+    lock = resetting_key(plan.subscription)
+    if not client.set(lock, "1", nx=True, ex=RESET_LOCK_SECONDS):
+        raise Problem(409, "A cursor reset of this subscription is already in progress.")
+    try:
+        client.publish(control_channel(plan.subscription), "reset")
+        client.delete(sessions_key(plan.subscription))
+        partitions = [plan.find((c.event_type, c.partition)) for c in cursors]
+        targets = [(p.stream, p.partition) for p in partitions if p is not None]
+        subscription = plans.subscription(plan.subscription)
+        committed.reset(subscription, cursors)
+        delivery.reset(client, plan.subscription, targets)
+    finally:
+        client.delete(lock)
+
+
+@api_view("GET")
+def subscription_stats(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    plan = plans.load(subscription_id, principal_of(request))
+    show_time_lag = request.GET.get("show_time_lag", "false").lower() == "true"
+    return json_response(stats.render(plan, stats.partition_stats(plan), show_time_lag))

@@ -1,0 +1,261 @@
+"""Delivery on one partition of an ordered subscription: its consumer group, committed
+offset and the fenced steps on them. Every Redis command of subscription delivery is here.
+
+One consumer group per (subscription, partition), named after the subscription; the
+consumer is the stream session. Keys share the partition's hash tag (DESIGN section 3):
+
+    ss:{et:<stream>:<p>}:log                 the partition's stream
+    ss:{et:<stream>:<p>}:lease:<sub>         {session, token, sent}: owner and last offset sent
+    ss:{et:<stream>:<p>}:committed:<sub>     the last committed offset (the DB keeps it too)
+
+Acks and claims first check that the caller still holds the lease (fencing), in the same
+script, so a session whose partition moved on cannot ack or claim anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from events.leases import Lease, lease_key
+from events.streams import log_key, partition_tag
+
+
+def committed_key(stream: str, partition: int, subscription: str) -> str:
+    return f"ss:{partition_tag(stream, partition)}:committed:{subscription}"
+
+
+def resetting_key(subscription: str) -> str:
+    """Set while a cursor reset runs: new sessions wait (409), as in Nakadi."""
+    return f"ss:{{sub:{subscription}}}:resetting"
+
+
+def control_channel(subscription: str) -> str:
+    """Pub/sub channel of a subscription's sessions: commits, rebalance, reset, delete."""
+    return f"ss:ctl:{subscription}"
+
+
+# Entry ids as (ms, seq) number pairs; Lua numbers are doubles, exact below 2^53, and
+# millisecond timestamps stay far below that.
+_POSITION_LUA = """
+local function position(id)
+  if not id or id == 'BEGIN' then return 0, 0 end
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function after(ams, aseq, bms, bseq)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+"""
+
+# Make a newly acquired partition ready: committed offset, consumer group, `sent` baseline.
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed
+# ARGV[1] session, ARGV[2] group, ARGV[3] the committed offset the database has
+# Returns the committed offset, or false when the lease is not the caller's.
+PREPARE_LUA = """
+if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
+local committed = redis.call('GET', KEYS[3])
+local start = committed == 'BEGIN' and '0' or committed
+-- BUSYGROUP (it exists) is fine: the group then knows what was delivered and pending.
+redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], start, 'MKSTREAM')
+redis.call('HSET', KEYS[1], 'sent', committed)
+return committed
+"""
+
+# Claim, for the lease holder, what earlier owners were sent but did not commit, in order.
+# KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group,
+# ARGV[4] start id, ARGV[5] count
+# Returns {next start id ('0-0' when done), entries}, or false without the lease. Entries
+# trimmed away meanwhile cannot be delivered: they are acked.
+CLAIM_LUA = """
+local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
+if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
+local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'COUNT', ARGV[5])
+local deleted = claimed[3]
+if deleted and #deleted > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(deleted)) end
+return {claimed[1], claimed[2]}
+"""
+
+# Record the last offset sent to the client of the lease holder.
+# KEYS[1] lease; ARGV[1] session, ARGV[2] token, ARGV[3] offset. Returns 1, or 0 without
+# the lease.
+SENT_LUA = """
+local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
+if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'sent', ARGV[3])
+return 1
+"""
+
+# Commit a cursor: ack every pending entry up to it, as the lease holder, and tell the
+# subscription's sessions.
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed
+# ARGV[1] session (stream id), ARGV[2] group, ARGV[3] offset, ARGV[4] channel,
+# ARGV[5] partition name for the message ("<stream>:<p>")
+# Returns 'committed', 'outdated' (at or before the committed offset: the keep-alive
+# commit), 'not_owner' or 'undelivered' (after the last offset sent to this session).
+COMMIT_LUA = (
+    _POSITION_LUA
+    + """
+local lease = redis.call('HMGET', KEYS[1], 'session', 'sent')
+if lease[1] ~= ARGV[1] then return 'not_owner' end
+local oms, oseq = position(ARGV[3])
+local sms, sseq = position(lease[2])
+if after(oms, oseq, sms, sseq) then return 'undelivered' end
+local committed = redis.call('GET', KEYS[3])
+local cms, cseq = position(committed)
+local message = 'commit ' .. ARGV[1] .. ' ' .. ARGV[5] .. ' '
+if not after(oms, oseq, cms, cseq) then
+  redis.call('PUBLISH', ARGV[4], message .. (committed or 'BEGIN'))
+  return 'outdated'
+end
+while true do
+  local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', ARGV[3], 500)
+  if #pending == 0 then break end
+  local ids = {}
+  for i, entry in ipairs(pending) do ids[i] = entry[1] end
+  redis.call('XACK', KEYS[2], ARGV[2], unpack(ids))
+  if #pending < 500 then break end
+end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('PUBLISH', ARGV[4], message .. ARGV[3])
+return 'committed'
+"""
+)
+
+# Give a partition back: release the lease (if still ours) and drop our consumer from the
+# group when nothing is pending for it (never DELCONSUMER with pending entries).
+# KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group
+RELEASE_LUA = """
+local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
+if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, ARGV[1])
+if ok and #pending == 0 then redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    next_start: str  # '0-0' once everything pending was claimed
+    entries: list[tuple[str, bytes]]
+
+
+def _entries(raw: Iterable[Any]) -> list[tuple[str, bytes]]:
+    """(offset, encoded event) pairs from XREADGROUP/XAUTOCLAIM entries."""
+    out = []
+    for entry_id, fields in raw:
+        if not fields:  # deleted meanwhile: nothing to deliver
+            continue
+        values = (
+            fields
+            if isinstance(fields, dict)
+            else dict(zip(fields[::2], fields[1::2], strict=True))
+        )
+        out.append((entry_id.decode(), values[b"e"]))
+    return out
+
+
+class Delivery:
+    """The delivery scripts, registered once on one asyncio client."""
+
+    def __init__(self, client: AsyncRedis) -> None:
+        self._client = client
+        self._prepare = client.register_script(PREPARE_LUA)
+        self._claim = client.register_script(CLAIM_LUA)
+        self._sent = client.register_script(SENT_LUA)
+        self._release = client.register_script(RELEASE_LUA)
+
+    async def prepare(self, lease: Lease, db_offset: str) -> str | None:
+        """Group and baseline of a newly acquired partition; its committed offset, or None
+        when the lease was lost meanwhile.
+        """
+        keys = _keys(lease)
+        committed = await self._prepare(
+            keys=keys, args=[lease.session, lease.subscription, db_offset]
+        )
+        return None if committed is None else committed.decode()
+
+    async def claim(self, lease: Lease, start: str, count: int) -> Claimed | None:
+        """Up to `count` entries that earlier owners left pending, from `start`, now ours."""
+        reply = await self._claim(
+            keys=_keys(lease)[:2],
+            args=[lease.session, lease.token, lease.subscription, start, count],
+        )
+        if reply is None:
+            return None
+        return Claimed(reply[0].decode(), _entries(reply[1]))
+
+    async def read(self, reads: Sequence[tuple[Lease, int]]) -> list[list[tuple[str, bytes]]]:
+        """New entries for each (lease, count), in one round trip; never blocks (the hub
+        says when there is more).
+        """
+        async with self._client.pipeline(transaction=False) as pipe:
+            for lease, count in reads:
+                key = log_key(lease.event_type, lease.partition)
+                pipe.xreadgroup(lease.subscription, lease.session, {key: ">"}, count=count)
+            replies = await pipe.execute()
+        return [_entries(reply[0][1]) if reply else [] for reply in replies]
+
+    async def mark_sent(self, lease: Lease, offset: str) -> bool:
+        """Record `offset` as sent, before the client sees it; False without the lease."""
+        key = lease_key(lease.event_type, lease.partition, lease.subscription)
+        return bool(await self._sent(keys=[key], args=[lease.session, lease.token, offset]))
+
+    async def release(self, lease: Lease) -> None:
+        await self._release(
+            keys=_keys(lease)[:2], args=[lease.session, lease.token, lease.subscription]
+        )
+
+
+def _keys(lease: Lease) -> list[str]:
+    stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
+    return [
+        lease_key(stream, partition, subscription),
+        log_key(stream, partition),
+        committed_key(stream, partition, subscription),
+    ]
+
+
+def commit(
+    client: redis.Redis, subscription: str, session: str, stream: str, partition: int, offset: str
+) -> str:
+    """Commit `offset` on a partition for a session (sync: the cursors view calls it)."""
+    script = client.register_script(COMMIT_LUA)
+    keys = [
+        lease_key(stream, partition, subscription),
+        log_key(stream, partition),
+        committed_key(stream, partition, subscription),
+    ]
+    args = [session, subscription, offset, control_channel(subscription), f"{stream}:{partition}"]
+    result: bytes = script(keys=keys, args=args)
+    return result.decode()
+
+
+def owners(
+    client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]
+) -> list[str | None]:
+    """The session holding each (stream, partition) now, or None."""
+    pipe = client.pipeline(transaction=False)
+    for stream, partition in partitions:
+        pipe.hget(lease_key(stream, partition, subscription), "session")
+    return [None if s is None else s.decode() for s in pipe.execute()]
+
+
+def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
+    """Forget all delivery state of the subscription on these partitions: leases, groups
+    (with their pending entries) and committed offsets; the next session starts afresh from
+    the database's cursors.
+    """
+    pipe = client.pipeline(transaction=False)
+    for stream, partition in partitions:
+        pipe.delete(
+            lease_key(stream, partition, subscription),
+            committed_key(stream, partition, subscription),
+        )
+        pipe.execute_command("XGROUP", "DESTROY", log_key(stream, partition), subscription)
+    pipe.execute(raise_on_error=False)

@@ -1,0 +1,189 @@
+"""One StreamHub per event loop (so per server process): it tells local stream sessions
+when their partitions have new entries and passes them their subscription's control
+messages, so that Redis load grows with partitions, not with connections (DESIGN section 8).
+
+New entries: one blocking XREAD over every partition some local session watches, on a
+connection of its own; when the set of partitions changes, CLIENT UNBLOCK cuts the current
+read short. The read continues from the last id it saw, never from `$` (DESIGN section 3).
+Control messages: one PSUBSCRIBE to every subscription's channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from events.connections import CLIENT_OPTIONS, async_redis_client
+
+logger = logging.getLogger(__name__)
+
+BLOCK_MS = 5_000  # a read returns at least this often, to pick up a changed watch list
+RETRY_SECONDS = 0.5  # after a Redis error, before reading again
+CONTROL_PATTERN = "ss:ctl:*"
+SUBSCRIBE_TIMEOUT = 5.0  # seconds a new listener waits for the control subscription
+
+Wake = Callable[[], None]
+OnMessage = Callable[[str], None]
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub]
+_hubs = weakref.WeakKeyDictionary()
+
+
+def hub() -> StreamHub:
+    """The running event loop's hub."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = StreamHub(settings.REDIS_URL)
+    return found
+
+
+class StreamHub:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._watchers: dict[str, set[Wake]] = {}
+        self._last: dict[str, str] = {}
+        self._listeners: dict[str, set[OnMessage]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._control: asyncio.Task[None] | None = None
+        self._blocked_client: int | None = None
+        self._subscribed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- new entries ---------------------------------------------------------------------
+
+    def watch(self, key: str, wake: Wake) -> None:
+        """Call `wake()` whenever the stream at `key` gets entries, until `unwatch`."""
+        new = key not in self._watchers
+        self._watchers.setdefault(key, set()).add(wake)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read_forever(), name="stream-hub")
+        elif new:
+            self._interrupt()
+
+    def unwatch(self, key: str, wake: Wake) -> None:
+        wakes = self._watchers.get(key)
+        if wakes is not None:
+            wakes.discard(wake)
+            if not wakes:
+                del self._watchers[key]
+                self._last.pop(key, None)
+
+    def _interrupt(self) -> None:
+        blocked = self._blocked_client
+        if blocked is not None:
+            task = asyncio.create_task(self._unblock(blocked))
+            self._tasks.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._tasks.discard)
+
+    async def _unblock(self, client_id: int) -> None:
+        try:
+            await async_redis_client().client_unblock(client_id)
+        except redis.RedisError as error:  # the read ends within BLOCK_MS anyway
+            logger.debug("could not unblock the hub's read: %s", error)
+
+    async def _read_forever(self) -> None:
+        connection = aioredis.Redis.from_url(
+            self._url, single_connection_client=True, **{**CLIENT_OPTIONS, "socket_timeout": None}
+        )
+        try:
+            while self._watchers:
+                try:
+                    await self._read_once(connection)
+                except redis.RedisError as error:
+                    self._blocked_client = None
+                    logger.warning("stream hub: %s; reading again in %.1f s", error, RETRY_SECONDS)
+                    self._wake_all()  # sessions read on their own meanwhile
+                    await asyncio.sleep(RETRY_SECONDS)
+        finally:
+            self._blocked_client = None
+            await connection.aclose()
+
+    async def _read_once(self, connection: aioredis.Redis) -> None:
+        keys = list(self._watchers)
+        unknown = [k for k in keys if k not in self._last]
+        if unknown:
+            async with connection.pipeline(transaction=False) as pipe:
+                for key in unknown:
+                    pipe.xrevrange(key, count=1)
+                newest = await pipe.execute()
+            for key, entries in zip(unknown, newest, strict=True):
+                self._last[key] = entries[0][0].decode() if entries else "0-0"
+        if self._blocked_client is None:
+            self._blocked_client = int(await connection.client_id())
+        streams: dict[Any, Any] = {k: self._last[k] for k in keys if k in self._last}
+        reply: Any = await connection.xread(streams, count=1, block=BLOCK_MS)
+        if not reply:
+            return
+        woken = [key.decode() for key, _ in reply]
+        # Skip to the newest entry: sessions read everything up to it themselves.
+        async with connection.pipeline(transaction=False) as pipe:
+            for key in woken:
+                pipe.xrevrange(key, count=1)
+            newest = await pipe.execute()
+        for key, entries in zip(woken, newest, strict=True):
+            if entries and key in self._watchers:
+                self._last[key] = entries[0][0].decode()
+            for wake in list(self._watchers.get(key, ())):
+                wake()
+
+    def _wake_all(self) -> None:
+        for wakes in list(self._watchers.values()):
+            for wake in list(wakes):
+                wake()
+
+    # -- control messages ----------------------------------------------------------------
+
+    async def listen(self, channel: str, on_message: OnMessage) -> None:
+        """Call `on_message(text)` for every message on `channel`, until `unlisten`;
+        returns once messages published from now on are sure to arrive.
+        """
+        self._listeners.setdefault(channel, set()).add(on_message)
+        if self._control is None or self._control.done():
+            self._control = asyncio.create_task(self._listen_forever(), name="control-hub")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT)
+        except TimeoutError:
+            raise redis.ConnectionError("could not subscribe to the control channels") from None
+
+    def unlisten(self, channel: str, on_message: OnMessage) -> None:
+        listeners = self._listeners.get(channel)
+        if listeners is not None:
+            listeners.discard(on_message)
+            if not listeners:
+                del self._listeners[channel]
+
+    async def _listen_forever(self) -> None:
+        while True:
+            pubsub = async_redis_client().pubsub()
+            try:
+                await pubsub.psubscribe(CONTROL_PATTERN)
+                async for message in pubsub.listen():
+                    if message.get("type") == "psubscribe":
+                        self._subscribed.set()
+                    self._dispatch(message)
+            except redis.RedisError as error:
+                self._subscribed.clear()
+                logger.warning("control hub: %s; subscribing again in %.1f s", error, RETRY_SECONDS)
+                # Messages may have been missed: every listener re-checks its state.
+                for listeners in list(self._listeners.values()):
+                    for on_message in list(listeners):
+                        on_message("resync")
+                await asyncio.sleep(RETRY_SECONDS)
+            finally:
+                await pubsub.aclose()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "pmessage":
+            return
+        channel = message["channel"].decode()
+        text = message["data"].decode()
+        for on_message in list(self._listeners.get(channel, ())):
+            on_message(text)

@@ -1,0 +1,92 @@
+"""What stream sessions and the cursor endpoints know of a subscription, read from the
+database once: its partitions (with their Redis stream ids) and committed cursors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from events import committed
+from events.auth import Principal
+from events.cursors import Cursor, CursorError, parse_cursor
+from events.models import Subscription
+from events.problems import Problem
+
+Position = tuple[str, int]  # (event type name, partition)
+
+
+@dataclass(frozen=True)
+class Partition:
+    event_type: str
+    stream: str  # the event type's stream_id, used in every Redis key
+    partition: int
+
+    @property
+    def position(self) -> Position:
+        return (self.event_type, self.partition)
+
+
+@dataclass(frozen=True)
+class Plan:
+    subscription: str
+    mode: str
+    commit_timeout: int
+    partitions: tuple[Partition, ...]
+    offsets: dict[Position, str] = field(default_factory=dict)  # committed, at load time
+
+    @property
+    def partition_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.partitions:
+            counts[p.event_type] = max(counts.get(p.event_type, 0), p.partition + 1)
+        return counts
+
+    def find(self, position: Position) -> Partition | None:
+        for p in self.partitions:
+            if p.position == position:
+                return p
+        return None
+
+    def parse_cursor(self, item: object) -> Cursor:
+        """A cursor on one of this subscription's partitions; 422 otherwise."""
+        try:
+            return parse_cursor(item, self.partition_counts)
+        except CursorError as error:
+            raise Problem(422, f"Invalid cursor: {error}.") from None
+
+
+def subscription(subscription_id: str) -> Subscription:
+    """The subscription, with its event types; 404 if there is none."""
+    missing = Problem(404, f'Subscription "{subscription_id}" does not exist.')
+    try:
+        key = uuid.UUID(subscription_id)
+    except ValueError:
+        raise missing from None
+    found = Subscription.objects.prefetch_related("event_types").filter(pk=key).first()
+    if found is None:
+        raise missing
+    return found
+
+
+def require_consume(principal: Principal, subscription: Subscription) -> None:
+    for event_type in subscription.event_types.all():
+        principal.require("consume", event_type.name)
+
+
+def load(subscription_id: str, principal: Principal, with_offsets: bool = True) -> Plan:
+    """The plan of a subscription the principal may consume (404 / 403 otherwise)."""
+    found = subscription(subscription_id)
+    require_consume(principal, found)
+    partitions = tuple(
+        Partition(et.name, et.stream_id, p)
+        for et in sorted(found.event_types.all(), key=lambda et: et.name)
+        for p in range(et.partition_count)
+    )
+    return Plan(
+        subscription=str(found.id),
+        mode=found.mode,
+        commit_timeout=found.commit_timeout,
+        partitions=partitions,
+        offsets=committed.offsets(found) if with_offsets else {},
+    )

@@ -1,0 +1,114 @@
+"""Where a subscription stands on each partition: owner, unconsumed events, time lag.
+Read-only Redis reads, for `GET /api/subscriptions/{id}/stats` and the admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from events.connections import redis_client
+from events.cursors import BEGIN, parse_offset
+from events.delivery import committed_key
+from events.leases import lease_key
+from events.plans import Partition, Plan
+from events.sessions import sessions_key
+from events.streams import log_key
+
+COUNT_CAP = 100_000  # unconsumed events counted one by one at most (without a group)
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    partition: Partition
+    state: str  # assigned | reassigning | unassigned
+    stream_id: str | None
+    committed: str
+    unconsumed_events: int
+    consumer_lag_seconds: int
+
+    def as_json(self, show_time_lag: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "partition": str(self.partition.partition),
+            "state": self.state,
+            "unconsumed_events": self.unconsumed_events,
+            "assignment_type": "auto",
+        }
+        if self.stream_id:
+            out["stream_id"] = self.stream_id
+        if show_time_lag:
+            out["consumer_lag_seconds"] = self.consumer_lag_seconds
+        return out
+
+
+def partition_stats(plan: Plan) -> list[PartitionStats]:
+    """Stats of every partition of the subscription, in a few pipelined round trips."""
+    client = redis_client()
+    now_s, now_us = client.time()  # Redis's clock, as for session expiry
+    now_ms = now_s * 1000 + now_us // 1000
+    members: Any = client.zrangebyscore(sessions_key(plan.subscription), f"({now_ms}", "+inf")
+    live = {s.decode() for s in members}
+    pipe = client.pipeline(transaction=False)
+    for p in plan.partitions:
+        pipe.hget(lease_key(p.stream, p.partition, plan.subscription), "session")
+        pipe.get(committed_key(p.stream, p.partition, plan.subscription))
+        pipe.xinfo_groups(log_key(p.stream, p.partition))
+        pipe.xpending(log_key(p.stream, p.partition), plan.subscription)
+    replies = pipe.execute(raise_on_error=False)
+    out = []
+    for i, p in enumerate(plan.partitions):
+        holder, stored, groups, pending = replies[4 * i : 4 * i + 4]
+        committed = (
+            stored.decode() if isinstance(stored, bytes) else plan.offsets.get(p.position, BEGIN)
+        )
+        group = _group(groups, plan.subscription)
+        unconsumed = None
+        if (
+            group is not None
+            and group.get("lag") is not None
+            and not isinstance(pending, Exception)
+        ):
+            unconsumed = int(group["lag"]) + int(pending["pending"])
+        oldest: Any = client.xrange(log_key(p.stream, p.partition), _after(committed), count=1)
+        if unconsumed is None:
+            unconsumed = _count_after(client, log_key(p.stream, p.partition), committed)
+        lag = max(0, (now_ms - parse_offset(oldest[0][0].decode())[0]) // 1000) if oldest else 0
+        owner = holder.decode() if isinstance(holder, bytes) else None
+        if owner is None:
+            state = "unassigned"
+        elif owner in live:
+            state = "assigned"
+        else:
+            state = "reassigning"  # its session is gone; the lease lapses within seconds
+        out.append(PartitionStats(p, state, owner, committed, unconsumed, int(lag)))
+    return out
+
+
+def _group(groups: Any, name: str) -> dict[str, Any] | None:
+    if isinstance(groups, Exception):
+        return None
+    for group in groups:
+        if group["name"].decode() == name:
+            return dict(group)
+    return None
+
+
+def _after(offset: str) -> str:
+    return "-" if offset == BEGIN else f"({offset}"
+
+
+def _count_after(client: redis.Redis, key: str, offset: str) -> int:
+    if offset == BEGIN:
+        return int(client.xlen(key))
+    entries: Any = client.xrange(key, _after(offset), count=COUNT_CAP)
+    return len(entries)
+
+
+def render(plan: Plan, stats: list[PartitionStats], show_time_lag: bool) -> dict[str, Any]:
+    """Nakadi's SubscriptionEventTypeStats list."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for s in stats:
+        by_type.setdefault(s.partition.event_type, []).append(s.as_json(show_time_lag))
+    return {"items": [{"event_type": name, "partitions": parts} for name, parts in by_type.items()]}

@@ -1,0 +1,488 @@
+"""A stream session of an ordered subscription: it owns a fair share of the partitions by
+fenced lease and sends their events in batches, one partition per batch (DESIGN section 4).
+
+The session is transport-free: it hands encoded batches to a `send` coroutine and returns
+its close reason. It makes no ORM call after `open` (DESIGN section 9); what it learns
+while running comes from Redis: new entries through the hub, commits, rebalance nudges,
+cursor resets and deletes through the subscription's control channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from events.batches import Batch
+from events.connections import async_redis_client
+from events.cursors import parse_offset
+from events.delivery import Delivery, control_channel, resetting_key
+from events.hub import hub
+from events.leases import Lease, Leases
+from events.plans import Partition, Plan, Position
+from events.problems import Problem
+from events.rebalance import TooManySessions, fair_share
+from events.sessions import Sessions
+from events.stream_params import StreamParams
+from events.streams import log_key
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomputed, this often
+SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
+
+Send = Callable[[Batch], Awaitable[None]]
+
+
+def direct_key(subscription: str) -> str:
+    """Hash: session id → JSON list of the [event type, partition] it asked for directly."""
+    return f"ss:{{sub:{subscription}}}:direct"
+
+
+@dataclass
+class Owned:
+    """A partition this session holds, and what it has read, sent and seen committed."""
+
+    partition: Partition
+    lease: Lease
+    committed: tuple[int, int]
+    sent: str
+    claim_from: str | None = "0-0"  # pending entries of earlier owners come first
+    buffer: list[tuple[str, bytes]] = field(default_factory=list)
+    ready: list[list[tuple[str, bytes]]] = field(default_factory=list)
+    unacked: deque[tuple[int, int]] = field(default_factory=deque)  # sent, not committed
+    flush_due: float = 0.0
+    keepalives: int = 0  # empty batches in a row
+    more: bool = True  # the last read may have left entries behind
+    releasing: bool = False
+
+    @property
+    def key(self) -> str:
+        return log_key(self.partition.stream, self.partition.partition)
+
+    def on_entries(self) -> None:
+        """The hub's wake-up: the partition has new entries."""
+        self.more = True
+
+
+class StreamSession:
+    """Open with `open()` (may raise a Problem: 409), then `run(send)` until it closes."""
+
+    def __init__(
+        self, plan: Plan, params: StreamParams, direct: list[Position] | None = None
+    ) -> None:
+        self.plan = plan
+        self.params = params
+        self.id = str(uuid.uuid4())
+        self.direct = direct
+        self._client: AsyncRedis = async_redis_client()
+        self._sessions = Sessions(self._client)
+        self._leases = Leases(self._client)
+        self._delivery = Delivery(self._client)
+        self._owned: dict[Position, Owned] = {}
+        self._watchers: dict[str, Callable[[], None]] = {}
+        self._wake = asyncio.Event()
+        self._closing: str | None = None
+        self._rebalance = True
+        self._sent_events = 0
+        self._commit_clock = 0.0  # when the commit timeout started counting
+        self._last_cursor: Batch | None = None
+        self._started = False  # the first batch tells that the stream started
+        self._idle_ticks = 0  # flush timeouts passed without a partition to send on
+        self._idle_due = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Register the session; 409 when the subscription has no partition left for it."""
+        channel = control_channel(self.plan.subscription)
+        try:
+            await hub().listen(channel, self._on_control)
+            if await self._client.exists(resetting_key(self.plan.subscription)):
+                raise Problem(409, "A cursor reset of this subscription is in progress; retry.")
+            live = await self._sessions.register(self.plan.subscription, self.id, SESSION_TTL_MS)
+            if self.direct is not None:
+                await self._claim_direct(live)
+            pool, auto = await self._pool(live)
+            if self.direct is None and len(auto) > len(pool):
+                raise Problem(
+                    409,
+                    f"The subscription has {len(pool)} partitions for automatic assignment and "
+                    f"{len(auto) - 1} sessions already hold them; no partition is left for "
+                    "another session.",
+                )
+            await self._client.publish(channel, "rebalance")
+        except BaseException:
+            await self._leave(nudge=False)
+            raise
+
+    async def run(self, send: Send) -> str:
+        """Stream until a close reason arises; returns it. Leaves the subscription on the way
+        out (also when cancelled because the client went away).
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stream_end = started + self.params.stream_timeout
+        heartbeat_due = started
+        try:
+            while self._closing is None:
+                self._wake.clear()
+                now = loop.time()
+                if now >= stream_end:
+                    await self._flush(send, now, force=True)
+                    return "stream_timeout"
+                if now >= heartbeat_due:
+                    heartbeat_due = now + HEARTBEAT_SECONDS
+                    await self._heartbeat()
+                if self._rebalance:
+                    self._rebalance = False
+                    await self._assign()
+                if self._uncommitted() and now - self._commit_clock > self.params.commit_timeout:
+                    return "commit_timeout"
+                await self._fill()
+                await self._flush(send, loop.time())
+                if self.params.stream_limit and self._sent_events >= self.params.stream_limit:
+                    return "stream_limit"
+                if self._keepalive_limit_reached():
+                    return "keep_alive_limit"
+                await self._hand_over()
+                if any(o.more and self._budget(o) > 0 for o in self._readable()):
+                    continue
+                deadline = min(
+                    stream_end, heartbeat_due, *(o.flush_due for o in self._owned.values())
+                )
+                if not self._owned:
+                    deadline = min(deadline, self._idle_due)
+                if self._uncommitted():
+                    deadline = min(deadline, self._commit_clock + self.params.commit_timeout)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - loop.time()))
+            return self._closing
+        except redis.ResponseError:
+            # A reset or delete destroys the groups under a session that is about to close.
+            if self._closing is not None:
+                return self._closing
+            raise
+        finally:
+            await asyncio.shield(self._leave(nudge=True))
+
+    def last_batch(self, info: dict[str, str]) -> Batch:
+        """A keep-alive batch carrying `info`, with the last cursor sent (for the close)."""
+        last = self._last_cursor
+        if last is None:
+            first = self.plan.partitions[0]
+            owned = self._owned.get(first.position)
+            offset = owned.sent if owned else self.plan.offsets.get(first.position, "BEGIN")
+            return Batch(first.event_type, first.partition, offset, self.id, info=info)
+        return Batch(last.event_type, last.partition, last.offset, last.cursor_token, info=info)
+
+    async def _leave(self, nudge: bool) -> None:
+        hub().unlisten(control_channel(self.plan.subscription), self._on_control)
+        for owned in self._owned.values():
+            self._unwatch(owned)
+        try:
+            for owned in list(self._owned.values()):
+                await self._delivery.release(owned.lease)
+            self._owned.clear()
+            await self._sessions.leave(self.plan.subscription, self.id)
+            await self._client.hdel(direct_key(self.plan.subscription), self.id)
+            if nudge:
+                await self._client.publish(control_channel(self.plan.subscription), "rebalance")
+        except Exception as error:  # leases and the session lapse on their own
+            logger.warning("session %s could not leave cleanly: %s", self.id, error)
+
+    # -- control messages ---------------------------------------------------------------
+
+    def _on_control(self, text: str) -> None:
+        kind, _, rest = text.partition(" ")
+        if kind == "commit":
+            session, partition, offset = rest.split(" ")
+            if session == self.id:
+                self._on_commit(partition, offset)
+        elif kind == "rebalance":
+            self._rebalance = True
+        elif kind == "resync":  # messages may have been missed while Redis was away
+            self._rebalance = True
+            for owned in self._owned.values():
+                owned.on_entries()
+        elif kind == "reset":
+            self._closing = "cursor_reset"
+        elif kind == "deleted":
+            self._closing = "subscription_deleted"
+        self._wake.set()
+
+    def _on_commit(self, partition: str, offset: str) -> None:
+        stream, _, number = partition.rpartition(":")
+        for owned in self._owned.values():
+            if owned.partition.stream == stream and owned.partition.partition == int(number):
+                position = parse_offset(offset)
+                owned.committed = max(owned.committed, position)
+                while owned.unacked and owned.unacked[0] <= owned.committed:
+                    owned.unacked.popleft()
+                # Any commit, also of the offset already committed (the keep-alive
+                # commit), restarts the commit timeout.
+                self._commit_clock = asyncio.get_running_loop().time()
+
+    # -- membership and assignment --------------------------------------------------------
+
+    async def _claim_direct(self, live: list[str]) -> None:
+        assert self.direct is not None
+        claims: Any = await self._client.hgetall(direct_key(self.plan.subscription))
+        for session, raw in claims.items():
+            if session.decode() in live and session.decode() != self.id:
+                taken = {tuple(p) for p in orjson.loads(raw)}
+                clash = sorted(taken & set(self.direct))
+                if clash:
+                    name, number = clash[0]
+                    raise Problem(
+                        409,
+                        f"Partition {number} of {name!r} is streamed directly by another session.",
+                    )
+        await self._client.hset(
+            direct_key(self.plan.subscription), self.id, orjson.dumps(self.direct)
+        )
+
+    async def _pool(self, live: list[str]) -> tuple[list[Position], list[str]]:
+        """The partitions open to automatic assignment and the sessions that share them."""
+        claims: Any = await self._client.hgetall(direct_key(self.plan.subscription))
+        direct: set[Position] = set()
+        direct_sessions = set()
+        for session, raw in claims.items():
+            if session.decode() in live:
+                direct_sessions.add(session.decode())
+                direct.update((name, int(p)) for name, p in orjson.loads(raw))
+        pool = [p.position for p in self.plan.partitions if p.position not in direct]
+        return pool, [s for s in live if s not in direct_sessions]
+
+    async def _heartbeat(self) -> None:
+        live = await self._sessions.heartbeat(self.plan.subscription, self.id, SESSION_TTL_MS)
+        if live is None:  # we were taken for dead: our partitions may have moved already
+            self._closing = "rebalance"
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for owned in self._owned.values():
+                await self._leases.extend_in(pipe, owned.lease, SESSION_TTL_MS)
+            extended = await pipe.execute()
+        for owned, ok in zip(list(self._owned.values()), extended, strict=True):
+            if not ok:
+                logger.info("session %s lost %s", self.id, owned.partition)
+                self._drop(owned)
+        self._rebalance = True
+
+    async def _assign(self) -> None:
+        """Take the free partitions of this session's share; mark the ones to hand over."""
+        live = await self._sessions.live(self.plan.subscription)
+        if self.id not in live:
+            self._closing = "rebalance"
+            return
+        if self.direct is not None:
+            mine = set(self.direct)
+        else:
+            pool, auto = await self._pool(live)
+            holders = await self._holders(pool)
+            try:
+                share = fair_share(pool, auto, holders)
+            except TooManySessions:  # sessions that joined meanwhile wait or get 409
+                share = {p: s for p, s in holders.items() if s in auto}
+            mine = {p for p, session in share.items() if session == self.id}
+        for position, owned in self._owned.items():
+            owned.releasing = position not in mine
+        for partition in self.plan.partitions:
+            if partition.position in mine and partition.position not in self._owned:
+                await self._take(partition)
+
+    async def _holders(self, pool: list[Position]) -> dict[Position, str]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for position in pool:
+                partition = self.plan.find(position)
+                assert partition is not None
+                self._leases.holder_in(
+                    pipe, partition.stream, partition.partition, self.plan.subscription
+                )
+            replies = await pipe.execute()
+        return {p: r.decode() for p, r in zip(pool, replies, strict=True) if r is not None}
+
+    async def _take(self, partition: Partition) -> None:
+        lease = await self._leases.acquire(
+            partition.stream, partition.partition, self.plan.subscription, self.id, SESSION_TTL_MS
+        )
+        if lease is None:  # its owner hands it over once it committed what it was sent
+            return
+        offset = self.plan.offsets.get(partition.position, "BEGIN")
+        committed = await self._delivery.prepare(lease, offset)
+        if committed is None:
+            return
+        self._owned[partition.position] = Owned(
+            partition,
+            lease,
+            committed=parse_offset(committed),
+            sent=committed,
+            flush_due=asyncio.get_running_loop().time() + self.params.batch_flush_timeout,
+        )
+        owned = self._owned[partition.position]
+        hub().watch(owned.key, self._watcher(owned))
+
+    def _watcher(self, owned: Owned) -> Callable[[], None]:
+        watcher = self._watchers.get(owned.key)
+        if watcher is None:
+
+            def watcher() -> None:
+                owned.on_entries()
+                self._wake.set()
+
+            self._watchers[owned.key] = watcher
+        return watcher
+
+    def _unwatch(self, owned: Owned) -> None:
+        watcher = self._watchers.pop(owned.key, None)
+        if watcher is not None:
+            hub().unwatch(owned.key, watcher)
+
+    def _drop(self, owned: Owned) -> None:
+        self._unwatch(owned)
+        self._owned.pop(owned.partition.position, None)
+
+    async def _hand_over(self) -> None:
+        """Release the partitions this session should give up, once what it sent of them
+        is committed (else the commit timeout ends the session and frees them).
+        """
+        released = False
+        for owned in list(self._owned.values()):
+            if owned.releasing and not owned.unacked:
+                self._drop(owned)
+                await self._delivery.release(owned.lease)
+                released = True
+        if released:
+            await self._client.publish(control_channel(self.plan.subscription), "rebalance")
+
+    # -- reading and sending ------------------------------------------------------------
+
+    def _readable(self) -> list[Owned]:
+        return [o for o in self._owned.values() if not o.releasing]
+
+    def _uncommitted(self) -> int:
+        return sum(len(o.unacked) for o in self._owned.values())
+
+    def _budget(self, owned: Owned) -> int:
+        held = sum(len(o.buffer) + sum(map(len, o.ready)) for o in self._owned.values())
+        budget = min(
+            self.params.batch_limit - len(owned.buffer),
+            self.params.max_uncommitted_events - self._uncommitted() - held,
+        )
+        if self.params.stream_limit:
+            budget = min(budget, self.params.stream_limit - self._sent_events - held)
+        return budget if not owned.ready else 0
+
+    async def _fill(self) -> None:
+        reads: list[tuple[Owned, int]] = []
+        for owned in self._readable():
+            budget = self._budget(owned)
+            if budget <= 0 or not owned.more:
+                continue
+            if owned.claim_from is not None:
+                claimed = await self._delivery.claim(owned.lease, owned.claim_from, budget)
+                if claimed is None:
+                    self._drop(owned)
+                    continue
+                owned.claim_from = None if claimed.next_start == "0-0" else claimed.next_start
+                self._add(owned, claimed.entries)
+                owned.more = owned.claim_from is not None or len(claimed.entries) < budget
+            else:
+                reads.append((owned, budget))
+        if not reads:
+            return
+        results = await self._delivery.read([(o.lease, n) for o, n in reads])
+        for (owned, budget), entries in zip(reads, results, strict=True):
+            self._add(owned, entries)
+            owned.more = len(entries) >= budget
+
+    def _add(self, owned: Owned, entries: list[tuple[str, bytes]]) -> None:
+        span_ms = self.params.batch_timespan * 1000
+        for entry in entries:
+            if span_ms and owned.buffer:
+                first_ms = parse_offset(owned.buffer[0][0])[0]
+                if parse_offset(entry[0])[0] - first_ms > span_ms:
+                    owned.ready.append(owned.buffer)
+                    owned.buffer = []
+            owned.buffer.append(entry)
+            if len(owned.buffer) >= self.params.batch_limit:
+                owned.ready.append(owned.buffer)
+                owned.buffer = []
+
+    async def _flush(self, send: Send, now: float, force: bool = False) -> None:
+        """Send full batches, and on each partition whose flush timeout passed whatever it
+        holds, or a keep-alive batch with its last cursor.
+        """
+        for owned in list(self._owned.values()):
+            if owned.releasing:
+                owned.buffer, owned.ready = [], []  # stays pending: the next owner gets it
+                continue
+            due = force or now >= owned.flush_due
+            if due and owned.buffer:
+                owned.ready.append(owned.buffer)
+                owned.buffer = []
+            ready, owned.ready = owned.ready, []
+            sent = 0
+            for events in ready:
+                if not await self._send_events(send, owned, events):
+                    break  # the lease moved on: its next owner delivers these
+                sent += 1
+            if owned.partition.position not in self._owned:
+                continue
+            if due and not sent and not force:
+                owned.keepalives += 1
+                await self._emit(send, self._batch(owned.partition, owned.sent))
+            if due or sent:
+                owned.flush_due = now + self.params.batch_flush_timeout
+        if not self._owned and now >= self._idle_due:
+            if self._idle_due:
+                self._idle_ticks += 1
+            self._idle_due = now + self.params.batch_flush_timeout
+
+    async def _send_events(self, send: Send, owned: Owned, events: list[tuple[str, bytes]]) -> bool:
+        offset = events[-1][0]
+        if not await self._delivery.mark_sent(owned.lease, offset):
+            self._drop(owned)
+            return False
+        if not self._uncommitted():
+            self._commit_clock = asyncio.get_running_loop().time()
+        batch = self._batch(owned.partition, offset, [payload for _, payload in events])
+        owned.sent = offset
+        owned.unacked.extend(parse_offset(o) for o, _ in events)
+        owned.keepalives = 0
+        self._idle_ticks = 0
+        self._sent_events += len(events)
+        self._last_cursor = batch
+        await self._emit(send, batch)
+        return True
+
+    async def _emit(self, send: Send, batch: Batch) -> None:
+        if not self._started:
+            self._started = True
+            batch = dataclasses.replace(
+                batch, info={"debug": "Stream started", "stream_id": self.id}
+            )
+        await send(batch)
+
+    def _batch(self, partition: Partition, offset: str, events: list[bytes] | None = None) -> Batch:
+        return Batch(
+            partition.event_type, partition.partition, offset, uuid.uuid4().hex, events or ()
+        )
+
+    def _keepalive_limit_reached(self) -> bool:
+        limit = self.params.stream_keep_alive_limit
+        if not limit:
+            return False
+        if self._owned:
+            return all(o.keepalives >= limit for o in self._owned.values())
+        return self._idle_ticks >= limit
