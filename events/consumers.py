@@ -98,8 +98,9 @@ class SubscriptionStream(AsyncHttpConsumer):
             ]
         )
         frame = batches.sse if sse else batches.ndjson
-        if sse:
-            await self.send_body(batches.sse_start(), more_body=True)
+        # The server sends the headers with the first body bytes: send them now, so the
+        # client learns its stream id before the first batch.
+        await self.send_body(batches.sse_start() if sse else b"", more_body=True)
 
         async def send_batch(batch: Batch) -> None:
             await self.send_body(frame(batch), more_body=True)

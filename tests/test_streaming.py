@@ -1,0 +1,337 @@
+"""Subscription streams end to end over a real Daphne: batches, parameters, commits, closes."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+import pytest
+
+from events.clients import create_client
+from tests.helpers import business_event, event_type_body
+from tests.streams import Stream
+
+
+@pytest.fixture
+def token(live_server) -> str:
+    return create_client("shop", publish=["order.*"], read=["order.*"], consume=["order.*"])[1]
+
+
+@pytest.fixture
+def api(live_server, token):
+    with live_server.client(token) as http:
+        yield http
+
+
+def setup_subscription(api, partitions: int = 1, read_from: str = "begin", **extra) -> str:
+    created = api.post("/api/event-types", json=event_type_body(partitions=partitions))
+    assert created.status_code == 201, created.text
+    body = {"owning_application": "shop", "event_types": ["order.created"], "read_from": read_from}
+    subscription = api.post("/api/subscriptions", json={**body, **extra})
+    assert subscription.status_code == 201, subscription.text
+    return str(subscription.json()["id"])
+
+
+def publish(api, *numbers: str) -> None:
+    response = api.post(
+        "/api/event-types/order.created/events", json=[business_event(n) for n in numbers]
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def open_stream(live_server, token):
+    streams: list[Stream] = []
+
+    def open_(subscription: str, **params) -> Stream:
+        stream = Stream(live_server.url, token, subscription, **params)
+        streams.append(stream)
+        return stream
+
+    yield open_
+    for stream in streams:
+        stream.close()
+
+
+def numbers(events) -> list[str]:
+    return [e["order_number"] for e in events]
+
+
+def test_a_stream_delivers_every_event_in_order_with_the_stream_id(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, *(f"A-{i}" for i in range(25)))
+    stream = open_stream(
+        subscription, batch_limit=10, max_uncommitted_events=25, batch_flush_timeout=1
+    )
+    assert stream.status == 200 and stream.id
+    stream.wait(lambda s: len(s.events) == 25)
+    assert numbers(stream.events) == [f"A-{i}" for i in range(25)]
+    sizes = [len(b["events"]) for b in stream.data_batches()]
+    assert max(sizes) <= 10
+    first = stream.batches[0]
+    assert first["info"] == {"debug": "Stream started", "stream_id": stream.id}
+    assert first["cursor"]["event_type"] == "order.created"
+    offsets = [b["cursor"]["offset"] for b in stream.data_batches()]
+    as_pairs = [tuple(map(int, o.split("-"))) for o in offsets]
+    assert as_pairs == sorted(as_pairs)
+
+
+def test_each_batch_holds_one_partition_and_order_holds_per_partition(api, open_stream):
+    subscription = setup_subscription(api, partitions=3)
+    for round_ in range(5):
+        publish(api, *(f"R{round_}-{i}" for i in range(6)))
+    stream = open_stream(
+        subscription, batch_limit=4, max_uncommitted_events=30, batch_flush_timeout=1
+    )
+    stream.wait(lambda s: len(s.events) == 30)
+    assert sorted(numbers(stream.events)) == sorted(f"R{r}-{i}" for r in range(5) for i in range(6))
+    for batch in stream.data_batches():
+        assert {e["metadata"]["partition"] for e in batch["events"]} == {
+            batch["cursor"]["partition"]
+        }
+    for partition in "012":
+        seen = [
+            e["order_number"]
+            for b in stream.data_batches()
+            if b["cursor"]["partition"] == partition
+            for e in b["events"]
+        ]
+        rounds = [int(n.split("-")[0][1:]) for n in seen]
+        assert rounds == sorted(rounds)
+
+
+def test_a_quiet_partition_gets_keep_alive_batches_with_its_cursor(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, "A-1")
+    stream = open_stream(subscription, batch_flush_timeout=1)
+    stream.wait(lambda s: len(s.batches) >= 2)
+    keep_alive = stream.batches[1]
+    assert "events" not in keep_alive
+    assert keep_alive["cursor"]["offset"] == stream.batches[0]["cursor"]["offset"]
+
+
+def test_stream_limit_ends_the_stream_after_that_many_events(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, *(f"A-{i}" for i in range(10)))
+    stream = open_stream(subscription, batch_limit=2, stream_limit=4, max_uncommitted_events=10)
+    assert stream.wait_closed() == "stream_limit"
+    assert numbers(stream.events) == ["A-0", "A-1", "A-2", "A-3"]
+
+
+def test_stream_timeout_and_keep_alive_limit_end_a_stream_with_their_reason(api, open_stream):
+    subscription = setup_subscription(api, partitions=2)
+    timed = open_stream(subscription, stream_timeout=1, batch_flush_timeout=1)
+    assert timed.wait_closed() == "stream_timeout"
+    quiet = open_stream(subscription, stream_keep_alive_limit=2, batch_flush_timeout=1)
+    assert quiet.wait_closed() == "keep_alive_limit"
+    assert len([b for b in quiet.batches if "events" not in b]) >= 2
+
+
+def test_max_uncommitted_events_holds_back_until_a_commit(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, *(f"A-{i}" for i in range(12)))
+    stream = open_stream(
+        subscription, batch_limit=5, max_uncommitted_events=5, batch_flush_timeout=1
+    )
+    # After the first batch comes a keep-alive, not more events: the session waits for a
+    # commit.
+    stream.wait(lambda s: len(s.batches) >= 2)
+    assert len(stream.events) == 5 and "events" not in stream.batches[1]
+    assert stream.commit(stream.last_cursor()).status_code == 204
+    stream.wait(lambda s: len(s.events) == 10)
+    assert numbers(stream.events) == [f"A-{i}" for i in range(10)]
+
+
+def test_batch_timespan_splits_batches_by_time(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, "A-0", "A-1")
+    publish_at = time.monotonic()
+    while time.monotonic() - publish_at < 1.1:  # the next events land more than 1 s later
+        time.sleep(0.05)
+    publish(api, "A-2")
+    stream = open_stream(subscription, batch_limit=10, batch_timespan=1, batch_flush_timeout=1)
+    stream.wait(lambda s: len(s.events) == 3)
+    assert [numbers(b["events"]) for b in stream.data_batches()] == [["A-0", "A-1"], ["A-2"]]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"batch_limit": 0},
+        {"batch_limit": 20, "max_uncommitted_events": 10},
+        {"stream_limit": 1, "batch_limit": 2, "max_uncommitted_events": 5},
+        {"stream_timeout": 5, "batch_flush_timeout": 10},
+        {"commit_timeout": 61},
+        {"batch_limit": "many"},
+        {"bogus": 1},
+    ],
+)
+def test_invalid_parameters_get_422_before_any_byte(api, params):
+    subscription = setup_subscription(api)
+    response = api.get(f"/api/subscriptions/{subscription}/events", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+
+
+def test_streaming_needs_a_token_a_grant_and_a_subscription(api, live_server):
+    subscription = setup_subscription(api)
+    anonymous = httpx.get(f"{live_server.url}/api/subscriptions/{subscription}/events")
+    assert anonymous.status_code == 401
+    stranger = create_client("stranger")[1]
+    with live_server.client(stranger) as http:
+        assert http.get(f"/api/subscriptions/{subscription}/events").status_code == 403
+    missing = api.get("/api/subscriptions/00000000-0000-0000-0000-000000000000/events")
+    assert missing.status_code == 404
+    assert api.delete(f"/api/subscriptions/{subscription}/events").status_code == 405
+
+
+def test_commits_answer_204_200_and_422_as_nakadi_does(api, open_stream):
+    subscription = setup_subscription(api, partitions=2)
+    publish(api, *(f"A-{i}" for i in range(6)))
+    stream = open_stream(
+        subscription, batch_limit=1, max_uncommitted_events=10, batch_flush_timeout=1
+    )
+    stream.wait(lambda s: len(s.events) == 6)
+    partition = stream.data_batches()[0]["cursor"]["partition"]
+    cursor = stream.last_cursor(partition)
+    assert stream.commit(cursor).status_code == 204
+    again = stream.commit(cursor)
+    assert again.status_code == 200
+    assert again.json()["items"][0]["result"] == "outdated"
+    assert again.json()["items"][0]["cursor"]["offset"] == cursor["offset"]
+    never_sent = {**cursor, "offset": f"{int(cursor['offset'].split('-')[0]) + 10**6}-0"}
+    refused = stream.commit(never_sent)
+    assert refused.status_code == 422 and "never sent" in refused.json()["detail"]
+    for bad in (
+        {**cursor, "offset": "yesterday"},
+        {**cursor, "partition": "9"},
+        {**cursor, "event_type": "x"},
+    ):
+        assert stream.commit(bad).status_code == 422
+    unknown = api.post(
+        f"/api/subscriptions/{subscription}/cursors",
+        json={"items": [cursor]},
+        headers={"X-Nakadi-StreamId": "not-a-session"},
+    )
+    assert unknown.status_code == 422 and "not a live session" in unknown.json()["detail"]
+    cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
+    assert {c["partition"]: c["offset"] for c in cursors}[partition] == cursor["offset"]
+
+
+def test_a_refused_commit_changes_nothing(api, open_stream):
+    subscription = setup_subscription(api, partitions=2)
+    publish(api, *(f"A-{i}" for i in range(4)))
+    stream = open_stream(subscription, batch_limit=1, batch_flush_timeout=1)
+    stream.wait(lambda s: len(s.events) == 4)
+    good = stream.last_cursor()
+    bad = {**good, "offset": "99999999999999-0"}
+    assert stream.commit(good, bad).status_code == 422
+    cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
+    assert all(c["offset"] == "BEGIN" for c in cursors)
+
+
+def test_commit_timeout_closes_a_stream_and_the_keep_alive_commit_restarts_it(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, "A-1")
+    lazy = open_stream(subscription, commit_timeout=1, batch_flush_timeout=1)
+    assert lazy.wait_closed() == "commit_timeout"
+    assert numbers(lazy.events) == ["A-1"]
+    # The next session gets the uncommitted event again; it commits, then keeps the
+    # stream alive with the keep-alive commit (the same cursor again) past the timeout.
+    slow = open_stream(subscription, commit_timeout=1, batch_flush_timeout=1)
+    slow.wait(lambda s: len(s.events) == 1)
+    assert numbers(slow.events) == ["A-1"]
+    cursor = slow.last_cursor()
+    assert slow.commit(cursor).status_code == 204
+    publish(api, "A-2")
+    slow.wait(lambda s: len(s.events) == 2)
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:  # pacing, well past the 1 s commit timeout
+        assert slow.commit(cursor).status_code == 200  # outdated: the keep-alive commit
+        assert not slow.ended.is_set()
+        time.sleep(0.3)
+    assert slow.commit(slow.last_cursor()).status_code == 204
+
+
+def test_read_from_end_starts_after_what_was_published_before_the_subscription(api, open_stream):
+    api.post("/api/event-types", json=event_type_body())
+    publish(api, "old")
+    subscription = api.post(
+        "/api/subscriptions", json={"owning_application": "shop", "event_types": ["order.created"]}
+    ).json()["id"]
+    publish(api, "new")
+    stream = open_stream(subscription, batch_flush_timeout=1)
+    stream.wait(lambda s: len(s.events) == 1)
+    assert numbers(stream.events) == ["new"]
+
+
+def test_server_sent_events_frame_batches_keep_alives_and_the_close(api, live_server, token):
+    subscription = setup_subscription(api)
+    publish(api, "A-1")
+    response = httpx.get(
+        f"{live_server.url}/api/subscriptions/{subscription}/events",
+        params={"stream_timeout": 2, "batch_flush_timeout": 1},
+        headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+        timeout=10,
+    )
+    assert response.headers["content-type"] == "text/event-stream"
+    messages = response.text.split("\n\n")
+    assert messages[0] == "retry: 1000"
+    batch = dict(line.split(": ", 1) for line in messages[1].splitlines())
+    assert batch["event"] == "batch"
+    data = orjson.loads(batch["data"])
+    assert batch["id"] == data["cursor"]["cursor_token"]
+    assert [e["order_number"] for e in data["events"]] == ["A-1"]
+    kinds = [
+        dict(line.split(": ", 1) for line in m.splitlines()).get("event") for m in messages if m
+    ]
+    assert "keep-alive" in kinds
+    close = dict(line.split(": ", 1) for line in messages[-2].splitlines())
+    assert close["event"] == "close" and "id" not in close
+    assert orjson.loads(close["data"])["close_reason"] == "stream_timeout"
+
+
+def test_a_post_body_may_name_the_partitions_to_stream(api, open_stream):
+    subscription = setup_subscription(api, partitions=3)
+    publish(api, *(f"A-{i}" for i in range(30)))
+    direct = open_stream(
+        subscription,
+        body={
+            "partitions": [{"event_type": "order.created", "partition": "2"}],
+            "batch_flush_timeout": 1,
+        },
+    )
+    direct.wait(lambda s: len(s.batches) >= 1)
+    assert direct.partitions() == {"2"}
+    others = open_stream(subscription, batch_flush_timeout=1)
+    others.wait(lambda s: s.partitions() == {"0", "1"})
+    clash = open_stream(
+        subscription, body={"partitions": [{"event_type": "order.created", "partition": "2"}]}
+    )
+    assert clash.status == 409
+    wrong = open_stream(
+        subscription, body={"partitions": [{"event_type": "order.created", "partition": "7"}]}
+    )
+    assert wrong.status == 422
+
+
+def test_deleting_the_subscription_or_resetting_cursors_closes_its_streams(api, open_stream):
+    subscription = setup_subscription(api)
+    publish(api, "A-1", "A-2")
+    stream = open_stream(subscription, batch_limit=1, batch_flush_timeout=1)
+    stream.wait(lambda s: len(s.events) == 2)
+    assert stream.commit(stream.last_cursor()).status_code == 204
+    first = stream.data_batches()[0]["cursor"]
+    reset = api.patch(
+        f"/api/subscriptions/{subscription}/cursors",
+        json={"items": [{**first, "offset": "BEGIN"}]},
+    )
+    assert reset.status_code == 204
+    assert stream.wait_closed() == "cursor_reset"
+    again = open_stream(subscription, batch_limit=1, batch_flush_timeout=1)
+    again.wait(lambda s: len(s.events) == 2)
+    assert numbers(again.events) == ["A-1", "A-2"]
+    assert api.delete(f"/api/subscriptions/{subscription}").status_code == 204
+    assert again.wait_closed() == "subscription_deleted"
