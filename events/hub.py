@@ -24,7 +24,7 @@ from events.connections import CLIENT_OPTIONS, async_redis_client
 
 logger = logging.getLogger(__name__)
 
-BLOCK_MS = 5_000  # a read returns at least this often, to pick up a changed watch list
+BLOCK_MS = 1_000  # a read returns at least this often, to pick up a changed watch list
 RETRY_SECONDS = 0.5  # after a Redis error, before reading again
 CONTROL_PATTERN = "ss:ctl:*"
 SUBSCRIBE_TIMEOUT = 5.0  # seconds a new listener waits for the control subscription
@@ -116,6 +116,12 @@ class StreamHub:
                 newest = await pipe.execute()
             for key, entries in zip(unknown, newest, strict=True):
                 self._last[key] = entries[0][0].decode() if entries else "0-0"
+                # Entries that came after the watcher's own last read and before now
+                # would wake no one: wake it once, and it reads them itself.
+                for wake in list(self._watchers.get(key, ())):
+                    wake()
+        if set(self._watchers) != set(keys):
+            return  # the watch list changed meanwhile: read again with the new one
         if self._blocked_client is None:
             self._blocked_client = int(await connection.client_id())
         streams: dict[Any, Any] = {k: self._last[k] for k in keys if k in self._last}
