@@ -85,11 +85,8 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def live_server_process(django_db_setup, django_db_blocker, redis_url: str) -> Iterator[LiveServer]:
-    """A real Daphne serving the project on a loopback port, sharing the tests' DB and Redis."""
-    with django_db_blocker.unblock():
-        db_url = database_url()
+def start_live_server(db_url: str, redis_url: str) -> LiveServer:
+    """A real Daphne serving the project on a free loopback port."""
     port = free_port()
     env = {
         **os.environ,
@@ -122,9 +119,31 @@ def live_server_process(django_db_setup, django_db_blocker, redis_url: str) -> I
             return False
 
     wait_until(ready, timeout=30, message="daphne to answer /health/live")
-    yield LiveServer(url, process)
-    process.terminate()
-    process.wait(10)
+    return LiveServer(url, process)
+
+
+@pytest.fixture(scope="session")
+def live_server_process(django_db_setup, django_db_blocker, redis_url: str) -> Iterator[LiveServer]:
+    """A real Daphne serving the project, sharing the tests' DB and Redis."""
+    with django_db_blocker.unblock():
+        db_url = database_url()
+    server = start_live_server(db_url, redis_url)
+    yield server
+    server.process.terminate()
+    server.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def other_live_server_process(
+    django_db_setup, django_db_blocker, redis_url: str
+) -> Iterator[LiveServer]:
+    """A second server process, for sessions of one subscription spread over two servers."""
+    with django_db_blocker.unblock():
+        db_url = database_url()
+    server = start_live_server(db_url, redis_url)
+    yield server
+    server.process.terminate()
+    server.process.wait(10)
 
 
 @pytest.fixture
@@ -136,3 +155,8 @@ def _live_server_helper() -> None:
 def live_server(live_server_process: LiveServer, transactional_db) -> LiveServer:
     """The live server, with the test's rows committed so that it can see them."""
     return live_server_process
+
+
+@pytest.fixture
+def other_live_server(other_live_server_process: LiveServer, transactional_db) -> LiveServer:
+    return other_live_server_process
