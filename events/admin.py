@@ -1,4 +1,5 @@
-"""The operators' admin: event types (with live partition offsets from Redis) and clients.
+"""The operators' admin: event types (with live partition offsets from Redis) and clients;
+subscriptions are in `events.admin_subscriptions`.
 
 Event type changes go through the API's own rules (`events.forms.EventTypeForm`); tokens
 are shown once, on the page that created them, and stored only as digests.
@@ -24,24 +25,13 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from events import event_types, streams
-from events.forms import (
-    CreateTokenForm,
-    EventTypeForm,
-    SubscriptionForm,
-    format_duration,
-    pretty_schema,
+from events import (
+    admin_subscriptions,  # noqa: F401  (registers the subscription admin)
+    event_types,
+    streams,
 )
-from events.models import (
-    ApiToken,
-    Client,
-    Cursor,
-    EventType,
-    EventTypeSchema,
-    Grant,
-    Subscription,
-    token_digest,
-)
+from events.forms import CreateTokenForm, EventTypeForm, format_duration, pretty_schema
+from events.models import ApiToken, Client, EventType, EventTypeSchema, Grant, token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -372,57 +362,3 @@ class ClientAdmin(admin.ModelAdmin):
             "title": "Copy the new token now" if len(issued) == 1 else "Copy the new tokens now",
         }
         return TemplateResponse(request, "admin/events/client/token_created.html", context)
-
-
-class CursorInline(admin.TabularInline):
-    """The committed cursors, read-only: reset them with the API's PATCH."""
-
-    model = Cursor
-    extra = 0
-    can_delete = False
-    fields = ("event_type", "partition", "offset", "committed_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
-    form = SubscriptionForm
-    list_display = (
-        "id",
-        "owning_application",
-        "consumer_group",
-        "types",
-        "mode",
-        "read_from",
-        "created_at",
-    )
-    list_filter = ("mode", "read_from", "owning_application")
-    search_fields = ("owning_application", "consumer_group", "event_types__name", "id")
-    filter_horizontal = ("event_types",)
-    inlines = [CursorInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
-        return super().get_queryset(request).prefetch_related("event_types")
-
-    def get_readonly_fields(
-        self, request: HttpRequest, obj: Subscription | None = None
-    ) -> tuple[str, ...]:
-        if obj is None:
-            return ()
-        # The identity and starting point are fixed once created, as in Nakadi.
-        return (
-            "owning_application",
-            "event_types",
-            "consumer_group",
-            "read_from",
-            "initial_cursors",
-            "created_at",
-            "updated_at",
-        )
-
-    @admin.display(description="event types")
-    def types(self, obj: Subscription) -> str:
-        return ", ".join(sorted(et.name for et in obj.event_types.all()))

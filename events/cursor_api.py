@@ -55,9 +55,10 @@ def reset(plan: plans.Plan, cursors: list[Cursor]) -> None:
         client.delete(sessions_key(plan.subscription))
         partitions = [plan.find((c.event_type, c.partition)) for c in cursors]
         targets = [(p.stream, p.partition) for p in partitions if p is not None]
-        subscription = plans.subscription(plan.subscription)
-        committed.reset(subscription, cursors)
+        # Redis first: should it fail, the database still has the old cursors, and the
+        # groups of the next sessions are built from those, consistently.
         delivery.reset(client, plan.subscription, targets)
+        committed.reset(plans.subscription(plan.subscription), cursors)
     finally:
         client.delete(lock)
 

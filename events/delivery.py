@@ -246,6 +246,14 @@ def owners(
     return [None if s is None else s.decode() for s in pipe.execute()]
 
 
+def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
+    """A deleted subscription: its sessions close with `subscription_deleted`, and its
+    leases, groups and committed offsets go.
+    """
+    client.publish(control_channel(subscription), "deleted")
+    reset(client, subscription, partitions)
+
+
 def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
     """Forget all delivery state of the subscription on these partitions: leases, groups
     (with their pending entries) and committed offsets; the next session starts afresh from

@@ -1,4 +1,5 @@
-"""Admin forms: an event type validated and evolved by the API's own rules, and clients.
+"""Admin forms: event types and subscriptions validated by the API's own rules, tokens,
+and where to reset a subscription's cursors.
 
 The event type form builds the body a Nakadi client would PUT and runs it through
 `events.event_types`, so the admin can never store what the API would refuse.
@@ -7,6 +8,7 @@ The event type form builds the body a Nakadi client would PUT and runs it throug
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -15,8 +17,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from events import event_types, subscriptions
+from events.cursors import BEGIN, Cursor, CursorError, parse_offset
 from events.models import EventType, Subscription
 from events.problems import Problem
+
+Position = tuple[str, int]  # (event type name, partition)
 
 _DURATION_PART = re.compile(r"(\d+)\s*(ms|d|h|m|s)", re.IGNORECASE)
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
@@ -293,3 +298,92 @@ class SubscriptionForm(forms.ModelForm):
             self.instance.identity = checked.identity
             cleaned["initial_cursors"] = checked.fields["initial_cursors"]
         return cleaned
+
+
+class ResetCursorsForm(forms.Form):
+    """Where to move one subscription's cursors: to the beginning, to the end, or to typed
+    offsets (one field per partition; an empty field leaves its partition as it is).
+
+    Built from the partitions' committed and newest offsets, in partition order; after
+    validation, `cursors()` are the cursors to reset to.
+    """
+
+    BEGIN, END, OFFSETS = "begin", "end", "offsets"
+    target = forms.ChoiceField(
+        choices=[
+            (BEGIN, "To the beginning: re-read every event still retained"),
+            (END, "To the end: skip every event published so far"),
+            (OFFSETS, "To the offsets typed below"),
+        ],
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        committed: Mapping[Position, str],
+        newest: Mapping[Position, str],
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.committed = committed
+        self.newest = newest
+        self.positions = list(newest)
+        for i, (name, partition) in enumerate(self.positions):
+            self.fields[f"offset_{i}"] = forms.CharField(
+                required=False,
+                label=f"{name} / {partition}",
+                widget=forms.TextInput(
+                    attrs={"placeholder": committed.get((name, partition), BEGIN), "size": 24}
+                ),
+            )
+
+    def rows(self) -> list[tuple[Position, str, str, forms.BoundField]]:
+        """(position, committed offset, newest offset, offset field) of each partition."""
+        return [
+            (
+                position,
+                self.committed.get(position, BEGIN),
+                self.newest[position],
+                self[f"offset_{i}"],
+            )
+            for i, position in enumerate(self.positions)
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if cleaned.get("target") != self.OFFSETS:
+            return cleaned
+        typed = 0
+        for i, position in enumerate(self.positions):
+            offset = cleaned.get(f"offset_{i}", "").strip()
+            if not offset:
+                continue
+            typed += 1
+            try:
+                after_newest = parse_offset(offset) > parse_offset(self.newest[position])
+            except CursorError as error:
+                self.add_error(f"offset_{i}", f"The {error}.")
+                continue
+            if after_newest:
+                self.add_error(
+                    f"offset_{i}", f"This is after the newest event ({self.newest[position]})."
+                )
+            cleaned[f"offset_{i}"] = offset
+        if not typed:
+            raise ValidationError("Type an offset for at least one partition.")
+        return cleaned
+
+    def cursors(self) -> list[Cursor]:
+        """The cursors to reset to; only after `is_valid()`."""
+        target = self.cleaned_data["target"]
+        if target == self.BEGIN:
+            return [Cursor(name, p, BEGIN) for name, p in self.positions]
+        if target == self.END:
+            return [Cursor(name, p, self.newest[(name, p)]) for name, p in self.positions]
+        return [
+            Cursor(name, p, self.cleaned_data[f"offset_{i}"])
+            for i, (name, p) in enumerate(self.positions)
+            if self.cleaned_data[f"offset_{i}"]
+        ]

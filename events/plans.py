@@ -74,10 +74,17 @@ def require_consume(principal: Principal, subscription: Subscription) -> None:
         principal.require("consume", event_type.name)
 
 
-def load(subscription_id: str, principal: Principal, with_offsets: bool = True) -> Plan:
+def load(subscription_id: str, principal: Principal) -> Plan:
     """The plan of a subscription the principal may consume (404 / 403 otherwise)."""
     found = subscription(subscription_id)
     require_consume(principal, found)
+    return of(found)
+
+
+def of(found: Subscription) -> Plan:
+    """The plan of a subscription. Reading its committed offsets gives partitions without
+    a cursor one (`committed.initialize`; for read_from end that reads Redis).
+    """
     partitions = tuple(
         Partition(et.name, et.stream_id, p)
         for et in sorted(found.event_types.all(), key=lambda et: et.name)
@@ -88,5 +95,5 @@ def load(subscription_id: str, principal: Principal, with_offsets: bool = True) 
         mode=found.mode,
         commit_timeout=found.commit_timeout,
         partitions=partitions,
-        offsets=committed.offsets(found) if with_offsets else {},
+        offsets=committed.offsets(found),
     )

@@ -48,8 +48,5 @@ def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpRespo
         for p in range(et.partition_count)
     ]
     subscription.delete()
-    # Its sessions close with `subscription_deleted`; its groups and leases go with it.
-    client = redis_client()
-    client.publish(delivery.control_channel(str(subscription_id)), "deleted")
-    delivery.reset(client, str(subscription_id), partitions)
+    delivery.forget(redis_client(), str(subscription_id), partitions)
     return HttpResponse(status=204)

@@ -218,7 +218,8 @@ def test_a_websocket_session_receives_batches_and_commits_on_the_socket(api, liv
             assert refused["problem"]["status"] == 401
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(socket.recv(), 10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4401
 
     asyncio.run(scenario())
     cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]

@@ -64,7 +64,8 @@ def test_a_stream_delivers_every_event_in_order_with_the_stream_id(api, open_str
     stream = open_stream(
         subscription, batch_limit=10, max_uncommitted_events=25, batch_flush_timeout=1
     )
-    assert stream.status == 200 and stream.id
+    assert stream.status == 200
+    assert stream.id
     stream.wait(lambda s: len(s.events) == 25)
     assert numbers(stream.events) == [f"A-{i}" for i in range(25)]
     sizes = [len(b["events"]) for b in stream.data_batches()]
@@ -137,7 +138,8 @@ def test_max_uncommitted_events_holds_back_until_a_commit(api, open_stream):
     # After the first batch comes a keep-alive, not more events: the session waits for a
     # commit.
     stream.wait(lambda s: len(s.batches) >= 2)
-    assert len(stream.events) == 5 and "events" not in stream.batches[1]
+    assert len(stream.events) == 5
+    assert "events" not in stream.batches[1]
     assert stream.commit(stream.last_cursor()).status_code == 204
     stream.wait(lambda s: len(s.events) == 10)
     assert numbers(stream.events) == [f"A-{i}" for i in range(10)]
@@ -203,7 +205,8 @@ def test_commits_answer_204_200_and_422_as_nakadi_does(api, open_stream):
     assert again.json()["items"][0]["cursor"]["offset"] == cursor["offset"]
     never_sent = {**cursor, "offset": f"{int(cursor['offset'].split('-')[0]) + 10**6}-0"}
     refused = stream.commit(never_sent)
-    assert refused.status_code == 422 and "never sent" in refused.json()["detail"]
+    assert refused.status_code == 422
+    assert "never sent" in refused.json()["detail"]
     for bad in (
         {**cursor, "offset": "yesterday"},
         {**cursor, "partition": "9"},
@@ -215,7 +218,8 @@ def test_commits_answer_204_200_and_422_as_nakadi_does(api, open_stream):
         json={"items": [cursor]},
         headers={"X-Nakadi-StreamId": "not-a-session"},
     )
-    assert unknown.status_code == 422 and "not a live session" in unknown.json()["detail"]
+    assert unknown.status_code == 422
+    assert "not a live session" in unknown.json()["detail"]
     cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
     assert {c["partition"]: c["offset"] for c in cursors}[partition] == cursor["offset"]
 
@@ -289,7 +293,8 @@ def test_server_sent_events_frame_batches_keep_alives_and_the_close(api, live_se
     ]
     assert "keep-alive" in kinds
     close = dict(line.split(": ", 1) for line in messages[-2].splitlines())
-    assert close["event"] == "close" and "id" not in close
+    assert close["event"] == "close"
+    assert "id" not in close
     assert orjson.loads(close["data"])["close_reason"] == "stream_timeout"
 
 

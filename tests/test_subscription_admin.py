@@ -1,10 +1,17 @@
-"""The subscription admin: created by the API's rules, identity fixed afterwards."""
+"""The subscription admin: created by the API's rules (cursors included), identity fixed
+afterwards, deleted as the API deletes.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from events import streams
+from events.connections import redis_client
+from events.cursors import BEGIN
+from events.leases import lease_key
 from events.models import Cursor, EventType, Subscription
+from events.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +40,6 @@ def form(order_type, **extra):
         "mode": "ordered",
         "commit_timeout": "60",
         "max_deliveries": "10",
-        "cursors-TOTAL_FORMS": "0",
-        "cursors-INITIAL_FORMS": "0",
         **extra,
     }
 
@@ -60,9 +65,7 @@ def test_the_admin_refuses_what_the_api_refuses(admin_client, order_type):
 def test_the_pages_render_with_cursors_read_only(admin_client, order_type):
     admin_client.post(ADD, form(order_type))
     subscription = Subscription.objects.get()
-    Cursor.objects.create(
-        subscription=subscription, event_type=order_type, partition=1, offset="1795252632832-4"
-    )
+    Cursor.objects.filter(subscription=subscription, partition=1).update(offset="1795252632832-4")
     listing = admin_client.get("/admin/events/subscription/")
     assert "billing" in listing.content.decode()
     page = admin_client.get(f"/admin/events/subscription/{subscription.pk}/change/")
@@ -70,3 +73,58 @@ def test_the_pages_render_with_cursors_read_only(admin_client, order_type):
     assert page.status_code == 200
     assert "1795252632832-4" in text
     assert 'name="owning_application"' not in text  # fixed once created
+
+
+def cursors_of(subscription: Subscription) -> dict[int, str]:
+    return dict(Cursor.objects.filter(subscription=subscription).values_list("partition", "offset"))
+
+
+def test_a_subscription_created_in_the_admin_reads_from_the_end_as_of_its_creation(
+    admin_client, order_type
+):
+    newest = redis_client().xadd(streams.log_key(order_type.stream_id, 0), {"n": "1"}).decode()
+    response = admin_client.post(ADD, form(order_type, read_from="end"))
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    redis_client().xadd(streams.log_key(order_type.stream_id, 0), {"n": "2"})
+    assert cursors_of(Subscription.objects.get()) == {0: newest, 1: BEGIN}
+
+
+def test_a_subscription_created_in_the_admin_from_the_beginning_gets_begin_cursors(
+    admin_client, order_type
+):
+    admin_client.post(ADD, form(order_type, read_from="begin"))
+    assert cursors_of(Subscription.objects.get()) == {0: BEGIN, 1: BEGIN}
+
+
+def test_a_subscription_created_while_redis_is_down_is_saved_with_a_warning(
+    admin_client, order_type, settings
+):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    response = admin_client.post(ADD, form(order_type, read_from="end"), follow=True)
+    assert response.status_code == 200
+    notes = [str(m) for m in response.context["messages"]]
+    assert any("Redis is not answering" in note for note in notes), notes
+    assert cursors_of(Subscription.objects.get()) == {}  # set when it is first read
+
+
+def test_the_add_page_has_no_cursors_section(admin_client, order_type):
+    page = admin_client.get(ADD)
+    assert page.status_code == 200
+    assert "cursors-TOTAL_FORMS" not in page.content.decode()
+
+
+def test_deleting_a_subscription_in_the_admin_drops_its_redis_state(admin_client, order_type):
+    admin_client.post(ADD, form(order_type))
+    subscription = Subscription.objects.get()
+    sub = str(subscription.pk)
+    client = redis_client()
+    log = streams.log_key(order_type.stream_id, 0)
+    client.xgroup_create(log, sub, id="0", mkstream=True)
+    client.hset(lease_key(order_type.stream_id, 0, sub), mapping={"session": "s-1", "token": 1})
+    response = admin_client.post(
+        f"/admin/events/subscription/{sub}/delete/", {"post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    assert not Subscription.objects.exists()
+    assert not client.exists(lease_key(order_type.stream_id, 0, sub))
+    assert client.xinfo_groups(log) == []

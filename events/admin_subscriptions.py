@@ -1,0 +1,341 @@
+"""The subscription admin: create and edit subscriptions, see their committed cursors and
+live state in Redis (sessions, owners, lag), and reset their cursors.
+
+Creation goes through the API's rules (`events.forms.SubscriptionForm`) and initializes
+the cursors at once, as `POST /api/subscriptions` does; a reset is the API's PATCH
+(`events.cursor_api.reset`), so sessions close with `cursor_reset` either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.safestring import SafeString
+
+from events import committed, cursor_api, delivery, plans, stats, streams
+from events.connections import redis_client
+from events.cursors import Cursor
+from events.forms import Position, ResetCursorsForm, SubscriptionForm
+from events.models import Cursor as CursorRow
+from events.models import Subscription
+from events.plans import Plan
+from events.problems import Problem
+from events.sessions import LIVE_LUA, sessions_key
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
+
+logger = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.RedisError, OSError)
+
+CHANGE_FIELDSETS: _FieldsetSpec = (
+    (
+        "Identity (fixed once created)",
+        {
+            "fields": (
+                "id",
+                "owning_application",
+                "event_types",
+                "consumer_group",
+                "read_from",
+                "initial_cursors",
+            )
+        },
+    ),
+    ("Delivery", {"fields": ("mode", "commit_timeout", "max_deliveries")}),
+    (
+        "Live state (from Redis)",
+        {
+            "fields": ("live_state",),
+            "description": "Read from Redis when this page was loaded. Offsets are Redis "
+            "entry ids; a session id is the X-Nakadi-StreamId its client was given.",
+        },
+    ),
+    ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+)
+
+
+@dataclass(frozen=True)
+class LiveState:
+    partitions: list[stats.PartitionStats]
+    sessions: list[tuple[str, int]]  # (live session id, partitions it owns), by id
+
+
+def read_live_state(subscription: Subscription) -> LiveState:
+    """What Redis says of the subscription now; raises Redis's errors."""
+    plan = plans.of(subscription)
+    partitions = stats.partition_stats(plan)
+    client = redis_client()
+    live: Any = client.register_script(LIVE_LUA)(keys=[sessions_key(plan.subscription)])
+    owned = Counter(s.stream_id for s in partitions if s.state == "assigned")
+    sessions = [(session, owned[session]) for session in sorted(s.decode() for s in live)]
+    return LiveState(partitions, sessions)
+
+
+def newest_offsets(plan: Plan) -> dict[Position, str]:
+    """The newest offset of each partition of the plan, in its order; one read per type."""
+    by_type: dict[tuple[str, str], list[int]] = {}
+    for p in plan.partitions:
+        by_type.setdefault((p.event_type, p.stream), []).append(p.partition)
+    newest = {
+        (name, info.partition): info.newest_available_offset
+        for (name, stream), numbers in by_type.items()
+        for info in streams.partition_info(stream, numbers)
+    }
+    return {p.position: newest[p.position] for p in plan.partitions}
+
+
+class CursorInline(admin.TabularInline):
+    """The committed cursors, read-only: move them with "Reset cursors"."""
+
+    model = CursorRow
+    verbose_name = "committed cursor"
+    extra = 0
+    can_delete = False
+    fields = ("event_type", "partition", "offset", "committed_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionForm
+    list_display = (
+        "id",
+        "owning_application",
+        "consumer_group",
+        "types",
+        "mode",
+        "read_from",
+        "created_at",
+    )
+    list_filter = ("mode", "read_from", "owning_application")
+    search_fields = ("owning_application", "consumer_group", "event_types__name", "id")
+    filter_horizontal = ("event_types",)
+    actions = ("reset_cursors",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        return super().get_queryset(request).prefetch_related("event_types")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Subscription | None = None) -> _FieldsetSpec:
+        return super().get_fieldsets(request, obj) if obj is None else CHANGE_FIELDSETS
+
+    def get_inlines(
+        self, request: HttpRequest, obj: Subscription | None = None
+    ) -> list[type[InlineModelAdmin]]:
+        return [] if obj is None else [CursorInline]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Subscription | None = None
+    ) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        # The identity and starting point are fixed once created, as in Nakadi.
+        return (
+            "id",
+            "owning_application",
+            "event_types",
+            "consumer_group",
+            "read_from",
+            "initial_cursors",
+            "created_at",
+            "updated_at",
+            "live_state",
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        reset = self.admin_site.admin_view(self.reset_cursors_view)
+        return [
+            path(
+                "<path:object_id>/reset-cursors/",
+                reset,
+                name="events_subscription_reset_cursors",
+            ),
+            *super().get_urls(),
+        ]
+
+    def save_related(
+        self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
+    ) -> None:
+        """Save the event types, then (on creation) the cursors: read_from "end" means the
+        end as of now, as through the API.
+        """
+        super().save_related(request, form, formsets, change)
+        if change:
+            return
+        subscription = form.instance
+        try:
+            committed.initialize(subscription)
+        except REDIS_ERRORS as error:
+            logger.warning("Redis unavailable to initialize %s: %s", subscription.pk, error)
+            messages.warning(
+                request,
+                f"Redis is not answering ({error}): the cursors of {subscription} are set "
+                "when it is first read, so a read_from of end means the end at that time.",
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Subscription) -> None:
+        doomed = _live_keys([obj])
+        super().delete_model(request, obj)
+        _forget(request, doomed)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        doomed = _live_keys(queryset)
+        super().delete_queryset(request, queryset)
+        _forget(request, doomed)
+
+    @admin.display(description="event types")
+    def types(self, obj: Subscription) -> str:
+        return ", ".join(sorted(et.name for et in obj.event_types.all()))
+
+    @admin.display(description="live state")
+    def live_state(self, obj: Subscription) -> SafeString:
+        """Each partition's owner, committed offset and lag, and the live sessions, read
+        from Redis now; "Redis is not answering" if that fails.
+        """
+        context: dict[str, Any] = {"subscription": obj}
+        try:
+            context["live"] = read_live_state(obj)
+        except REDIS_ERRORS as error:
+            logger.warning("Redis unavailable for the live state of %s: %s", obj.pk, error)
+            context["error"] = error
+        return render_to_string("admin/events/subscription/live_state.html", context)
+
+    @admin.action(description="Reset cursors of the selected subscriptions", permissions=["change"])
+    def reset_cursors(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> HttpResponse | None:
+        """Ask where to (back to the change list on this form), then reset."""
+        subscriptions = list(queryset)
+        hidden = [
+            ("action", "reset_cursors"),
+            *((ACTION_CHECKBOX_NAME, str(s.pk)) for s in subscriptions),
+        ]
+        return self._reset(request, subscriptions, hidden)
+
+    def reset_cursors_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The same as the action, for one subscription, from its change page."""
+        subscription = self.get_object(request, unquote(object_id))
+        if subscription is None:
+            raise Http404(f"There is no subscription with id {object_id!r}.")
+        if not self.has_change_permission(request, subscription):
+            raise PermissionDenied
+        response = self._reset(request, [subscription], hidden=[])
+        if response is not None:
+            return response
+        return HttpResponseRedirect(
+            reverse("admin:events_subscription_change", args=[subscription.pk])
+        )
+
+    def _reset(
+        self, request: HttpRequest, subscriptions: list[Subscription], hidden: list[tuple[str, str]]
+    ) -> HttpResponse | None:
+        """The confirmation page; once confirmed, the resets and None (their outcome is in
+        messages). Offsets of "end" are the newest when the operator confirms.
+        """
+        try:
+            targets = [(s, plans.of(s)) for s in subscriptions]
+            newest = {s.pk: newest_offsets(plan) for s, plan in targets}
+        except REDIS_ERRORS as error:
+            self.message_user(
+                request, f"Redis is not answering ({error}); no cursor was reset.", messages.ERROR
+            )
+            return None
+        confirmed = request.method == "POST" and "apply" in request.POST
+        forms = [
+            (
+                s,
+                plan,
+                ResetCursorsForm(
+                    request.POST if confirmed else None,
+                    prefix=str(s.pk),
+                    committed=plan.offsets,
+                    newest=newest[s.pk],
+                ),
+            )
+            for s, plan in targets
+        ]
+        if confirmed and all([form.is_valid() for _, _, form in forms]):
+            for subscription, plan, form in forms:
+                self._apply(request, subscription, plan, form.cursors())
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "forms": [(s, form) for s, _, form in forms],
+            "hidden": hidden,
+            "title": "Reset cursors",
+            "original": subscriptions[0] if not hidden else None,
+        }
+        return TemplateResponse(request, "admin/events/subscription/reset_cursors.html", context)
+
+    def _apply(
+        self, request: HttpRequest, subscription: Subscription, plan: Plan, cursors: list[Cursor]
+    ) -> None:
+        """One reset, reported in a message and the subscription's history."""
+        try:
+            cursor_api.reset(plan, cursors)
+        except Problem as problem:
+            self.message_user(request, f"{subscription}: {problem.detail}", messages.ERROR)
+            return
+        except REDIS_ERRORS as error:
+            self.message_user(
+                request,
+                f"{subscription}: Redis is not answering ({error}); the reset may be "
+                "incomplete: check its cursors and reset them again.",
+                messages.ERROR,
+            )
+            return
+        moves = ", ".join(f"{c.event_type}/{c.partition} to {c.offset}" for c in cursors)
+        self.log_change(request, subscription, f"Reset cursors: {moves}.")
+        self.message_user(
+            request,
+            f"The cursors of {subscription} were reset ({moves}); its sessions were closed "
+            "with cursor_reset.",
+            messages.SUCCESS,
+        )
+
+
+def _live_keys(subscriptions: Any) -> list[tuple[str, list[tuple[str, int]]]]:
+    """(subscription id, its partitions as (stream, partition)) of each subscription."""
+    return [
+        (
+            str(s.pk),
+            [(et.stream_id, p) for et in s.event_types.all() for p in range(et.partition_count)],
+        )
+        for s in subscriptions
+    ]
+
+
+def _forget(request: HttpRequest, doomed: list[tuple[str, list[tuple[str, int]]]]) -> None:
+    """Close the sessions of deleted subscriptions and drop their groups and leases, as
+    the API's DELETE does; a warning if Redis fails (leases lapse, groups stay).
+    """
+    try:
+        client = redis_client()
+        for subscription, partitions in doomed:
+            delivery.forget(client, subscription, partitions)
+    except REDIS_ERRORS as error:
+        messages.warning(
+            request,
+            f"Redis is not answering ({error}): sessions of the deleted subscriptions end "
+            "when their leases lapse, and their consumer groups stay in Redis.",
+        )
