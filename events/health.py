@@ -7,6 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
+from events import draining
 from events.connections import redis_client
 
 
@@ -31,6 +32,8 @@ def ready(request: HttpRequest) -> JsonResponse:
         checks["database"] = "ok"
     except Exception as error:  # any driver's error means "not ready"
         checks["database"] = f"error: {error}"
+    if draining.draining():
+        checks["server"] = "draining: it is shutting down"
     ok = all(value == "ok" for value in checks.values())
     return JsonResponse(
         {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503

@@ -50,6 +50,19 @@ def stop(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> 
     return process.returncode
 
 
+def drain(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> int | None:
+    """Ask a server to drain (SIGUSR1: it closes its streams and stops by itself); `stop`
+    it if it has not within `timeout`.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGUSR1)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not drain within %.0f s", name, timeout)
+    return stop(process, name)
+
+
 class PortBusy(OSError):
     """Something already listens on the address asked for."""
 

@@ -23,6 +23,7 @@ import orjson
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
+from events import draining
 from events.batches import Batch
 from events.connections import async_redis_client
 from events.cursors import parse_offset
@@ -100,12 +101,16 @@ class StreamSession:
         self._started = False  # the first batch tells that the stream started
         self._idle_ticks = 0  # flush timeouts passed without a partition to send on
         self._idle_due = 0.0
+        self._left = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
         """Register the session; 409 when the subscription has no partition left for it."""
         channel = control_channel(self.plan.subscription)
+        if draining.draining():
+            raise Problem(503, "This server is shutting down; retry.", headers={"Retry-After": "1"})
+        draining.track(self)
         try:
             await hub().listen(channel, self._on_control)
             if await self._client.exists(resetting_key(self.plan.subscription)):
@@ -176,6 +181,18 @@ class StreamSession:
         finally:
             await asyncio.shield(self._leave(nudge=True))
 
+    def shutdown(self) -> None:
+        """End the session with `shutdown` (the server drains); its partitions are handed
+        over at once.
+        """
+        if self._closing is None:
+            self._closing = "shutdown"
+        self._wake.set()
+
+    async def closed(self) -> None:
+        """Return once the session has left the subscription."""
+        await self._left.wait()
+
     def last_batch(self, info: dict[str, str]) -> Batch:
         """A keep-alive batch carrying `info`, with the last cursor sent (for the close)."""
         last = self._last_cursor
@@ -200,6 +217,9 @@ class StreamSession:
                 await self._client.publish(control_channel(self.plan.subscription), "rebalance")
         except Exception as error:  # leases and the session lapse on their own
             logger.warning("session %s could not leave cleanly: %s", self.id, error)
+        finally:
+            draining.untrack(self)
+            self._left.set()
 
     # -- control messages ---------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from events import draining  # noqa: E402
 from events.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -36,6 +37,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+draining.install()  # SIGUSR1: close every stream with `shutdown`, then stop
 
 # Everything loaded so far lives as long as the process: keep it out of the collector's
 # scans, and collect young objects less often, since parsing one published batch of 1,000

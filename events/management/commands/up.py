@@ -22,7 +22,15 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from events.processes import PortBusy, default_server_count, listen, server_command, spawn, stop
+from events.processes import (
+    PortBusy,
+    default_server_count,
+    drain,
+    listen,
+    server_command,
+    spawn,
+    stop,
+)
 from events.redis_server import start_redis, wait_for_redis
 
 
@@ -73,9 +81,14 @@ class Command(BaseCommand):
         finally:
             for listener in listeners:
                 listener.close()
-            # Reverse start order: servers, worker, then Redis.
+            # Servers drain first, all at once: their streams close with `shutdown` and
+            # hand partitions over at once. Then the worker, then Redis.
+            servers = [(n, p) for n, p in children if n.startswith("server")]
+            for _, process in servers:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGUSR1)
             for name, process in reversed(children):
-                code = stop(process, name)
+                code = drain(process, name) if (name, process) in servers else stop(process, name)
                 self.stdout.write(f"Stopped {name} (exit {code}).")
 
     def _redis(self, children: list[tuple[str, subprocess.Popen[bytes]]]) -> str:

@@ -1,0 +1,85 @@
+"""The drain of a server process before it stops (DESIGN section 7).
+
+Daphne cancels every application instance at once on SIGTERM (measured: the client sees
+a cut transfer, and partitions wait for their leases to lapse). So the server is drained
+first, on SIGUSR1: readiness turns 503, new streams get 503, every stream session closes
+with `shutdown` and hands its partitions over at once, and then the process sends itself
+SIGTERM. `manage.py up` drains its servers this way; in production, send SIGUSR1 first
+(the Kubernetes preStop hook in deploy/k8s does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import weakref
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+DRAIN_SIGNAL = signal.SIGUSR1
+DRAIN_TIMEOUT = 10.0  # seconds the sessions get to close before the process stops anyway
+
+
+class Drainable(Protocol):
+    def shutdown(self) -> None: ...
+
+    async def closed(self) -> None: ...
+
+
+_sessions: weakref.WeakSet[Drainable] = weakref.WeakSet()
+_draining = False
+
+
+def draining() -> bool:
+    """True once this process started its drain: it takes no new streams."""
+    return _draining
+
+
+def track(session: Drainable) -> None:
+    """Close `session` with `shutdown` when the process drains."""
+    _sessions.add(session)
+    if _draining:
+        session.shutdown()
+
+
+def untrack(session: Drainable) -> None:
+    _sessions.discard(session)
+
+
+def install() -> None:
+    """Drain on SIGUSR1; called by the ASGI module (a no-op outside the main thread, where
+    Python allows no signal handler, e.g. when a test imports the module).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(DRAIN_SIGNAL, lambda signum, frame: _on_signal())
+
+
+def _on_signal() -> None:
+    global _draining
+    if _draining:
+        return
+    _draining = True
+    logger.info("draining %d stream sessions", len(_sessions))
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop.call_soon_threadsafe(lambda: loop.create_task(_drain()))
+
+
+async def _drain() -> None:
+    sessions = list(_sessions)
+    for session in sessions:
+        session.shutdown()
+    if sessions:
+        _, pending = await asyncio.wait(
+            [asyncio.ensure_future(s.closed()) for s in sessions], timeout=DRAIN_TIMEOUT
+        )
+        if pending:
+            logger.warning("%d sessions did not close within %.0f s", len(pending), DRAIN_TIMEOUT)
+    logger.info("drained; stopping")
+    os.kill(os.getpid(), signal.SIGTERM)

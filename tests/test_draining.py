@@ -1,0 +1,53 @@
+"""A server drains before it stops: streams close with `shutdown`, partitions move at once."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from events.clients import create_client
+from tests.conftest import database_url, start_live_server
+from tests.helpers import business_event, event_type_body
+from tests.streams import Stream
+
+
+@pytest.fixture
+def doomed_server(live_server, redis_url):
+    server = start_live_server(database_url(), redis_url)
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait(10)
+
+
+def test_sigusr1_closes_streams_with_shutdown_and_hands_partitions_over_at_once(
+    live_server, doomed_server
+):
+    token = create_client("shop", publish=["order.*"], consume=["order.*"])[1]
+    with live_server.client(token) as api:
+        assert api.post("/api/event-types", json=event_type_body()).status_code == 201
+        body = {
+            "owning_application": "shop",
+            "event_types": ["order.created"],
+            "read_from": "begin",
+        }
+        subscription = api.post("/api/subscriptions", json=body).json()["id"]
+        api.post("/api/event-types/order.created/events", json=[business_event("A-1")])
+        leaving = Stream(doomed_server.url, token, subscription, batch_flush_timeout=1)
+        try:
+            leaving.wait(lambda s: len(s.events) == 1)
+            assert leaving.commit(leaving.last_cursor()).status_code == 204
+            doomed_server.process.send_signal(signal.SIGUSR1)
+            assert leaving.wait_closed() == "shutdown"
+            assert doomed_server.process.wait(15) == 0
+        finally:
+            leaving.close()
+        # The lease was released, not left to lapse: a new session owns the partition now.
+        api.post("/api/event-types/order.created/events", json=[business_event("A-2")])
+        successor = Stream(live_server.url, token, subscription, batch_flush_timeout=1)
+        try:
+            successor.wait(lambda s: len(s.events) == 1, timeout=3)
+            assert [e["order_number"] for e in successor.events] == ["A-2"]
+        finally:
+            successor.close()
