@@ -88,14 +88,20 @@ def record(plan: Plan, cursors: list[Cursor], results: list[str]) -> None:
             )
 
 
-def render(cursors: list[Cursor], results: list[str]) -> dict[str, Any]:
-    """Nakadi's 200 body: each cursor with its result."""
+def render(body: Any, cursors: list[Cursor], results: list[str]) -> dict[str, Any]:
+    """Nakadi's 200 body: each cursor, with the cursor_token the client sent, and its result."""
+    items = body["items"]
     return {
         "items": [
-            {"cursor": cursor.as_json(), "result": result}
-            for cursor, result in zip(cursors, results, strict=True)
+            {"cursor": {**cursor.as_json(), "cursor_token": _token(item)}, "result": result}
+            for cursor, item, result in zip(cursors, items, results, strict=True)
         ]
     }
+
+
+def _token(item: dict[str, Any]) -> str:
+    token = item.get("cursor_token", "")
+    return token if isinstance(token, str) else ""
 
 
 def committed_offsets(plan: Plan) -> dict[tuple[str, int], str | None]:

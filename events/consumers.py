@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import Any
 from urllib.parse import parse_qsl
@@ -64,6 +65,8 @@ async def open_session(
     plan = await sync_to_async(plans.load)(subscription_id, principal)
     if plan.mode != "ordered":
         raise Problem(422, "Streaming a shared subscription is not supported yet.")
+    if not float(values.get("commit_timeout") or 0):  # unset or 0: the subscription's own
+        params = dataclasses.replace(params, commit_timeout=float(plan.commit_timeout))
     direct = _direct(plan, values["partitions"]) if "partitions" in values else None
     session = StreamSession(plan, params, direct)
     await session.open()
@@ -221,10 +224,11 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
 
 
 def _commit(plan: Plan, session: str, items: Any) -> dict[str, Any]:
-    cursors = commits.parse_items(plan, {"items": items})
+    body = {"items": items}
+    cursors = commits.parse_items(plan, body)
     results = commits.commit(plan, session, cursors)
     commits.record(plan, cursors, results)
-    return {"commit": commits.render(cursors, results)}
+    return {"commit": commits.render(body, cursors, results)}
 
 
 def _problem_body(problem: Problem) -> dict[str, Any]:

@@ -33,12 +33,13 @@ def subscription_cursors(request: HttpRequest, subscription_id: str) -> HttpResp
     session = request.headers.get("X-Nakadi-StreamId")
     if not session:
         raise Problem(422, "Send the stream's id in the X-Nakadi-StreamId header.")
-    cursors = commits.parse_items(plan, read_json(request))
+    body = read_json(request)
+    cursors = commits.parse_items(plan, body)
     results = commits.commit(plan, session, cursors)
     commits.record(plan, cursors, results)
     if all(result == commits.COMMITTED for result in results):
         return HttpResponse(status=204)
-    return json_response(commits.render(cursors, results))
+    return json_response(commits.render(body, cursors, results))
 
 
 def reset(plan: plans.Plan, cursors: list[Cursor]) -> None:

@@ -14,6 +14,11 @@ def sessions_key(subscription: str) -> str:
     return f"ss:{{sub:{subscription}}}:sessions"
 
 
+def direct_key(subscription: str) -> str:
+    """Hash: session id → JSON list of the [event type, partition] it asked for directly."""
+    return f"ss:{{sub:{subscription}}}:direct"
+
+
 # Register a session, or extend one, and drop every expired session.
 # KEYS[1] the subscription's sessions; ARGV[1] session id, ARGV[2] time to live in ms
 # ARGV[3] '1' to register (create), '0' to heartbeat (only extend an existing session)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from events.connections import redis_client
@@ -14,7 +15,7 @@ from events.cursors import BEGIN, parse_offset
 from events.delivery import committed_key
 from events.leases import lease_key
 from events.plans import Partition, Plan
-from events.sessions import sessions_key
+from events.sessions import direct_key, sessions_key
 from events.streams import log_key
 
 COUNT_CAP = 100_000  # unconsumed events counted one by one at most (without a group)
@@ -25,6 +26,7 @@ class PartitionStats:
     partition: Partition
     state: str  # assigned | reassigning | unassigned
     stream_id: str | None
+    direct: bool  # streamed by a session that asked for it by name
     committed: str
     unconsumed_events: int
     consumer_lag_seconds: int
@@ -34,7 +36,7 @@ class PartitionStats:
             "partition": str(self.partition.partition),
             "state": self.state,
             "unconsumed_events": self.unconsumed_events,
-            "assignment_type": "auto",
+            "assignment_type": "direct" if self.direct else "auto",
         }
         if self.stream_id:
             out["stream_id"] = self.stream_id
@@ -50,6 +52,13 @@ def partition_stats(plan: Plan) -> list[PartitionStats]:
     now_ms = now_s * 1000 + now_us // 1000
     members: Any = client.zrangebyscore(sessions_key(plan.subscription), f"({now_ms}", "+inf")
     live = {s.decode() for s in members}
+    claims: Any = client.hgetall(direct_key(plan.subscription))
+    direct = {
+        (name, int(number))
+        for session, raw in claims.items()
+        if session.decode() in live
+        for name, number in orjson.loads(raw)
+    }
     pipe = client.pipeline(transaction=False)
     for p in plan.partitions:
         pipe.hget(lease_key(p.stream, p.partition, plan.subscription), "session")
@@ -82,7 +91,9 @@ def partition_stats(plan: Plan) -> list[PartitionStats]:
             state = "assigned"
         else:
             state = "reassigning"  # its session is gone; the lease lapses within seconds
-        out.append(PartitionStats(p, state, owner, committed, unconsumed, int(lag)))
+        out.append(
+            PartitionStats(p, state, owner, p.position in direct, committed, unconsumed, int(lag))
+        )
     return out
 
 

@@ -54,10 +54,7 @@ def _number(name: str, value: Any, minimum: int) -> int:
 
 def parse(values: Mapping[str, Any]) -> StreamParams:
     """Parameters from a query string or a JSON body; 0 means Nakadi's default where it does."""
-    known = set(_INTEGERS) | set(_SECONDS)
-    unknown = sorted(set(values) - known - {"partitions"})
-    if unknown:
-        raise StreamParamError(f"unknown stream parameters: {', '.join(unknown)}")
+    # Unknown parameters are ignored, as Nakadi does: clients send their own extras.
     counts = {
         name: _number(name, values[name], low) for name, low in _INTEGERS.items() if name in values
     }
@@ -89,6 +86,4 @@ def parse(values: Mapping[str, Any]) -> StreamParams:
         raise StreamParamError("stream_limit must be at least batch_limit (or 0, unlimited)")
     if params.stream_timeout < params.batch_flush_timeout:
         raise StreamParamError("stream_timeout must be at least batch_flush_timeout")
-    if params.batch_limit > params.max_uncommitted_events:
-        raise StreamParamError("batch_limit must be at most max_uncommitted_events")
     return params

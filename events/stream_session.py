@@ -33,7 +33,7 @@ from events.leases import Lease, Leases
 from events.plans import Partition, Plan, Position
 from events.problems import Problem
 from events.rebalance import TooManySessions, fair_share
-from events.sessions import Sessions
+from events.sessions import Sessions, direct_key
 from events.stream_params import StreamParams
 from events.streams import log_key
 
@@ -43,11 +43,6 @@ HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomput
 SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
 
 Send = Callable[[Batch], Awaitable[None]]
-
-
-def direct_key(subscription: str) -> str:
-    """Hash: session id → JSON list of the [event type, partition] it asked for directly."""
-    return f"ss:{{sub:{subscription}}}:direct"
 
 
 @dataclass
@@ -102,6 +97,8 @@ class StreamSession:
         self._idle_ticks = 0  # flush timeouts passed without a partition to send on
         self._idle_due = 0.0
         self._left = asyncio.Event()
+        self._finishing: str | None = None  # why the stream ends once its commits are in
+        self._committed_events = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -134,18 +131,22 @@ class StreamSession:
     async def run(self, send: Send) -> str:
         """Stream until a close reason arises; returns it. Leaves the subscription on the way
         out (also when cancelled because the client went away).
+
+        As in Nakadi, a stream that reaches its timeout, stream limit or keep-alive limit
+        first stops reading and waits (up to the commit timeout) for the commits of what it
+        sent, so that its client can still commit them; `stream_limit` counts committed
+        events.
         """
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        stream_end = started + self.params.stream_timeout
-        heartbeat_due = started
+        stream_end = loop.time() + self.params.stream_timeout
+        heartbeat_due = loop.time()
         try:
             while self._closing is None:
                 self._wake.clear()
                 now = loop.time()
-                if now >= stream_end:
+                if self._finishing is None and now >= stream_end:
                     await self._flush(send, now, force=True)
-                    return "stream_timeout"
+                    self._finishing = "stream_timeout"
                 if now >= heartbeat_due:
                     heartbeat_due = now + HEARTBEAT_SECONDS
                     await self._heartbeat()
@@ -153,25 +154,33 @@ class StreamSession:
                     self._rebalance = False
                     await self._assign()
                 if self._uncommitted() and now - self._commit_clock > self.params.commit_timeout:
-                    return "commit_timeout"
-                await self._fill()
+                    return self._finishing or "commit_timeout"
+                if self._finishing is None:
+                    await self._fill()
                 await self._flush(send, loop.time())
-                if self.params.stream_limit and self._sent_events >= self.params.stream_limit:
+                limit = self.params.stream_limit
+                if limit and self._committed_events >= limit:
                     return "stream_limit"
-                if self._keepalive_limit_reached():
-                    return "keep_alive_limit"
+                if self._finishing is None and self._keepalive_limit_reached():
+                    self._finishing = "keep_alive_limit"
+                if self._finishing is not None and not self._uncommitted():
+                    return self._finishing
                 await self._hand_over()
-                if any(o.more and self._budget(o) > 0 for o in self._readable()):
+                if self._finishing is None and any(
+                    o.more and self._budget(o) > 0 for o in self._readable()
+                ):
                     continue
-                deadline = min(
-                    stream_end, heartbeat_due, *(o.flush_due for o in self._owned.values())
-                )
+                deadlines = [heartbeat_due, *(o.flush_due for o in self._owned.values())]
+                if self._finishing is None:
+                    deadlines.append(stream_end)
                 if not self._owned:
-                    deadline = min(deadline, self._idle_due)
+                    deadlines.append(self._idle_due)
                 if self._uncommitted():
-                    deadline = min(deadline, self._commit_clock + self.params.commit_timeout)
+                    deadlines.append(self._commit_clock + self.params.commit_timeout)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - loop.time()))
+                    await asyncio.wait_for(
+                        self._wake.wait(), max(0.0, min(deadlines) - loop.time())
+                    )
             return self._closing
         except redis.ResponseError:
             # A reset or delete destroys the groups under a session that is about to close.
@@ -249,6 +258,7 @@ class StreamSession:
                 owned.committed = max(owned.committed, position)
                 while owned.unacked and owned.unacked[0] <= owned.committed:
                     owned.unacked.popleft()
+                    self._committed_events += 1
                 # Any commit, also of the offset already committed (the keep-alive
                 # commit), restarts the commit timeout.
                 self._commit_clock = asyncio.get_running_loop().time()

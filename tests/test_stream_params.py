@@ -45,10 +45,15 @@ def test_zero_and_too_long_mean_the_default():
         ({"stream_limit": 5, "batch_limit": 10, "max_uncommitted_events": 20}, "stream_limit"),
         ({"stream_timeout": 10, "batch_flush_timeout": 20}, "stream_timeout"),
         ({"commit_timeout": 61}, "commit_timeout"),
-        ({"batch_limit": 50}, "max_uncommitted_events"),
-        ({"bacth_limit": 5}, "bacth_limit"),
     ],
 )
 def test_invalid_values_and_combinations_are_named(values, named):
     with pytest.raises(StreamParamError, match=named):
         parse(values)
+
+
+def test_unknown_parameters_are_ignored_and_batch_limit_may_exceed_max_uncommitted():
+    """As in Nakadi: a batch then holds what max_uncommitted_events allows, flushed on time."""
+    params = parse({"batch_limit": 50, "client_extra": "x"})
+    assert params.batch_limit == 50
+    assert params.max_uncommitted_events == 10

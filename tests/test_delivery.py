@@ -1,0 +1,138 @@
+"""The fenced delivery scripts against the real redis-server: claims, sent marks, commits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from events import delivery
+from events.connections import redis_client
+from events.delivery import Delivery, committed_key
+from events.leases import Leases
+from events.streams import log_key
+
+SUB = "sub-1"
+
+
+def run(scenario):
+    async def main():
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        try:
+            return await scenario(Delivery(client), Leases(client), client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def append(count: int) -> list[str]:
+    return [
+        redis_client().xadd(log_key("s", 0), {"e": f'{{"n":{i}}}'}).decode() for i in range(count)
+    ]
+
+
+def commit(session: str, offset: str) -> str:
+    return delivery.commit(redis_client(), SUB, session, "s", 0, offset)
+
+
+def test_a_commit_acks_everything_up_to_its_offset_and_only_its_owner_may_commit():
+    ids = append(5)
+
+    async def scenario(d, leases, client):
+        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        assert await d.prepare(lease, "BEGIN") == "BEGIN"
+        read = await d.read([(lease, 5)])
+        assert [offset for offset, _ in read[0]] == ids
+        assert await d.mark_sent(lease, ids[2])
+        return lease
+
+    run(scenario)
+    assert commit("b", ids[1]) == "not_owner"
+    assert commit("a", ids[3]) == "undelivered"  # read, but never sent to the client
+    assert commit("a", ids[1]) == "committed"
+    assert redis_client().xpending(log_key("s", 0), SUB)["pending"] == 3
+    assert commit("a", ids[0]) == "outdated"
+    assert commit("a", ids[1]) == "outdated"  # the keep-alive commit
+    assert redis_client().get(committed_key("s", 0, SUB)).decode() == ids[1]
+
+
+def test_a_new_owner_claims_what_the_old_one_left_pending_in_order():
+    ids = append(4)
+
+    async def scenario(d, leases, client):
+        old = await leases.acquire("s", 0, SUB, "old", 10_000)
+        await d.prepare(old, "BEGIN")
+        await d.read([(old, 4)])
+        await leases.release(old)
+        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        assert await d.claim(old, "0-0", 10) is None  # fenced: no longer the old one's
+        first = await d.claim(new, "0-0", 3)
+        rest = await d.claim(new, first.next_start, 3)
+        return first, rest
+
+    first, rest = run(scenario)
+    assert [offset for offset, _ in first.entries] == ids[:3]
+    assert [offset for offset, _ in rest.entries] == ids[3:]
+    assert rest.next_start == "0-0"
+
+
+def test_a_trimmed_pending_entry_is_acked_instead_of_claimed():
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        old = await leases.acquire("s", 0, SUB, "old", 10_000)
+        await d.prepare(old, "BEGIN")
+        await d.read([(old, 3)])
+        await client.xdel(log_key("s", 0), ids[1])
+        await leases.release(old)
+        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        return await d.claim(new, "0-0", 10)
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == [ids[0], ids[2]]
+    assert redis_client().xpending(log_key("s", 0), SUB)["pending"] == 2
+
+
+def test_the_group_starts_after_the_committed_offset():
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        assert await d.prepare(lease, ids[1]) == ids[1]
+        return await d.read([(lease, 10)])
+
+    assert [offset for offset, _ in run(scenario)[0]] == [ids[2]]
+
+
+def test_releasing_drops_the_consumer_only_when_nothing_is_pending_for_it():
+    append(2)
+
+    async def scenario(d, leases, client):
+        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        await d.prepare(lease, "BEGIN")
+        await d.read([(lease, 2)])
+        await d.release(lease)
+        consumers = await client.xinfo_consumers(log_key("s", 0), SUB)
+        idle = await leases.acquire("s", 0, SUB, "b", 10_000)
+        await d.release(idle)
+        after = await client.xinfo_consumers(log_key("s", 0), SUB)
+        return consumers, after
+
+    consumers, after = run(scenario)
+    assert [c["name"] for c in consumers] == [b"a"]  # kept: two entries still pending
+    assert [c["name"] for c in after] == [b"a"]  # "b" had nothing pending: dropped
+
+
+@pytest.mark.parametrize("offset", ["9-0", "10-0"])
+def test_offsets_compare_as_number_pairs_in_lua(offset):
+    async def scenario(d, leases, client):
+        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        await d.prepare(lease, "BEGIN")
+        await d.mark_sent(lease, "10-0")
+
+    run(scenario)
+    assert commit("a", offset) == "committed"
+    assert commit("a", "11-0") == "undelivered"
