@@ -285,7 +285,7 @@ def test_server_sent_events_frame_batches_keep_alives_and_the_close(api, live_se
     response = httpx.get(
         f"{live_server.url}/api/subscriptions/{subscription}/events",
         # The event stays uncommitted: the stream waits one commit timeout for it, then ends.
-        params={"stream_timeout": 2, "batch_flush_timeout": 1, "commit_timeout": 1},
+        params={"stream_timeout": 1, "batch_flush_timeout": 1, "commit_timeout": 2},
         headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
         timeout=10,
     )
