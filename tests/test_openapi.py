@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import yaml
@@ -17,7 +20,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from events.docs import OPENAPI_PATH
-from tests.conftest import bearer
+from tests.conftest import LiveServer, bearer
 from tests.helpers import business_event, event_type_body
 
 SPEC: dict[str, Any] = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
@@ -100,18 +103,56 @@ def django_routes() -> set[str]:
     }
 
 
+def channels_routes() -> dict[str, set[str]]:
+    """The routes that Channels consumers serve in front of Django (`streamsite/asgi.py`),
+    by protocol (`http`, `websocket`), as OpenAPI path templates.
+    """
+    threshold = gc.get_threshold()
+    from streamsite import asgi  # it tunes the collector for a server process: undo that
+
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+    return {
+        protocol: {
+            "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(route.pattern))
+            for route in router.routes
+            if str(route.pattern)  # the catch-all that hands the rest to Django
+        }
+        for protocol, router in asgi.application.application_mapping.items()
+    }
+
+
+STREAM_PATHS = {
+    path for path in SPEC["paths"] if path.endswith("/events") and "{subscription_id}" in path
+}
+
+
 def sample_path(template: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda match: SAMPLES[match[1]], template)
 
 
-def assert_matches_spec(method: str, path_template: str, response: Any) -> None:
+def documents(content_type: str, body: bytes) -> list[Any]:
+    """The JSON documents of a body: one, or one a line for a JSON stream (NDJSON)."""
+    if content_type == "application/x-json-stream":
+        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    if content_type.endswith("json"):
+        return [orjson.loads(body)]
+    return []
+
+
+def assert_matches_spec(
+    method: str, path_template: str, response: Any, body: bytes | None = None
+) -> None:
     """Fail unless the document lists `response`'s status for the operation, its required
-    headers are present, and its body matches the schema for its content type.
+    headers are present, and its body matches the schema for its content type (each line's,
+    for a JSON stream). `response` is Django's or httpx's; `body` is the part of a streamed
+    body that was read, when not all of it was.
     """
+    body = response.content if body is None else body
     location = pointer("paths", path_template, method.lower())
     operation = lookup(location)
     status = str(response.status_code)
-    answer = f"{method.upper()} {path_template} answered {status}: {response.content[:300]!r}"
+    answer = f"{method.upper()} {path_template} answered {status}: {body[:300]!r}"
     assert status in operation["responses"], f"undocumented status; {answer}"
     documented, location = deref(
         operation["responses"][status], location + pointer("responses", status)
@@ -120,19 +161,21 @@ def assert_matches_spec(method: str, path_template: str, response: Any) -> None:
         assert not header.get("required") or name in response.headers, f"no {name}; {answer}"
     content = documented.get("content")
     if not content:
-        assert response.content == b"", f"the body should be empty; {answer}"
+        assert body == b"", f"the body should be empty; {answer}"
         return
-    content_type = response["Content-Type"].split(";")[0].strip()
+    content_type = response.headers["Content-Type"].split(";")[0].strip()
     assert content_type in content, f"undocumented content type {content_type}; {answer}"
-    if not content_type.endswith("json"):
-        return
-    schema = {"$ref": f"{SPEC_URI}#{location}{pointer('content', content_type, 'schema')}"}
+    where = f"{location}{pointer('content', content_type, 'schema')}"
+    for document in documents(content_type, body):
+        assert_valid(document, where, answer)
+
+
+def assert_valid(document: Any, location: str, answer: str = "") -> None:
+    """Fail unless `document` matches the schema at `location` in the document."""
+    schema = {"$ref": f"{SPEC_URI}#{location}"}
     validator = Draft202012Validator(schema, registry=REGISTRY, format_checker=FORMATS)
-    errors = [
-        f"{list(e.absolute_path)}: {e.message}"
-        for e in validator.iter_errors(orjson.loads(response.content))
-    ]
-    assert not errors, f"the body does not match the document: {errors}; {answer}"
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    assert not errors, f"{document!r} does not match the document: {errors}; {answer}"
 
 
 # -- the document itself ---------------------------------------------------------------
@@ -223,14 +266,27 @@ def test_it_uses_only_the_bearer_security_scheme() -> None:
     assert public == {"/api/openapi.json", "/api/openapi.yaml", "/health/live", "/health/ready"}
 
 
-def test_it_documents_exactly_the_routes_django_serves() -> None:
+def test_it_documents_exactly_the_routes_the_server_serves() -> None:
     routes = django_routes()
     assert "/api/event-types/{name}/events" in routes
-    assert set(SPEC["paths"]) == routes
+    streams = {path for path in channels_routes()["http"] if path.startswith(("/api/", "/health/"))}
+    assert streams == STREAM_PATHS == {"/api/subscriptions/{subscription_id}/events"}
+    assert set(SPEC["paths"]) == routes | streams
+
+
+def test_it_describes_every_websocket_route() -> None:
+    """OpenAPI cannot model a WebSocket: each one is described in the text instead."""
+    sockets = channels_routes()["websocket"]
+    assert sockets == {"/ws/subscriptions/{subscription_id}"}
+    for path in sockets:
+        assert path in SPEC["info"]["description"]
+        assert any(path in operation["description"] for _, _, operation in operations())
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", sorted(p for p in SPEC["paths"] if p.startswith("/api/")))
+@pytest.mark.parametrize(
+    "path", sorted(p for p in SPEC["paths"] if p.startswith("/api/") and p not in STREAM_PATHS)
+)
 def test_it_documents_exactly_the_methods_each_api_path_accepts(client, path):
     documented = {method for method in METHODS if method in SPEC["paths"][path]}
     for method in METHODS:
@@ -241,6 +297,21 @@ def test_it_documents_exactly_the_methods_each_api_path_accepts(client, path):
             assert response.status_code == 405, f"{method.upper()} {path}"
             allowed = {m.strip().lower() for m in response["Allow"].split(",")} - {"head"}
             assert allowed == documented, path
+
+
+@pytest.mark.parametrize("path", sorted(STREAM_PATHS))
+def test_it_documents_exactly_the_methods_each_stream_path_accepts(live_server, path):
+    """Streams are Channels consumers, not Django views: ask the real server."""
+    documented = {method for method in METHODS if method in SPEC["paths"][path]}
+    with live_server.client() as http:
+        for method in METHODS:
+            response = http.request(method.upper(), sample_path(path))
+            if method in documented:
+                assert response.status_code == 401, f"{method.upper()} {path}"
+            else:
+                assert response.status_code == 405, f"{method.upper()} {path}"
+                allowed = {m.strip().lower() for m in response.headers["Allow"].split(",")}
+                assert allowed == documented, path
 
 
 # -- real responses against the document -----------------------------------------------
@@ -320,6 +391,59 @@ def test_it_describes_a_subscription_s_whole_life(client, admin_token, order_typ
     assert_matches_spec("delete", "/api/subscriptions/{subscription_id}", deleted)
     invalid = call(client, "post", "/api/subscriptions", admin_token, {**body, "event_types": []})
     assert_matches_spec("post", "/api/subscriptions", invalid)
+
+
+SUBSCRIPTION = "/api/subscriptions/{subscription_id}"
+
+
+def subscribe(client, token: str) -> str:
+    """A subscription to order.created from the beginning; its URL."""
+    body = {"owning_application": "billing", "event_types": ["order.created"], "read_from": "begin"}
+    created = call(client, "post", "/api/subscriptions", token, body)
+    assert created.status_code == 201, created.content
+    return f"/api/subscriptions/{created.json()['id']}"
+
+
+def test_it_describes_a_subscription_s_cursors_and_stats(
+    client, admin_token, stranger_token, order_type
+):
+    path = subscribe(client, admin_token)
+    published = call(client, "post", f"{ORDER}/events", admin_token, [business_event("A-1")])
+    assert published.status_code == 200
+    cursors = call(client, "get", f"{path}/cursors", admin_token)
+    assert [(c["partition"], c["offset"]) for c in cursors.json()["items"]] == [
+        ("0", "BEGIN"),
+        ("1", "BEGIN"),
+    ]
+    assert_matches_spec("get", f"{SUBSCRIPTION}/cursors", cursors)
+    stats = call(client, "get", f"{path}/stats?show_time_lag=true", admin_token)
+    (item,) = stats.json()["items"]
+    assert sum(p["unconsumed_events"] for p in item["partitions"]) == 1
+    assert all("consumer_lag_seconds" in p for p in item["partitions"])
+    assert_matches_spec("get", f"{SUBSCRIPTION}/stats", stats)
+    without_lag = call(client, "get", f"{path}/stats", admin_token)
+    assert not any(
+        "consumer_lag_seconds" in p for p in without_lag.json()["items"][0]["partitions"]
+    )
+    assert_matches_spec("get", f"{SUBSCRIPTION}/stats", without_lag)
+    reset = {"items": [{"event_type": "order.created", "partition": "1", "offset": "BEGIN"}]}
+    patched = call(client, "patch", f"{path}/cursors", admin_token, reset)
+    assert patched.status_code == 204
+    assert_matches_spec("patch", f"{SUBSCRIPTION}/cursors", patched)
+    refused = call(
+        client,
+        "post",
+        f"{path}/cursors",
+        admin_token,
+        {"items": [{**reset["items"][0], "cursor_token": "x"}]},
+        HTTP_X_NAKADI_STREAMID=str(uuid.uuid4()),
+    )
+    assert refused.status_code == 422
+    assert "not a live session" in refused.json()["detail"]
+    assert_matches_spec("post", f"{SUBSCRIPTION}/cursors", refused)
+    forbidden = call(client, "get", f"{path}/stats", stranger_token)
+    assert forbidden.status_code == 403
+    assert_matches_spec("get", f"{SUBSCRIPTION}/stats", forbidden)
 
 
 def test_it_describes_schema_versions_and_their_pages(client, producer_token, order_type):
@@ -423,6 +547,14 @@ CASES: list[tuple[str, str, str, str | None, Any, dict[str, Any], int]] = [
      [business_event()], {}, 403),
     ("publish to an unknown type", "post", "/api/event-types/{name}/events", "producer",
      [business_event()], {"path": "/api/event-types/nothing/events"}, 404),
+    ("cursors of an unknown subscription", "get", "/api/subscriptions/{subscription_id}/cursors",
+     "admin", None, {}, 404),
+    ("commit without a token", "post", "/api/subscriptions/{subscription_id}/cursors", None,
+     {"items": []}, {}, 401),
+    ("reset on an unknown subscription", "patch",
+     "/api/subscriptions/{subscription_id}/cursors", "admin", {"items": []}, {}, 404),
+    ("stats of an unknown subscription", "get", "/api/subscriptions/{subscription_id}/stats",
+     "admin", None, {}, 404),
 ]
 # fmt: on
 
@@ -506,3 +638,128 @@ def test_it_sends_the_site_root_to_the_docs(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"] == "/docs"
+
+
+# -- streams, from the real server ------------------------------------------------------
+
+STREAM = "/api/subscriptions/{subscription_id}/events"
+BATCH = pointer("components", "schemas", "Batch")
+
+
+@pytest.fixture
+def consumer(live_server: LiveServer, admin_token: str) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client of the real server, and a subscription (from the beginning) to
+    order.created, which has one partition and holds one event.
+    """
+    with live_server.client(admin_token) as http:
+        assert http.post(ET, json=event_type_body()).status_code == 201
+        body = {"owning_application": "billing", "event_types": ["order.created"]}
+        created = http.post("/api/subscriptions", json={**body, "read_from": "begin"})
+        assert created.status_code == 201
+        assert http.post(f"{ORDER}/events", json=[business_event("A-1")]).status_code == 200
+        yield http, f"/api/subscriptions/{created.json()['id']}"
+
+
+def first_batch(lines: Iterator[str]) -> tuple[bytes, dict[str, Any]]:
+    """The lines of a stream up to its first batch with events, and that batch. The caller
+    keeps `lines`: once the last reference to it is dropped, httpx closes the connection.
+    """
+    read = b""
+    for line in lines:
+        read += line.encode() + b"\n"
+        batch = orjson.loads(line)
+        if "events" in batch:
+            return read, batch
+    pytest.fail(f"the stream ended without events: {read!r}")
+
+
+def test_it_describes_a_streamed_batch(consumer):
+    http, path = consumer
+    params = {"stream_limit": 1, "batch_flush_timeout": 1}
+    with http.stream("GET", f"{path}/events", params=params) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        read, batch = first_batch(lines)
+    assert [event["order_number"] for event in batch["events"]] == ["A-1"]
+    assert batch["info"]["stream_id"] == response.headers["X-Nakadi-StreamId"]
+    assert_matches_spec("get", STREAM, response, body=read)
+
+
+def test_it_describes_a_stream_s_end_as_server_sent_events(consumer):
+    http, path = consumer
+    # The event stays uncommitted: at its keep-alive limit the stream waits a commit
+    # timeout for its commit, sending keep-alives, then ends.
+    body = {
+        "max_uncommitted_events": 5,
+        "batch_flush_timeout": 1,
+        "stream_keep_alive_limit": 1,
+        "commit_timeout": 2,
+    }
+    response = http.post(f"{path}/events", json=body, headers={"Accept": "text/event-stream"})
+    assert_matches_spec("post", STREAM, response)
+    messages = [
+        dict(line.split(": ", 1) for line in block.splitlines())
+        for block in response.text.split("\n\n")
+        if block.strip() and not block.startswith("retry:")
+    ]
+    # The batch with the event, keep-alives, the last batch (a keep-alive), the close.
+    kinds = [m["event"] for m in messages]
+    assert kinds[0] == "batch"
+    assert kinds[-1] == "close"
+    assert set(kinds[1:-1]) == {"keep-alive"}
+    assert [("id" in m) for m in messages] == [True] + [False] * (len(messages) - 1)
+    for message in messages[:-1]:
+        assert_valid(orjson.loads(message["data"]), BATCH)
+    last = orjson.loads(messages[-2]["data"])["info"]["close_reason"]
+    assert last == orjson.loads(messages[-1]["data"])["close_reason"] == "keep_alive_limit"
+
+
+def test_it_describes_a_commit_of_a_live_stream(consumer):
+    http, path = consumer
+    with http.stream("GET", f"{path}/events", params={"batch_flush_timeout": 1}) as response:
+        lines = response.iter_lines()
+        _, batch = first_batch(lines)
+        stream = {"X-Nakadi-StreamId": response.headers["X-Nakadi-StreamId"]}
+        committed = http.post(f"{path}/cursors", json={"items": [batch["cursor"]]}, headers=stream)
+    assert committed.status_code == 204, committed.text
+    assert_matches_spec("post", f"{SUBSCRIPTION}/cursors", committed)
+    cursors = http.get(f"{path}/cursors").json()["items"]
+    assert [c["offset"] for c in cursors] == [batch["cursor"]["offset"]]
+
+
+def test_it_describes_an_outdated_commit(consumer):
+    http, path = consumer
+    with http.stream("GET", f"{path}/events", params={"batch_flush_timeout": 1}) as response:
+        lines = response.iter_lines()
+        _, batch = first_batch(lines)
+        stream = {"X-Nakadi-StreamId": response.headers["X-Nakadi-StreamId"]}
+        for _ in range(2):
+            answer = http.post(f"{path}/cursors", json={"items": [batch["cursor"]]}, headers=stream)
+    assert answer.status_code == 200
+    assert [item["result"] for item in answer.json()["items"]] == ["outdated"]
+    assert_matches_spec("post", f"{SUBSCRIPTION}/cursors", answer)
+
+
+def test_it_describes_a_stream_that_cannot_open(live_server, consumer):
+    http, path = consumer
+    cases = [
+        (httpx.get(f"{live_server.url}{path}/events"), "get", 401),
+        (http.get(f"/api/subscriptions/{uuid.uuid4()}/events"), "get", 404),
+        (http.get(f"{path}/events", params={"batch_limit": 0}), "get", 422),
+        (http.post(f"{path}/events", content=b"{nope"), "post", 400),
+        (
+            http.post(
+                f"{path}/events",
+                json={"partitions": [{"event_type": "order.created", "partition": "3"}]},
+            ),
+            "post",
+            422,
+        ),
+    ]
+    with http.stream("GET", f"{path}/events", params={"batch_flush_timeout": 1}) as holder:
+        lines = holder.iter_lines()
+        first_batch(lines)  # the only partition is taken
+        cases.append((http.get(f"{path}/events"), "get", 409))
+    for response, method, status in cases:
+        assert response.status_code == status, response.text
+        assert_matches_spec(method, STREAM, response)
