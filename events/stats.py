@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis
 
 from events.connections import redis_client
 from events.cursors import BEGIN, parse_offset
@@ -18,8 +17,6 @@ from events.plans import Partition, Plan
 from events.sessions import direct_key, sessions_key
 from events.streams import log_key
 
-COUNT_CAP = 100_000  # unconsumed events counted one by one at most (without a group)
-
 
 @dataclass(frozen=True)
 class PartitionStats:
@@ -28,16 +25,17 @@ class PartitionStats:
     stream_id: str | None
     direct: bool  # streamed by a session that asked for it by name
     committed: str
-    unconsumed_events: int
+    unconsumed_events: int | None  # None: unknown without scanning the partition
     consumer_lag_seconds: int
 
     def as_json(self, show_time_lag: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             "partition": str(self.partition.partition),
             "state": self.state,
-            "unconsumed_events": self.unconsumed_events,
             "assignment_type": "direct" if self.direct else "auto",
         }
+        if self.unconsumed_events is not None:
+            out["unconsumed_events"] = self.unconsumed_events
         if self.stream_id:
             out["stream_id"] = self.stream_id
         if show_time_lag:
@@ -61,28 +59,28 @@ def partition_stats(plan: Plan) -> list[PartitionStats]:
     }
     pipe = client.pipeline(transaction=False)
     for p in plan.partitions:
+        key = log_key(p.stream, p.partition)
         pipe.hget(lease_key(p.stream, p.partition, plan.subscription), "session")
         pipe.get(committed_key(p.stream, p.partition, plan.subscription))
-        pipe.xinfo_groups(log_key(p.stream, p.partition))
-        pipe.xpending(log_key(p.stream, p.partition), plan.subscription)
+        pipe.xinfo_groups(key)
+        pipe.xpending(key, plan.subscription)
+        pipe.xlen(key)
+        pipe.xrevrange(key, count=1)
     replies = pipe.execute(raise_on_error=False)
+    rows = [replies[6 * i : 6 * i + 6] for i in range(len(plan.partitions))]
+    committed = [
+        stored.decode() if isinstance(stored, bytes) else plan.offsets.get(p.position, BEGIN)
+        for p, (_, stored, *_) in zip(plan.partitions, rows, strict=True)
+    ]
+    pipe = client.pipeline(transaction=False)
+    for p, offset in zip(plan.partitions, committed, strict=True):
+        pipe.xrange(log_key(p.stream, p.partition), _after(offset), count=1)
+    oldest_unconsumed = pipe.execute()
     out = []
-    for i, p in enumerate(plan.partitions):
-        holder, stored, groups, pending = replies[4 * i : 4 * i + 4]
-        committed = (
-            stored.decode() if isinstance(stored, bytes) else plan.offsets.get(p.position, BEGIN)
-        )
-        group = _group(groups, plan.subscription)
-        unconsumed = None
-        if (
-            group is not None
-            and group.get("lag") is not None
-            and not isinstance(pending, Exception)
-        ):
-            unconsumed = int(group["lag"]) + int(pending["pending"])
-        oldest: Any = client.xrange(log_key(p.stream, p.partition), _after(committed), count=1)
-        if unconsumed is None:
-            unconsumed = _count_after(client, log_key(p.stream, p.partition), committed)
+    for p, row, offset, oldest in zip(
+        plan.partitions, rows, committed, oldest_unconsumed, strict=True
+    ):
+        holder, _, groups, pending, length, newest = row
         lag = max(0, (now_ms - parse_offset(oldest[0][0].decode())[0]) // 1000) if oldest else 0
         owner = holder.decode() if isinstance(holder, bytes) else None
         if owner is None:
@@ -91,10 +89,35 @@ def partition_stats(plan: Plan) -> list[PartitionStats]:
             state = "assigned"
         else:
             state = "reassigning"  # its session is gone; the lease lapses within seconds
+        unconsumed = _unconsumed(_group(groups, plan.subscription), pending, length, newest, offset)
         out.append(
-            PartitionStats(p, state, owner, p.position in direct, committed, unconsumed, int(lag))
+            PartitionStats(p, state, owner, p.position in direct, offset, unconsumed, int(lag))
         )
     return out
+
+
+def _unconsumed(
+    group: dict[str, Any] | None, pending: Any, length: Any, newest: Any, committed: str
+) -> int | None:
+    """Events after the committed offset: the group's lag (not yet delivered) plus its
+    pending entries (delivered, not committed). Without a group: the whole partition from
+    BEGIN, none when nothing came after the offset, else unknown (None; Nakadi's field is
+    optional) rather than a scan of the partition.
+    """
+    if group is not None and group.get("lag") is not None and not isinstance(pending, Exception):
+        return int(group["lag"]) + int(pending["pending"])
+    if not oldest_after(newest, committed):
+        return 0
+    if committed == BEGIN and isinstance(length, int):
+        return length
+    return None
+
+
+def oldest_after(newest: Any, committed: str) -> bool:
+    """True when the partition's newest entry comes after the committed offset."""
+    if isinstance(newest, Exception) or not newest:
+        return False
+    return parse_offset(newest[0][0].decode()) > parse_offset(committed)
 
 
 def _group(groups: Any, name: str) -> dict[str, Any] | None:
@@ -108,13 +131,6 @@ def _group(groups: Any, name: str) -> dict[str, Any] | None:
 
 def _after(offset: str) -> str:
     return "-" if offset == BEGIN else f"({offset}"
-
-
-def _count_after(client: redis.Redis, key: str, offset: str) -> int:
-    if offset == BEGIN:
-        return int(client.xlen(key))
-    entries: Any = client.xrange(key, _after(offset), count=COUNT_CAP)
-    return len(entries)
 
 
 def render(plan: Plan, stats: list[PartitionStats], show_time_lag: bool) -> dict[str, Any]:

@@ -127,7 +127,9 @@ def test_the_committed_offset_in_redis_is_the_one_shown(admin_client, order_type
     redis_client().xadd(log, {"n": "2"})
     redis_client().set(committed_key(order_type.stream_id, 0, str(subscription.pk)), first)
     html = change_page(admin_client, subscription)
-    assert cells(html, event_type="order.created", partition=0)[4:6] == [first, "1"]
+    # No session read the partition yet, so Redis has no group to count from: the count
+    # is unknown rather than a scan of the partition.
+    assert cells(html, event_type="order.created", partition=0)[4:6] == [first, "unknown"]
 
 
 def test_the_page_says_redis_is_not_answering_instead_of_failing(
