@@ -91,6 +91,21 @@ class SubscriptionStream(AsyncHttpConsumer):
         except (redis.ConnectionError, redis.TimeoutError) as error:
             await self._answer(redis_unavailable(error))
             return
+        self._writer: asyncio.Task[str] | None = None
+        try:
+            await self._stream(session)
+        finally:
+            # However handle() ends (also cancelled by the server), the session leaves.
+            writer = self._writer
+            if writer is None:
+                await session.abandon()
+            elif not writer.done():
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+
+    async def _stream(self, session: StreamSession) -> None:
+        """Send the headers, then batches until the session closes or the client leaves."""
         sse = batches.accepts_sse(_header(self.scope, b"accept") or "")
         await self.send_headers(
             headers=[
@@ -108,14 +123,13 @@ class SubscriptionStream(AsyncHttpConsumer):
         async def send_batch(batch: Batch) -> None:
             await self.send_body(frame(batch), more_body=True)
 
-        writer = asyncio.create_task(session.run(send_batch))
+        writer = self._writer = asyncio.create_task(session.run(send_batch))
         gone = asyncio.create_task(self._client_gone())
-        await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
-        if not writer.done():  # the client left: the session ends at once
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        try:
+            await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not writer.done():  # the client left: the caller ends the session at once
             return
         try:
             reason = writer.result()

@@ -81,6 +81,19 @@ if deleted and #deleted > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(del
 return {claimed[1], claimed[2]}
 """
 
+# Read new entries, as the lease holder only: a session whose lease moved on must not
+# take entries into its pending list that the new owner would then never see.
+# KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group, ARGV[4] count
+# Returns the entries (possibly none), or false without the lease.
+READ_LUA = """
+local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
+if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[3], ARGV[1], 'COUNT', ARGV[4],
+                         'STREAMS', KEYS[2], '>')
+if not reply then return {} end
+return reply[1][2]
+"""
+
 # Record the last offset sent to the client of the lease holder.
 # KEYS[1] lease; ARGV[1] session, ARGV[2] token, ARGV[3] offset. Returns 1, or 0 without
 # the lease.
@@ -91,8 +104,9 @@ redis.call('HSET', KEYS[1], 'sent', ARGV[3])
 return 1
 """
 
-# Commit a cursor: ack every pending entry up to it, as the lease holder, and tell the
-# subscription's sessions.
+# Commit a cursor: ack every entry pending for the lease holder up to it, and tell the
+# subscription's sessions. (What earlier owners left pending is claimed, in order, before
+# anything newer is read, so nothing of theirs lies below an offset sent to this one.)
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed
 # ARGV[1] session (stream id), ARGV[2] group, ARGV[3] offset, ARGV[4] channel,
 # ARGV[5] partition name for the message ("<stream>:<p>")
@@ -114,7 +128,7 @@ if not after(oms, oseq, cms, cseq) then
   return 'outdated'
 end
 while true do
-  local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', ARGV[3], 500)
+  local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', ARGV[3], 500, ARGV[1])
   if #pending == 0 then break end
   local ids = {}
   for i, entry in ipairs(pending) do ids[i] = entry[1] end
@@ -168,6 +182,7 @@ class Delivery:
         self._prepare = client.register_script(PREPARE_LUA)
         self._claim = client.register_script(CLAIM_LUA)
         self._sent = client.register_script(SENT_LUA)
+        self._read = client.register_script(READ_LUA)
         self._release = client.register_script(RELEASE_LUA)
 
     async def prepare(self, lease: Lease, db_offset: str) -> str | None:
@@ -190,16 +205,21 @@ class Delivery:
             return None
         return Claimed(reply[0].decode(), _entries(reply[1]))
 
-    async def read(self, reads: Sequence[tuple[Lease, int]]) -> list[list[tuple[str, bytes]]]:
-        """New entries for each (lease, count), in one round trip; never blocks (the hub
-        says when there is more).
+    async def read(
+        self, reads: Sequence[tuple[Lease, int]]
+    ) -> list[list[tuple[str, bytes]] | None]:
+        """New entries for each (lease, count), in one round trip; None for a lease that is
+        no longer the caller's. Never blocks (the hub says when there is more).
         """
         async with self._client.pipeline(transaction=False) as pipe:
             for lease, count in reads:
-                key = log_key(lease.event_type, lease.partition)
-                pipe.xreadgroup(lease.subscription, lease.session, {key: ">"}, count=count)
+                await self._read(
+                    keys=_keys(lease)[:2],
+                    args=[lease.session, lease.token, lease.subscription, count],
+                    client=pipe,
+                )
             replies = await pipe.execute()
-        return [_entries(reply[0][1]) if reply else [] for reply in replies]
+        return [None if reply is None else _entries(reply) for reply in replies]
 
     async def mark_sent(self, lease: Lease, offset: str) -> bool:
         """Record `offset` as sent, before the client sees it; False without the lease."""

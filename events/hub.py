@@ -63,7 +63,7 @@ class StreamHub:
         """Call `wake()` whenever the stream at `key` gets entries, until `unwatch`."""
         new = key not in self._watchers
         self._watchers.setdefault(key, set()).add(wake)
-        if self._reader is None or self._reader.done():
+        if self._reader is None:
             self._reader = asyncio.create_task(self._read_forever(), name="stream-hub")
         elif new:
             self._interrupt()
@@ -90,19 +90,26 @@ class StreamHub:
             logger.debug("could not unblock the hub's read: %s", error)
 
     async def _read_forever(self) -> None:
+        # A socket timeout beyond the block time: a half-open connection ends in an error
+        # and a new connection, instead of a read that never returns.
+        timeout = BLOCK_MS / 1000 + CLIENT_OPTIONS["socket_timeout"]
         connection = aioredis.Redis.from_url(
-            self._url, single_connection_client=True, **{**CLIENT_OPTIONS, "socket_timeout": None}
+            self._url,
+            single_connection_client=True,
+            **{**CLIENT_OPTIONS, "socket_timeout": timeout},
         )
         try:
             while self._watchers:
                 try:
                     await self._read_once(connection)
-                except redis.RedisError as error:
+                except (redis.RedisError, OSError) as error:
                     self._blocked_client = None
                     logger.warning("stream hub: %s; reading again in %.1f s", error, RETRY_SECONDS)
                     self._wake_all()  # sessions read on their own meanwhile
                     await asyncio.sleep(RETRY_SECONDS)
         finally:
+            # Before any await: a watch() from now on starts a new reader.
+            self._reader = None
             self._blocked_client = None
             await connection.aclose()
 

@@ -61,6 +61,7 @@ class Owned:
     keepalives: int = 0  # empty batches in a row
     more: bool = True  # the last read may have left entries behind
     releasing: bool = False
+    commit_clock: float = 0.0  # when its commit timeout started counting
 
     @property
     def key(self) -> str:
@@ -91,7 +92,6 @@ class StreamSession:
         self._closing: str | None = None
         self._rebalance = True
         self._sent_events = 0
-        self._commit_clock = 0.0  # when the commit timeout started counting
         self._last_cursor: Batch | None = None
         self._started = False  # the first batch tells that the stream started
         self._idle_ticks = 0  # flush timeouts passed without a partition to send on
@@ -150,10 +150,12 @@ class StreamSession:
                 if now >= heartbeat_due:
                     heartbeat_due = now + HEARTBEAT_SECONDS
                     await self._heartbeat()
-                if self._rebalance:
+                if self._rebalance and self._closing is None:
                     self._rebalance = False
                     await self._assign()
-                if self._uncommitted() and now - self._commit_clock > self.params.commit_timeout:
+                if self._closing is not None:
+                    break  # e.g. taken for dead: read nothing more
+                if self._commit_deadline() < now:
                     return self._finishing or "commit_timeout"
                 if self._finishing is None:
                     await self._fill()
@@ -175,8 +177,7 @@ class StreamSession:
                     deadlines.append(stream_end)
                 if not self._owned:
                     deadlines.append(self._idle_due)
-                if self._uncommitted():
-                    deadlines.append(self._commit_clock + self.params.commit_timeout)
+                deadlines.append(self._commit_deadline())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), max(0.0, min(deadlines) - loop.time())
@@ -197,6 +198,10 @@ class StreamSession:
         if self._closing is None:
             self._closing = "shutdown"
         self._wake.set()
+
+    async def abandon(self) -> None:
+        """Leave without having run (the client went away before the stream started)."""
+        await asyncio.shield(self._leave(nudge=True))
 
     async def closed(self) -> None:
         """Return once the session has left the subscription."""
@@ -260,8 +265,8 @@ class StreamSession:
                     owned.unacked.popleft()
                     self._committed_events += 1
                 # Any commit, also of the offset already committed (the keep-alive
-                # commit), restarts the commit timeout.
-                self._commit_clock = asyncio.get_running_loop().time()
+                # commit), restarts the partition's commit timeout.
+                owned.commit_clock = asyncio.get_running_loop().time()
 
     # -- membership and assignment --------------------------------------------------------
 
@@ -379,8 +384,12 @@ class StreamSession:
             hub().unwatch(owned.key, watcher)
 
     def _drop(self, owned: Owned) -> None:
+        """Forget a partition (released, or its lease lost). What it sent uncommitted goes
+        to the next owner, so it no longer counts against stream_limit here.
+        """
         self._unwatch(owned)
         self._owned.pop(owned.partition.position, None)
+        self._sent_events -= len(owned.unacked)
 
     async def _hand_over(self) -> None:
         """Release the partitions this session should give up, once what it sent of them
@@ -403,22 +412,42 @@ class StreamSession:
     def _uncommitted(self) -> int:
         return sum(len(o.unacked) for o in self._owned.values())
 
-    def _budget(self, owned: Owned) -> int:
+    def _commit_deadline(self) -> float:
+        """When the first partition with uncommitted events reaches its commit timeout
+        (infinity when all is committed). Each partition has its own clock, so commits on
+        one partition never keep another's uncommitted events, or its hand-over, waiting.
+        """
+        clocks = [o.commit_clock for o in self._owned.values() if o.unacked]
+        return min(clocks) + self.params.commit_timeout if clocks else float("inf")
+
+    def _allowance(self) -> int:
+        """Events the session may still read: max_uncommitted_events and stream_limit,
+        minus what is uncommitted and what it holds unsent.
+        """
         held = sum(len(o.buffer) + sum(map(len, o.ready)) for o in self._owned.values())
-        budget = min(
-            self.params.batch_limit - len(owned.buffer),
-            self.params.max_uncommitted_events - self._uncommitted() - held,
-        )
+        allowance = self.params.max_uncommitted_events - self._uncommitted() - held
         if self.params.stream_limit:
-            budget = min(budget, self.params.stream_limit - self._sent_events - held)
-        return budget if not owned.ready else 0
+            allowance = min(allowance, self.params.stream_limit - self._sent_events - held)
+        return allowance
+
+    def _budget(self, owned: Owned, allowance: int | None = None) -> int:
+        if owned.ready:
+            return 0
+        allowance = self._allowance() if allowance is None else allowance
+        return min(self.params.batch_limit - len(owned.buffer), allowance)
 
     async def _fill(self) -> None:
+        """Read what the budgets allow: first what earlier owners left pending, then new
+        entries, in one round trip for all partitions. The allowance is shared, so the
+        reads of all partitions together stay within the session's limits.
+        """
+        allowance = self._allowance()
         reads: list[tuple[Owned, int]] = []
         for owned in self._readable():
-            budget = self._budget(owned)
+            budget = self._budget(owned, allowance)
             if budget <= 0 or not owned.more:
                 continue
+            allowance -= budget
             if owned.claim_from is not None:
                 claimed = await self._delivery.claim(owned.lease, owned.claim_from, budget)
                 if claimed is None:
@@ -426,15 +455,22 @@ class StreamSession:
                     continue
                 owned.claim_from = None if claimed.next_start == "0-0" else claimed.next_start
                 self._add(owned, claimed.entries)
-                owned.more = owned.claim_from is not None or len(claimed.entries) < budget
+                allowance += budget - len(claimed.entries)
+                owned.more = True  # more to claim, or `>` not tried yet
             else:
+                # Cleared before the read: a wake-up that arrives while it is in flight
+                # sets it again and is not lost.
+                owned.more = False
                 reads.append((owned, budget))
         if not reads:
             return
         results = await self._delivery.read([(o.lease, n) for o, n in reads])
         for (owned, budget), entries in zip(reads, results, strict=True):
+            if entries is None:  # the lease moved on: read nothing more from it
+                self._drop(owned)
+                continue
             self._add(owned, entries)
-            owned.more = len(entries) >= budget
+            owned.more = owned.more or len(entries) >= budget
 
     def _add(self, owned: Owned, entries: list[tuple[str, bytes]]) -> None:
         span_ms = self.params.batch_timespan * 1000
@@ -453,11 +489,11 @@ class StreamSession:
         """Send full batches, and on each partition whose flush timeout passed whatever it
         holds, or a keep-alive batch with its last cursor.
         """
+        spent = self._allowance() <= 0  # no batch can fill up: send what there is
         for owned in list(self._owned.values()):
             if owned.releasing:
-                owned.buffer, owned.ready = [], []  # stays pending: the next owner gets it
-                continue
-            due = force or now >= owned.flush_due
+                continue  # keeps what it holds, in case the hand-over is called off
+            due = force or now >= owned.flush_due or (spent and bool(owned.buffer))
             if due and owned.buffer:
                 owned.ready.append(owned.buffer)
                 owned.buffer = []
@@ -484,8 +520,8 @@ class StreamSession:
         if not await self._delivery.mark_sent(owned.lease, offset):
             self._drop(owned)
             return False
-        if not self._uncommitted():
-            self._commit_clock = asyncio.get_running_loop().time()
+        if not owned.unacked:
+            owned.commit_clock = asyncio.get_running_loop().time()
         batch = self._batch(owned.partition, offset, [payload for _, payload in events])
         owned.sent = offset
         owned.unacked.extend(parse_offset(o) for o, _ in events)

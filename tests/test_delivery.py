@@ -136,3 +136,19 @@ def test_offsets_compare_as_number_pairs_in_lua(offset):
     run(scenario)
     assert commit("a", offset) == "committed"
     assert commit("a", "11-0") == "undelivered"
+
+
+def test_only_the_lease_holder_reads_new_entries():
+    append(2)
+
+    async def scenario(d, leases, client):
+        old = await leases.acquire("s", 0, SUB, "old", 10_000)
+        await d.prepare(old, "BEGIN")
+        await leases.release(old)
+        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        await d.prepare(new, "BEGIN")
+        return await d.read([(old, 10), (new, 10)])
+
+    stale, fresh = run(scenario)
+    assert stale is None
+    assert len(fresh) == 2

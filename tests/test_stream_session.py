@@ -1,0 +1,179 @@
+"""A StreamSession driven directly against the real redis-server: limits across
+partitions, called-off hand-overs, per-partition commit timeouts. No database and no HTTP:
+the session makes no ORM call once it is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+
+from events import delivery
+from events.connections import redis_client
+from events.delivery import control_channel
+from events.plans import Partition, Plan
+from events.sessions import sessions_key
+from events.stream_params import StreamParams
+from events.stream_session import StreamSession
+from events.streams import log_key
+
+
+def make_plan(partitions: int) -> Plan:
+    stream = uuid.uuid4().hex[:8]
+    parts = tuple(Partition("t", stream, p) for p in range(partitions))
+    return Plan(
+        str(uuid.uuid4()),
+        "ordered",
+        60,
+        parts,
+        {(p.event_type, p.partition): "BEGIN" for p in parts},
+    )
+
+
+def publish(plan: Plan, partition: int, count: int, prefix: str = "e") -> list[str]:
+    key = log_key(plan.partitions[partition].stream, partition)
+    return [
+        redis_client().xadd(key, {"e": orjson.dumps(f"{prefix}{i}")}).decode() for i in range(count)
+    ]
+
+
+def commit(plan: Plan, session: str, partition: int, offset: str) -> str:
+    part = plan.partitions[partition]
+    return delivery.commit(
+        redis_client(), plan.subscription, session, part.stream, partition, offset
+    )
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.batches = []
+        self.changed = asyncio.Event()
+
+    async def __call__(self, batch) -> None:
+        self.batches.append(batch)
+        self.changed.set()
+
+    def events(self, partition: int | None = None) -> list[str]:
+        return [
+            orjson.loads(e)
+            for b in self.batches
+            if partition is None or b.partition == partition
+            for e in b.events
+        ]
+
+    async def wait(self, condition, within: float = 10.0) -> None:
+        async def until() -> None:
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(until(), within)
+
+
+async def wait_for(condition, within: float = 10.0) -> None:
+    """Poll a condition on the session's own state, failing after `within` seconds."""
+
+    async def until() -> None:
+        # The session's state has no event to wait on: poll it.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(until(), within)
+
+
+def test_limits_hold_across_partitions():
+    async def scenario() -> tuple[str, int, str, int]:
+        plan = make_plan(4)
+        for p in range(4):
+            publish(plan, p, 5)
+        params = StreamParams(
+            batch_limit=1, stream_limit=1, batch_flush_timeout=1, stream_timeout=1, commit_timeout=1
+        )
+        limited = StreamSession(plan, params)
+        await limited.open()
+        one = Collector()
+        first = await limited.run(one)
+        plan = make_plan(4)
+        for p in range(4):
+            publish(plan, p, 5)
+        params = StreamParams(
+            batch_limit=2,
+            max_uncommitted_events=2,
+            batch_flush_timeout=1,
+            stream_timeout=1,
+            commit_timeout=1,
+        )
+        windowed = StreamSession(plan, params)
+        await windowed.open()
+        two = Collector()
+        second = await windowed.run(two)
+        return first, len(one.events()), second, len(two.events())
+
+    first, sent_first, _, sent_second = asyncio.run(scenario())
+    assert sent_first == 1  # stream_limit=1 over four partitions
+    assert first == "stream_timeout"  # it ended waiting for a commit that never came
+    assert sent_second == 2  # max_uncommitted_events=2 over four partitions
+
+
+def test_a_hand_over_that_is_called_off_loses_nothing():
+    async def scenario() -> tuple[list[str], int]:
+        plan = make_plan(2)
+        session = StreamSession(
+            plan, StreamParams(batch_limit=2, max_uncommitted_events=100, batch_flush_timeout=30)
+        )
+        await session.open()
+        out = Collector()
+        task = asyncio.create_task(session.run(out))
+        await wait_for(lambda: len(session._owned) == 2)
+        publish(plan, 1, 2, "x")  # a full batch: sent, left uncommitted
+        await out.wait(lambda: len(out.events(1)) == 2)
+        publish(plan, 1, 1, "y")  # held: the batch is not full and no flush is due
+        owned = session._owned[("t", 1)]
+        await wait_for(lambda: len(owned.buffer) == 1)
+        other = "ffffffff-joiner"
+        redis_client().zadd(sessions_key(plan.subscription), {other: 10**15})
+        redis_client().publish(control_channel(plan.subscription), "rebalance")
+        await wait_for(lambda: any(o.releasing for o in session._owned.values()))
+        redis_client().zrem(sessions_key(plan.subscription), other)
+        redis_client().publish(control_channel(plan.subscription), "rebalance")
+        await wait_for(lambda: not any(o.releasing for o in session._owned.values()))
+        publish(plan, 1, 2, "z")
+        await out.wait(lambda: len(out.events(1)) == 4)
+        last = [b for b in out.batches if b.partition == 1 and b.events][-1].offset
+        assert commit(plan, session.id, 1, last) == "committed"
+        session.shutdown()
+        await task
+        pending = redis_client().xpending(log_key(plan.partitions[1].stream, 1), plan.subscription)
+        return out.events(1), pending["pending"]
+
+    sent, pending = asyncio.run(scenario())
+    assert sent == ["x0", "x1", "y0", "z0"]  # y0 was held through the called-off hand-over
+    assert pending == 1  # z1, read and held for the next batch: its next owner gets it
+
+
+def test_commits_on_one_partition_do_not_hold_off_another_partitions_commit_timeout():
+    async def scenario() -> tuple[str, float]:
+        plan = make_plan(2)
+        session = StreamSession(
+            plan, StreamParams(batch_limit=1, batch_flush_timeout=1, commit_timeout=1)
+        )
+        await session.open()
+        out = Collector()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        task = asyncio.create_task(session.run(out))
+        await wait_for(lambda: len(session._owned) == 2)
+        publish(plan, 0, 1, "a")
+        publish(plan, 1, 1, "b")
+        await out.wait(lambda: len(out.events()) == 2)
+        first = next(b for b in out.batches if b.partition == 0 and b.events).offset
+        while not task.done():  # keep committing partition 0 only
+            commit(plan, session.id, 0, first)
+            await asyncio.wait([task], timeout=0.2)
+        return task.result(), loop.time() - started
+
+    reason, took = asyncio.run(scenario())
+    assert reason == "commit_timeout"
+    assert took < 5
