@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from events import committed, delivery
-from events.connections import redis_client
+from events.connections import async_redis_client
 from events.cursors import Cursor, parse_offset
-from events.delivery import committed_key
 from events.leases import lease_key
-from events.models import EventType
 from events.plans import Plan
 from events.problems import Problem
 from events.sessions import sessions_key
@@ -31,29 +29,32 @@ def parse_items(plan: Plan, body: Any) -> list[Cursor]:
     return [plan.parse_cursor(item) for item in items]
 
 
-def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
+async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
     """Commit each cursor for `session` (the X-Nakadi-StreamId); returns per cursor
     "committed" or "outdated"; 422 (nothing committed) when the session is unknown, does
     not own a partition or never received an offset.
     """
-    client = redis_client()
-    if client.zscore(sessions_key(plan.subscription), session) is None:
+    client = async_redis_client()
+    if await client.zscore(sessions_key(plan.subscription), session) is None:
         raise Problem(422, f"Stream {session!r} is not a live session of this subscription.")
     targets = []
     for cursor in cursors:
         partition = plan.find((cursor.event_type, cursor.partition))
         assert partition is not None  # parse_cursor checked it
         targets.append((cursor, partition))
-    pipe = client.pipeline(transaction=False)
-    for _, partition in targets:
-        pipe.hmget(
-            lease_key(partition.stream, partition.partition, plan.subscription), "session", "sent"
-        )
-    for (cursor, _), (holder, sent) in zip(targets, pipe.execute(), strict=True):
+    async with client.pipeline(transaction=False) as pipe:
+        for _, partition in targets:
+            pipe.hmget(
+                lease_key(partition.stream, partition.partition, plan.subscription),
+                "session",
+                "sent",
+            )
+        leases = await pipe.execute()
+    for (cursor, _), (holder, sent) in zip(targets, leases, strict=True):
         _check(cursor, session, holder, sent)
     results = []
     for cursor, partition in targets:
-        result = delivery.commit(
+        result = await delivery.commit(
             client, plan.subscription, session, partition.stream, partition.partition, cursor.offset
         )
         if result not in (COMMITTED, OUTDATED):  # the lease moved since the check above
@@ -77,15 +78,12 @@ def _refusal(cursor: Cursor, result: str) -> str:
 
 
 def record(plan: Plan, cursors: list[Cursor], results: list[str]) -> None:
-    """Store the committed cursors in the database (the durable position)."""
-    types = {
-        et.name: et for et in EventType.objects.filter(name__in={c.event_type for c in cursors})
-    }
-    for cursor, result in zip(cursors, results, strict=True):
-        if result == COMMITTED:
-            committed.record(
-                plan.subscription, types[cursor.event_type], cursor.partition, cursor.offset
-            )
+    """Store the committed cursors in the database (the durable position), in one
+    transaction.
+    """
+    done = [c for c, result in zip(cursors, results, strict=True) if result == COMMITTED]
+    if done:
+        committed.record(plan.subscription, done)
 
 
 def render(body: Any, cursors: list[Cursor], results: list[str]) -> dict[str, Any]:
@@ -102,14 +100,3 @@ def render(body: Any, cursors: list[Cursor], results: list[str]) -> dict[str, An
 def _token(item: dict[str, Any]) -> str:
     token = item.get("cursor_token", "")
     return token if isinstance(token, str) else ""
-
-
-def committed_offsets(plan: Plan) -> dict[tuple[str, int], str | None]:
-    """The committed offset Redis holds for each partition (None where it has none yet)."""
-    pipe = redis_client().pipeline(transaction=False)
-    for p in plan.partitions:
-        pipe.get(committed_key(p.stream, p.partition, plan.subscription))
-    return {
-        p.position: None if raw is None else raw.decode()
-        for p, raw in zip(plan.partitions, pipe.execute(), strict=True)
-    }

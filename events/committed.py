@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events import streams
-from events.cursors import BEGIN, Cursor, parse_offset
+from events.cursors import BEGIN, Cursor
 from events.models import Cursor as CursorRow
 from events.models import EventType, Subscription
 
@@ -58,21 +58,27 @@ def offsets(subscription: Subscription) -> dict[Position, str]:
     return {(row.event_type.name, row.partition): row.offset for row in rows}
 
 
-def record(
-    subscription_id: uuid.UUID | str, event_type: EventType, partition: int, offset: str
-) -> None:
-    """Store a committed offset; never move a cursor backwards (commits may race)."""
+def record(subscription_id: uuid.UUID | str, cursors: Iterable[Cursor]) -> None:
+    """Store committed offsets: one UPDATE each, in one transaction (the rows exist from
+    the subscription's start). Redis commits only offsets that advance, one partition at
+    a time, so these writes move forward.
+    """
+    now = timezone.now()
     with transaction.atomic():
-        row, created = CursorRow.objects.select_for_update().get_or_create(
-            subscription_id=subscription_id,
-            event_type=event_type,
-            partition=partition,
-            defaults={"offset": offset},
-        )
-        if not created and parse_offset(offset) > parse_offset(row.offset):
-            row.offset = offset
-            row.committed_at = timezone.now()
-            row.save(update_fields=["offset", "committed_at"])
+        for cursor in cursors:
+            updated = CursorRow.objects.filter(
+                subscription_id=subscription_id,
+                event_type__name=cursor.event_type,
+                partition=cursor.partition,
+            ).update(offset=cursor.offset, committed_at=now)
+            if not updated:  # a cursor row lost meanwhile: write it anew
+                CursorRow.objects.create(
+                    subscription_id=subscription_id,
+                    event_type=EventType.objects.get(name=cursor.event_type),
+                    partition=cursor.partition,
+                    offset=cursor.offset,
+                    committed_at=now,
+                )
 
 
 def reset(subscription: Subscription, cursors: Iterable[Cursor]) -> None:

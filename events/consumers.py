@@ -223,7 +223,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
             message = orjson.loads(text_data or bytes_data or b"")
             if not isinstance(message, dict) or "commit" not in message:
                 raise Problem(422, 'Send {"commit": [cursor, ...]}.')
-            reply = await sync_to_async(_commit)(session.plan, session.id, message["commit"])
+            reply = await _commit(session.plan, session.id, message["commit"])
         except orjson.JSONDecodeError as error:
             reply = {"problem": _problem_body(Problem(400, f"Not valid JSON: {error}."))}
         except Problem as problem:
@@ -237,11 +237,11 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
                 await self._task
 
 
-def _commit(plan: Plan, session: str, items: Any) -> dict[str, Any]:
+async def _commit(plan: Plan, session: str, items: Any) -> dict[str, Any]:
     body = {"items": items}
     cursors = commits.parse_items(plan, body)
-    results = commits.commit(plan, session, cursors)
-    commits.record(plan, cursors, results)
+    results = await commits.commit(plan, session, cursors)
+    await sync_to_async(commits.record)(plan, cursors, results)
     return {"commit": commits.render(body, cursors, results)}
 
 

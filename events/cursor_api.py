@@ -4,10 +4,11 @@ cursors, and stats.
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from events import commits, committed, delivery, plans, stats
-from events.auth import api_view, principal_of
+from events.auth import Principal, api_view, principal_of
 from events.connections import redis_client
 from events.cursors import Cursor
 from events.delivery import control_channel, resetting_key
@@ -19,27 +20,41 @@ RESET_LOCK_SECONDS = 30  # a reset that died half-way stops blocking new session
 
 
 @api_view("GET", "POST", "PATCH")
-def subscription_cursors(request: HttpRequest, subscription_id: str) -> HttpResponse:
-    plan = plans.load(subscription_id, principal_of(request))
+async def subscription_cursors(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    """Async, for the commit: it is the hot path of every consumer (one per batch or so),
+    and needs no database read, only the write of the committed cursors.
+    """
+    principal = principal_of(request)
     if request.method == "GET":
-        items = [
-            {"event_type": name, "partition": str(p), "offset": offset, "cursor_token": ""}
-            for (name, p), offset in sorted(plan.offsets.items())
-        ]
-        return json_response({"items": items})
+        return await sync_to_async(_cursors)(subscription_id, principal)
     if request.method == "PATCH":
-        reset(plan, commits.parse_items(plan, read_json(request)))
-        return HttpResponse(status=204)
+        return await sync_to_async(_reset)(subscription_id, principal, read_json(request))
     session = request.headers.get("X-Nakadi-StreamId")
+    plan = await plans.cached(subscription_id, principal)
     if not session:
         raise Problem(422, "Send the stream's id in the X-Nakadi-StreamId header.")
     body = read_json(request)
     cursors = commits.parse_items(plan, body)
-    results = commits.commit(plan, session, cursors)
-    commits.record(plan, cursors, results)
+    results = await commits.commit(plan, session, cursors)
+    await sync_to_async(commits.record)(plan, cursors, results)
     if all(result == commits.COMMITTED for result in results):
         return HttpResponse(status=204)
     return json_response(commits.render(body, cursors, results))
+
+
+def _cursors(subscription_id: str, principal: Principal) -> HttpResponse:
+    plan = plans.load(subscription_id, principal)
+    items = [
+        {"event_type": name, "partition": str(p), "offset": offset, "cursor_token": ""}
+        for (name, p), offset in sorted(plan.offsets.items())
+    ]
+    return json_response({"items": items})
+
+
+def _reset(subscription_id: str, principal: Principal, body: object) -> HttpResponse:
+    plan = plans.load(subscription_id, principal)
+    reset(plan, commits.parse_items(plan, body))
+    return HttpResponse(status=204)
 
 
 def reset(plan: plans.Plan, cursors: list[Cursor]) -> None:

@@ -81,7 +81,21 @@ def load(subscription_id: str, principal: Principal) -> Plan:
     return of(found)
 
 
-def of(found: Subscription) -> Plan:
+async def cached(subscription_id: str, principal: Principal) -> Plan:
+    """The plan, without offsets, from this process's copy while the subscription is
+    unchanged (a commit needs no database read for it); 404 / 403 as `load`.
+    """
+    from events import snapshots  # it builds on the models this module reads
+
+    plan = await snapshots.subscription(
+        subscription_id, lambda key: of(subscription(key), with_offsets=False)
+    )
+    for name in plan.partition_counts:
+        principal.require("consume", name)
+    return plan
+
+
+def of(found: Subscription, with_offsets: bool = True) -> Plan:
     """The plan of a subscription. Reading its committed offsets gives partitions without
     a cursor one (`committed.initialize`; for read_from end that reads Redis).
     """
@@ -95,5 +109,5 @@ def of(found: Subscription) -> Plan:
         mode=found.mode,
         commit_timeout=found.commit_timeout,
         partitions=partitions,
-        offsets=committed.offsets(found),
+        offsets=committed.offsets(found) if with_offsets else {},
     )

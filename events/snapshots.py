@@ -25,7 +25,7 @@ from django.db.models.signals import post_delete, post_save
 
 from events.auth import Principal, authenticate
 from events.connections import async_redis_client, redis_client
-from events.models import ApiToken, Client, EventType, Grant, token_digest
+from events.models import ApiToken, Client, EventType, Grant, Subscription, token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,18 @@ class VersionedCache(Generic[T]):
 
 _principals: VersionedCache[Principal] = VersionedCache()
 _targets: VersionedCache[Any] = VersionedCache()
+_subscriptions: VersionedCache[Any] = VersionedCache()
 
 
 def clear() -> None:
     """Forget every copy (tests start each case from an empty keyspace and empty caches)."""
     _principals.clear()
     _targets.clear()
+    _subscriptions.clear()
+
+
+def subscription_version_key(subscription_id: str) -> str:
+    return f"ss:meta:subscription-version:{subscription_id}"
 
 
 async def _version(key: str) -> bytes:
@@ -106,6 +112,18 @@ async def target(name: str, load: Callable[[str], T]) -> T:
     return found  # type: ignore[no-any-return]
 
 
+async def subscription(subscription_id: str, load: Callable[[str], T]) -> T:
+    """`load(subscription_id)` (an ORM read), from this process's copy while the
+    subscription is unchanged; each commit reads it.
+    """
+    version = await _version(subscription_version_key(subscription_id))
+    found = _subscriptions.get(subscription_id, version)
+    if found is None:
+        found = await sync_to_async(load)(subscription_id)
+        _subscriptions.put(subscription_id, version, found)
+    return found  # type: ignore[no-any-return]
+
+
 def _bump(key: str) -> None:
     try:
         # A random value, not INCR: a counter restarted after data loss would repeat old
@@ -124,6 +142,11 @@ def _event_type_changed(instance: EventType, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _bump(event_type_version_key(name)))
 
 
+def _subscription_changed(instance: Subscription, **kwargs: Any) -> None:
+    key = subscription_version_key(str(instance.pk))
+    transaction.on_commit(lambda: _bump(key))
+
+
 def connect_signals() -> None:
     """Bump the versions on every change; called once, from the app's ready()."""
     for model in (Client, Grant, ApiToken):
@@ -133,3 +156,5 @@ def connect_signals() -> None:
         )
     post_save.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-et")
     post_delete.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-d-et")
+    post_save.connect(_subscription_changed, sender=Subscription, dispatch_uid="snapshots-sub")
+    post_delete.connect(_subscription_changed, sender=Subscription, dispatch_uid="snapshots-d-sub")

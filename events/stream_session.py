@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomputed, this often
 SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
+READ_MARGIN = 2.0  # seconds a lease must still hold when a read is sent (the time fence)
+READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being filled
 
 Send = Callable[[Batch], Awaitable[None]]
 
@@ -62,6 +64,7 @@ class Owned:
     more: bool = True  # the last read may have left entries behind
     releasing: bool = False
     commit_clock: float = 0.0  # when its commit timeout started counting
+    valid_until: float = 0.0  # the lease holds at least until then (loop time)
 
     @property
     def key(self) -> str:
@@ -304,12 +307,15 @@ class StreamSession:
         if live is None:  # we were taken for dead: our partitions may have moved already
             self._closing = "rebalance"
             return
+        sent_at = asyncio.get_running_loop().time()
         async with self._client.pipeline(transaction=False) as pipe:
             for owned in self._owned.values():
                 await self._leases.extend_in(pipe, owned.lease, SESSION_TTL_MS)
             extended = await pipe.execute()
         for owned, ok in zip(list(self._owned.values()), extended, strict=True):
-            if not ok:
+            if ok:
+                owned.valid_until = sent_at + SESSION_TTL_MS / 1000
+            else:
                 logger.info("session %s lost %s", self.id, owned.partition)
                 self._drop(owned)
         self._rebalance = True
@@ -348,6 +354,7 @@ class StreamSession:
         return {p: r.decode() for p, r in zip(pool, replies, strict=True) if r is not None}
 
     async def _take(self, partition: Partition) -> None:
+        sent_at = asyncio.get_running_loop().time()
         lease = await self._leases.acquire(
             partition.stream, partition.partition, self.plan.subscription, self.id, SESSION_TTL_MS
         )
@@ -363,6 +370,7 @@ class StreamSession:
             committed=parse_offset(committed),
             sent=committed,
             flush_due=asyncio.get_running_loop().time() + self.params.batch_flush_timeout,
+            valid_until=sent_at + SESSION_TTL_MS / 1000,
         )
         owned = self._owned[partition.position]
         hub().watch(owned.key, self._watcher(owned))
@@ -407,7 +415,13 @@ class StreamSession:
     # -- reading and sending ------------------------------------------------------------
 
     def _readable(self) -> list[Owned]:
-        return [o for o in self._owned.values() if not o.releasing]
+        """Partitions to read: not being handed over, and whose lease surely still holds
+        when the read arrives (a session stalled past its lease must not take entries into
+        its pending list that the next owner would never see). The next heartbeat renews
+        the others.
+        """
+        fence = asyncio.get_running_loop().time() + READ_MARGIN
+        return [o for o in self._owned.values() if not o.releasing and o.valid_until > fence]
 
     def _uncommitted(self) -> int:
         return sum(len(o.unacked) for o in self._owned.values())
@@ -431,10 +445,13 @@ class StreamSession:
         return allowance
 
     def _budget(self, owned: Owned, allowance: int | None = None) -> int:
+        """How many entries to read for a partition now: enough for several batches, so a
+        small batch_limit does not cost a read per batch, within the session's allowance.
+        """
         if owned.ready:
             return 0
         allowance = self._allowance() if allowance is None else allowance
-        return min(self.params.batch_limit - len(owned.buffer), allowance)
+        return min(max(self.params.batch_limit, READ_AHEAD) - len(owned.buffer), allowance)
 
     async def _fill(self) -> None:
         """Read what the budgets allow: first what earlier owners left pending, then new
@@ -498,11 +515,7 @@ class StreamSession:
                 owned.ready.append(owned.buffer)
                 owned.buffer = []
             ready, owned.ready = owned.ready, []
-            sent = 0
-            for events in ready:
-                if not await self._send_events(send, owned, events):
-                    break  # the lease moved on: its next owner delivers these
-                sent += 1
+            sent = await self._send_ready(send, owned, ready) if ready else False
             if owned.partition.position not in self._owned:
                 continue
             if due and not sent and not force:
@@ -515,21 +528,28 @@ class StreamSession:
                 self._idle_ticks += 1
             self._idle_due = now + self.params.batch_flush_timeout
 
-    async def _send_events(self, send: Send, owned: Owned, events: list[tuple[str, bytes]]) -> bool:
-        offset = events[-1][0]
-        if not await self._delivery.mark_sent(owned.lease, offset):
+    async def _send_ready(
+        self, send: Send, owned: Owned, ready: list[list[tuple[str, bytes]]]
+    ) -> bool:
+        """Send a partition's full batches, in order. The last offset is recorded as sent
+        once, before the first batch goes out, so that the client may commit any of them.
+        False when the lease moved on (its next owner delivers them).
+        """
+        if not await self._delivery.mark_sent(owned.lease, ready[-1][-1][0]):
             self._drop(owned)
             return False
         if not owned.unacked:
             owned.commit_clock = asyncio.get_running_loop().time()
-        batch = self._batch(owned.partition, offset, [payload for _, payload in events])
-        owned.sent = offset
-        owned.unacked.extend(parse_offset(o) for o, _ in events)
         owned.keepalives = 0
         self._idle_ticks = 0
-        self._sent_events += len(events)
-        self._last_cursor = batch
-        await self._emit(send, batch)
+        for events in ready:
+            offset = events[-1][0]
+            batch = self._batch(owned.partition, offset, [payload for _, payload in events])
+            owned.sent = offset
+            owned.unacked.extend(parse_offset(o) for o, _ in events)
+            self._sent_events += len(events)
+            self._last_cursor = batch
+            await self._emit(send, batch)
         return True
 
     async def _emit(self, send: Send, batch: Batch) -> None:

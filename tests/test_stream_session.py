@@ -11,7 +11,8 @@ import uuid
 import orjson
 
 from events import delivery
-from events.connections import redis_client
+from events.batches import Batch
+from events.connections import async_redis_client, redis_client
 from events.delivery import control_channel
 from events.plans import Partition, Plan
 from events.sessions import sessions_key
@@ -39,16 +40,16 @@ def publish(plan: Plan, partition: int, count: int, prefix: str = "e") -> list[s
     ]
 
 
-def commit(plan: Plan, session: str, partition: int, offset: str) -> str:
+async def commit(plan: Plan, session: str, partition: int, offset: str) -> str:
     part = plan.partitions[partition]
-    return delivery.commit(
-        redis_client(), plan.subscription, session, part.stream, partition, offset
+    return await delivery.commit(
+        async_redis_client(), plan.subscription, session, part.stream, partition, offset
     )
 
 
 class Collector:
     def __init__(self) -> None:
-        self.batches = []
+        self.batches: list[Batch] = []
         self.changed = asyncio.Event()
 
     async def __call__(self, batch) -> None:
@@ -142,7 +143,7 @@ def test_a_hand_over_that_is_called_off_loses_nothing():
         publish(plan, 1, 2, "z")
         await out.wait(lambda: len(out.events(1)) == 4)
         last = [b for b in out.batches if b.partition == 1 and b.events][-1].offset
-        assert commit(plan, session.id, 1, last) == "committed"
+        assert await commit(plan, session.id, 1, last) == "committed"
         session.shutdown()
         await task
         pending = redis_client().xpending(log_key(plan.partitions[1].stream, 1), plan.subscription)
@@ -170,10 +171,34 @@ def test_commits_on_one_partition_do_not_hold_off_another_partitions_commit_time
         await out.wait(lambda: len(out.events()) == 2)
         first = next(b for b in out.batches if b.partition == 0 and b.events).offset
         while not task.done():  # keep committing partition 0 only
-            commit(plan, session.id, 0, first)
+            await commit(plan, session.id, 0, first)
             await asyncio.wait([task], timeout=0.2)
         return task.result(), loop.time() - started
 
     reason, took = asyncio.run(scenario())
     assert reason == "commit_timeout"
     assert took < 5
+
+
+def test_a_partition_whose_lease_may_have_lapsed_is_not_read_until_renewed():
+    async def scenario() -> tuple[bool, bool]:
+        plan = make_plan(1)
+        session = StreamSession(plan, StreamParams(batch_flush_timeout=1))
+        await session.open()
+        out = Collector()
+        task = asyncio.create_task(session.run(out))
+        await wait_for(lambda: len(session._owned) == 1)
+        owned = session._owned[("t", 0)]
+        # As if the session had stalled past its lease: it must not read before renewing.
+        owned.valid_until = asyncio.get_running_loop().time()
+        stale = owned in session._readable()
+        publish(plan, 0, 1)
+        await out.wait(lambda: len(out.events()) == 1)  # after the heartbeat renewed it
+        renewed = owned.valid_until > asyncio.get_running_loop().time()
+        session.shutdown()
+        await task
+        return stale, renewed
+
+    stale, renewed = asyncio.run(scenario())
+    assert not stale
+    assert renewed
