@@ -52,14 +52,14 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
         leases = await pipe.execute()
     for (cursor, _), (holder, sent) in zip(targets, leases, strict=True):
         _check(cursor, session, holder, sent)
-    results = []
-    for cursor, partition in targets:
-        result = await delivery.commit(
-            client, plan.subscription, session, partition.stream, partition.partition, cursor.offset
-        )
+    calls = [
+        (plan.subscription, session, partition.stream, partition.partition, cursor.offset)
+        for cursor, partition in targets
+    ]
+    results = await delivery.commit_all(client, calls)
+    for (cursor, _), result in zip(targets, results, strict=True):
         if result not in (COMMITTED, OUTDATED):  # the lease moved since the check above
             raise Problem(422, _refusal(cursor, result))
-        results.append(result)
     return results
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -120,10 +121,10 @@ class SubscriptionStream(AsyncHttpConsumer):
         # client learns its stream id before the first batch.
         await self.send_body(batches.sse_start() if sse else b"", more_body=True)
 
-        async def send_batch(batch: Batch) -> None:
-            await self.send_body(frame(batch), more_body=True)
+        async def send_batches(out: Sequence[Batch]) -> None:
+            await self.send_body(b"".join(map(frame, out)), more_body=True)
 
-        writer = self._writer = asyncio.create_task(session.run(send_batch))
+        writer = self._writer = asyncio.create_task(session.run(send_batches))
         gone = asyncio.create_task(self._client_gone())
         try:
             await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -203,16 +204,17 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         await self.close(code=4000 + problem.status)
 
     async def _stream(self, session: StreamSession) -> None:
-        async def send_batch(batch: Batch) -> None:
-            await self.send(text_data=batch.encode().decode())
+        async def send_batches(out: Sequence[Batch]) -> None:
+            for batch in out:  # a frame each: one batch object per frame
+                await self.send(text_data=batch.encode().decode())
 
         try:
-            reason = await session.run(send_batch)
+            reason = await session.run(send_batches)
         except Exception:
             logger.exception("stream %s failed", session.id)
             await self.close(code=1011)
             return
-        await send_batch(session.last_batch(batches.close_info(reason)))
+        await send_batches([session.last_batch(batches.close_info(reason))])
         await self.close(code=1000, reason=reason)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -226,19 +226,43 @@ def _keys(lease: Lease) -> list[str]:
     ]
 
 
-async def commit(
-    client: AsyncRedis, subscription: str, session: str, stream: str, partition: int, offset: str
-) -> str:
-    """Commit `offset` on a partition for a session."""
+async def commit_all(
+    client: AsyncRedis, calls: Sequence[tuple[str, str, str, int, str]]
+) -> list[str]:
+    """`commit` for each (subscription, session, stream, partition, offset), in order, in
+    one round trip.
+    """
     script = client.register_script(COMMIT_LUA)
-    keys = [
+    async with client.pipeline(transaction=False) as pipe:
+        for subscription, session, stream, partition, offset in calls:
+            await script(
+                keys=_commit_keys(stream, partition, subscription),
+                args=[
+                    session,
+                    subscription,
+                    offset,
+                    control_channel(subscription),
+                    f"{stream}:{partition}",
+                ],
+                client=pipe,
+            )
+        results: list[bytes] = await pipe.execute()
+    return [result.decode() for result in results]
+
+
+def _commit_keys(stream: str, partition: int, subscription: str) -> list[str]:
+    return [
         lease_key(stream, partition, subscription),
         log_key(stream, partition),
         committed_key(stream, partition, subscription),
     ]
-    args = [session, subscription, offset, control_channel(subscription), f"{stream}:{partition}"]
-    result: bytes = await script(keys=keys, args=args)
-    return result.decode()
+
+
+async def commit(
+    client: AsyncRedis, subscription: str, session: str, stream: str, partition: int, offset: str
+) -> str:
+    """Commit `offset` on a partition for a session."""
+    return (await commit_all(client, [(subscription, session, stream, partition, offset)]))[0]
 
 
 def owners(

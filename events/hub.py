@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -135,15 +135,25 @@ class StreamHub:
         reply: Any = await connection.xread(streams, count=1, block=BLOCK_MS)
         if not reply:
             return
-        woken = [key.decode() for key, _ in reply]
-        # Skip to the newest entry: sessions read everything up to it themselves.
+        woken = {key.decode(): entries[-1][0].decode() for key, entries in reply}
+        for key, seen in woken.items():
+            self._last[key] = seen
+        self._wake(woken)  # at once: the sessions read while the hub looks further
+        # Skip to the newest entry, so that a burst is not read here entry by entry, and
+        # wake again for a key that got entries meanwhile (its sessions may have read
+        # before they came).
         async with connection.pipeline(transaction=False) as pipe:
             for key in woken:
                 pipe.xrevrange(key, count=1)
             newest = await pipe.execute()
-        for key, entries in zip(woken, newest, strict=True):
-            if entries and key in self._watchers:
-                self._last[key] = entries[0][0].decode()
+        later = {}
+        for (key, seen), entries in zip(woken.items(), newest, strict=True):
+            if entries and entries[0][0].decode() != seen and key in self._watchers:
+                later[key] = self._last[key] = entries[0][0].decode()
+        self._wake(later)
+
+    def _wake(self, keys: Iterable[str]) -> None:
+        for key in keys:
             for wake in list(self._watchers.get(key, ())):
                 wake()
 

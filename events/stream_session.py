@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,8 @@ SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is 
 READ_MARGIN = 2.0  # seconds a lease must still hold when a read is sent (the time fence)
 READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being filled
 
-Send = Callable[[Batch], Awaitable[None]]
+# Sends batches to the client, in order: one write for several, where the transport allows.
+Send = Callable[[Sequence[Batch]], Awaitable[None]]
 
 
 @dataclass
@@ -520,7 +521,7 @@ class StreamSession:
                 continue
             if due and not sent and not force:
                 owned.keepalives += 1
-                await self._emit(send, self._batch(owned.partition, owned.sent))
+                await self._emit(send, [self._batch(owned.partition, owned.sent)])
             if due or sent:
                 owned.flush_due = now + self.params.batch_flush_timeout
         if not self._owned and now >= self._idle_due:
@@ -542,23 +543,23 @@ class StreamSession:
             owned.commit_clock = asyncio.get_running_loop().time()
         owned.keepalives = 0
         self._idle_ticks = 0
+        out = []
         for events in ready:
             offset = events[-1][0]
-            batch = self._batch(owned.partition, offset, [payload for _, payload in events])
+            out.append(self._batch(owned.partition, offset, [payload for _, payload in events]))
             owned.sent = offset
             owned.unacked.extend(parse_offset(o) for o, _ in events)
             self._sent_events += len(events)
-            self._last_cursor = batch
-            await self._emit(send, batch)
+        self._last_cursor = out[-1]
+        await self._emit(send, out)
         return True
 
-    async def _emit(self, send: Send, batch: Batch) -> None:
+    async def _emit(self, send: Send, out: list[Batch]) -> None:
         if not self._started:
             self._started = True
-            batch = dataclasses.replace(
-                batch, info={"debug": "Stream started", "stream_id": self.id}
-            )
-        await send(batch)
+            info = {"debug": "Stream started", "stream_id": self.id}
+            out[0] = dataclasses.replace(out[0], info=info)
+        await send(out)
 
     def _batch(self, partition: Partition, offset: str, events: list[bytes] | None = None) -> Batch:
         return Batch(

@@ -52,8 +52,8 @@ class Collector:
         self.batches: list[Batch] = []
         self.changed = asyncio.Event()
 
-    async def __call__(self, batch) -> None:
-        self.batches.append(batch)
+    async def __call__(self, out) -> None:
+        self.batches.extend(out)
         self.changed.set()
 
     def events(self, partition: int | None = None) -> list[str]:
