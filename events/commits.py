@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events import committed, delivery
+from events import cursor_writer, delivery
 from events.connections import async_redis_client
 from events.cursors import Cursor, parse_offset
 from events.leases import lease_key
@@ -77,13 +77,13 @@ def _refusal(cursor: Cursor, result: str) -> str:
     return f"Offset {cursor.offset} of {where} was never sent to this stream."
 
 
-def record(plan: Plan, cursors: list[Cursor], results: list[str]) -> None:
-    """Store the committed cursors in the database (the durable position), in one
-    transaction.
+async def record(plan: Plan, cursors: list[Cursor], results: list[str]) -> None:
+    """Store the committed cursors in the database (the durable position); returns once
+    they are stored.
     """
     done = [c for c, result in zip(cursors, results, strict=True) if result == COMMITTED]
     if done:
-        committed.record(plan.subscription, done)
+        await cursor_writer.writer().write(plan.subscription, done)
 
 
 def render(body: Any, cursors: list[Cursor], results: list[str]) -> dict[str, Any]:

@@ -8,8 +8,7 @@ it is missed, however late the first session comes), cursors is its initial curs
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.db import transaction
 from django.utils import timezone
@@ -58,27 +57,28 @@ def offsets(subscription: Subscription) -> dict[Position, str]:
     return {(row.event_type.name, row.partition): row.offset for row in rows}
 
 
-def record(subscription_id: uuid.UUID | str, cursors: Iterable[Cursor]) -> None:
-    """Store committed offsets: one UPDATE each, in one transaction (the rows exist from
-    the subscription's start). Redis commits only offsets that advance, one partition at
-    a time, so these writes move forward.
+def record_all(cursors: Mapping[str, Iterable[Cursor]]) -> None:
+    """Store committed offsets (subscription id → cursors): one UPDATE each, all in one
+    transaction (the rows exist from the subscription's start). Redis commits only
+    offsets that advance, one partition at a time, so these writes move forward.
     """
     now = timezone.now()
     with transaction.atomic():
-        for cursor in cursors:
-            updated = CursorRow.objects.filter(
-                subscription_id=subscription_id,
-                event_type__name=cursor.event_type,
-                partition=cursor.partition,
-            ).update(offset=cursor.offset, committed_at=now)
-            if not updated:  # a cursor row lost meanwhile: write it anew
-                CursorRow.objects.create(
+        for subscription_id, items in cursors.items():
+            for cursor in items:
+                updated = CursorRow.objects.filter(
                     subscription_id=subscription_id,
-                    event_type=EventType.objects.get(name=cursor.event_type),
+                    event_type__name=cursor.event_type,
                     partition=cursor.partition,
-                    offset=cursor.offset,
-                    committed_at=now,
-                )
+                ).update(offset=cursor.offset, committed_at=now)
+                if not updated:  # a cursor row lost meanwhile: write it anew
+                    CursorRow.objects.create(
+                        subscription_id=subscription_id,
+                        event_type=EventType.objects.get(name=cursor.event_type),
+                        partition=cursor.partition,
+                        offset=cursor.offset,
+                        committed_at=now,
+                    )
 
 
 def reset(subscription: Subscription, cursors: Iterable[Cursor]) -> None:

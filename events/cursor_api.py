@@ -29,14 +29,23 @@ async def subscription_cursors(request: HttpRequest, subscription_id: str) -> Ht
         return await sync_to_async(_cursors)(subscription_id, principal)
     if request.method == "PATCH":
         return await sync_to_async(_reset)(subscription_id, principal, read_json(request))
-    session = request.headers.get("X-Nakadi-StreamId")
+    return await commit(
+        subscription_id, principal, request.headers.get("X-Nakadi-StreamId"), read_json(request)
+    )
+
+
+async def commit(
+    subscription_id: str, principal: Principal, session: str | None, body: object
+) -> HttpResponse:
+    """POST …/cursors: commit for the stream `session`; also served without Django by
+    `events.consumers.CommitEndpoint`, since consumers call it for every batch or so.
+    """
     plan = await plans.cached(subscription_id, principal)
     if not session:
         raise Problem(422, "Send the stream's id in the X-Nakadi-StreamId header.")
-    body = read_json(request)
     cursors = commits.parse_items(plan, body)
     results = await commits.commit(plan, session, cursors)
-    await sync_to_async(commits.record)(plan, cursors, results)
+    await commits.record(plan, cursors, results)
     if all(result == commits.COMMITTED for result in results):
         return HttpResponse(status=204)
     return json_response(commits.render(body, cursors, results))

@@ -15,7 +15,10 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import path, re_path  # noqa: E402
 
 from events import draining  # noqa: E402
-from events.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
+from events.consumers import CommitEndpoint, SubscriptionSocket, SubscriptionStream  # noqa: E402
+from events.routing import ByMethod  # noqa: E402
+
+django_http = ASGIStaticFilesHandler(django_application)
 
 application = ProtocolTypeRouter(
     {
@@ -29,7 +32,12 @@ application = ProtocolTypeRouter(
                     "api/subscriptions/<str:subscription_id>/events",
                     SubscriptionStream.as_asgi(),
                 ),
-                re_path(r"", ASGIStaticFilesHandler(django_application)),  # type: ignore[arg-type]
+                # Commits, the consumers' hot path, skip Django's request handling.
+                path(
+                    "api/subscriptions/<str:subscription_id>/cursors",
+                    ByMethod({"POST": CommitEndpoint.as_asgi()}, default=django_http),  # type: ignore[arg-type]
+                ),
+                re_path(r"", django_http),  # type: ignore[arg-type]
             ]
         ),
         "websocket": URLRouter(
