@@ -40,6 +40,7 @@ lint: $(VENV)/.dev
 ## bench: the benchmarks; results land in bench/results/
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench publish
+	$(BIN)/python -m bench consume
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import publish
+from bench import consume, publish
 
 # name → module with HELP, add_arguments(parser) and main(args) -> exit status
-BENCHMARKS = {"publish": publish}
+BENCHMARKS = {"publish": publish, "consume": consume}
 
 
 def main(argv: list[str] | None = None) -> int:

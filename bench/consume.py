@@ -1,0 +1,270 @@
+"""Consuming: how fast one subscription session receives and commits stored events, and
+how long an event takes from its producer to a streaming consumer.
+
+Phases, on one isolated Streamsite (its own redis-server and Daphne processes):
+  prepublish  --events 1 KB events POSTed through the API, in batches of 1000
+  direct      the limit: redis-py XREADGROUP (COUNT --batch-limit, every partition) + XACK
+  api         one session of a new subscription (read_from begin) over NDJSON, committing
+              asynchronously, until every stored event is committed
+  latency     a producer at --rate events/s (--publish-batch per request) while one session
+              streams with batch_limit --latency-batch-limit; sent_ns in each event → receipt
+Targets: api ≥ half the direct rate; p99 publish-to-delivery under 20 ms at 1,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis
+from rich.console import Console
+
+from bench.backlog import compact_aof, prepublish, setup, stored, whole_batches
+from bench.common import RESULTS_DIR, BenchError, World, exit_on_sigterm, machine_info, start_world
+from bench.consume_report import render_latency, render_throughput, report
+from bench.consumers import Consumed, SubscriptionReader, consumer_http, drain_direct, subscribe
+from bench.cpu import CpuMeter
+from bench.latency import Latency, measure_latency
+from bench.publish import _positive
+from events.processes import default_server_count
+
+HELP = "events/s one subscription session receives and commits; publish-to-delivery latency"
+PHASES = ("throughput", "latency")
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 164)
+
+
+# -- Throughput ---------------------------------------------------------------------------
+
+
+def check_complete(consumed: Consumed, total: int, newest: dict[int, str]) -> None:
+    """Every stored event received and committed once, up to each partition's newest."""
+    if consumed.events != total or consumed.committed != total:
+        consumed.errors.append(
+            f"{consumed.path}: {total} stored, {consumed.events} received, "
+            f"{consumed.committed} committed"
+        )
+    if consumed.last_offsets != newest:
+        consumed.errors.append(f"{consumed.path}: ended at {consumed.last_offsets}, not {newest}")
+    if consumed.path == "api" and consumed.server_offsets != newest:
+        consumed.errors.append(f"api: the server's cursors are {consumed.server_offsets}")
+
+
+async def measure_api(
+    world: World, token: str, args: argparse.Namespace, total: int, pids: dict[str, list[int]]
+) -> Consumed:
+    """One session of a new subscription (read_from begin) until all is committed."""
+    params = {
+        "batch_limit": args.batch_limit,
+        "max_uncommitted_events": args.max_uncommitted,
+        "batch_flush_timeout": 1,
+    }
+    consumed = Consumed("api")
+    async with consumer_http(world.server_url, token) as http:
+        subscription = await subscribe(http, "begin")
+        reader = SubscriptionReader(
+            http,
+            subscription,
+            params,
+            consumed,
+            target=total,
+            commit_interval=args.commit_interval / 1000,
+        )
+        meter = CpuMeter(pids)
+        await reader.run(max_seconds=max(120.0, total / 500))
+        consumed.cpu, consumed.cpu_wall = meter.stop()
+        # The server's own record of the position: every partition committed to its end.
+        response = await http.get(f"/api/subscriptions/{subscription}/cursors")
+        if response.status_code != 200:
+            consumed.errors.append(f"cursors: HTTP {response.status_code}: {response.text[:300]}")
+        else:
+            consumed.server_offsets = {
+                int(item["partition"]): item["offset"] for item in response.json()["items"]
+            }
+    return consumed
+
+
+def measure_direct(
+    world: World, stream: str, args: argparse.Namespace, total: int, pids: dict[str, list[int]]
+) -> Consumed:
+    """The limit: redis-py XREADGROUP + XACK over the same stored events."""
+    meter = CpuMeter(pids)
+    consumed = drain_direct(world.redis_url, stream, args.partitions, total, args.batch_limit)
+    consumed.cpu, consumed.cpu_wall = meter.stop()
+    return consumed
+
+
+async def measure(
+    world: World, tokens: dict[str, str], stream: str, args: argparse.Namespace
+) -> tuple[list[Consumed], Latency | None]:
+    pids = {
+        "daphne": [server.pid for server in world.server_processes],
+        "redis": [world.redis_process.pid],
+    }
+    phases: list[Consumed] = []
+    if "throughput" in args.phases:
+        total = whole_batches(args)
+        console.print(f"[dim]publishing {total:,} events through the API[/]")
+        await prepublish(world, tokens["producer"], args, total)
+        stored_events, newest = stored(world.redis_url, stream, args.partitions)
+        if stored_events != total:
+            raise BenchError(f"{total} events published, {stored_events} stored")
+        compact_aof(world.redis_url)
+        console.print("[dim]direct: XREADGROUP + XACK[/]")
+        phases.append(measure_direct(world, stream, args, total, pids))
+        console.print("[dim]api: one subscription session, committing asynchronously[/]")
+        phases.append(await measure_api(world, tokens["consumer"], args, total, pids))
+        for phase in phases:
+            check_complete(phase, total, newest)
+        world.check_alive()
+    latency = None
+    if "latency" in args.phases:
+        console.print(
+            f"[dim]latency: {args.rate:,} events/s for {args.latency_warmup:g} + "
+            f"{args.latency_seconds:g} s[/]"
+        )
+        latency = await measure_latency(world, tokens, args, pids)
+        world.check_alive()
+    return phases, latency
+
+
+# -- The command --------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def option(name: str, kind: Any, default: Any, text: str) -> None:
+        parser.add_argument(name, type=kind, default=default, help=f"{text} (default: %(default)s)")
+
+    option("--events", _positive(int), 200_000, "events stored, then consumed by each path")
+    option("--partitions", _positive(int), 4, "of the event type")
+    option("--event-bytes", _positive(int), 1024, "size of each event's JSON as published")
+    option("--batch-limit", _positive(int), 1000, "events per batch (api) / COUNT (direct)")
+    option("--max-uncommitted", _positive(int), 20_000, "the stream's max_uncommitted_events")
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        default=0.0,
+        help="ms from one commit's start to the next's, at least; 0: commit as soon as the "
+        "previous commit is answered (default: %(default)s)",
+    )
+    option("--rate", _positive(int), 1000, "events/s the latency producer publishes")
+    option("--publish-batch", _positive(int), 10, "events per request of the latency producer")
+    option("--latency-batch-limit", _positive(int), 1, "batch_limit of the latency stream")
+    option("--latency-seconds", _positive(float), 10.0, "measured time of the latency phase")
+    option("--latency-warmup", _positive(float), 2.0, "unmeasured time before it")
+    option("--servers", _positive(int), default_server_count(), "server processes")
+    parser.add_argument(
+        "--phases",
+        type=_phase_list,
+        default=",".join(PHASES),
+        help="comma-separated, of throughput, latency (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-aof",
+        dest="aof",
+        action="store_false",
+        help="run redis-server without its append-only file (unlike production)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 20,000 events, 2 s of latency after 0.5 s; "
+        "writes results only when --output is given",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="the results file (default: bench/results/consume.json; none for --quick)",
+    )
+
+
+def _phase_list(text: str) -> list[str]:
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values or set(values) - set(PHASES):
+        raise argparse.ArgumentTypeError(f"phases are {', '.join(PHASES)}; got {text!r}")
+    return [p for p in PHASES if p in values]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark; 0 when it ran cleanly (whether or not it met the targets)."""
+    if args.quick:
+        args.events, args.latency_seconds, args.latency_warmup = 20_000, 2.0, 0.5
+    output: Path | None = args.output or (None if args.quick else RESULTS_DIR / "consume.json")
+    exit_on_sigterm()
+    started_at = datetime.now(UTC)
+    console.print(
+        "[bold]Streamsite consume benchmark[/] — the benchmark client, daphne and "
+        "redis-server share this machine's CPUs"
+    )
+    try:
+        with contextlib.ExitStack() as stack:
+            world = start_world(
+                stack,
+                persistent=args.aof,
+                servers=args.servers,
+                log=lambda line: console.print(f"[dim]{line}[/]"),
+            )
+            tokens, stream = setup(world, args.partitions)
+            machine = machine_info(world.redis_url)
+            phases, latency = asyncio.run(measure(world, tokens, stream, args))
+            server_problems = world.log_problems()
+    except (BenchError, OSError, redis.RedisError, httpx.HTTPError) as error:
+        console.print(f"[red bold]error:[/] {error}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
+    results = report(phases, latency, machine, args, started_at, server_problems)
+    if phases:
+        console.print(render_throughput(phases, args))
+    if latency is not None:
+        console.print(render_latency(latency))
+        cpu = ", ".join(f"{k} {latency.cpu_percent(k):.0f}%" for k in latency.cpu)
+        console.print(f"[dim]CPU during the latency phase, in % of one core: {cpu}[/]")
+    console.print(
+        "[dim]events/s: events committed (api: cursor commits answered 204/200; direct: "
+        "XACK replies) per second, from the first request to the last commit; MB/s: bytes "
+        "received (api: the NDJSON body; direct: the event values); µs/ev: CPU time that "
+        "process spent per event; delivery: time from the producer's time.time_ns() in the "
+        "event to the arrival of its batch's bytes here; producer lag: how late each "
+        f"request left after its tick ({started_at:%Y-%m-%d %H:%M} UTC, "
+        f"{machine['cpu_model']}).[/]"
+    )
+    shares = [p.cpu_percent("other") for p in phases]
+    shares += [latency.cpu_percent("other")] if latency is not None else []
+    if max(shares, default=0.0) > 25:
+        console.print(
+            f"[yellow]warning: other processes took up to {max(shares):.0f}% of a core "
+            "during a measurement: the figures understate this machine.[/]"
+        )
+    for target in results["targets"]:
+        verdict = "[green bold]PASS[/]" if target["pass"] else "[red bold]FAIL[/]"
+        measured = "n/a" if target["measured"] is None else f"{target['measured']:.2f}"
+        console.print(f"{verdict} target: {target['description']} — measured {measured}")
+    errors = [e for phase in phases for e in phase.errors] + server_problems
+    errors += latency.errors if latency is not None else []
+    for problem in errors:
+        console.print(f"[red]error: {problem}[/]")
+    if errors:
+        console.print(
+            f"[red bold]{len(errors)} error(s)[/]: the run is not valid; no results written"
+        )
+        return 1
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+        console.print(f"[dim]results written to {output}[/]")
+    return 0
+
+
+if __name__ == "__main__":  # python -m bench.consume
+    from bench.__main__ import main as bench_main
+
+    sys.exit(bench_main(["consume", *sys.argv[1:]]))
