@@ -58,7 +58,10 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
     ]
     results = await delivery.commit_all(client, calls)
     for (cursor, _), result in zip(targets, results, strict=True):
-        if result not in (COMMITTED, OUTDATED):  # the lease moved since the check above
+        if result not in (COMMITTED, OUTDATED):
+            # The lease moved since the check above: store what Redis did commit, then
+            # refuse (the client's retry of those is answered `outdated`).
+            await record(plan, cursors, results)
             raise Problem(422, _refusal(cursor, result))
     return results
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events import streams
-from events.cursors import BEGIN, Cursor
+from events.cursors import BEGIN, Cursor, parse_offset
 from events.models import Cursor as CursorRow
 from events.models import EventType, Subscription
 
@@ -58,27 +58,47 @@ def offsets(subscription: Subscription) -> dict[Position, str]:
 
 
 def record_all(cursors: Mapping[str, Iterable[Cursor]]) -> None:
-    """Store committed offsets (subscription id → cursors): one UPDATE each, all in one
-    transaction (the rows exist from the subscription's start). Redis commits only
-    offsets that advance, one partition at a time, so these writes move forward.
+    """Store committed offsets (subscription id → cursors), each subscription in one
+    transaction. A cursor only moves forward: commits may reach the database out of the
+    order Redis applied them (several connections, several server processes). Cursors of a
+    subscription or event type deleted meanwhile are dropped; one subscription's failure
+    does not fail another's, and is raised after the others are stored.
     """
+    failure: Exception | None = None
+    for subscription_id, items in cursors.items():
+        try:
+            with transaction.atomic():
+                _record(subscription_id, items)
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
+
+
+def _record(subscription_id: str, items: Iterable[Cursor]) -> None:
     now = timezone.now()
-    with transaction.atomic():
-        for subscription_id, items in cursors.items():
-            for cursor in items:
-                updated = CursorRow.objects.filter(
-                    subscription_id=subscription_id,
-                    event_type__name=cursor.event_type,
-                    partition=cursor.partition,
-                ).update(offset=cursor.offset, committed_at=now)
-                if not updated:  # a cursor row lost meanwhile: write it anew
-                    CursorRow.objects.create(
-                        subscription_id=subscription_id,
-                        event_type=EventType.objects.get(name=cursor.event_type),
-                        partition=cursor.partition,
-                        offset=cursor.offset,
-                        committed_at=now,
-                    )
+    for cursor in items:
+        rows = CursorRow.objects.select_for_update().filter(
+            subscription_id=subscription_id,
+            event_type__name=cursor.event_type,
+            partition=cursor.partition,
+        )
+        row = rows.first()
+        if row is None:  # a row lost meanwhile: write it anew, unless its owner is gone
+            event_type = EventType.objects.filter(name=cursor.event_type).first()
+            if event_type is None or not Subscription.objects.filter(pk=subscription_id).exists():
+                continue
+            CursorRow.objects.create(
+                subscription_id=subscription_id,
+                event_type=event_type,
+                partition=cursor.partition,
+                offset=cursor.offset,
+                committed_at=now,
+            )
+        elif parse_offset(cursor.offset) > parse_offset(row.offset):
+            row.offset = cursor.offset
+            row.committed_at = now
+            row.save(update_fields=["offset", "committed_at"])
 
 
 def reset(subscription: Subscription, cursors: Iterable[Cursor]) -> None:

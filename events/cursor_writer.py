@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import DatabaseError, connection
 
 from events import committed
-from events.cursors import Cursor
+from events.cursors import Cursor, parse_offset
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,14 @@ class CursorWriter:
         """Store the cursors (each newer than the stored one: Redis committed them in
         order); returns once they are in the database.
         """
-        for cursor in cursors:
-            self._pending[(subscription, cursor.event_type, cursor.partition)] = cursor.offset
+        items = list(cursors)
+        if not items:
+            return
+        for cursor in items:
+            key = (subscription, cursor.event_type, cursor.partition)
+            held = self._pending.get(key)
+            if held is None or parse_offset(cursor.offset) > parse_offset(held):
+                self._pending[key] = cursor.offset
         done = asyncio.get_running_loop().create_future()
         self._waiting.append(done)
         if self._flushing is None:

@@ -68,18 +68,32 @@ return committed
 """
 
 # Claim, for the lease holder, what earlier owners were sent but did not commit, in order.
-# KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group,
-# ARGV[4] start id, ARGV[5] count
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed; ARGV[1] session, ARGV[2] token,
+# ARGV[3] group, ARGV[4] start id, ARGV[5] count
 # Returns {next start id ('0-0' when done), entries}, or false without the lease. Entries
-# trimmed away meanwhile cannot be delivered: they are acked.
-CLAIM_LUA = """
+# trimmed away meanwhile cannot be delivered, and entries at or before the committed
+# offset were consumed already (left pending by a stale reader): both are acked.
+CLAIM_LUA = (
+    _POSITION_LUA
+    + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
 local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'COUNT', ARGV[5])
-local deleted = claimed[3]
-if deleted and #deleted > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(deleted)) end
-return {claimed[1], claimed[2]}
+local done = claimed[3] or {}
+local cms, cseq = position(redis.call('GET', KEYS[3]))
+local entries = {}
+for _, entry in ipairs(claimed[2]) do
+  local ems, eseq = position(entry[1])
+  if after(ems, eseq, cms, cseq) then
+    entries[#entries + 1] = entry
+  else
+    done[#done + 1] = entry[1]
+  end
+end
+if #done > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(done)) end
+return {claimed[1], entries}
 """
+)
 
 # Record the last offset sent to the client of the lease holder.
 # KEYS[1] lease; ARGV[1] session, ARGV[2] token, ARGV[3] offset. Returns 1, or 0 without
@@ -184,7 +198,7 @@ class Delivery:
     async def claim(self, lease: Lease, start: str, count: int) -> Claimed | None:
         """Up to `count` entries that earlier owners left pending, from `start`, now ours."""
         reply = await self._claim(
-            keys=_keys(lease)[:2],
+            keys=_keys(lease),
             args=[lease.session, lease.token, lease.subscription, start, count],
         )
         if reply is None:

@@ -137,7 +137,8 @@ class StreamHub:
             return
         woken = {key.decode(): entries[-1][0].decode() for key, entries in reply}
         for key, seen in woken.items():
-            self._last[key] = seen
+            if key in self._watchers:
+                self._last[key] = seen
         self._wake(woken)  # at once: the sessions read while the hub looks further
         # Skip to the newest entry, so that a burst is not read here entry by entry, and
         # wake again for a key that got entries meanwhile (its sessions may have read

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import redis
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from events.auth import Principal, authenticate
 from events.connections import async_redis_client, redis_client
@@ -147,6 +147,28 @@ def _subscription_changed(instance: Subscription, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _bump(key))
 
 
+def _subscription_types_changed(
+    instance: Subscription | EventType, action: str, pk_set: set[Any] | None, **kwargs: Any
+) -> None:
+    """Its event types changed (also when an event type is deleted under it)."""
+    if not action.startswith("post_"):
+        return
+    if isinstance(instance, Subscription):
+        ids = [str(instance.pk)]
+    else:  # from the event type's side: the subscriptions in pk_set, or all of them
+        ids = [str(pk) for pk in pk_set] if pk_set else []
+    for subscription_id in ids:
+        key = subscription_version_key(subscription_id)
+        transaction.on_commit(lambda key=key: _bump(key))  # type: ignore[misc]
+
+
+def _event_type_leaving(instance: EventType, **kwargs: Any) -> None:
+    """An event type about to be deleted: its subscriptions' copies go stale."""
+    for subscription_id in instance.subscriptions.values_list("pk", flat=True):
+        key = subscription_version_key(str(subscription_id))
+        transaction.on_commit(lambda key=key: _bump(key))  # type: ignore[misc]
+
+
 def connect_signals() -> None:
     """Bump the versions on every change; called once, from the app's ready()."""
     for model in (Client, Grant, ApiToken):
@@ -156,5 +178,11 @@ def connect_signals() -> None:
         )
     post_save.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-et")
     post_delete.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-d-et")
+    pre_delete.connect(_event_type_leaving, sender=EventType, dispatch_uid="snapshots-pd-et")
     post_save.connect(_subscription_changed, sender=Subscription, dispatch_uid="snapshots-sub")
+    m2m_changed.connect(
+        _subscription_types_changed,
+        sender=Subscription.event_types.through,
+        dispatch_uid="snapshots-sub-types",
+    )
     post_delete.connect(_subscription_changed, sender=Subscription, dispatch_uid="snapshots-d-sub")

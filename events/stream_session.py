@@ -480,13 +480,16 @@ class StreamSession:
                 # sets it again and is not lost.
                 owned.more = False
                 reads.append((owned, budget))
+        # The claims above took round trips: check the time fence again just before reading.
+        fence = asyncio.get_running_loop().time() + READ_MARGIN
+        for owned, _ in reads:
+            if owned.valid_until <= fence:
+                owned.more = True  # read once the next heartbeat renewed the lease
+        reads = [(o, n) for o, n in reads if o.valid_until > fence]
         if not reads:
             return
         results = await self._delivery.read([(o.lease, n) for o, n in reads])
         for (owned, budget), entries in zip(reads, results, strict=True):
-            if entries is None:  # the lease moved on: read nothing more from it
-                self._drop(owned)
-                continue
             self._add(owned, entries)
             owned.more = owned.more or len(entries) >= budget
 

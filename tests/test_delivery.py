@@ -143,3 +143,20 @@ def test_offsets_compare_as_number_pairs_in_lua(offset):
     run(scenario)
     assert commit("a", offset) == "committed"
     assert commit("a", "11-0") == "undelivered"
+
+
+def test_a_claim_acks_instead_of_redelivering_what_is_already_committed():
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        stale = await leases.acquire("s", 0, SUB, "stale", 10_000)
+        await d.prepare(stale, "BEGIN")
+        await d.read([(stale, 3)])  # a reader whose lease then lapsed left these pending
+        await leases.release(stale)
+        await client.set(committed_key("s", 0, SUB), ids[1])  # a later owner committed these
+        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        return await d.claim(new, "0-0", 10)
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == [ids[2]]
+    assert redis_client().xpending(log_key("s", 0), SUB)["pending"] == 1

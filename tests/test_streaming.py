@@ -355,3 +355,17 @@ def test_deleting_the_subscription_or_resetting_cursors_closes_its_streams(api, 
     assert numbers(again.events) == ["A-1", "A-2"]
     assert api.delete(f"/api/subscriptions/{subscription}").status_code == 204
     assert again.wait_closed() == "subscription_deleted"
+
+
+def test_the_commit_endpoint_checks_what_django_checks(api, live_server, open_stream):
+    subscription = setup_subscription(api)
+    url = f"{live_server.url}/api/subscriptions/{subscription}/cursors"
+    anonymous = httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"})
+    assert anonymous.status_code == 401  # the token first, as everywhere
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    plain = api.post(url, content=b"{}", headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415
+    shouting = api.post(url, content=b"{}", headers={"Content-Type": "Application/JSON"})
+    assert shouting.status_code == 422  # accepted as JSON, then refused for its content
+    stranger_host = api.post(url, json={"items": []}, headers={"Host": "evil.example"})
+    assert stranger_host.status_code == 400
