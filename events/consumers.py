@@ -21,10 +21,8 @@ import redis
 from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
-from django.http.request import validate_host
 
-from events import batches, commits, cursor_api, plans, snapshots, stream_params
+from events import batches, commits, plans, snapshots, stream_params
 from events.auth import redis_unavailable
 from events.batches import Batch
 from events.plans import Plan, Position
@@ -173,63 +171,6 @@ class SubscriptionStream(AsyncHttpConsumer):
         response = problem.response()
         headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
         await self.send_response(response.status_code, response.content, headers=headers)
-
-
-class CommitEndpoint(AsyncHttpConsumer):
-    """POST /api/subscriptions/{id}/cursors without Django's request handling: a commit
-    is the consumers' most frequent call, and Django's ASGI handler costs a thread and
-    several thread hops per request (other methods go to Django: see streamsite.asgi).
-    It checks what Django's path checks: host, token, content type, size.
-    """
-
-    _received = 0
-    _too_large = False
-
-    async def http_request(self, message: dict[str, Any]) -> None:
-        # Count the body as it comes, and keep no more of it than the server accepts.
-        self._received += len(message.get("body", b""))
-        declared = _header(self.scope, b"content-length") or "0"
-        limit = settings.MAX_REQUEST_BYTES
-        if self._received > limit or (declared.isdecimal() and int(declared) > limit):
-            self._too_large = True
-            message = {**message, "body": b""}
-        await super().http_request(message)
-
-    async def handle(self, body: bytes) -> None:
-        try:
-            response = await self._commit(body)
-        except Problem as problem:
-            response = problem.response()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            response = redis_unavailable(error).response()
-        except Exception:
-            logger.exception("commit failed")
-            response = Problem(500, "The commit failed on the server; retry it.").response()
-        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
-        await self.send_response(response.status_code, response.content, headers=headers)
-
-    async def _commit(self, body: bytes) -> Any:
-        host = (_header(self.scope, b"host") or "").rsplit(":", 1)[0].strip("[]")
-        if not validate_host(host, settings.ALLOWED_HOSTS):
-            raise Problem(400, f"Host {host!r} is not served here.")
-        principal = await snapshots.principal(_header(self.scope, b"authorization"))
-        content_type = (_header(self.scope, b"content-type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            raise Problem(
-                415, f"The body must be application/json, not {content_type or 'absent'}."
-            )
-        if self._too_large:
-            raise Problem(413, "The request body is larger than the server accepts.")
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise Problem(400, f"The body is not valid JSON: {error}.") from None
-        return await cursor_api.commit(
-            self.scope["url_route"]["kwargs"]["subscription_id"],
-            principal,
-            _header(self.scope, b"x-nakadi-streamid"),
-            parsed,
-        )
 
 
 class SubscriptionSocket(AsyncWebsocketConsumer):

@@ -22,7 +22,8 @@ RESET_LOCK_SECONDS = 30  # a reset that died half-way stops blocking new session
 @api_view("GET", "POST", "PATCH")
 async def subscription_cursors(request: HttpRequest, subscription_id: str) -> HttpResponse:
     """Async, for the commit: it is the hot path of every consumer (one per batch or so),
-    and needs no database read, only the write of the committed cursors.
+    and needs no database read, only the write of the committed cursors. Served without
+    Django's request handling (`events.routing.AsyncView`, see streamsite.asgi).
     """
     principal = principal_of(request)
     if request.method == "GET":
@@ -37,9 +38,7 @@ async def subscription_cursors(request: HttpRequest, subscription_id: str) -> Ht
 async def commit(
     subscription_id: str, principal: Principal, session: str | None, body: object
 ) -> HttpResponse:
-    """POST …/cursors: commit for the stream `session`; also served without Django by
-    `events.consumers.CommitEndpoint`, since consumers call it for every batch or so.
-    """
+    """POST …/cursors: commit for the stream `session`."""
     plan = await plans.cached(subscription_id, principal)
     if not session:
         raise Problem(422, "Send the stream's id in the X-Nakadi-StreamId header.")

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse
+
+from events.problems import Problem
+
+logger = logging.getLogger(__name__)
+
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+AsyncViewFunction = Callable[..., Awaitable[HttpResponse]]
 
 
 class ByMethod:
@@ -17,3 +29,56 @@ class ByMethod:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.routes.get(scope.get("method", ""), self.default)(scope, receive, send)
+
+
+class AsyncView:
+    """Serve one async `api_view` straight from ASGI, for the hot paths (publishing and
+    committing): Django's ASGI handler costs a thread and several thread hops per request,
+    for the request signals (measured: ~3.5 ms of server CPU per commit). What Django's
+    middleware does for /api/ is done here: the host check, and problem+json for any
+    error. The route's keyword arguments are the view's.
+    """
+
+    def __init__(self, view: AsyncViewFunction) -> None:
+        self.view = view
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body, complete = await _read_body(receive, settings.MAX_REQUEST_BYTES)
+        if body is None:
+            return  # the client left
+        try:
+            if not complete:
+                raise Problem(413, "The request body is larger than the server accepts.")
+            request = ASGIRequest(scope, io.BytesIO(body))
+            request.get_host()  # DisallowedHost for a host not in ALLOWED_HOSTS
+            response = await self.view(request, **scope["url_route"]["kwargs"])
+        except Problem as problem:
+            response = problem.response()
+        except DisallowedHost as error:
+            response = Problem(400, str(error)).response()
+        except Exception:
+            logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            response = Problem(500, "The server failed on this request; retry it.").response()
+        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": response.content})
+
+
+async def _read_body(receive: Any, limit: int) -> tuple[bytes | None, bool]:
+    """The request body, and whether it fit within `limit` bytes (None if the client left);
+    no more than `limit` bytes are kept.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, False
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks), size <= limit

@@ -14,9 +14,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from events import draining  # noqa: E402
-from events.consumers import CommitEndpoint, SubscriptionSocket, SubscriptionStream  # noqa: E402
-from events.routing import ByMethod  # noqa: E402
+from events import api, cursor_api, draining  # noqa: E402
+from events.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
+from events.routing import AsyncView, ByMethod  # noqa: E402
 
 django_http = ASGIStaticFilesHandler(django_application)
 
@@ -32,10 +32,17 @@ application = ProtocolTypeRouter(
                     "api/subscriptions/<str:subscription_id>/events",
                     SubscriptionStream.as_asgi(),
                 ),
-                # Commits, the consumers' hot path, skip Django's request handling.
+                # The hot paths, publishing and committing, skip Django's request handling
+                # (its other methods and paths go to Django).
+                path(
+                    "api/event-types/<str:name>/events",
+                    ByMethod({"POST": AsyncView(api.publish_events)}, default=django_http),  # type: ignore[arg-type]
+                ),
                 path(
                     "api/subscriptions/<str:subscription_id>/cursors",
-                    ByMethod({"POST": CommitEndpoint.as_asgi()}, default=django_http),  # type: ignore[arg-type]
+                    ByMethod(  # type: ignore[arg-type]
+                        {"POST": AsyncView(cursor_api.subscription_cursors)}, default=django_http
+                    ),
                 ),
                 re_path(r"", django_http),  # type: ignore[arg-type]
             ]
