@@ -357,7 +357,7 @@ def test_deleting_the_subscription_or_resetting_cursors_closes_its_streams(api, 
     assert again.wait_closed() == "subscription_deleted"
 
 
-def test_the_commit_endpoint_checks_what_django_checks(api, live_server, open_stream):
+def test_the_paths_around_django_check_what_django_checks(api, live_server, open_stream):
     subscription = setup_subscription(api)
     url = f"{live_server.url}/api/subscriptions/{subscription}/cursors"
     anonymous = httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"})
@@ -369,3 +369,13 @@ def test_the_commit_endpoint_checks_what_django_checks(api, live_server, open_st
     assert shouting.status_code == 422  # accepted as JSON, then refused for its content
     stranger_host = api.post(url, json={"items": []}, headers={"Host": "evil.example"})
     assert stranger_host.status_code == 400
+    assert stranger_host.headers["content-type"] == "application/problem+json"
+    # Publishing takes the same path around Django, with the same checks.
+    publishing = api.post(
+        "/api/event-types/order.created/events", json=[], headers={"Host": "evil.example"}
+    )
+    assert publishing.status_code == 400
+    assert publishing.headers["content-type"] == "application/problem+json"
+    missing = api.post("/api/event-types/order.nothing/events", json=[business_event()])
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
