@@ -44,20 +44,18 @@ logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (redis.RedisError, OSError)
 
+# The identity and starting point are fixed once created, as in Nakadi.
+IDENTITY_FIELDS = (
+    "id",
+    "owning_application",
+    "event_types",
+    "consumer_group",
+    "read_from",
+    "initial_cursors",
+)
+
 CHANGE_FIELDSETS: _FieldsetSpec = (
-    (
-        "Identity (fixed once created)",
-        {
-            "fields": (
-                "id",
-                "owning_application",
-                "event_types",
-                "consumer_group",
-                "read_from",
-                "initial_cursors",
-            )
-        },
-    ),
+    ("Identity (fixed once created)", {"fields": IDENTITY_FIELDS}),
     ("Delivery", {"fields": ("mode", "commit_timeout", "max_deliveries")}),
     (
         "Live state (from Redis)",
@@ -148,14 +146,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ) -> tuple[str, ...]:
         if obj is None:
             return ()
-        # The identity and starting point are fixed once created, as in Nakadi.
         return (
-            "id",
-            "owning_application",
-            "event_types",
-            "consumer_group",
-            "read_from",
-            "initial_cursors",
+            *IDENTITY_FIELDS,
             "created_at",
             "updated_at",
             "live_state",

@@ -16,18 +16,6 @@ NDJSON = "application/x-json-stream"
 SSE = "text/event-stream"
 SSE_RETRY_MS = 1_000  # the reconnect delay an EventSource is told to use
 
-# Why a stream ends; the server states one of these in its last message.
-CLOSE_REASONS = (
-    "commit_timeout",
-    "stream_timeout",
-    "stream_limit",
-    "keep_alive_limit",
-    "rebalance",
-    "cursor_reset",
-    "subscription_deleted",
-    "shutdown",
-)
-
 
 @dataclass(frozen=True)
 class Batch:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -24,6 +25,23 @@ CLIENT_OPTIONS: dict[str, Any] = {
 _sync_clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
 _async_clients = weakref.WeakKeyDictionary()
+
+
+T = TypeVar("T")
+
+
+def loop_local(factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter of one `factory()` object per running event loop (hubs, writers)."""
+    made: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+
+    def get() -> T:
+        loop = asyncio.get_running_loop()
+        found = made.get(loop)
+        if found is None:
+            found = made[loop] = factory()
+        return found
+
+    return get
 
 
 def redis_client() -> redis.Redis:

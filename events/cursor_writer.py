@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, connection
 
 from events import committed
+from events.connections import loop_local
 from events.cursors import Cursor, parse_offset
 
 logger = logging.getLogger(__name__)
@@ -25,20 +25,11 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str, int]  # (subscription, event type, partition)
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cursor-writer")
-_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CursorWriter]
-_writers = weakref.WeakKeyDictionary()
-
-
-def writer() -> CursorWriter:
-    """The running event loop's writer."""
-    loop = asyncio.get_running_loop()
-    found = _writers.get(loop)
-    if found is None:
-        found = _writers[loop] = CursorWriter()
-    return found
 
 
 class CursorWriter:
+    """Committed cursors waiting for the database, and the one task that writes them."""
+
     def __init__(self) -> None:
         self._pending: dict[Key, str] = {}
         self._waiting: list[asyncio.Future[None]] = []
@@ -80,6 +71,10 @@ class CursorWriter:
                         future.set_result(None)
         finally:
             self._flushing = None
+
+
+# The running event loop's writer.
+writer = loop_local(lambda: CursorWriter())
 
 
 def _store(batch: dict[Key, str]) -> None:

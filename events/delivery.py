@@ -279,16 +279,6 @@ async def commit(
     return (await commit_all(client, [(subscription, session, stream, partition, offset)]))[0]
 
 
-def owners(
-    client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]
-) -> list[str | None]:
-    """The session holding each (stream, partition) now, or None."""
-    pipe = client.pipeline(transaction=False)
-    for stream, partition in partitions:
-        pipe.hget(lease_key(stream, partition, subscription), "session")
-    return [None if s is None else s.decode() for s in pipe.execute()]
-
-
 def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
     """A deleted subscription: its sessions close with `subscription_deleted`, and its
     leases, groups and committed offsets go.

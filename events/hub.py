@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from events.connections import CLIENT_OPTIONS, async_redis_client
+from events.connections import CLIENT_OPTIONS, async_redis_client, loop_local
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +30,6 @@ SUBSCRIBE_TIMEOUT = 5.0  # seconds a new listener waits for the control subscrip
 
 Wake = Callable[[], None]
 OnMessage = Callable[[str], None]
-
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub]
-_hubs = weakref.WeakKeyDictionary()
-
-
-def hub() -> StreamHub:
-    """The running event loop's hub."""
-    loop = asyncio.get_running_loop()
-    found = _hubs.get(loop)
-    if found is None:
-        found = _hubs[loop] = StreamHub(settings.REDIS_URL)
-    return found
 
 
 class StreamHub:
@@ -105,7 +92,7 @@ class StreamHub:
                 except (redis.RedisError, OSError) as error:
                     self._blocked_client = None
                     logger.warning("stream hub: %s; reading again in %.1f s", error, RETRY_SECONDS)
-                    self._wake_all()  # sessions read on their own meanwhile
+                    self._wake(list(self._watchers))  # sessions read on their own meanwhile
                     await asyncio.sleep(RETRY_SECONDS)
         finally:
             # Before any await: a watch() from now on starts a new reader.
@@ -123,10 +110,9 @@ class StreamHub:
                 newest = await pipe.execute()
             for key, entries in zip(unknown, newest, strict=True):
                 self._last[key] = entries[0][0].decode() if entries else "0-0"
-                # Entries that came after the watcher's own last read and before now
-                # would wake no one: wake it once, and it reads them itself.
-                for wake in list(self._watchers.get(key, ())):
-                    wake()
+            # Entries that came after a watcher's own last read and before now would
+            # wake no one: wake it once, and it reads them itself.
+            self._wake(unknown)
         if set(self._watchers) != set(keys):
             return  # the watch list changed meanwhile: read again with the new one
         if self._blocked_client is None:
@@ -156,11 +142,6 @@ class StreamHub:
     def _wake(self, keys: Iterable[str]) -> None:
         for key in keys:
             for wake in list(self._watchers.get(key, ())):
-                wake()
-
-    def _wake_all(self) -> None:
-        for wakes in list(self._watchers.values()):
-            for wake in list(wakes):
                 wake()
 
     # -- control messages ----------------------------------------------------------------
@@ -211,3 +192,7 @@ class StreamHub:
         text = message["data"].decode()
         for on_message in list(self._listeners.get(channel, ())):
             on_message(text)
+
+
+# The running event loop's hub.
+hub = loop_local(lambda: StreamHub(settings.REDIS_URL))

@@ -104,23 +104,26 @@ async def principal(authorization: str | None) -> Principal:
 
 async def target(name: str, load: Callable[[str], T]) -> T:
     """`load(name)` (an ORM read), from this process's copy while the event type is unchanged."""
-    version = await _version(event_type_version_key(name))
-    found = _targets.get(name, version)
-    if found is None:
-        found = await sync_to_async(load)(name)
-        _targets.put(name, version, found)
-    return found  # type: ignore[no-any-return]
+    return await _cached(_targets, name, event_type_version_key(name), load)
 
 
 async def subscription(subscription_id: str, load: Callable[[str], T]) -> T:
     """`load(subscription_id)` (an ORM read), from this process's copy while the
     subscription is unchanged; each commit reads it.
     """
-    version = await _version(subscription_version_key(subscription_id))
-    found = _subscriptions.get(subscription_id, version)
+    return await _cached(
+        _subscriptions, subscription_id, subscription_version_key(subscription_id), load
+    )
+
+
+async def _cached(
+    cache: VersionedCache[Any], key: str, version_key: str, load: Callable[[str], T]
+) -> T:
+    version = await _version(version_key)
+    found = cache.get(key, version)
     if found is None:
-        found = await sync_to_async(load)(subscription_id)
-        _subscriptions.put(subscription_id, version, found)
+        found = await sync_to_async(load)(key)
+        cache.put(key, version, found)
     return found  # type: ignore[no-any-return]
 
 

@@ -102,6 +102,7 @@ class StreamSession:
         self._idle_due = 0.0
         self._left = asyncio.Event()
         self._finishing: str | None = None  # why the stream ends once its commits are in
+        self._live: list[str] | None = None  # the live sessions, as the heartbeat just read
         self._committed_events = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -172,8 +173,9 @@ class StreamSession:
                 if self._finishing is not None and not self._uncommitted():
                     return self._finishing
                 await self._hand_over()
+                allowance = self._allowance()
                 if self._finishing is None and any(
-                    o.more and self._budget(o) > 0 for o in self._readable()
+                    o.more and self._budget(o, allowance) > 0 for o in self._readable()
                 ):
                     continue
                 deadlines = [heartbeat_due, *(o.flush_due for o in self._owned.values())]
@@ -308,6 +310,7 @@ class StreamSession:
         if live is None:  # we were taken for dead: our partitions may have moved already
             self._closing = "rebalance"
             return
+        self._live = live  # the assignment that follows needs no second read of it
         sent_at = asyncio.get_running_loop().time()
         async with self._client.pipeline(transaction=False) as pipe:
             for owned in self._owned.values():
@@ -323,7 +326,12 @@ class StreamSession:
 
     async def _assign(self) -> None:
         """Take the free partitions of this session's share; mark the ones to hand over."""
-        live = await self._sessions.live(self.plan.subscription)
+        live = (
+            self._live
+            if self._live is not None
+            else await self._sessions.live(self.plan.subscription)
+        )
+        self._live = None
         if self.id not in live:
             self._closing = "rebalance"
             return

@@ -16,6 +16,7 @@ from django.db import connection
 from events import snapshots
 from events.clients import create_client
 from events.connections import redis_client
+from events.models import EventType
 from events.processes import free_port, wait_until
 from events.redis_server import start_redis
 
@@ -52,6 +53,32 @@ def admin_token(db) -> str:
 def producer_token(db) -> str:
     """The shop service: it may publish to and read the order.* event types."""
     return create_client("shop", publish=["order.*"], read=["order.*"])[1]
+
+
+@pytest.fixture
+def consumer_token(transactional_db) -> str:
+    """The shop service as a consumer too: publish, read and consume order.*."""
+    return create_client("shop", publish=["order.*"], read=["order.*"], consume=["order.*"])[1]
+
+
+@pytest.fixture
+def consumer_api(live_server, consumer_token: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the live server with the consumer's token."""
+    with live_server.client(consumer_token) as http:
+        yield http
+
+
+@pytest.fixture
+def order_type(db) -> EventType:
+    """order.created with two partitions, written straight to the database."""
+    return EventType.objects.create(
+        name="order.created",
+        owning_application="shop",
+        category="business",
+        schema='{"type": "object"}',
+        retention_time_ms=3_600_000,
+        partition_count=2,
+    )
 
 
 @pytest.fixture
@@ -122,15 +149,19 @@ def start_live_server(db_url: str, redis_url: str) -> LiveServer:
     return LiveServer(url, process)
 
 
-@pytest.fixture(scope="session")
-def live_server_process(django_db_setup, django_db_blocker, redis_url: str) -> Iterator[LiveServer]:
-    """A real Daphne serving the project, sharing the tests' DB and Redis."""
+def _serve(django_db_blocker, redis_url: str) -> Iterator[LiveServer]:
     with django_db_blocker.unblock():
         db_url = database_url()
     server = start_live_server(db_url, redis_url)
     yield server
     server.process.terminate()
     server.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def live_server_process(django_db_setup, django_db_blocker, redis_url: str) -> Iterator[LiveServer]:
+    """A real Daphne serving the project, sharing the tests' DB and Redis."""
+    yield from _serve(django_db_blocker, redis_url)
 
 
 @pytest.fixture(scope="session")
@@ -138,12 +169,7 @@ def other_live_server_process(
     django_db_setup, django_db_blocker, redis_url: str
 ) -> Iterator[LiveServer]:
     """A second server process, for sessions of one subscription spread over two servers."""
-    with django_db_blocker.unblock():
-        db_url = database_url()
-    server = start_live_server(db_url, redis_url)
-    yield server
-    server.process.terminate()
-    server.process.wait(10)
+    yield from _serve(django_db_blocker, redis_url)
 
 
 @pytest.fixture

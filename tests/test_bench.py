@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,10 +15,10 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.bench
 
 
-def test_the_publish_benchmark_runs_and_checks_what_it_stored(tmp_path):
-    output = tmp_path / "publish.json"
+def run_quick(benchmark: str, output: Path) -> dict[str, Any]:
+    """Run `python -m bench <benchmark> --quick`; its results."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "publish", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "bench", benchmark, "--quick", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -24,7 +26,12 @@ def test_the_publish_benchmark_runs_and_checks_what_it_stored(tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(output.read_text())
+    results: dict[str, Any] = json.loads(output.read_text())
+    return results
+
+
+def test_the_publish_benchmark_runs_and_checks_what_it_stored(tmp_path):
+    results = run_quick("publish", tmp_path / "publish.json")
     paths = {(row["path"], row["batch_size"]) for row in results["results"]}
     assert ("api", 1000) in paths
     assert ("direct", 1000) in paths
@@ -32,16 +39,6 @@ def test_the_publish_benchmark_runs_and_checks_what_it_stored(tmp_path):
 
 
 def test_the_consume_benchmark_runs_and_checks_what_it_consumed(tmp_path):
-    output = tmp_path / "consume.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "consume", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(output.read_text())
+    results = run_quick("consume", tmp_path / "consume.json")
     assert results["api_to_direct"] > 0
     assert results["latency"]["events_measured"] > 0

@@ -10,20 +10,8 @@ import orjson
 import pytest
 import websockets
 
-from events.clients import create_client
 from tests.helpers import business_event, event_type_body
 from tests.streams import Stream
-
-
-@pytest.fixture
-def token(live_server) -> str:
-    return create_client("shop", publish=["order.*"], read=["order.*"], consume=["order.*"])[1]
-
-
-@pytest.fixture
-def api(live_server, token):
-    with live_server.client(token) as http:
-        yield http
 
 
 @pytest.fixture
@@ -34,47 +22,52 @@ def streams():
         stream.close()
 
 
-def subscribe(api, partitions: int) -> str:
+def subscribe(consumer_api, partitions: int) -> str:
     assert (
-        api.post("/api/event-types", json=event_type_body(partitions=partitions)).status_code == 201
+        consumer_api.post(
+            "/api/event-types", json=event_type_body(partitions=partitions)
+        ).status_code
+        == 201
     )
     body = {"owning_application": "shop", "event_types": ["order.created"], "read_from": "begin"}
-    return str(api.post("/api/subscriptions", json=body).json()["id"])
+    return str(consumer_api.post("/api/subscriptions", json=body).json()["id"])
 
 
-def publish(api, count: int, prefix: str = "A") -> list[str]:
+def publish(consumer_api, count: int, prefix: str = "A") -> list[str]:
     numbers = [f"{prefix}-{i}" for i in range(count)]
-    response = api.post(
+    response = consumer_api.post(
         "/api/event-types/order.created/events", json=[business_event(n) for n in numbers]
     )
     assert response.status_code == 200, response.text
     return numbers
 
 
-def open_stream(streams, server, token, subscription, **params) -> Stream:
+def open_stream(streams, server, consumer_token, subscription, **params) -> Stream:
     params.setdefault("batch_flush_timeout", 1)
     params.setdefault("max_uncommitted_events", 100)
     params.setdefault("batch_limit", 100)
-    stream = Stream(server.url, token, subscription, **params)
+    stream = Stream(server.url, consumer_token, subscription, **params)
     streams.append(stream)
     return stream
 
 
-def owners(api, subscription: str) -> dict[str, str | None]:
+def owners(consumer_api, subscription: str) -> dict[str, str | None]:
     """Partition → the stream id that owns it now (None when unassigned)."""
-    stats = api.get(f"/api/subscriptions/{subscription}/stats").json()["items"][0]["partitions"]
+    stats = consumer_api.get(f"/api/subscriptions/{subscription}/stats").json()["items"][0][
+        "partitions"
+    ]
     return {p["partition"]: p.get("stream_id") if p["state"] == "assigned" else None for p in stats}
 
 
 def wait_for_owners(
-    api, subscription: str, expected, timeout: float = 10.0
+    consumer_api, subscription: str, expected, timeout: float = 10.0
 ) -> dict[str, str | None]:
     from events.processes import wait_until
 
     found: dict[str, str | None] = {}
 
     def check() -> bool:
-        found.update(owners(api, subscription))
+        found.update(owners(consumer_api, subscription))
         return bool(expected(found))
 
     wait_until(check, timeout=timeout, interval=0.05, message=f"owners to become right: {found}")
@@ -85,19 +78,21 @@ def numbers(events) -> list[str]:
     return [e["order_number"] for e in events]
 
 
-def test_a_joining_session_gets_its_share_after_the_owner_commits(api, live_server, token, streams):
-    subscription = subscribe(api, partitions=2)
-    first = open_stream(streams, live_server, token, subscription)
-    wait_for_owners(api, subscription, lambda o: set(o.values()) == {first.id})
-    sent = publish(api, 20)
+def test_a_joining_session_gets_its_share_after_the_owner_commits(
+    consumer_api, live_server, consumer_token, streams
+):
+    subscription = subscribe(consumer_api, partitions=2)
+    first = open_stream(streams, live_server, consumer_token, subscription)
+    wait_for_owners(consumer_api, subscription, lambda o: set(o.values()) == {first.id})
+    sent = publish(consumer_api, 20)
     first.wait(lambda s: len(s.events) == 20)
-    second = open_stream(streams, live_server, token, subscription)
+    second = open_stream(streams, live_server, consumer_token, subscription)
     # The owner keeps both partitions while it has uncommitted events...
-    assert set(owners(api, subscription).values()) == {first.id}
+    assert set(owners(consumer_api, subscription).values()) == {first.id}
     first.commit_all()
     # ...and hands one over once it committed them.
-    wait_for_owners(api, subscription, lambda o: set(o.values()) == {first.id, second.id})
-    more = publish(api, 20, prefix="B")
+    wait_for_owners(consumer_api, subscription, lambda o: set(o.values()) == {first.id, second.id})
+    more = publish(consumer_api, 20, prefix="B")
     second.wait(lambda s: len(s.events) > 0)
     first.wait(lambda s: len(s.events) + len(second.events) == 40)
     assert sorted(numbers(first.events) + numbers(second.events)) == sorted(sent + more)
@@ -105,19 +100,19 @@ def test_a_joining_session_gets_its_share_after_the_owner_commits(api, live_serv
 
 
 def test_three_sessions_share_three_partitions_and_a_fourth_gets_409(
-    api, live_server, token, streams
+    consumer_api, live_server, consumer_token, streams
 ):
-    subscription = subscribe(api, partitions=3)
-    sessions = [open_stream(streams, live_server, token, subscription) for _ in range(3)]
+    subscription = subscribe(consumer_api, partitions=3)
+    sessions = [open_stream(streams, live_server, consumer_token, subscription) for _ in range(3)]
     found = wait_for_owners(
-        api, subscription, lambda o: set(o.values()) == {s.id for s in sessions}
+        consumer_api, subscription, lambda o: set(o.values()) == {s.id for s in sessions}
     )
     assert sorted(found) == ["0", "1", "2"]
-    fourth = Stream(live_server.url, token, subscription)
+    fourth = Stream(live_server.url, consumer_token, subscription)
     streams.append(fourth)
     assert fourth.status == 409
     assert "no partition is left" in fourth.problem["detail"]
-    sent = publish(api, 30)
+    sent = publish(consumer_api, 30)
     for session in sessions:
         session.wait(lambda s: len(s.partitions()) == 1)
     wait = sessions[0]
@@ -126,51 +121,53 @@ def test_three_sessions_share_three_partitions_and_a_fourth_gets_409(
 
 
 def test_what_a_departed_session_did_not_commit_goes_to_the_next_in_order(
-    api, live_server, token, streams
+    consumer_api, live_server, consumer_token, streams
 ):
-    subscription = subscribe(api, partitions=1)
-    sent = publish(api, 10)
-    leaver = open_stream(streams, live_server, token, subscription, batch_limit=4)
+    subscription = subscribe(consumer_api, partitions=1)
+    sent = publish(consumer_api, 10)
+    leaver = open_stream(streams, live_server, consumer_token, subscription, batch_limit=4)
     leaver.wait(lambda s: len(s.events) == 10)
     leaver.commit(leaver.data_batches()[0]["cursor"])  # only the first 4
     leaver.close()
-    wait_for_owners(api, subscription, lambda o: o["0"] is None)
-    successor = open_stream(streams, live_server, token, subscription, batch_limit=4)
+    wait_for_owners(consumer_api, subscription, lambda o: o["0"] is None)
+    successor = open_stream(streams, live_server, consumer_token, subscription, batch_limit=4)
     successor.wait(lambda s: len(s.events) == 6)
     assert numbers(successor.events) == sent[4:]
-    publish(api, 2, prefix="B")
+    publish(consumer_api, 2, prefix="B")
     successor.wait(lambda s: len(s.events) == 8)
     assert numbers(successor.events)[6:] == ["B-0", "B-1"]
 
 
-def test_a_session_that_leaves_hands_its_partitions_to_the_others(api, live_server, token, streams):
-    subscription = subscribe(api, partitions=2)
-    first = open_stream(streams, live_server, token, subscription)
-    second = open_stream(streams, live_server, token, subscription)
-    wait_for_owners(api, subscription, lambda o: set(o.values()) == {first.id, second.id})
-    sent = publish(api, 20)
+def test_a_session_that_leaves_hands_its_partitions_to_the_others(
+    consumer_api, live_server, consumer_token, streams
+):
+    subscription = subscribe(consumer_api, partitions=2)
+    first = open_stream(streams, live_server, consumer_token, subscription)
+    second = open_stream(streams, live_server, consumer_token, subscription)
+    wait_for_owners(consumer_api, subscription, lambda o: set(o.values()) == {first.id, second.id})
+    sent = publish(consumer_api, 20)
     second.wait(lambda s: len(s.events) > 0)
     first.wait(lambda s: len(s.events) + len(second.events) == 20)
     second.close()  # without committing
-    wait_for_owners(api, subscription, lambda o: set(o.values()) == {first.id})
+    wait_for_owners(consumer_api, subscription, lambda o: set(o.values()) == {first.id})
     first.wait(lambda s: len(s.events) == 20)
     assert sorted(numbers(first.events)) == sorted(sent)
 
 
 def test_sessions_on_two_server_processes_share_one_subscription(
-    api, live_server, other_live_server, token, streams
+    consumer_api, live_server, other_live_server, consumer_token, streams
 ):
-    subscription = subscribe(api, partitions=2)
-    here = open_stream(streams, live_server, token, subscription)
-    there = open_stream(streams, other_live_server, token, subscription)
-    wait_for_owners(api, subscription, lambda o: set(o.values()) == {here.id, there.id})
-    sent = publish(api, 30)
+    subscription = subscribe(consumer_api, partitions=2)
+    here = open_stream(streams, live_server, consumer_token, subscription)
+    there = open_stream(streams, other_live_server, consumer_token, subscription)
+    wait_for_owners(consumer_api, subscription, lambda o: set(o.values()) == {here.id, there.id})
+    sent = publish(consumer_api, 30)
     here.wait(lambda s: len(s.events) + len(there.events) == 30)
     assert sorted(numbers(here.events) + numbers(there.events)) == sorted(sent)
     assert here.partitions().isdisjoint(there.partitions())
     # A commit reaches its session through Redis, whichever server takes it.
     cursor = there.last_cursor()
-    with other_live_server.client(token) as other_api:
+    with other_live_server.client(consumer_token) as other_api:
         other_api_response = other_api.post(
             f"/api/subscriptions/{subscription}/cursors",
             json={"items": [cursor]},
@@ -179,20 +176,22 @@ def test_sessions_on_two_server_processes_share_one_subscription(
     assert other_api_response.status_code == 204
     cursors = {
         c["partition"]: c["offset"]
-        for c in api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
+        for c in consumer_api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
     }
     assert cursors[cursor["partition"]] == cursor["offset"]
 
 
-def test_a_websocket_session_receives_batches_and_commits_on_the_socket(api, live_server, token):
-    subscription = subscribe(api, partitions=1)
-    sent = publish(api, 3)
+def test_a_websocket_session_receives_batches_and_commits_on_the_socket(
+    consumer_api, live_server, consumer_token
+):
+    subscription = subscribe(consumer_api, partitions=1)
+    sent = publish(consumer_api, 3)
     url = live_server.url.replace("http://", "ws://") + f"/ws/subscriptions/{subscription}"
 
     async def scenario() -> None:
         async with websockets.connect(
             url + "?batch_limit=3&batch_flush_timeout=1",
-            additional_headers={"Authorization": f"Bearer {token}"},
+            additional_headers={"Authorization": f"Bearer {consumer_token}"},
         ) as socket:
             batch = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
             assert numbers(batch["events"]) == sent
@@ -222,5 +221,5 @@ def test_a_websocket_session_receives_batches_and_commits_on_the_socket(api, liv
             assert closed.value.rcvd.code == 4401
 
     asyncio.run(scenario())
-    cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
+    cursors = consumer_api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
     assert cursors[0]["offset"] != "BEGIN"

@@ -13,39 +13,28 @@ from tests.helpers import business_event, event_type_body
 from tests.streams import Stream
 
 
-@pytest.fixture
-def token(live_server) -> str:
-    return create_client("shop", publish=["order.*"], read=["order.*"], consume=["order.*"])[1]
-
-
-@pytest.fixture
-def api(live_server, token):
-    with live_server.client(token) as http:
-        yield http
-
-
-def setup_subscription(api, partitions: int = 1, read_from: str = "begin", **extra) -> str:
-    created = api.post("/api/event-types", json=event_type_body(partitions=partitions))
+def setup_subscription(consumer_api, partitions: int = 1, read_from: str = "begin", **extra) -> str:
+    created = consumer_api.post("/api/event-types", json=event_type_body(partitions=partitions))
     assert created.status_code == 201, created.text
     body = {"owning_application": "shop", "event_types": ["order.created"], "read_from": read_from}
-    subscription = api.post("/api/subscriptions", json={**body, **extra})
+    subscription = consumer_api.post("/api/subscriptions", json={**body, **extra})
     assert subscription.status_code == 201, subscription.text
     return str(subscription.json()["id"])
 
 
-def publish(api, *numbers: str) -> None:
-    response = api.post(
+def publish(consumer_api, *numbers: str) -> None:
+    response = consumer_api.post(
         "/api/event-types/order.created/events", json=[business_event(n) for n in numbers]
     )
     assert response.status_code == 200, response.text
 
 
 @pytest.fixture
-def open_stream(live_server, token):
+def open_stream(live_server, consumer_token):
     streams: list[Stream] = []
 
     def open_(subscription: str, **params) -> Stream:
-        stream = Stream(live_server.url, token, subscription, **params)
+        stream = Stream(live_server.url, consumer_token, subscription, **params)
         streams.append(stream)
         return stream
 
@@ -58,9 +47,9 @@ def numbers(events) -> list[str]:
     return [e["order_number"] for e in events]
 
 
-def test_a_stream_delivers_every_event_in_order_with_the_stream_id(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, *(f"A-{i}" for i in range(25)))
+def test_a_stream_delivers_every_event_in_order_with_the_stream_id(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, *(f"A-{i}" for i in range(25)))
     stream = open_stream(
         subscription, batch_limit=10, max_uncommitted_events=25, batch_flush_timeout=1
     )
@@ -78,10 +67,10 @@ def test_a_stream_delivers_every_event_in_order_with_the_stream_id(api, open_str
     assert as_pairs == sorted(as_pairs)
 
 
-def test_each_batch_holds_one_partition_and_order_holds_per_partition(api, open_stream):
-    subscription = setup_subscription(api, partitions=3)
+def test_each_batch_holds_one_partition_and_order_holds_per_partition(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api, partitions=3)
     for round_ in range(5):
-        publish(api, *(f"R{round_}-{i}" for i in range(6)))
+        publish(consumer_api, *(f"R{round_}-{i}" for i in range(6)))
     stream = open_stream(
         subscription, batch_limit=4, max_uncommitted_events=30, batch_flush_timeout=1
     )
@@ -102,9 +91,9 @@ def test_each_batch_holds_one_partition_and_order_holds_per_partition(api, open_
         assert rounds == sorted(rounds)
 
 
-def test_a_quiet_partition_gets_keep_alive_batches_with_its_cursor(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, "A-1")
+def test_a_quiet_partition_gets_keep_alive_batches_with_its_cursor(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, "A-1")
     stream = open_stream(subscription, batch_flush_timeout=1)
     stream.wait(lambda s: len(s.batches) >= 2)
     keep_alive = stream.batches[1]
@@ -112,9 +101,9 @@ def test_a_quiet_partition_gets_keep_alive_batches_with_its_cursor(api, open_str
     assert keep_alive["cursor"]["offset"] == stream.batches[0]["cursor"]["offset"]
 
 
-def test_stream_limit_ends_the_stream_after_that_many_events(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, *(f"A-{i}" for i in range(10)))
+def test_stream_limit_ends_the_stream_after_that_many_events(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, *(f"A-{i}" for i in range(10)))
     stream = open_stream(subscription, batch_limit=2, stream_limit=4, max_uncommitted_events=10)
     stream.wait(lambda s: len(s.events) == 4)
     # Nakadi counts committed events: the stream stays open for the commit, then ends.
@@ -123,8 +112,10 @@ def test_stream_limit_ends_the_stream_after_that_many_events(api, open_stream):
     assert numbers(stream.events) == ["A-0", "A-1", "A-2", "A-3"]
 
 
-def test_stream_timeout_and_keep_alive_limit_end_a_stream_with_their_reason(api, open_stream):
-    subscription = setup_subscription(api, partitions=2)
+def test_stream_timeout_and_keep_alive_limit_end_a_stream_with_their_reason(
+    consumer_api, open_stream
+):
+    subscription = setup_subscription(consumer_api, partitions=2)
     timed = open_stream(subscription, stream_timeout=1, batch_flush_timeout=1)
     assert timed.wait_closed() == "stream_timeout"
     quiet = open_stream(subscription, stream_keep_alive_limit=2, batch_flush_timeout=1)
@@ -132,9 +123,9 @@ def test_stream_timeout_and_keep_alive_limit_end_a_stream_with_their_reason(api,
     assert len([b for b in quiet.batches if "events" not in b]) >= 2
 
 
-def test_max_uncommitted_events_holds_back_until_a_commit(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, *(f"A-{i}" for i in range(12)))
+def test_max_uncommitted_events_holds_back_until_a_commit(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, *(f"A-{i}" for i in range(12)))
     stream = open_stream(
         subscription, batch_limit=5, max_uncommitted_events=5, batch_flush_timeout=1
     )
@@ -148,13 +139,13 @@ def test_max_uncommitted_events_holds_back_until_a_commit(api, open_stream):
     assert numbers(stream.events) == [f"A-{i}" for i in range(10)]
 
 
-def test_batch_timespan_splits_batches_by_time(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, "A-0", "A-1")
+def test_batch_timespan_splits_batches_by_time(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, "A-0", "A-1")
     publish_at = time.monotonic()
     while time.monotonic() - publish_at < 1.1:  # the next events land more than 1 s later
         time.sleep(0.05)
-    publish(api, "A-2")
+    publish(consumer_api, "A-2")
     stream = open_stream(subscription, batch_limit=10, batch_timespan=1, batch_flush_timeout=1)
     stream.wait(lambda s: len(s.events) == 3)
     assert [numbers(b["events"]) for b in stream.data_batches()] == [["A-0", "A-1"], ["A-2"]]
@@ -170,29 +161,29 @@ def test_batch_timespan_splits_batches_by_time(api, open_stream):
         {"batch_limit": "many"},
     ],
 )
-def test_invalid_parameters_get_422_before_any_byte(api, params):
-    subscription = setup_subscription(api)
-    response = api.get(f"/api/subscriptions/{subscription}/events", params=params)
+def test_invalid_parameters_get_422_before_any_byte(consumer_api, params):
+    subscription = setup_subscription(consumer_api)
+    response = consumer_api.get(f"/api/subscriptions/{subscription}/events", params=params)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"]
 
 
-def test_streaming_needs_a_token_a_grant_and_a_subscription(api, live_server):
-    subscription = setup_subscription(api)
+def test_streaming_needs_a_token_a_grant_and_a_subscription(consumer_api, live_server):
+    subscription = setup_subscription(consumer_api)
     anonymous = httpx.get(f"{live_server.url}/api/subscriptions/{subscription}/events")
     assert anonymous.status_code == 401
     stranger = create_client("stranger")[1]
     with live_server.client(stranger) as http:
         assert http.get(f"/api/subscriptions/{subscription}/events").status_code == 403
-    missing = api.get("/api/subscriptions/00000000-0000-0000-0000-000000000000/events")
+    missing = consumer_api.get("/api/subscriptions/00000000-0000-0000-0000-000000000000/events")
     assert missing.status_code == 404
-    assert api.delete(f"/api/subscriptions/{subscription}/events").status_code == 405
+    assert consumer_api.delete(f"/api/subscriptions/{subscription}/events").status_code == 405
 
 
-def test_commits_answer_204_200_and_422_as_nakadi_does(api, open_stream):
-    subscription = setup_subscription(api, partitions=2)
-    publish(api, *(f"A-{i}" for i in range(6)))
+def test_commits_answer_204_200_and_422_as_nakadi_does(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api, partitions=2)
+    publish(consumer_api, *(f"A-{i}" for i in range(6)))
     stream = open_stream(
         subscription, batch_limit=1, max_uncommitted_events=10, batch_flush_timeout=1
     )
@@ -214,32 +205,34 @@ def test_commits_answer_204_200_and_422_as_nakadi_does(api, open_stream):
         {**cursor, "event_type": "x"},
     ):
         assert stream.commit(bad).status_code == 422
-    unknown = api.post(
+    unknown = consumer_api.post(
         f"/api/subscriptions/{subscription}/cursors",
         json={"items": [cursor]},
         headers={"X-Nakadi-StreamId": "not-a-session"},
     )
     assert unknown.status_code == 422
     assert "not a live session" in unknown.json()["detail"]
-    cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
+    cursors = consumer_api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
     assert {c["partition"]: c["offset"] for c in cursors}[partition] == cursor["offset"]
 
 
-def test_a_refused_commit_changes_nothing(api, open_stream):
-    subscription = setup_subscription(api, partitions=2)
-    publish(api, *(f"A-{i}" for i in range(4)))
+def test_a_refused_commit_changes_nothing(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api, partitions=2)
+    publish(consumer_api, *(f"A-{i}" for i in range(4)))
     stream = open_stream(subscription, batch_limit=1, batch_flush_timeout=1)
     stream.wait(lambda s: len(s.events) == 4)
     good = stream.last_cursor()
     bad = {**good, "offset": "99999999999999-0"}
     assert stream.commit(good, bad).status_code == 422
-    cursors = api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
+    cursors = consumer_api.get(f"/api/subscriptions/{subscription}/cursors").json()["items"]
     assert all(c["offset"] == "BEGIN" for c in cursors)
 
 
-def test_commit_timeout_closes_a_stream_and_the_keep_alive_commit_restarts_it(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, "A-1")
+def test_commit_timeout_closes_a_stream_and_the_keep_alive_commit_restarts_it(
+    consumer_api, open_stream
+):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, "A-1")
     lazy = open_stream(subscription, commit_timeout=1, batch_flush_timeout=1)
     assert lazy.wait_closed() == "commit_timeout"
     assert numbers(lazy.events) == ["A-1"]
@@ -250,7 +243,7 @@ def test_commit_timeout_closes_a_stream_and_the_keep_alive_commit_restarts_it(ap
     assert numbers(slow.events) == ["A-1"]
     cursor = slow.last_cursor()
     assert slow.commit(cursor).status_code == 204
-    publish(api, "A-2")
+    publish(consumer_api, "A-2")
     slow.wait(lambda s: len(s.events) == 2)
     started = time.monotonic()
     while time.monotonic() - started < 2.5:  # pacing, well past the 1 s commit timeout
@@ -260,33 +253,37 @@ def test_commit_timeout_closes_a_stream_and_the_keep_alive_commit_restarts_it(ap
     assert slow.commit(slow.last_cursor()).status_code == 204
 
 
-def test_a_stream_without_commit_timeout_uses_the_subscriptions(api, open_stream):
-    subscription = setup_subscription(api, commit_timeout=1)
-    publish(api, "A-1")
+def test_a_stream_without_commit_timeout_uses_the_subscriptions(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api, commit_timeout=1)
+    publish(consumer_api, "A-1")
     stream = open_stream(subscription, batch_flush_timeout=1)
     assert stream.wait_closed() == "commit_timeout"
 
 
-def test_read_from_end_starts_after_what_was_published_before_the_subscription(api, open_stream):
-    api.post("/api/event-types", json=event_type_body())
-    publish(api, "old")
-    subscription = api.post(
+def test_read_from_end_starts_after_what_was_published_before_the_subscription(
+    consumer_api, open_stream
+):
+    consumer_api.post("/api/event-types", json=event_type_body())
+    publish(consumer_api, "old")
+    subscription = consumer_api.post(
         "/api/subscriptions", json={"owning_application": "shop", "event_types": ["order.created"]}
     ).json()["id"]
-    publish(api, "new")
+    publish(consumer_api, "new")
     stream = open_stream(subscription, batch_flush_timeout=1)
     stream.wait(lambda s: len(s.events) == 1)
     assert numbers(stream.events) == ["new"]
 
 
-def test_server_sent_events_frame_batches_keep_alives_and_the_close(api, live_server, token):
-    subscription = setup_subscription(api)
-    publish(api, "A-1")
+def test_server_sent_events_frame_batches_keep_alives_and_the_close(
+    consumer_api, live_server, consumer_token
+):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, "A-1")
     response = httpx.get(
         f"{live_server.url}/api/subscriptions/{subscription}/events",
         # The event stays uncommitted: the stream waits one commit timeout for it, then ends.
         params={"stream_timeout": 1, "batch_flush_timeout": 1, "commit_timeout": 2},
-        headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+        headers={"Authorization": f"Bearer {consumer_token}", "Accept": "text/event-stream"},
         timeout=10,
     )
     assert response.headers["content-type"] == "text/event-stream"
@@ -307,9 +304,9 @@ def test_server_sent_events_frame_batches_keep_alives_and_the_close(api, live_se
     assert orjson.loads(close["data"])["close_reason"] == "stream_timeout"
 
 
-def test_a_post_body_may_name_the_partitions_to_stream(api, open_stream):
-    subscription = setup_subscription(api, partitions=3)
-    publish(api, *(f"A-{i}" for i in range(30)))
+def test_a_post_body_may_name_the_partitions_to_stream(consumer_api, open_stream):
+    subscription = setup_subscription(consumer_api, partitions=3)
+    publish(consumer_api, *(f"A-{i}" for i in range(30)))
     direct = open_stream(
         subscription,
         body={
@@ -325,7 +322,9 @@ def test_a_post_body_may_name_the_partitions_to_stream(api, open_stream):
         subscription, body={"partitions": [{"event_type": "order.created", "partition": "2"}]}
     )
     assert clash.status == 409
-    stats = api.get(f"/api/subscriptions/{subscription}/stats").json()["items"][0]["partitions"]
+    stats = consumer_api.get(f"/api/subscriptions/{subscription}/stats").json()["items"][0][
+        "partitions"
+    ]
     assert {p["partition"]: p["assignment_type"] for p in stats} == {
         "0": "auto",
         "1": "auto",
@@ -337,14 +336,16 @@ def test_a_post_body_may_name_the_partitions_to_stream(api, open_stream):
     assert wrong.status == 422
 
 
-def test_deleting_the_subscription_or_resetting_cursors_closes_its_streams(api, open_stream):
-    subscription = setup_subscription(api)
-    publish(api, "A-1", "A-2")
+def test_deleting_the_subscription_or_resetting_cursors_closes_its_streams(
+    consumer_api, open_stream
+):
+    subscription = setup_subscription(consumer_api)
+    publish(consumer_api, "A-1", "A-2")
     stream = open_stream(subscription, batch_limit=1, batch_flush_timeout=1)
     stream.wait(lambda s: len(s.events) == 2)
     assert stream.commit(stream.last_cursor()).status_code == 204
     first = stream.data_batches()[0]["cursor"]
-    reset = api.patch(
+    reset = consumer_api.patch(
         f"/api/subscriptions/{subscription}/cursors",
         json={"items": [{**first, "offset": "BEGIN"}]},
     )
@@ -353,29 +354,29 @@ def test_deleting_the_subscription_or_resetting_cursors_closes_its_streams(api, 
     again = open_stream(subscription, batch_limit=1, batch_flush_timeout=1)
     again.wait(lambda s: len(s.events) == 2)
     assert numbers(again.events) == ["A-1", "A-2"]
-    assert api.delete(f"/api/subscriptions/{subscription}").status_code == 204
+    assert consumer_api.delete(f"/api/subscriptions/{subscription}").status_code == 204
     assert again.wait_closed() == "subscription_deleted"
 
 
-def test_the_paths_around_django_check_what_django_checks(api, live_server, open_stream):
-    subscription = setup_subscription(api)
+def test_the_paths_around_django_check_what_django_checks(consumer_api, live_server, open_stream):
+    subscription = setup_subscription(consumer_api)
     url = f"{live_server.url}/api/subscriptions/{subscription}/cursors"
     anonymous = httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"})
     assert anonymous.status_code == 401  # the token first, as everywhere
     assert anonymous.headers["content-type"] == "application/problem+json"
-    plain = api.post(url, content=b"{}", headers={"Content-Type": "text/plain"})
+    plain = consumer_api.post(url, content=b"{}", headers={"Content-Type": "text/plain"})
     assert plain.status_code == 415
-    shouting = api.post(url, content=b"{}", headers={"Content-Type": "Application/JSON"})
+    shouting = consumer_api.post(url, content=b"{}", headers={"Content-Type": "Application/JSON"})
     assert shouting.status_code == 422  # accepted as JSON, then refused for its content
-    stranger_host = api.post(url, json={"items": []}, headers={"Host": "evil.example"})
+    stranger_host = consumer_api.post(url, json={"items": []}, headers={"Host": "evil.example"})
     assert stranger_host.status_code == 400
     assert stranger_host.headers["content-type"] == "application/problem+json"
     # Publishing takes the same path around Django, with the same checks.
-    publishing = api.post(
+    publishing = consumer_api.post(
         "/api/event-types/order.created/events", json=[], headers={"Host": "evil.example"}
     )
     assert publishing.status_code == 400
     assert publishing.headers["content-type"] == "application/problem+json"
-    missing = api.post("/api/event-types/order.nothing/events", json=[business_event()])
+    missing = consumer_api.post("/api/event-types/order.nothing/events", json=[business_event()])
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"

@@ -10,24 +10,12 @@ from events import streams
 from events.connections import redis_client
 from events.cursors import BEGIN
 from events.leases import lease_key
-from events.models import Cursor, EventType, Subscription
+from events.models import Cursor, Subscription
 from events.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
 ADD = "/admin/events/subscription/add/"
-
-
-@pytest.fixture
-def order_type():
-    return EventType.objects.create(
-        name="order.created",
-        owning_application="shop",
-        category="business",
-        schema='{"type": "object"}',
-        retention_time_ms=3_600_000,
-        partition_count=2,
-    )
 
 
 def form(order_type, **extra):

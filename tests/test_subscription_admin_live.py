@@ -12,7 +12,7 @@ from events import streams, subscriptions
 from events.connections import redis_client
 from events.delivery import committed_key
 from events.leases import lease_key
-from events.models import EventType, Subscription
+from events.models import Subscription
 from events.processes import free_port
 from events.sessions import sessions_key
 
@@ -20,18 +20,6 @@ pytestmark = pytest.mark.django_db
 
 FAR_FUTURE_MS = 10**14  # a session expiry that never passes during a test
 TAG = re.compile(r"<[^>]+>")
-
-
-@pytest.fixture
-def order_type() -> EventType:
-    return EventType.objects.create(
-        name="order.created",
-        owning_application="shop",
-        category="business",
-        schema='{"type": "object"}',
-        retention_time_ms=3_600_000,
-        partition_count=2,
-    )
 
 
 def subscribe(*names: str, read_from: str = "begin") -> Subscription:

@@ -22,18 +22,6 @@ LIST = "/admin/events/subscription/"
 FAR_FUTURE_MS = 10**14
 
 
-@pytest.fixture
-def order_type() -> EventType:
-    return EventType.objects.create(
-        name="order.created",
-        owning_application="shop",
-        category="business",
-        schema='{"type": "object"}',
-        retention_time_ms=3_600_000,
-        partition_count=2,
-    )
-
-
 def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> Subscription:
     body = {
         "owning_application": "billing",
