@@ -23,10 +23,16 @@ from redis.asyncio import Redis as AsyncRedis
 
 from events.leases import Lease, lease_key
 from events.streams import log_key, partition_tag
+from events.topics import EVENT, Keep
 
 
 def committed_key(stream: str, partition: int, subscription: str) -> str:
     return f"ss:{partition_tag(stream, partition)}:committed:{subscription}"
+
+
+def dead_key(stream: str, partition: int, subscription: str) -> str:
+    """Stream of dead letters set aside on a partition, until the job stores them."""
+    return f"ss:{partition_tag(stream, partition)}:dead:{subscription}"
 
 
 def resetting_key(subscription: str) -> str:
@@ -67,27 +73,52 @@ redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
 """
 
+# Set an entry aside as a dead letter: a record on the partition's dead-letter stream (the
+# `dead_letters` job stores it in the database), then acked so that the partition moves on.
+_DEAD_LUA = """
+local function dead(key, group, log, entry, deliveries, reason)
+  redis.call('XADD', key, '*', 'o', entry[1], 'n', deliveries, 'why', reason, unpack(entry[2]))
+  redis.call('XACK', log, group, entry[1])
+end
+"""
+
 # Claim, for the lease holder, what earlier owners were sent but did not commit, in order.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed; ARGV[1] session, ARGV[2] token,
-# ARGV[3] group, ARGV[4] start id, ARGV[5] count
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters; ARGV[1] session,
+# ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count, ARGV[6] max deliveries
 # Returns {next start id ('0-0' when done), entries}, or false without the lease. Entries
 # trimmed away meanwhile cannot be delivered, and entries at or before the committed
-# offset were consumed already (left pending by a stale reader): both are acked.
+# offset were consumed already (left pending by a stale reader): both are acked. An entry
+# that this claim would deliver more than max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
     _POSITION_LUA
+    + _DEAD_LUA
     + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
 local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'COUNT', ARGV[5])
 local done = claimed[3] or {}
 local cms, cseq = position(redis.call('GET', KEYS[3]))
-local entries = {}
+local live = {}
 for _, entry in ipairs(claimed[2]) do
   local ems, eseq = position(entry[1])
-  if after(ems, eseq, cms, cseq) then
-    entries[#entries + 1] = entry
+  if entry[2] and after(ems, eseq, cms, cseq) then
+    live[#live + 1] = entry
   else
     done[#done + 1] = entry[1]
+  end
+end
+local entries = {}
+if #live > 0 then
+  local counts = {}
+  local pending = redis.call('XPENDING', KEYS[2], ARGV[3], live[1][1], live[#live][1], #live, ARGV[1])
+  for _, p in ipairs(pending) do counts[p[1]] = p[4] end
+  for _, entry in ipairs(live) do
+    local n = counts[entry[1]] or 1
+    if n > tonumber(ARGV[6]) then
+      dead(KEYS[4], ARGV[3], KEYS[2], entry, n - 1, 'max_deliveries')
+    else
+      entries[#entries + 1] = entry
+    end
   end
 end
 if #done > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(done)) end
@@ -143,11 +174,23 @@ return 'committed'
 )
 
 # Give a partition back: release the lease (if still ours) and drop our consumer from the
-# group when nothing is pending for it (never DELCONSUMER with pending entries).
+# group when nothing is pending for it (never DELCONSUMER with pending entries). Entries
+# read ahead but never sent were not delivered: their delivery count goes back down, so
+# that hand-overs do not push an event towards the dead letters.
 # KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group
 RELEASE_LUA = """
-local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
-if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
+local lease = redis.call('HMGET', KEYS[1], 'session', 'token', 'sent')
+if lease[1] == ARGV[1] and lease[2] == ARGV[2] then
+  local start = (lease[3] and lease[3] ~= 'BEGIN') and ('(' .. lease[3]) or '-'
+  local ok, unsent = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], start, '+', 10000, ARGV[1])
+  if ok then
+    for _, p in ipairs(unsent) do
+      redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, p[1],
+        'RETRYCOUNT', math.max(p[4] - 1, 0), 'JUSTID')
+    end
+  end
+  redis.call('DEL', KEYS[1])
+end
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, ARGV[1])
 if ok and #pending == 0 then redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1]) end
 return 1
@@ -157,12 +200,18 @@ return 1
 @dataclass(frozen=True)
 class Claimed:
     next_start: str  # '0-0' once everything pending was claimed
-    entries: list[tuple[str, bytes]]
+    entries: list[Entry]
 
 
-def _entries(raw: Iterable[Any]) -> list[tuple[str, bytes]]:
-    """(offset, encoded event) pairs from XREADGROUP/XAUTOCLAIM entries."""
-    out = []
+# (offset, encoded event) of a stream entry; the event is None when the subscription does
+# not deliver it (its topic filter, or a replay for another subscription): it is skipped,
+# but still advances the subscription.
+Entry = tuple[str, bytes | None]
+
+
+def _entries(raw: Iterable[Any], keep: Keep | None) -> list[Entry]:
+    """The entries of an XREADGROUP/XAUTOCLAIM reply."""
+    out: list[Entry] = []
     for entry_id, fields in raw:
         if not fields:  # deleted meanwhile: nothing to deliver
             continue
@@ -171,15 +220,17 @@ def _entries(raw: Iterable[Any]) -> list[tuple[str, bytes]]:
             if isinstance(fields, dict)
             else dict(zip(fields[::2], fields[1::2], strict=True))
         )
-        out.append((entry_id.decode(), values[b"e"]))
+        kept = keep is None or keep(values)
+        out.append((entry_id.decode(), values[EVENT] if kept else None))
     return out
 
 
 class Delivery:
     """The delivery scripts, registered once on one asyncio client."""
 
-    def __init__(self, client: AsyncRedis) -> None:
+    def __init__(self, client: AsyncRedis, keep: Keep | None = None) -> None:
         self._client = client
+        self._keep = keep
         self._prepare = client.register_script(PREPARE_LUA)
         self._claim = client.register_script(CLAIM_LUA)
         self._sent = client.register_script(SENT_LUA)
@@ -195,17 +246,22 @@ class Delivery:
         )
         return None if committed is None else committed.decode()
 
-    async def claim(self, lease: Lease, start: str, count: int) -> Claimed | None:
-        """Up to `count` entries that earlier owners left pending, from `start`, now ours."""
+    async def claim(
+        self, lease: Lease, start: str, count: int, max_deliveries: int
+    ) -> Claimed | None:
+        """Up to `count` entries that earlier owners left pending, from `start`, now ours;
+        those it would deliver more than `max_deliveries` times become dead letters.
+        """
+        dead = dead_key(lease.event_type, lease.partition, lease.subscription)
         reply = await self._claim(
-            keys=_keys(lease),
-            args=[lease.session, lease.token, lease.subscription, start, count],
+            keys=[*_keys(lease), dead],
+            args=[lease.session, lease.token, lease.subscription, start, count, max_deliveries],
         )
         if reply is None:
             return None
-        return Claimed(reply[0].decode(), _entries(reply[1]))
+        return Claimed(reply[0].decode(), _entries(reply[1], self._keep))
 
-    async def read(self, reads: Sequence[tuple[Lease, int]]) -> list[list[tuple[str, bytes]]]:
+    async def read(self, reads: Sequence[tuple[Lease, int]]) -> list[list[Entry]]:
         """New entries for each (lease, count), in one round trip; never blocks (the hub
         says when there is more).
 
@@ -218,7 +274,7 @@ class Delivery:
                 key = log_key(lease.event_type, lease.partition)
                 pipe.xreadgroup(lease.subscription, lease.session, {key: ">"}, count=count)
             replies = await pipe.execute()
-        return [_entries(reply[0][1]) if reply else [] for reply in replies]
+        return [_entries(reply[0][1], self._keep) if reply else [] for reply in replies]
 
     async def mark_sent(self, lease: Lease, offset: str) -> bool:
         """Record `offset` as sent, before the client sees it; False without the lease."""
@@ -281,10 +337,11 @@ async def commit(
 
 def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
     """A deleted subscription: its sessions close with `subscription_deleted`, and its
-    leases, groups and committed offsets go.
+    leases, groups, committed offsets and dead letters not yet stored go.
     """
     client.publish(control_channel(subscription), "deleted")
     reset(client, subscription, partitions)
+    client.delete(*(dead_key(stream, p, subscription) for stream, p in partitions))
 
 
 def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:

@@ -199,6 +199,17 @@ class Subscription(models.Model):
     max_deliveries = models.PositiveIntegerField(
         default=10, help_text="Deliveries of one event before it becomes a dead letter."
     )
+    ack_timeout = models.PositiveIntegerField(
+        default=30,
+        help_text="Shared mode: seconds an event may stay unacknowledged before another "
+        "session gets it.",
+    )
+    topics = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Topic patterns (exact, or globs such as "orders.*"); when set, only '
+        "events whose metadata.topic matches one are delivered.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -231,6 +242,43 @@ class Cursor(models.Model):
                 fields=["subscription", "event_type", "partition"], name="unique_cursor"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type.name}/{self.partition}@{self.offset}"
+
+
+class DeadLetter(models.Model):
+    """An event that a subscription could not get processed: delivered more than
+    `max_deliveries` times, it was set aside (and acked) so that its partition moves on.
+    """
+
+    class Status(models.TextChoices):
+        DEAD = "dead"
+        REPLAYED = "replayed", "replayed (delivered again)"
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="dead_letters"
+    )
+    event_type = models.ForeignKey(EventType, on_delete=models.CASCADE, related_name="dead_letters")
+    partition = models.PositiveIntegerField()
+    offset = models.CharField(max_length=64)
+    body = models.TextField(help_text="The event, as it was published (JSON).")
+    deliveries = models.PositiveIntegerField()
+    reason = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DEAD)
+    created_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The job that moves dead letters from Redis may run twice on one: one row.
+            models.UniqueConstraint(
+                fields=["subscription", "event_type", "partition", "offset"],
+                name="unique_dead_letter",
+            )
+        ]
+        indexes = [models.Index(fields=["subscription", "status", "created_at"])]
 
     def __str__(self) -> str:
         return f"{self.event_type.name}/{self.partition}@{self.offset}"

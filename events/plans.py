@@ -12,6 +12,7 @@ from events.auth import Principal
 from events.cursors import Cursor, CursorError, parse_cursor
 from events.models import Subscription
 from events.problems import Problem
+from events.topics import Keep, keeper
 
 Position = tuple[str, int]  # (event type name, partition)
 
@@ -34,6 +35,17 @@ class Plan:
     commit_timeout: int
     partitions: tuple[Partition, ...]
     offsets: dict[Position, str] = field(default_factory=dict)  # committed, at load time
+    max_deliveries: int = 10
+    ack_timeout: int = 30  # seconds (shared mode)
+    topics: tuple[str, ...] = ()  # topic patterns; empty: every event
+
+    @property
+    def shared(self) -> bool:
+        return self.mode == "shared"
+
+    def keep(self) -> Keep:
+        """The test of which entries this subscription delivers."""
+        return keeper(self.subscription, self.topics)
 
     @property
     def partition_counts(self) -> dict[str, int]:
@@ -110,4 +122,7 @@ def of(found: Subscription, with_offsets: bool = True) -> Plan:
         commit_timeout=found.commit_timeout,
         partitions=partitions,
         offsets=committed.offsets(found) if with_offsets else {},
+        max_deliveries=found.max_deliveries,
+        ack_timeout=found.ack_timeout,
+        topics=tuple(found.topics or ()),
     )

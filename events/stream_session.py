@@ -26,8 +26,9 @@ from redis.asyncio import Redis as AsyncRedis
 from events import draining
 from events.batches import Batch
 from events.connections import async_redis_client
-from events.cursors import parse_offset
-from events.delivery import Delivery, control_channel, resetting_key
+from events.cursors import Cursor, parse_offset
+from events import cursor_writer, delivery
+from events.delivery import Delivery, Entry, control_channel, resetting_key
 from events.hub import hub
 from events.leases import Lease, Leases
 from events.plans import Partition, Plan, Position
@@ -59,6 +60,7 @@ class Owned:
     claim_from: str | None = "0-0"  # pending entries of earlier owners come first
     buffer: list[tuple[str, bytes]] = field(default_factory=list)
     ready: list[list[tuple[str, bytes]]] = field(default_factory=list)
+    tail: str | None = None  # the last entry read, when it and those before it are skipped
     unacked: deque[tuple[int, int]] = field(default_factory=deque)  # sent, not committed
     flush_due: float = 0.0
     keepalives: int = 0  # empty batches in a row
@@ -89,7 +91,7 @@ class StreamSession:
         self._client: AsyncRedis = async_redis_client()
         self._sessions = Sessions(self._client)
         self._leases = Leases(self._client)
-        self._delivery = Delivery(self._client)
+        self._delivery = Delivery(self._client, plan.keep())
         self._owned: dict[Position, Owned] = {}
         self._watchers: dict[str, Callable[[], None]] = {}
         self._wake = asyncio.Event()
@@ -173,6 +175,7 @@ class StreamSession:
                 if self._finishing is not None and not self._uncommitted():
                     return self._finishing
                 await self._hand_over()
+                await self._skip_tails()
                 allowance = self._allowance()
                 if self._finishing is None and any(
                     o.more and self._budget(o, allowance) > 0 for o in self._readable()
@@ -189,10 +192,15 @@ class StreamSession:
                         self._wake.wait(), max(0.0, min(deadlines) - loop.time())
                     )
             return self._closing
-        except redis.ResponseError:
+        except redis.ResponseError as error:
             # A reset or delete destroys the groups under a session that is about to close.
             if self._closing is not None:
                 return self._closing
+            if str(error).startswith("NOGROUP"):
+                # Redis lost the group (a restart without persistence, a failover): the
+                # next session rebuilds it from the committed cursors.
+                logger.warning("session %s lost its consumer group: %s", self.id, error)
+                return "rebalance"
             raise
         finally:
             await asyncio.shield(self._leave(nudge=True))
@@ -421,6 +429,33 @@ class StreamSession:
         if released:
             await self._client.publish(control_channel(self.plan.subscription), "rebalance")
 
+    async def _skip_tails(self) -> None:
+        """Commit, on the client's behalf, entries skipped after everything it was sent
+        and committed: no cursor it gets covers them, and left pending they would come
+        back with every hand-over.
+        """
+        for owned in list(self._owned.values()):
+            offset = owned.tail
+            if offset is None or owned.unacked or owned.buffer or owned.ready:
+                continue
+            owned.tail = None
+            if not await self._delivery.mark_sent(owned.lease, offset):
+                self._drop(owned)
+                continue
+            owned.sent = offset
+            partition = owned.partition
+            result = await delivery.commit(
+                self._client,
+                self.plan.subscription,
+                self.id,
+                partition.stream,
+                partition.partition,
+                offset,
+            )
+            if result == "committed":
+                cursor = Cursor(partition.event_type, partition.partition, offset)
+                await cursor_writer.writer().write(self.plan.subscription, [cursor])
+
     # -- reading and sending ------------------------------------------------------------
 
     def _readable(self) -> list[Owned]:
@@ -475,7 +510,9 @@ class StreamSession:
                 continue
             allowance -= budget
             if owned.claim_from is not None:
-                claimed = await self._delivery.claim(owned.lease, owned.claim_from, budget)
+                claimed = await self._delivery.claim(
+                    owned.lease, owned.claim_from, budget, self.plan.max_deliveries
+                )
                 if claimed is None:
                     self._drop(owned)
                     continue
@@ -501,9 +538,14 @@ class StreamSession:
             self._add(owned, entries)
             owned.more = owned.more or len(entries) >= budget
 
-    def _add(self, owned: Owned, entries: list[tuple[str, bytes]]) -> None:
+    def _add(self, owned: Owned, entries: list[Entry]) -> None:
         span_ms = self.params.batch_timespan * 1000
-        for entry in entries:
+        for offset, payload in entries:
+            if payload is None:  # not for this subscription: skipped, but it advances it
+                owned.tail = offset
+                continue
+            owned.tail = None
+            entry = (offset, payload)
             if span_ms and owned.buffer:
                 first_ms = parse_offset(owned.buffer[0][0])[0]
                 if parse_offset(entry[0])[0] - first_ms > span_ms:

@@ -109,6 +109,14 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = envstr("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 
+# Background jobs (events/jobs.py), enqueued by `manage.py rqcron events.cron`: seconds
+# between runs. Recovery after a dead server takes the lease time plus one period.
+JOB_PERIOD_SECONDS = envint("JOB_PERIOD_SECONDS", 5)
+RETENTION_PERIOD_SECONDS = envint("RETENTION_PERIOD_SECONDS", 60)
+STATS_PERIOD_SECONDS = envint("STATS_PERIOD_SECONDS", 15)
+# A bearer token that GET /metrics requires; unset, /metrics is open (bind it privately).
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+
 # Limits of the API (Nakadi's defaults where it has one).
 MAX_EVENT_BYTES = envint("MAX_EVENT_BYTES", 1_000_000)
 MAX_REQUEST_BYTES = envint("MAX_REQUEST_BYTES", 50_000_000)

@@ -75,9 +75,9 @@ def test_a_new_owner_claims_what_the_old_one_left_pending_in_order():
         await d.read([(old, 4)])
         await leases.release(old)
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
-        assert await d.claim(old, "0-0", 10) is None  # fenced: no longer the old one's
-        first = await d.claim(new, "0-0", 3)
-        rest = await d.claim(new, first.next_start, 3)
+        assert await d.claim(old, "0-0", 10, 10) is None  # fenced: no longer the old one's
+        first = await d.claim(new, "0-0", 3, 10)
+        rest = await d.claim(new, first.next_start, 3, 10)
         return first, rest
 
     first, rest = run(scenario)
@@ -96,7 +96,7 @@ def test_a_trimmed_pending_entry_is_acked_instead_of_claimed():
         await client.xdel(log_key("s", 0), ids[1])
         await leases.release(old)
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
-        return await d.claim(new, "0-0", 10)
+        return await d.claim(new, "0-0", 10, 10)
 
     claimed = run(scenario)
     assert [offset for offset, _ in claimed.entries] == [ids[0], ids[2]]
@@ -155,7 +155,7 @@ def test_a_claim_acks_instead_of_redelivering_what_is_already_committed():
         await leases.release(stale)
         await client.set(committed_key("s", 0, SUB), ids[1])  # a later owner committed these
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
-        return await d.claim(new, "0-0", 10)
+        return await d.claim(new, "0-0", 10, 10)
 
     claimed = run(scenario)
     assert [offset for offset, _ in claimed.entries] == [ids[2]]

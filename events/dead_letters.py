@@ -1,0 +1,134 @@
+"""Dead letters: events a subscription could not get processed (DESIGN section 6).
+
+A delivery script that would deliver an event more than `max_deliveries` times instead
+adds it to the partition's dead-letter stream in Redis and acks it, atomically, so the
+partition moves on at once and nothing is lost. The `dead_letters` job then stores each as
+a DeadLetter row and deletes it from Redis (rows first: a run cut short stores it again,
+and the unique constraint keeps one row).
+
+Replay appends the event to its partition again, marked for that one subscription: every
+other subscription skips it (and is advanced past it), the target delivers it like any new
+event, with a new offset, and max_deliveries applies again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+from django.db import transaction
+from django.utils import timezone
+
+from events.connections import redis_client
+from events.delivery import dead_key
+from events.models import DeadLetter, EventType, Subscription
+from events.streams import log_key
+from events.topics import EVENT, REPLAY_FOR
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500  # dead letters moved per partition and read
+
+
+def store(subscriptions: Iterable[Subscription], client: redis.Redis | None = None) -> int:
+    """Move the dead letters Redis holds for these subscriptions into the database;
+    returns how many rows were new.
+    """
+    client = client or redis_client()
+    targets = [
+        (subscription, event_type, p)
+        for subscription in subscriptions
+        for event_type in subscription.event_types.all()
+        for p in range(event_type.partition_count)
+    ]
+    stored = 0
+    while targets:
+        pipe = client.pipeline(transaction=False)
+        for subscription, event_type, p in targets:
+            pipe.xrange(dead_key(event_type.stream_id, p, str(subscription.pk)), count=BATCH)
+        replies = pipe.execute()
+        more = []
+        for target, entries in zip(targets, replies, strict=True):
+            if entries:
+                stored += _store(client, *target, entries)
+            if len(entries) == BATCH:
+                more.append(target)
+        targets = more
+    return stored
+
+
+def _store(
+    client: redis.Redis,
+    subscription: Subscription,
+    event_type: EventType,
+    partition: int,
+    entries: Sequence[tuple[bytes, dict[bytes, bytes]]],
+) -> int:
+    rows = [
+        DeadLetter(
+            subscription=subscription,
+            event_type=event_type,
+            partition=partition,
+            offset=fields[b"o"].decode(),
+            body=fields[EVENT].decode(),
+            deliveries=int(fields[b"n"]),
+            reason=fields[b"why"].decode(),
+        )
+        for _, fields in entries
+    ]
+    known = set(
+        DeadLetter.objects.filter(
+            subscription=subscription,
+            event_type=event_type,
+            partition=partition,
+            offset__in=[row.offset for row in rows],
+        ).values_list("offset", flat=True)
+    )
+    DeadLetter.objects.bulk_create(rows, ignore_conflicts=True)
+    key = dead_key(event_type.stream_id, partition, str(subscription.pk))
+    client.xdel(key, *(entry_id for entry_id, _ in entries))
+    added = [row for row in rows if row.offset not in known]
+    for row in added:
+        logger.warning(
+            "dead letter: subscription %s, %s/%s@%s after %s deliveries (%s)",
+            subscription.pk,
+            event_type.name,
+            partition,
+            row.offset,
+            row.deliveries,
+            row.reason,
+        )
+    return len(added)
+
+
+def replay(dead_letter: DeadLetter, client: redis.Redis | None = None) -> str | None:
+    """Deliver a dead letter again, to its subscription only; returns its new offset, or
+    None when it was replayed already (by someone else, just now).
+    """
+    client = client or redis_client()
+    with transaction.atomic():
+        claimed = DeadLetter.objects.filter(
+            pk=dead_letter.pk, status=DeadLetter.Status.DEAD
+        ).update(status=DeadLetter.Status.REPLAYED, replayed_at=timezone.now())
+    if not claimed:
+        return None
+    key = log_key(dead_letter.event_type.stream_id, dead_letter.partition)
+    fields: Any = {EVENT: dead_letter.body.encode(), REPLAY_FOR: str(dead_letter.subscription_id)}
+    try:
+        offset: bytes = client.xadd(key, fields)
+    except redis.RedisError:
+        DeadLetter.objects.filter(pk=dead_letter.pk).update(
+            status=DeadLetter.Status.DEAD, replayed_at=None
+        )
+        raise
+    dead_letter.refresh_from_db()
+    return offset.decode()
+
+
+def discard(dead_letters: Iterable[DeadLetter]) -> int:
+    """Delete dead letters for good; returns how many."""
+    ids = [d.pk for d in dead_letters]
+    deleted, _ = DeadLetter.objects.filter(pk__in=ids).delete()
+    return deleted

@@ -1,0 +1,99 @@
+"""The background jobs (DESIGN section 6): plain, idempotent functions that RQ runs.
+
+`manage.py rqcron events.cron` enqueues them periodically (one scheduling process; see
+events/cron.py) and `manage.py rqworker` runs them. Each first takes a short Redis lease
+named after it, so that two overlapping runs (a slow one and the next, or two workers)
+do nothing twice: the second returns at once. Each returns a summary for RQ's result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from events import dead_letters as dead_letter_store
+from events import plans, recovery
+from events.connections import redis_client
+from events.models import Subscription
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120  # a job's lease; longer than any run, short enough after a crash
+SKIPPED: dict[str, Any] = {"skipped": "another run of this job holds its lease"}
+
+# Release a job's lease only if it is still ours. KEYS[1] lease; ARGV[1] token.
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def lease_key(name: str) -> str:
+    return f"ss:job:{name}"
+
+
+@contextlib.contextmanager
+def exclusive(name: str, client: redis.Redis | None = None) -> Iterator[bool]:
+    """Hold the job's lease for the block: yields True when taken, False when another run
+    holds it (then do nothing).
+    """
+    client = client or redis_client()
+    token = uuid.uuid4().hex
+    taken = bool(client.set(lease_key(name), token, nx=True, ex=LEASE_SECONDS))
+    try:
+        yield taken
+    finally:
+        if taken:
+            client.eval(_RELEASE_LUA, 1, lease_key(name), token)
+
+
+def _subscriptions() -> list[Subscription]:
+    return list(Subscription.objects.prefetch_related("event_types"))
+
+
+def reclaim() -> dict[str, Any]:
+    """Remove expired sessions, drop their leases, nudge a rebalance, delete consumers with
+    nothing pending, rebuild lost groups from the database's cursors.
+    """
+    with exclusive("reclaim") as taken:
+        if not taken:
+            return SKIPPED
+        subscription_plans = [plans.of(s) for s in _subscriptions()]
+        result = recovery.reclaim_all(redis_client(), subscription_plans)
+        if result.sessions_removed or result.leases_dropped or result.groups_rebuilt:
+            logger.info("reclaim: %s", result)
+        return dataclasses.asdict(result)
+
+
+def dead_letters() -> dict[str, Any]:
+    """Store the dead letters that delivery set aside in Redis as DeadLetter rows."""
+    with exclusive("dead_letters") as taken:
+        if not taken:
+            return SKIPPED
+        return {"stored": dead_letter_store.store(_subscriptions())}
+
+
+def retention() -> dict[str, Any]:
+    """Trim every partition by its event type's retention time and length (approximately)."""
+    from events import retention as retention_policy
+
+    with exclusive("retention") as taken:
+        if not taken:
+            return SKIPPED
+        return {"trimmed": retention_policy.trim_all(redis_client())}
+
+
+def stats() -> dict[str, Any]:
+    """Measure lag per subscription and partition, and keep it for the admin and /metrics."""
+    from events import lag
+
+    with exclusive("stats") as taken:
+        if not taken:
+            return SKIPPED
+        return {"partitions": lag.record(redis_client(), _subscriptions())}

@@ -1,0 +1,247 @@
+"""Recovery after consumers or servers die, and after Redis loses state (DESIGN sections 6
+and 7): the Redis work of the `reclaim` job, one subscription at a time.
+
+- Sessions whose heartbeat expired are removed; leases their dead sessions hold are
+  dropped, and a rebalance nudge lets the live sessions take those partitions at once.
+- In shared mode, what dead sessions left unacknowledged becomes claimable at once.
+- Consumers of dead sessions are deleted, but only once nothing is pending for them
+  (their entries were claimed by a new owner, or acked).
+- A consumer group Redis lost (a restart without persistence, a failover) is built again
+  from the committed cursor in the database, never from `$`.
+- Shared subscriptions have no cumulative commit: their durable cursor is the low-water
+  mark (everything up to it acknowledged), kept here so that a rebuilt group starts there.
+
+Every step is idempotent: a second run, or two at once, finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from events import committed
+from events.cursors import BEGIN, Cursor, format_offset, parse_offset
+from events.delivery import committed_key, control_channel, resetting_key
+from events.leases import lease_key
+from events.plans import Partition, Plan
+from events.sessions import direct_key, sessions_key
+from events.streams import log_key
+
+logger = logging.getLogger(__name__)
+
+# Remove expired sessions (Redis's clock) and their direct-assignment claims.
+# KEYS[1] sessions, KEYS[2] direct claims. Returns {expired ids, live ids}.
+REAP_SESSIONS_LUA = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expired))
+  redis.call('HDEL', KEYS[2], unpack(expired))
+end
+return {expired, redis.call('ZRANGE', KEYS[1], 0, -1)}
+"""
+
+# Drop a lease if the given (dead) session still holds it. KEYS[1] lease; ARGV[1] session.
+DROP_LEASE_LUA = """
+if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# Delete a consumer that has nothing pending; make a dead shared consumer's pending entries
+# claimable at once. KEYS[1] log; ARGV[1] group, ARGV[2] consumer, ARGV[3] idle ms to set
+# on its pending entries ('0': leave them). Returns 1 when the consumer was deleted.
+RETIRE_CONSUMER_LUA = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000, ARGV[2])
+if #pending == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+if ARGV[3] ~= '0' then
+  for _, p in ipairs(pending) do
+    if p[3] < tonumber(ARGV[3]) then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, p[1], 'IDLE', ARGV[3], 'JUSTID')
+    end
+  end
+end
+return 0
+"""
+
+# Build a lost group from the committed offset: Redis's if it kept one, else the database's.
+# KEYS[1] log, KEYS[2] committed; ARGV[1] group, ARGV[2] the database's offset.
+# Returns 1 when the group was created, 0 when it existed.
+REBUILD_GROUP_LUA = """
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+local committed = redis.call('GET', KEYS[2])
+local start = committed == 'BEGIN' and '0' or committed
+local made = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], start, 'MKSTREAM')
+if type(made) == 'table' and made.err then return 0 end
+return 1
+"""
+
+# Move a shared subscription's committed offset forward (never back).
+# KEYS[1] committed; ARGV[1] offset. Returns 1 when it moved.
+ADVANCE_LUA = """
+local function position(id)
+  if not id or id == 'BEGIN' then return 0, 0 end
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local ams, aseq = position(ARGV[1])
+local cms, cseq = position(redis.call('GET', KEYS[1]))
+if ams > cms or (ams == cms and aseq > cseq) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass
+class Reclaimed:
+    """What one run changed: zero everywhere when there was nothing to do."""
+
+    sessions_removed: int = 0
+    leases_dropped: int = 0
+    consumers_deleted: int = 0
+    groups_rebuilt: int = 0
+    checkpoints: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, other: Reclaimed) -> None:
+        self.sessions_removed += other.sessions_removed
+        self.leases_dropped += other.leases_dropped
+        self.consumers_deleted += other.consumers_deleted
+        self.groups_rebuilt += other.groups_rebuilt
+        self.checkpoints += other.checkpoints
+
+
+def reclaim(client: redis.Redis, plan: Plan) -> Reclaimed:
+    """Recover one subscription (its plan carries the database's committed offsets)."""
+    done = Reclaimed()
+    sub = plan.subscription
+    if client.exists(resetting_key(sub)):
+        return done  # a cursor reset rebuilds everything itself
+    # Read holders and consumers before the live sessions: a session registers before it
+    # takes a lease or reads, so anything seen here belongs to a session that the live
+    # list read next either holds or that is truly gone.
+    holders, consumers, groups = _partition_state(client, plan)
+    expired, live = _reap_sessions(client, sub)
+    done.sessions_removed = len(expired)
+    live_set = set(live)
+    idle_ms = plan.ack_timeout * 1000 if plan.shared else 0
+    for partition, holder, group_consumers, group in zip(
+        plan.partitions, holders, consumers, groups, strict=True
+    ):
+        if group is None:
+            offset = plan.offsets.get(partition.position, BEGIN)
+            if _rebuild(client, partition, sub, offset):
+                done.groups_rebuilt += 1
+                logger.warning("rebuilt the group of %s on %s from %s", sub, partition, offset)
+            continue
+        if holder is not None and holder not in live_set:
+            key = lease_key(partition.stream, partition.partition, sub)
+            done.leases_dropped += int(client.eval(DROP_LEASE_LUA, 1, key, holder))
+        for name in group_consumers:
+            if name not in live_set:
+                key = log_key(partition.stream, partition.partition)
+                retired = client.eval(RETIRE_CONSUMER_LUA, 1, key, sub, name, idle_ms)
+                done.consumers_deleted += int(retired)
+        if plan.shared and _checkpoint(client, plan, partition, group):
+            done.checkpoints += 1
+    if done.sessions_removed or done.leases_dropped:
+        client.publish(control_channel(sub), "rebalance")
+    return done
+
+
+def _partition_state(
+    client: redis.Redis, plan: Plan
+) -> tuple[list[str | None], list[list[str]], list[dict[str, Any] | None]]:
+    """Per partition: the lease holder, the group's consumers and the group's info (None
+    when the group does not exist).
+    """
+    pipe = client.pipeline(transaction=False)
+    for p in plan.partitions:
+        pipe.hget(lease_key(p.stream, p.partition, plan.subscription), "session")
+        pipe.xinfo_consumers(log_key(p.stream, p.partition), plan.subscription)
+        pipe.xinfo_groups(log_key(p.stream, p.partition))
+    replies = pipe.execute(raise_on_error=False)
+    holders: list[str | None] = []
+    consumers: list[list[str]] = []
+    groups: list[dict[str, Any] | None] = []
+    for i in range(len(plan.partitions)):
+        holder, members, infos = replies[3 * i : 3 * i + 3]
+        holders.append(holder.decode() if isinstance(holder, bytes) else None)
+        consumers.append(
+            [] if isinstance(members, Exception) else [m["name"].decode() for m in members]
+        )
+        found = None
+        if not isinstance(infos, Exception):
+            for info in infos:
+                if info["name"].decode() == plan.subscription:
+                    found = info
+        groups.append(found)
+    return holders, consumers, groups
+
+
+def _reap_sessions(client: redis.Redis, subscription: str) -> tuple[list[str], list[str]]:
+    keys = [sessions_key(subscription), direct_key(subscription)]
+    expired, live = client.eval(REAP_SESSIONS_LUA, 2, *keys)
+    return [s.decode() for s in expired], [s.decode() for s in live]
+
+
+def _rebuild(client: redis.Redis, partition: Partition, subscription: str, offset: str) -> bool:
+    keys = [
+        log_key(partition.stream, partition.partition),
+        committed_key(partition.stream, partition.partition, subscription),
+    ]
+    return bool(client.eval(REBUILD_GROUP_LUA, 2, *keys, subscription, offset))
+
+
+def _checkpoint(client: redis.Redis, plan: Plan, partition: Partition, group: Any) -> bool:
+    """Record a shared subscription's low-water mark: the entry before the oldest pending
+    one, or the last delivered when nothing is pending.
+    """
+    log = log_key(partition.stream, partition.partition)
+    last = group["last-delivered-id"].decode()
+    mark = last
+    if group["pending"]:
+        summary: Any = client.xpending(log, plan.subscription)
+        oldest = summary["min"]
+        if oldest is not None:
+            mark = previous_offset(oldest.decode() if isinstance(oldest, bytes) else oldest)
+    if mark in ("0-0", BEGIN):
+        return False
+    key = committed_key(partition.stream, partition.partition, plan.subscription)
+    if not client.eval(ADVANCE_LUA, 1, key, mark):
+        return False
+    cursor = Cursor(partition.event_type, partition.partition, mark)
+    committed.record_all({plan.subscription: [cursor]})
+    return True
+
+
+def previous_offset(offset: str) -> str:
+    """The greatest entry id before `offset` (BEGIN before the first possible one)."""
+    ms, seq = parse_offset(offset)
+    if seq > 0:
+        return format_offset((ms, seq - 1))
+    if ms > 0:
+        return format_offset((ms - 1, 2**64 - 1))
+    return BEGIN
+
+
+def reclaim_all(client: redis.Redis, plans: Sequence[Plan]) -> Reclaimed:
+    """`reclaim` every subscription; one's failure is logged and does not stop the rest."""
+    total = Reclaimed()
+    for plan in plans:
+        try:
+            total.add(reclaim(client, plan))
+        except redis.RedisError as error:
+            logger.warning("reclaim of subscription %s failed: %s", plan.subscription, error)
+            total.notes.append(f"{plan.subscription}: {error}")
+    return total
