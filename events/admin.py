@@ -26,6 +26,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from events import (
+    admin_dead_letters,  # noqa: F401  (registers the dead letter admin)
     admin_subscriptions,  # noqa: F401  (registers the subscription admin)
     event_types,
     streams,

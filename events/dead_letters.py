@@ -117,7 +117,7 @@ def replay(dead_letter: DeadLetter, client: redis.Redis | None = None) -> str | 
     key = log_key(dead_letter.event_type.stream_id, dead_letter.partition)
     fields: Any = {EVENT: dead_letter.body.encode(), REPLAY_FOR: str(dead_letter.subscription_id)}
     try:
-        offset: bytes = client.xadd(key, fields)
+        offset: Any = client.xadd(key, fields)
     except redis.RedisError:
         DeadLetter.objects.filter(pk=dead_letter.pk).update(
             status=DeadLetter.Status.DEAD, replayed_at=None
