@@ -56,7 +56,10 @@ IDENTITY_FIELDS = (
 
 CHANGE_FIELDSETS: _FieldsetSpec = (
     ("Identity (fixed once created)", {"fields": IDENTITY_FIELDS}),
-    ("Delivery", {"fields": ("mode", "commit_timeout", "max_deliveries")}),
+    (
+        "Delivery",
+        {"fields": ("mode", "commit_timeout", "max_deliveries", "ack_timeout", "topics")},
+    ),
     (
         "Live state (from Redis)",
         {

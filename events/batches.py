@@ -27,6 +27,7 @@ class Batch:
     cursor_token: str
     events: Sequence[bytes] = ()
     info: dict[str, Any] | None = None
+    offsets: Sequence[str] = ()  # shared mode: each event's offset, for its ack
 
     def cursor(self) -> dict[str, str]:
         return {
@@ -41,6 +42,8 @@ class Batch:
         out = b'{"cursor":' + orjson.dumps(self.cursor())
         if self.events:
             out += b',"events":[' + b",".join(self.events) + b"]"
+        if self.offsets:
+            out += b',"offsets":' + orjson.dumps(list(self.offsets))
         if self.info is not None:
             out += b',"info":' + orjson.dumps(self.info)
         return out + b"}"

@@ -34,6 +34,12 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
     "committed" or "outdated"; 422 (nothing committed) when the session is unknown, does
     not own a partition or never received an offset.
     """
+    if plan.shared:
+        raise Problem(
+            422,
+            "A shared subscription has no cursors to commit: acknowledge each event with "
+            "POST /api/subscriptions/{id}/acks.",
+        )
     client = async_redis_client()
     if await client.zscore(sessions_key(plan.subscription), session) is None:
         raise Problem(422, f"Stream {session!r} is not a live session of this subscription.")

@@ -22,11 +22,12 @@ from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from events import batches, commits, plans, snapshots, stream_params
+from events import ack_api, batches, commits, plans, snapshots, stream_params
 from events.auth import redis_unavailable
 from events.batches import Batch
 from events.plans import Plan, Position
 from events.problems import Problem
+from events.shared_session import SharedSession
 from events.stream_session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -64,12 +65,11 @@ async def open_session(
     except stream_params.StreamParamError as error:
         raise Problem(422, str(error)) from None
     plan = await sync_to_async(plans.load)(subscription_id, principal)
-    if plan.mode != "ordered":
-        raise Problem(422, "Streaming a shared subscription is not supported yet.")
     if not float(values.get("commit_timeout") or 0):  # unset or 0: the subscription's own
         params = dataclasses.replace(params, commit_timeout=float(plan.commit_timeout))
     direct = _direct(plan, values["partitions"]) if "partitions" in values else None
-    session = StreamSession(plan, params, direct)
+    kind = SharedSession if plan.shared else StreamSession
+    session = kind(plan, params, direct)
     await session.open()
     return session
 
@@ -175,7 +175,8 @@ class SubscriptionStream(AsyncHttpConsumer):
 
 class SubscriptionSocket(AsyncWebsocketConsumer):
     """/ws/subscriptions/{id}: batches as JSON text frames; the client may send
-    `{"commit": [cursor, ...]}` and gets `{"commit": {"items": [...]}}` back (or a
+    `{"commit": [cursor, ...]}` and gets `{"commit": {"items": [...]}}` back, or, on a
+    shared subscription, `{"ack": [event, ...]}` and gets `{"ack": {"items": [...]}}` (or a
     `{"problem": ...}`). A refused stream is accepted, told why, and closed with 4000 +
     the HTTP status, since a handshake refusal cannot carry a reason.
     """
@@ -223,9 +224,13 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
             return
         try:
             message = orjson.loads(text_data or bytes_data or b"")
-            if not isinstance(message, dict) or "commit" not in message:
-                raise Problem(422, 'Send {"commit": [cursor, ...]}.')
-            reply = await _commit(session.plan, session.id, message["commit"])
+            if isinstance(message, dict) and "ack" in message:
+                items = await ack_api.acknowledge(session.plan, {"items": message["ack"]})
+                reply = {"ack": {"items": items}}
+            elif isinstance(message, dict) and "commit" in message:
+                reply = await _commit(session.plan, session.id, message["commit"])
+            else:
+                raise Problem(422, 'Send {"commit": [cursor, ...]} or {"ack": [event, ...]}.')
         except orjson.JSONDecodeError as error:
             reply = {"problem": _problem_body(Problem(400, f"Not valid JSON: {error}."))}
         except Problem as problem:

@@ -75,7 +75,7 @@ return committed
 
 # Set an entry aside as a dead letter: a record on the partition's dead-letter stream (the
 # `dead_letters` job stores it in the database), then acked so that the partition moves on.
-_DEAD_LUA = """
+DEAD_LUA = """
 local function dead(key, group, log, entry, deliveries, reason)
   redis.call('XADD', key, '*', 'o', entry[1], 'n', deliveries, 'why', reason, unpack(entry[2]))
   redis.call('XACK', log, group, entry[1])
@@ -91,7 +91,7 @@ end
 # that this claim would deliver more than max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
     _POSITION_LUA
-    + _DEAD_LUA
+    + DEAD_LUA
     + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
@@ -110,7 +110,8 @@ end
 local entries = {}
 if #live > 0 then
   local counts = {}
-  local pending = redis.call('XPENDING', KEYS[2], ARGV[3], live[1][1], live[#live][1], #live, ARGV[1])
+  local first, last = live[1][1], live[#live][1]
+  local pending = redis.call('XPENDING', KEYS[2], ARGV[3], first, last, #live, ARGV[1])
   for _, p in ipairs(pending) do counts[p[1]] = p[4] end
   for _, entry in ipairs(live) do
     local n = counts[entry[1]] or 1
@@ -209,7 +210,7 @@ class Claimed:
 Entry = tuple[str, bytes | None]
 
 
-def _entries(raw: Iterable[Any], keep: Keep | None) -> list[Entry]:
+def entries_of(raw: Iterable[Any], keep: Keep | None) -> list[Entry]:
     """The entries of an XREADGROUP/XAUTOCLAIM reply."""
     out: list[Entry] = []
     for entry_id, fields in raw:
@@ -259,7 +260,7 @@ class Delivery:
         )
         if reply is None:
             return None
-        return Claimed(reply[0].decode(), _entries(reply[1], self._keep))
+        return Claimed(reply[0].decode(), entries_of(reply[1], self._keep))
 
     async def read(self, reads: Sequence[tuple[Lease, int]]) -> list[list[Entry]]:
         """New entries for each (lease, count), in one round trip; never blocks (the hub
@@ -274,7 +275,7 @@ class Delivery:
                 key = log_key(lease.event_type, lease.partition)
                 pipe.xreadgroup(lease.subscription, lease.session, {key: ">"}, count=count)
             replies = await pipe.execute()
-        return [_entries(reply[0][1], self._keep) if reply else [] for reply in replies]
+        return [entries_of(reply[0][1], self._keep) if reply else [] for reply in replies]
 
     async def mark_sent(self, lease: Lease, offset: str) -> bool:
         """Record `offset` as sent, before the client sees it; False without the lease."""

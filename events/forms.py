@@ -20,6 +20,7 @@ from events import event_types, subscriptions
 from events.cursors import BEGIN, Cursor, CursorError, parse_offset
 from events.models import EventType, Subscription
 from events.problems import Problem
+from events.topics import check_patterns
 
 Position = tuple[str, int]  # (event type name, partition)
 
@@ -279,7 +280,15 @@ class SubscriptionForm(forms.ModelForm):
             "mode",
             "commit_timeout",
             "max_deliveries",
+            "ack_timeout",
+            "topics",
         ]
+
+    def clean_topics(self) -> list[str]:
+        try:
+            return check_patterns(self.cleaned_data.get("topics") or [])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -287,6 +296,7 @@ class SubscriptionForm(forms.ModelForm):
             body = {key: cleaned.get(key) for key in self.Meta.fields if key != "event_types"}
             body["event_types"] = [et.name for et in cleaned.get("event_types") or []]
             body["initial_cursors"] = body["initial_cursors"] or []
+            body["topics"] = body["topics"] or []
             try:
                 checked = subscriptions.parse(body)
             except Problem as problem:
@@ -297,6 +307,7 @@ class SubscriptionForm(forms.ModelForm):
                 )
             self.instance.identity = checked.identity
             cleaned["initial_cursors"] = checked.fields["initial_cursors"]
+            cleaned["topics"] = checked.fields["topics"]
         return cleaned
 
 

@@ -23,12 +23,11 @@ import orjson
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from events import draining
+from events import cursor_writer, delivery, draining
 from events.batches import Batch
 from events.connections import async_redis_client
 from events.cursors import Cursor, parse_offset
-from events import cursor_writer, delivery
-from events.delivery import Delivery, Entry, control_channel, resetting_key
+from events.delivery import Claimed, Delivery, Entry, control_channel, resetting_key
 from events.hub import hub
 from events.leases import Lease, Leases
 from events.plans import Partition, Plan, Position
@@ -61,6 +60,7 @@ class Owned:
     buffer: list[tuple[str, bytes]] = field(default_factory=list)
     ready: list[list[tuple[str, bytes]]] = field(default_factory=list)
     tail: str | None = None  # the last entry read, when it and those before it are skipped
+    skipped: list[str] = field(default_factory=list)  # shared mode: skipped, to be acked
     unacked: deque[tuple[int, int]] = field(default_factory=deque)  # sent, not committed
     flush_due: float = 0.0
     keepalives: int = 0  # empty batches in a row
@@ -120,20 +120,24 @@ class StreamSession:
             if await self._client.exists(resetting_key(self.plan.subscription)):
                 raise Problem(409, "A cursor reset of this subscription is in progress; retry.")
             live = await self._sessions.register(self.plan.subscription, self.id, SESSION_TTL_MS)
-            if self.direct is not None:
-                await self._claim_direct(live)
-            pool, auto = await self._pool(live)
-            if self.direct is None and len(auto) > len(pool):
-                raise Problem(
-                    409,
-                    f"The subscription has {len(pool)} partitions for automatic assignment and "
-                    f"{len(auto) - 1} sessions already hold them; no partition is left for "
-                    "another session.",
-                )
+            await self._admit(live)
             await self._client.publish(channel, "rebalance")
         except BaseException:
             await self._leave(nudge=False)
             raise
+
+    async def _admit(self, live: list[str]) -> None:
+        """Whether the subscription has room for this session (Problem 409 if not)."""
+        if self.direct is not None:
+            await self._claim_direct(live)
+        pool, auto = await self._pool(live)
+        if self.direct is None and len(auto) > len(pool):
+            raise Problem(
+                409,
+                f"The subscription has {len(pool)} partitions for automatic assignment and "
+                f"{len(auto) - 1} sessions already hold them; no partition is left for "
+                "another session.",
+            )
 
     async def run(self, send: Send) -> str:
         """Stream until a close reason arises; returns it. Leaves the subscription on the way
@@ -237,7 +241,7 @@ class StreamSession:
             self._unwatch(owned)
         try:
             for owned in list(self._owned.values()):
-                await self._delivery.release(owned.lease)
+                await self._give_back(owned)
             self._owned.clear()
             await self._sessions.leave(self.plan.subscription, self.id)
             await self._client.hdel(direct_key(self.plan.subscription), self.id)
@@ -248,6 +252,10 @@ class StreamSession:
         finally:
             draining.untrack(self)
             self._left.set()
+
+    async def _give_back(self, owned: Owned) -> None:
+        """Hand a partition back as the session leaves."""
+        await self._delivery.release(owned.lease)
 
     # -- control messages ---------------------------------------------------------------
 
@@ -429,6 +437,9 @@ class StreamSession:
         if released:
             await self._client.publish(control_channel(self.plan.subscription), "rebalance")
 
+    def _skip(self, owned: Owned, offset: str) -> None:
+        owned.tail = offset
+
     async def _skip_tails(self) -> None:
         """Commit, on the client's behalf, entries skipped after everything it was sent
         and committed: no cursor it gets covers them, and left pending they would come
@@ -510,9 +521,7 @@ class StreamSession:
                 continue
             allowance -= budget
             if owned.claim_from is not None:
-                claimed = await self._delivery.claim(
-                    owned.lease, owned.claim_from, budget, self.plan.max_deliveries
-                )
+                claimed = await self._claim(owned, budget)
                 if claimed is None:
                     self._drop(owned)
                     continue
@@ -538,11 +547,17 @@ class StreamSession:
             self._add(owned, entries)
             owned.more = owned.more or len(entries) >= budget
 
+    async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
+        """Up to `budget` entries left pending by earlier owners; None without the lease."""
+        return await self._delivery.claim(
+            owned.lease, owned.claim_from or "0-0", budget, self.plan.max_deliveries
+        )
+
     def _add(self, owned: Owned, entries: list[Entry]) -> None:
         span_ms = self.params.batch_timespan * 1000
         for offset, payload in entries:
             if payload is None:  # not for this subscription: skipped, but it advances it
-                owned.tail = offset
+                self._skip(owned, offset)
                 continue
             owned.tail = None
             entry = (offset, payload)
@@ -589,7 +604,7 @@ class StreamSession:
         once, before the first batch goes out, so that the client may commit any of them.
         False when the lease moved on (its next owner delivers them).
         """
-        if not await self._delivery.mark_sent(owned.lease, ready[-1][-1][0]):
+        if not await self._mark_sent(owned, ready[-1][-1][0]):
             self._drop(owned)
             return False
         if not owned.unacked:
@@ -599,13 +614,20 @@ class StreamSession:
         out = []
         for events in ready:
             offset = events[-1][0]
-            out.append(self._batch(owned.partition, offset, [payload for _, payload in events]))
+            batch = self._batch(owned.partition, offset, [payload for _, payload in events])
+            if self.plan.shared:  # each event is acked on its own, by its offset
+                batch = dataclasses.replace(batch, offsets=[o for o, _ in events])
+            out.append(batch)
             owned.sent = offset
             owned.unacked.extend(parse_offset(o) for o, _ in events)
             self._sent_events += len(events)
         self._last_cursor = out[-1]
         await self._emit(send, out)
         return True
+
+    async def _mark_sent(self, owned: Owned, offset: str) -> bool:
+        """Record what is about to be sent; False when the partition is no longer ours."""
+        return await self._delivery.mark_sent(owned.lease, offset)
 
     async def _emit(self, send: Send, out: list[Batch]) -> None:
         if not self._started:

@@ -14,9 +14,11 @@ from events.cursors import CursorError, parse_cursor
 from events.http import rfc3339
 from events.models import EventType, Subscription, subscription_identity
 from events.problems import Problem
+from events.topics import check_patterns
 
 MAX_COMMIT_TIMEOUT = 60  # seconds, as Nakadi
 MAX_DELIVERIES = 1000
+MAX_ACK_TIMEOUT = 3600  # seconds
 
 
 def invalid(detail: str) -> Problem:
@@ -74,10 +76,19 @@ def parse(body: Any) -> Request:
         "mode": mode,
         "commit_timeout": _bounded(body, "commit_timeout", 60, 1, MAX_COMMIT_TIMEOUT),
         "max_deliveries": _bounded(body, "max_deliveries", 10, 1, MAX_DELIVERIES),
+        "ack_timeout": _bounded(body, "ack_timeout", 30, 1, MAX_ACK_TIMEOUT),
+        "topics": _topics(body),
     }
     return Request(
         fields, [found[name] for name in names], subscription_identity(owner, names, group)
     )
+
+
+def _topics(body: dict[str, Any]) -> list[str]:
+    try:
+        return check_patterns(body.get("topics", []))
+    except ValueError as error:
+        raise invalid(f'Field "topics": {error}.') from None
 
 
 def _initial_cursors(
@@ -135,6 +146,8 @@ def render(subscription: Subscription) -> dict[str, Any]:
         "mode": subscription.mode,
         "commit_timeout": subscription.commit_timeout,
         "max_deliveries": subscription.max_deliveries,
+        "ack_timeout": subscription.ack_timeout,
+        "topics": subscription.topics,
         "created_at": rfc3339(subscription.created_at),
         "updated_at": rfc3339(subscription.updated_at),
     }

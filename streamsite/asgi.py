@@ -14,7 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from events import api, cursor_api, draining  # noqa: E402
+from events import ack_api, api, cursor_api, draining  # noqa: E402
 from events.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
 from events.routing import AsyncView, ByMethod  # noqa: E402
 
@@ -42,6 +42,12 @@ application = ProtocolTypeRouter(
                     "api/subscriptions/<str:subscription_id>/cursors",
                     ByMethod(  # type: ignore[arg-type]
                         {"POST": AsyncView(cursor_api.subscription_cursors)}, default=django_http
+                    ),
+                ),
+                path(
+                    "api/subscriptions/<str:subscription_id>/acks",
+                    ByMethod(  # type: ignore[arg-type]
+                        {"POST": AsyncView(ack_api.subscription_acks)}, default=django_http
                     ),
                 ),
                 re_path(r"", django_http),  # type: ignore[arg-type]

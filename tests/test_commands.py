@@ -11,8 +11,11 @@ import threading
 
 import httpx
 import pytest
+import redis
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
 
 from events.models import ApiToken, Client, token_digest
 from events.processes import free_port, wait_until
@@ -53,9 +56,11 @@ def run_up(tmp_path, port, *args, **env):
 
 
 def test_up_runs_everything_and_stops_it_in_order(tmp_path):
-    """Fresh var/: migrates, starts an embedded Redis, the server and a worker; SIGTERM ends all."""
+    """Fresh var/: migrates, starts an embedded Redis, the servers, a worker and the job
+    scheduler, whose jobs the worker runs; SIGTERM ends all.
+    """
     port = free_port()
-    up = run_up(tmp_path, port, "--servers", "2")
+    up = run_up(tmp_path, port, "--servers", "2", JOB_PERIOD_SECONDS="1")
     lines: list[str] = []
     reader = threading.Thread(
         target=lambda: lines.extend(line.decode() for line in up.stdout), daemon=True
@@ -72,6 +77,16 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
         assert status == {"status": "ok", "redis": "ok", "database": "ok"}
         assert (tmp_path / "db.sqlite3").exists()
         assert (tmp_path / "redis.sock").exists()
+        embedded = redis.Redis(unix_socket_path=str(tmp_path / "redis.sock"))
+        finished = FinishedJobRegistry("default", connection=embedded)
+        wait_until(
+            lambda: (
+                {"reclaim", "dead_letters"}
+                <= {job.func_name.rsplit(".", 1)[-1] for job in _jobs(finished, embedded)}
+            ),
+            timeout=30,
+            message="the worker to finish the scheduled reclaim and dead_letters jobs",
+        )
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(60)
@@ -79,10 +94,20 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
     output = "".join(lines)
     assert up.returncode == 0, output
     stops = [line for line in output.splitlines() if line.startswith("Stopped ")]
-    assert [line.split()[1] for line in stops] == ["server", "server", "worker", "redis"]
+    assert [line.split()[1] for line in stops] == [
+        "server",
+        "server",
+        "scheduler",
+        "worker",
+        "redis",
+    ]
     assert (tmp_path / "redis" / "appendonlydir").exists() or (
         tmp_path / "redis" / "appendonly.aof"
     ).exists()
+
+
+def _jobs(registry: FinishedJobRegistry, connection: redis.Redis) -> list[Job]:
+    return Job.fetch_many(registry.get_job_ids(), connection=connection)  # type: ignore[return-value]
 
 
 def test_up_says_clearly_when_the_port_is_busy(tmp_path):

@@ -6,41 +6,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('events', '0004_name_ends_at_end'),
+        ("events", "0004_name_ends_at_end"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subscription',
-            name='ack_timeout',
-            field=models.PositiveIntegerField(default=30, help_text='Shared mode: seconds an event may stay unacknowledged before another session gets it.'),
+            model_name="subscription",
+            name="ack_timeout",
+            field=models.PositiveIntegerField(
+                default=30,
+                help_text="Shared mode: seconds an event may stay unacknowledged before another session gets it.",
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='topics',
-            field=models.JSONField(blank=True, default=list, help_text='Topic patterns (exact, or globs such as "orders.*"); when set, only events whose metadata.topic matches one are delivered.'),
+            model_name="subscription",
+            name="topics",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text='Topic patterns (exact, or globs such as "orders.*"); when set, only events whose metadata.topic matches one are delivered.',
+            ),
         ),
         migrations.CreateModel(
-            name='DeadLetter',
+            name="DeadLetter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('partition', models.PositiveIntegerField()),
-                ('offset', models.CharField(max_length=64)),
-                ('body', models.TextField(help_text='The event, as it was published (JSON).')),
-                ('deliveries', models.PositiveIntegerField()),
-                ('reason', models.CharField(max_length=255)),
-                ('status', models.CharField(choices=[('dead', 'Dead'), ('replayed', 'replayed (delivered again)')], default='dead', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('replayed_at', models.DateTimeField(blank=True, null=True)),
-                ('event_type', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dead_letters', to='events.eventtype')),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dead_letters', to='events.subscription')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("partition", models.PositiveIntegerField()),
+                ("offset", models.CharField(max_length=64)),
+                ("body", models.TextField(help_text="The event, as it was published (JSON).")),
+                ("deliveries", models.PositiveIntegerField()),
+                ("reason", models.CharField(max_length=255)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("dead", "Dead"), ("replayed", "replayed (delivered again)")],
+                        default="dead",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("replayed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "event_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dead_letters",
+                        to="events.eventtype",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dead_letters",
+                        to="events.subscription",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['subscription', 'status', 'created_at'], name='events_dead_subscri_110349_idx')],
-                'constraints': [models.UniqueConstraint(fields=('subscription', 'event_type', 'partition', 'offset'), name='unique_dead_letter')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["subscription", "status", "created_at"],
+                        name="events_dead_subscri_110349_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("subscription", "event_type", "partition", "offset"),
+                        name="unique_dead_letter",
+                    )
+                ],
             },
         ),
     ]

@@ -1,8 +1,9 @@
 """`manage.py up`: the whole system on one machine, in the foreground.
 
 Migrations; an embedded Redis when REDIS_URL is unset; the ASGI server (Daphne);
-one RQ worker. Ctrl-C or SIGTERM stops the children in order: the server first (no new
-work), then the worker, then Redis (which syncs its append-only file as it stops).
+one RQ worker and the scheduler that enqueues the background jobs. Ctrl-C or SIGTERM
+stops the children in order: the servers first (they drain), then the scheduler and the
+worker, then Redis (which syncs its append-only file as it stops).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from events.redis_server import start_redis, wait_for_redis
 
 
 class Command(BaseCommand):
-    help = "Run Streamsite: migrations, embedded Redis (unless REDIS_URL), server and worker."
+    help = (
+        "Run Streamsite: migrations, embedded Redis (unless REDIS_URL), servers, a worker "
+        "and the job scheduler."
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
@@ -69,6 +73,9 @@ class Command(BaseCommand):
             env = {**os.environ, "REDIS_URL": self._redis(children)}
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             children.append(("worker", spawn([*manage, "rqworker", "default"], env=env)))
+            # Exactly one scheduler enqueues the background jobs (events/cron.py).
+            scheduler = spawn([*manage, "rqcron", "events.cron", "-l", "WARNING"], env=env)
+            children.append(("scheduler", scheduler))
             for number, listener in enumerate(listeners, start=1):
                 fd = listener.fileno()
                 server = spawn(server_command(fd), env=env, cwd=settings.BASE_DIR, pass_fds=[fd])

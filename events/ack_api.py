@@ -1,0 +1,80 @@
+"""Acknowledging events of a shared subscription, one by one (DESIGN section 4):
+`POST /api/subscriptions/{id}/acks` and `{"ack": [...]}` on the WebSocket.
+
+An ack takes an event out of the subscription's pending entries, whichever session has it
+now; an event that is not pending (acked before, dead-lettered, never delivered) is
+answered `not_pending` and changes nothing. Every item is checked before any is acked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from events import acks, plans
+from events.auth import api_view, principal_of
+from events.connections import async_redis_client
+from events.cursors import Cursor
+from events.http import json_response, read_json
+from events.plans import Partition, Plan
+from events.problems import Problem
+
+MAX_ITEMS = 10_000
+
+
+@api_view("POST")
+async def subscription_acks(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    """204 when every event was acked; 200 with a result per item otherwise. Served
+    without Django's request handling, as commits are (`events.routing.AsyncView`).
+    """
+    plan = await plans.cached(subscription_id, principal_of(request))
+    body = read_json(request)
+    results = await acknowledge(plan, body)
+    if all(item["result"] == acks.ACKED for item in results):
+        return HttpResponse(status=204)
+    return json_response({"items": results})
+
+
+def parse_items(plan: Plan, body: Any) -> list[Cursor]:
+    """The events of an `{"items": [{event_type, partition, offset}, ...]}` body; 422 for
+    anything malformed, or when the subscription is not shared.
+    """
+    if not plan.shared:
+        raise Problem(
+            422,
+            "Only a shared subscription acknowledges events one by one; an ordered one "
+            "commits cursors (POST /api/subscriptions/{id}/cursors).",
+        )
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise Problem(422, 'The body must be {"items": [event, ...]} with at least one event.')
+    if len(items) > MAX_ITEMS:
+        raise Problem(422, f"At most {MAX_ITEMS} events per request.")
+    return [plan.parse_cursor(item) for item in items]
+
+
+async def acknowledge(plan: Plan, body: Any) -> list[dict[str, Any]]:
+    """Ack the events of a request body; each item with its result (`acked` or
+    `not_pending`), in the order given.
+    """
+    cursors = parse_items(plan, body)
+    by_partition: dict[Partition, list[int]] = {}
+    for index, cursor in enumerate(cursors):
+        partition = plan.find((cursor.event_type, cursor.partition))
+        assert partition is not None  # parse_cursor checked it
+        by_partition.setdefault(partition, []).append(index)
+    groups = list(by_partition.items())
+    replies = await acks.ack(
+        async_redis_client(),
+        plan,
+        [(partition, [cursors[i].offset for i in indexes]) for partition, indexes in groups],
+    )
+    results = [""] * len(cursors)
+    for (_, indexes), reply in zip(groups, replies, strict=True):
+        for index, result in zip(indexes, reply, strict=True):
+            results[index] = result
+    return [
+        {**cursor.as_json(), "result": result}
+        for cursor, result in zip(cursors, results, strict=True)
+    ]

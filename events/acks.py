@@ -1,0 +1,179 @@
+"""Delivery on a partition of a shared subscription (DESIGN section 4): every session is a
+competing consumer of the subscription's group, and each event is acknowledged on its own.
+Every Redis command of shared delivery is here.
+
+What a session leaves unacknowledged past the ack timeout is claimed by another live
+session (XCLAIM with a minimum idle time, so two sessions never both get it); an event
+that a claim would deliver more than max_deliveries times becomes a dead letter instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis as AsyncRedis
+
+from events.delivery import DEAD_LUA, committed_key, control_channel, dead_key
+from events.plans import Partition, Plan
+from events.streams import log_key
+
+ACKED = "acked"
+NOT_PENDING = "not_pending"  # acked before, dead-lettered, or never delivered
+
+# The group of a partition, from the committed offset (Redis's, else the database's).
+# KEYS[1] log, KEYS[2] committed; ARGV[1] group, ARGV[2] the database's offset.
+GROUP_LUA = """
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+local committed = redis.call('GET', KEYS[2])
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], committed == 'BEGIN' and '0' or committed,
+  'MKSTREAM')
+return committed
+"""
+
+# Claim entries idle past the ack timeout: other sessions' (or also our own, when this is
+# the only live session), oldest first. The sessions they are taken from are told, so that
+# they stop waiting for those acks.
+# KEYS[1] log, KEYS[2] dead letters; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in
+# ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when alone, ARGV[7] channel,
+# ARGV[8] partition name ("<stream>:<p>")
+# Returns the claimed entries to deliver.
+CLAIM_IDLE_LUA = (
+    DEAD_LUA
+    + """
+local scan = redis.call('XPENDING', KEYS[1], ARGV[2], 'IDLE', ARGV[3], '-', '+', ARGV[4] * 4)
+local ids, counts, owners = {}, {}, {}
+for _, p in ipairs(scan) do
+  if #ids < tonumber(ARGV[4]) and (p[2] ~= ARGV[1] or ARGV[6] == '1') then
+    ids[#ids + 1] = p[1]
+    counts[p[1]] = p[4] + 1
+    if p[2] ~= ARGV[1] then owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1] end
+  end
+end
+if #ids == 0 then return {} end
+for owner, offsets in pairs(owners) do
+  redis.call('PUBLISH', ARGV[7], 'lost ' .. owner .. ' ' .. ARGV[8] .. offsets)
+end
+local out, gone = {}, {}
+for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], unpack(ids))) do
+  if not entry[2] then
+    gone[#gone + 1] = entry[1]
+  elseif counts[entry[1]] > tonumber(ARGV[5]) then
+    dead(KEYS[2], ARGV[2], KEYS[1], entry, counts[entry[1]] - 1, 'max_deliveries')
+  else
+    out[#out + 1] = entry
+  end
+end
+if #gone > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(gone)) end
+return out
+"""
+)
+
+# Acknowledge events, each only while it is pending (for whichever session has it now),
+# and tell the sessions that had them.
+# KEYS[1] log; ARGV[1] group, ARGV[2] channel, ARGV[3] partition name ("<stream>:<p>"),
+# ARGV[4..] offsets. Returns 'acked' or 'not_pending' per offset.
+ACK_LUA = """
+local results, owners = {}, {}
+for i = 4, #ARGV do
+  local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if ok and #p == 1 then
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    owners[p[1][2]] = (owners[p[1][2]] or '') .. ' ' .. ARGV[i]
+    results[#results + 1] = 'acked'
+  else
+    results[#results + 1] = 'not_pending'
+  end
+end
+for owner, offsets in pairs(owners) do
+  redis.call('PUBLISH', ARGV[2], 'ack ' .. owner .. ' ' .. ARGV[3] .. offsets)
+end
+return results
+"""
+
+# A leaving session's entries become claimable by others at once: those it read but never
+# sent get their delivery count back; then its consumer goes if nothing is left pending.
+# KEYS[1] log; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms, ARGV[4..] unsent
+GIVE_BACK_LUA = """
+local unsent = {}
+for i = 4, #ARGV do unsent[ARGV[i]] = true end
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[2], '-', '+', 10000, ARGV[1])
+if not ok then return 0 end
+for _, p in ipairs(pending) do
+  local count = p[4]
+  if unsent[p[1]] then count = math.max(count - 1, 0) end
+  redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, p[1], 'IDLE', ARGV[3],
+    'RETRYCOUNT', count, 'JUSTID')
+end
+if #pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[2], ARGV[1]) end
+return #pending
+"""
+
+
+class SharedDelivery:
+    """The shared-mode scripts, registered once on one asyncio client."""
+
+    def __init__(self, client: AsyncRedis) -> None:
+        self._group = client.register_script(GROUP_LUA)
+        self._claim_idle = client.register_script(CLAIM_IDLE_LUA)
+        self._give_back = client.register_script(GIVE_BACK_LUA)
+
+    async def prepare(self, plan: Plan, partition: Partition, db_offset: str) -> str:
+        """Make sure the partition's group exists; returns the committed offset."""
+        keys = [
+            log_key(partition.stream, partition.partition),
+            committed_key(partition.stream, partition.partition, plan.subscription),
+        ]
+        committed: bytes = await self._group(keys=keys, args=[plan.subscription, db_offset])
+        return committed.decode()
+
+    async def claim_idle(
+        self, plan: Plan, partition: Partition, session: str, count: int, alone: bool
+    ) -> list[Any]:
+        """Up to `count` entries left unacked past the ack timeout, now `session`'s (raw
+        entries, as XCLAIM returns them).
+        """
+        keys = [
+            log_key(partition.stream, partition.partition),
+            dead_key(partition.stream, partition.partition, plan.subscription),
+        ]
+        args: list[str | int] = [
+            session,
+            plan.subscription,
+            plan.ack_timeout * 1000,
+            count,
+            plan.max_deliveries,
+            "1" if alone else "0",
+            control_channel(plan.subscription),
+            f"{partition.stream}:{partition.partition}",
+        ]
+        entries: list[Any] = await self._claim_idle(keys=keys, args=args)
+        return entries
+
+    async def give_back(
+        self, plan: Plan, partition: Partition, session: str, unsent: Sequence[str]
+    ) -> None:
+        """Let other sessions claim at once what `session` still has pending."""
+        keys = [log_key(partition.stream, partition.partition)]
+        args: list[str | int] = [session, plan.subscription, plan.ack_timeout * 1000, *unsent]
+        await self._give_back(keys=keys, args=args)
+
+
+async def ack(
+    client: AsyncRedis, plan: Plan, items: Sequence[tuple[Partition, Sequence[str]]]
+) -> list[list[str]]:
+    """Acknowledge offsets, per partition, in one round trip; `acked` or `not_pending` per
+    offset, in order.
+    """
+    script = client.register_script(ACK_LUA)
+    channel = control_channel(plan.subscription)
+    async with client.pipeline(transaction=False) as pipe:
+        for partition, offsets in items:
+            name = f"{partition.stream}:{partition.partition}"
+            await script(
+                keys=[log_key(partition.stream, partition.partition)],
+                args=[plan.subscription, channel, name, *offsets],
+                client=pipe,
+            )
+        replies: list[list[bytes]] = await pipe.execute()
+    return [[r.decode() for r in reply] for reply in replies]

@@ -1,0 +1,146 @@
+"""A stream session of a shared subscription (DESIGN section 4): every session reads every
+partition as a competing consumer of the subscription's group, and its client acknowledges
+each event on its own (`POST …/acks` or the WebSocket), in any order.
+
+It is an ordered session without partition ownership: no leases, no 409, no hand-over.
+What a session leaves unacknowledged past the ack timeout is claimed by another live
+session (by this one when it is alone); a session that leaves gives its entries back at
+once. Batches carry each event's offset, for the ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from events import acks
+from events.acks import SharedDelivery
+from events.cursors import parse_offset
+from events.delivery import Claimed, entries_of
+from events.hub import hub
+from events.leases import Lease
+from events.plans import Partition, Plan, Position
+from events.problems import Problem
+from events.stream_params import StreamParams
+from events.stream_session import SESSION_TTL_MS, Owned, StreamSession
+
+
+class SharedSession(StreamSession):
+    """Open with `open()`, then `run(send)` until it closes, as a StreamSession."""
+
+    def __init__(
+        self, plan: Plan, params: StreamParams, direct: list[Position] | None = None
+    ) -> None:
+        super().__init__(plan, params, direct)
+        self._shared = SharedDelivery(self._client)
+        self._keep = plan.keep()
+        self._alone = True
+        self._finish_started: float | None = None
+
+    async def _admit(self, live: list[str]) -> None:
+        if self.direct is not None:
+            raise Problem(422, "A shared subscription's sessions read every partition.")
+
+    async def _heartbeat(self) -> None:
+        live = await self._sessions.heartbeat(self.plan.subscription, self.id, SESSION_TTL_MS)
+        if live is None:
+            self._closing = "rebalance"
+            return
+        self._alone = live == [self.id]
+        for owned in self._owned.values():
+            owned.claim_from = "0-0"  # look for entries idle past the ack timeout
+            owned.more = True
+
+    async def _assign(self) -> None:
+        for partition in self.plan.partitions:
+            if partition.position not in self._owned:
+                await self._take(partition)
+
+    async def _take(self, partition: Partition) -> None:
+        offset = self.plan.offsets.get(partition.position, "BEGIN")
+        committed = await self._shared.prepare(self.plan, partition, offset)
+        lease = Lease(partition.stream, partition.partition, self.plan.subscription, self.id, 0)
+        owned = Owned(
+            partition,
+            lease,
+            committed=parse_offset(committed),
+            sent=committed,
+            flush_due=asyncio.get_running_loop().time() + self.params.batch_flush_timeout,
+            valid_until=float("inf"),
+        )
+        self._owned[partition.position] = owned
+        hub().watch(owned.key, self._watcher(owned))
+
+    async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
+        raw = await self._shared.claim_idle(
+            self.plan, owned.partition, self.id, budget, self._alone
+        )
+        entries = entries_of(raw, self._keep)
+        for offset, _ in entries:  # alone, it may get back what it sent itself
+            position = parse_offset(offset)
+            if position in owned.unacked:
+                owned.unacked.remove(position)
+                self._sent_events -= 1
+        return Claimed("0-0" if len(raw) < budget else "more", entries)
+
+    async def _mark_sent(self, owned: Owned, offset: str) -> bool:
+        return True  # no lease to check: every session may send every partition
+
+    def _skip(self, owned: Owned, offset: str) -> None:
+        owned.skipped.append(offset)
+
+    async def _skip_tails(self) -> None:
+        """Ack the entries the subscription does not deliver, so they do not come back."""
+        items = []
+        for owned in self._owned.values():
+            if owned.skipped:
+                items.append((owned.partition, owned.skipped))
+                owned.skipped = []
+        if items:
+            await acks.ack(self._client, self.plan, items)
+
+    async def _give_back(self, owned: Owned) -> None:
+        unsent = [offset for offset, _ in owned.buffer]
+        unsent += [offset for batch in owned.ready for offset, _ in batch]
+        await self._shared.give_back(self.plan, owned.partition, self.id, unsent)
+
+    def _commit_deadline(self) -> float:
+        """Unacked events never end a shared session (another session gets them after the
+        ack timeout); a closing one waits for its acks up to the ack timeout.
+        """
+        if self._finishing is None or not self._uncommitted():
+            return float("inf")
+        if self._finish_started is None:
+            self._finish_started = asyncio.get_running_loop().time()
+        return self._finish_started + self.plan.ack_timeout
+
+    def _on_control(self, text: str) -> None:
+        """Besides the ordered session's messages: `ack <session> <partition> <offsets>`
+        (its client acked them) and `lost …` (another session claimed them, unacked).
+        """
+        kind, _, rest = text.partition(" ")
+        if kind not in ("ack", "lost"):
+            super()._on_control(text)
+            return
+        session, partition, *offsets = rest.split(" ")
+        if session != self.id:
+            return
+        stream, _, number = partition.rpartition(":")
+        owned = next(
+            (
+                o
+                for o in self._owned.values()
+                if o.partition.stream == stream and o.partition.partition == int(number)
+            ),
+            None,
+        )
+        if owned is None:
+            return
+        for offset in offsets:
+            with contextlib.suppress(ValueError):  # a skipped entry, or one claimed anew
+                owned.unacked.remove(parse_offset(offset))
+                if kind == "ack":
+                    self._committed_events += 1
+                else:  # another session has it now: it no longer counts as sent here
+                    self._sent_events -= 1
+        self._wake.set()
