@@ -35,6 +35,28 @@ def eid_key(stream: str, partition: int, eid: str) -> str:
     return f"ss:{partition_tag(stream, partition)}:eid:{eid}"
 
 
+# Trim a partition by length and by age, approximately: XTRIM with `~` drops only whole
+# radix-tree nodes (cheap; a few entries past a limit may stay) and at most 100 nodes'
+# worth of entries per call (10,000 by default: a larger backlog goes over several calls).
+# Age is measured on the Redis server's clock, never a client's. Defines
+# trim(key, max events, max age in ms), 0 disabling a limit; it returns how many entries
+# went. Publishing trims as it appends; the retention job (events/retention.py) trims
+# the partitions nobody publishes to.
+TRIM_LUA_FUNCTION = """
+local function trim(key, max_events, max_age)
+  local trimmed = 0
+  if max_events > 0 then
+    trimmed = trimmed + redis.call('XTRIM', key, 'MAXLEN', '~', max_events)
+  end
+  if max_age > 0 then
+    local now = redis.call('TIME')
+    local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - max_age
+    if floor > 0 then trimmed = trimmed + redis.call('XTRIM', key, 'MINID', '~', floor) end
+  end
+  return trimmed
+end
+"""
+
 # Append a batch to one partition, once per eid.
 # KEYS[1]   the partition's stream; KEYS[2..n+1] one de-duplication key per event, or KEYS[1]
 #           again for an event without an eid (every key stays in the partition's slot)
@@ -46,7 +68,9 @@ def eid_key(stream: str, partition: int, eid: str) -> str:
 # The marker is set first (one command, not GET then SET); should XADD then fail, the
 # marker is removed again, so that a retry stores the event instead of calling it a
 # duplicate. A script's writes are not rolled back: events before a failure stay stored.
-PUBLISH_LUA = """
+PUBLISH_LUA = (
+    TRIM_LUA_FUNCTION
+    + """
 local ttl = tonumber(ARGV[1])
 local stored = 0
 for i = 4, #ARGV do
@@ -61,16 +85,10 @@ for i = 4, #ARGV do
     stored = stored + 1
   end
 end
-local max_events = tonumber(ARGV[2])
-if max_events > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', max_events) end
-local max_age = tonumber(ARGV[3])
-if max_age > 0 then
-  local now = redis.call('TIME')
-  local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - max_age
-  if floor > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', floor) end
-end
+trim(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 return stored
 """
+)
 
 
 @dataclass(frozen=True)
