@@ -78,18 +78,15 @@ def _store(
         )
         for _, fields in entries
     ]
-    known = set(
-        DeadLetter.objects.filter(
-            subscription=subscription,
-            event_type=event_type,
-            partition=partition,
-            offset__in=[row.offset for row in rows],
-        ).values_list("offset", flat=True)
-    )
     DeadLetter.objects.bulk_create(rows, ignore_conflicts=True)
+    # Rows first, then out of Redis. Each entry is counted (and logged) by the run whose
+    # XDEL removed it, so overlapping runs neither lose one nor count it twice.
     key = dead_key(event_type.stream_id, partition, str(subscription.pk))
-    client.xdel(key, *(entry_id for entry_id, _ in entries))
-    added = [row for row in rows if row.offset not in known]
+    pipe = client.pipeline(transaction=False)
+    for entry_id, _ in entries:
+        pipe.xdel(key, entry_id)
+    removed = pipe.execute()
+    added = [row for row, gone in zip(rows, removed, strict=True) if gone]
     for row in added:
         logger.warning(
             "dead letter: subscription %s, %s/%s@%s after %s deliveries (%s)",
