@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from events import api, cursor_api, docs, subscription_api
+from events import api, cursor_api, dead_letter_api, docs, subscription_api
 
 urlpatterns = [
     path("openapi.json", docs.openapi_json, name="openapi-json"),
@@ -31,5 +31,20 @@ urlpatterns = [
         "subscriptions/<str:subscription_id>/stats",
         cursor_api.subscription_stats,
         name="subscription-stats",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/dead-letters",
+        dead_letter_api.dead_letter_list,
+        name="dead-letters",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/dead-letters/<int:dead_letter_id>",
+        dead_letter_api.dead_letter_detail,
+        name="dead-letter",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/dead-letters/<int:dead_letter_id>/replay",
+        dead_letter_api.dead_letter_replay,
+        name="dead-letter-replay",
     ),
 ]

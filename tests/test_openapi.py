@@ -20,6 +20,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from events.docs import OPENAPI_PATH
+from events.models import DeadLetter, EventType, Subscription
 from tests.conftest import LiveServer, bearer
 from tests.helpers import business_event, event_type_body
 
@@ -35,6 +36,7 @@ SAMPLES = {
     "version": "latest",
     "partition": "0",
     "subscription_id": "00000000-0000-4000-8000-000000000000",
+    "dead_letter_id": "1",
 }
 
 FORMATS = FormatChecker()
@@ -451,6 +453,51 @@ def test_it_describes_a_subscription_s_cursors_and_stats(
     assert_matches_spec("get", f"{SUBSCRIPTION}/stats", forbidden)
 
 
+def test_it_describes_a_subscription_s_dead_letters(
+    client, admin_token, stranger_token, order_type
+):
+    path = subscribe(client, admin_token)
+    subscription = Subscription.objects.get(pk=path.rsplit("/", 1)[1])
+    for offset in ("1795252632832-0", "1795252632999-0"):
+        DeadLetter.objects.create(
+            subscription=subscription,
+            event_type=EventType.objects.get(name="order.created"),
+            partition=1,
+            offset=offset,
+            body=orjson.dumps(business_event("A-1")).decode(),
+            deliveries=11,
+            reason="max_deliveries",
+        )
+    letters = f"{SUBSCRIPTION}/dead-letters"
+    first = call(client, "get", f"{path}/dead-letters?limit=1", admin_token)
+    assert "next" in first.json()["_links"]
+    assert_matches_spec("get", letters, first)
+    second = call(client, "get", first.json()["_links"]["next"]["href"], admin_token)
+    assert "prev" in second.json()["_links"]
+    assert_matches_spec("get", letters, second)
+    (item,) = second.json()["items"]
+    one = call(client, "get", f"{path}/dead-letters/{item['id']}", admin_token)
+    assert_matches_spec("get", f"{letters}/{{dead_letter_id}}", one)
+    replayed = call(client, "post", f"{path}/dead-letters/{item['id']}/replay", admin_token)
+    assert replayed.status_code == 200
+    assert_matches_spec("post", f"{letters}/{{dead_letter_id}}/replay", replayed)
+    again = call(client, "post", f"{path}/dead-letters/{item['id']}/replay", admin_token)
+    assert again.status_code == 409
+    assert_matches_spec("post", f"{letters}/{{dead_letter_id}}/replay", again)
+    shown = call(client, "get", f"{path}/dead-letters?status=replayed", admin_token)
+    assert [i["replayed_at"] is not None for i in shown.json()["items"]] == [True]
+    assert_matches_spec("get", letters, shown)
+    invalid = call(client, "get", f"{path}/dead-letters?status=lost", admin_token)
+    assert invalid.status_code == 422
+    assert_matches_spec("get", letters, invalid)
+    forbidden = call(client, "get", f"{path}/dead-letters", stranger_token)
+    assert forbidden.status_code == 403
+    assert_matches_spec("get", letters, forbidden)
+    deleted = call(client, "delete", f"{path}/dead-letters/{item['id']}", admin_token)
+    assert deleted.status_code == 204
+    assert_matches_spec("delete", f"{letters}/{{dead_letter_id}}", deleted)
+
+
 def test_it_describes_schema_versions_and_their_pages(client, producer_token, order_type):
     schema = {
         "type": "object",
@@ -560,6 +607,19 @@ CASES: list[tuple[str, str, str, str | None, Any, dict[str, Any], int]] = [
      "/api/subscriptions/{subscription_id}/cursors", "admin", {"items": []}, {}, 404),
     ("stats of an unknown subscription", "get", "/api/subscriptions/{subscription_id}/stats",
      "admin", None, {}, 404),
+    ("dead letters of an unknown subscription", "get",
+     "/api/subscriptions/{subscription_id}/dead-letters", "admin", None, {}, 404),
+    ("dead letters without a token", "get", "/api/subscriptions/{subscription_id}/dead-letters",
+     None, None, {}, 401),
+    ("an unknown dead letter", "get",
+     "/api/subscriptions/{subscription_id}/dead-letters/{dead_letter_id}", "admin", None, {},
+     404),
+    ("discard an unknown dead letter", "delete",
+     "/api/subscriptions/{subscription_id}/dead-letters/{dead_letter_id}", "admin", None, {},
+     404),
+    ("replay an unknown dead letter", "post",
+     "/api/subscriptions/{subscription_id}/dead-letters/{dead_letter_id}/replay", "admin", None,
+     {}, 404),
 ]
 # fmt: on
 
