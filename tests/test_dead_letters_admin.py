@@ -71,7 +71,7 @@ def shown_messages(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
-def log_entries(event_type: EventType, partition: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+def log_entries(event_type: EventType, partition: int):
     return redis_client().xrange(streams.log_key(event_type.stream_id, partition))
 
 
