@@ -89,7 +89,8 @@ def _eid_of(event: Any) -> str | None:
     return eid if isinstance(eid, str) and UUID_RE.match(eid) else None
 
 
-# Nakadi's event metadata (core-services schema_metadata.json): what a producer may send.
+# Nakadi's event metadata (core-services schema_metadata.json), plus `topic`: what a
+# producer may send.
 # received_at and version are the server's; they are refused with their own message.
 _UUID = {"type": "string", "pattern": UUID_RE.pattern}
 METADATA_SCHEMA = {
@@ -106,6 +107,8 @@ METADATA_SCHEMA = {
         "span_ctx": {"type": "object", "additionalProperties": {"type": "string"}},
         "event_type": {"type": "string"},
         "published_by": {"type": "string"},
+        # Streamsite's own: subscriptions may filter on it (events.topics).
+        "topic": {"type": "string", "minLength": 1, "maxLength": 255},
     },
 }
 _METADATA = compiled_validator(orjson.dumps(METADATA_SCHEMA).decode())

@@ -19,6 +19,7 @@ from events.connections import redis_client
 from events.models import EventType
 from events.processes import free_port, wait_until
 from events.redis_server import start_redis
+from tests.streams import Stream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +67,15 @@ def consumer_api(live_server, consumer_token: str) -> Iterator[httpx.Client]:
     """An HTTP client of the live server with the consumer's token."""
     with live_server.client(consumer_token) as http:
         yield http
+
+
+@pytest.fixture
+def streams() -> Iterator[list[Stream]]:
+    """Streams a test opens (tests.streams.Stream); closed when it ends."""
+    opened: list[Stream] = []
+    yield opened
+    for stream in opened:
+        stream.close()
 
 
 @pytest.fixture

@@ -14,14 +14,6 @@ from tests.helpers import business_event, event_type_body
 from tests.streams import Stream
 
 
-@pytest.fixture
-def streams():
-    opened: list[Stream] = []
-    yield opened
-    for stream in opened:
-        stream.close()
-
-
 def subscribe(consumer_api, partitions: int) -> str:
     assert (
         consumer_api.post(
