@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -27,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 
-from events import committed, cursor_api, delivery, plans, stats, streams
+from events import committed, cursor_api, delivery, lag, plans, stats, streams
 from events.connections import redis_client
 from events.cursors import Cursor
 from events.forms import Position, ResetCursorsForm, SubscriptionForm
@@ -68,6 +69,7 @@ CHANGE_FIELDSETS: _FieldsetSpec = (
             "entry ids; a session id is the X-Nakadi-StreamId its client was given.",
         },
     ),
+    ("Lag (as of the last stats run)", {"fields": ("recorded_lag",)}),
     ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
 )
 
@@ -154,6 +156,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
             "created_at",
             "updated_at",
             "live_state",
+            "recorded_lag",
         )
 
     def get_urls(self) -> list[URLPattern]:
@@ -213,6 +216,19 @@ class SubscriptionAdmin(admin.ModelAdmin):
             logger.warning("Redis unavailable for the live state of %s: %s", obj.pk, error)
             context["error"] = error
         return render_to_string("admin/events/subscription/live_state.html", context)
+
+    @admin.display(description="lag")
+    def recorded_lag(self, obj: Subscription) -> SafeString:
+        """What the `stats` job last measured (as /metrics reports it), and when."""
+        context: dict[str, Any] = {}
+        try:
+            context["recorded"] = recorded = lag.of_subscription(redis_client(), str(obj.pk))
+        except REDIS_ERRORS as error:
+            context["error"] = error
+        else:
+            if recorded is not None:
+                context["at"] = datetime.fromtimestamp(recorded["at"] / 1000, tz=UTC)
+        return render_to_string("admin/events/subscription/recorded_lag.html", context)
 
     @admin.action(description="Reset cursors of the selected subscriptions", permissions=["change"])
     def reset_cursors(

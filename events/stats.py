@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import redis
 
 from events.connections import redis_client
 from events.cursors import BEGIN, parse_offset
@@ -27,6 +28,7 @@ class PartitionStats:
     committed: str
     unconsumed_events: int | None  # None: unknown without scanning the partition
     consumer_lag_seconds: int
+    pending: int | None = None  # delivered, not committed; None: no consumer group yet
 
     def as_json(self, show_time_lag: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -43,9 +45,9 @@ class PartitionStats:
         return out
 
 
-def partition_stats(plan: Plan) -> list[PartitionStats]:
+def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[PartitionStats]:
     """Stats of every partition of the subscription, in a few pipelined round trips."""
-    client = redis_client()
+    client = client or redis_client()
     now_s, now_us = client.time()  # Redis's clock, as for session expiry
     now_ms = now_s * 1000 + now_us // 1000
     members: Any = client.zrangebyscore(sessions_key(plan.subscription), f"({now_ms}", "+inf")
@@ -90,8 +92,11 @@ def partition_stats(plan: Plan) -> list[PartitionStats]:
         else:
             state = "reassigning"  # its session is gone; the lease lapses within seconds
         unconsumed = _unconsumed(_group(groups, plan.subscription), pending, length, newest, offset)
+        delivered = None if isinstance(pending, Exception) else int(pending["pending"])
         out.append(
-            PartitionStats(p, state, owner, p.position in direct, offset, unconsumed, int(lag))
+            PartitionStats(
+                p, state, owner, p.position in direct, offset, unconsumed, int(lag), delivered
+            )
         )
     return out
 

@@ -1,0 +1,109 @@
+"""Lag snapshots: what the `stats` job measured of every subscription, kept in Redis for the
+admin and `/metrics`, which then read one hash instead of every partition.
+
+    ss:stats:lag    hash: subscription id → JSON {"at": ms, "partitions": [PartitionLag, …]}
+    ss:stats:at     when the last run measured (ms, Redis's clock)
+
+The numbers are those of `GET /api/subscriptions/{id}/stats` (events/stats.py), plus the
+pending count. Each run replaces the whole snapshot at once, so deleted subscriptions drop
+out of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TypedDict
+
+import orjson
+import redis
+
+from events import plans, stats
+from events.models import Subscription
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_KEY = "ss:stats:lag"
+AT_KEY = "ss:stats:at"
+
+
+class PartitionLag(TypedDict):
+    event_type: str
+    partition: int
+    unconsumed_events: int | None  # after the committed offset; None: unknown without a scan
+    pending: int | None  # delivered, not committed; None: no consumer group yet
+    consumer_lag_seconds: int  # age of the oldest event not committed; 0: none
+
+
+class SubscriptionLag(TypedDict):
+    at: int  # ms, Redis's clock
+    partitions: list[PartitionLag]
+
+
+class Snapshot(TypedDict):
+    at: int | None  # None: no stats run yet
+    subscriptions: dict[str, SubscriptionLag]
+
+
+def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
+    """Measure every partition of every subscription and store the snapshot, replacing the
+    last one; returns how many partitions were measured. A subscription that Redis fails to
+    answer for is logged and left out of this snapshot; the others are kept.
+    """
+    at = now_ms(client)
+    measured: dict[str, bytes] = {}
+    count = 0
+    for subscription in subscriptions:
+        plan = plans.of(subscription)
+        try:
+            partitions = [_lag(s) for s in stats.partition_stats(plan, client)]
+        except redis.RedisError as error:
+            logger.warning("stats of subscription %s failed: %s", plan.subscription, error)
+            continue
+        measured[plan.subscription] = orjson.dumps({"at": at, "partitions": partitions})
+        count += len(partitions)
+    with client.pipeline(transaction=True) as pipe:  # readers see the old or the new one
+        pipe.delete(SNAPSHOT_KEY)
+        if measured:
+            pipe.hset(SNAPSHOT_KEY, mapping=measured)  # type: ignore[arg-type]
+        pipe.set(AT_KEY, at)
+        pipe.execute()
+    logger.debug("stats measured %s partitions of %s subscriptions", count, len(measured))
+    return count
+
+
+def snapshot(client: redis.Redis) -> Snapshot:
+    """The last snapshot `record` stored (empty, with `at` None, before the first run)."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.get(AT_KEY)
+        pipe.hgetall(SNAPSHOT_KEY)
+        at, rows = pipe.execute()
+    return {
+        "at": int(at) if at is not None else None,
+        "subscriptions": {key.decode(): orjson.loads(value) for key, value in rows.items()},
+    }
+
+
+def of_subscription(client: redis.Redis, subscription_id: str) -> SubscriptionLag | None:
+    """The last snapshot of one subscription; None if no run measured it yet."""
+    raw = client.hget(SNAPSHOT_KEY, subscription_id)
+    if raw is None:
+        return None
+    found: SubscriptionLag = orjson.loads(raw)
+    return found
+
+
+def now_ms(client: redis.Redis) -> int:
+    """The Redis server's clock, in ms: every server and worker agrees on it."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _lag(measured: stats.PartitionStats) -> PartitionLag:
+    return {
+        "event_type": measured.partition.event_type,
+        "partition": measured.partition.partition,
+        "unconsumed_events": measured.unconsumed_events,
+        "pending": measured.pending,
+        "consumer_lag_seconds": measured.consumer_lag_seconds,
+    }
