@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import yaml
@@ -34,5 +35,15 @@ def test_every_part_has_a_manifest():
         "Deployment/streamsite-server",
         "Service/streamsite",
         "Deployment/streamsite-worker",
+        "Deployment/streamsite-scheduler",
         "Job/streamsite-migrate-",
     } <= set(manifests())
+
+
+def test_exactly_one_scheduler_runs_the_projects_cron_module():
+    scheduler = manifests()["Deployment/streamsite-scheduler"]["spec"]
+    assert scheduler["replicas"] == 1
+    assert scheduler["strategy"]["type"] == "Recreate"  # never two during a rollout
+    command = scheduler["template"]["spec"]["containers"][0]["command"]
+    assert command[-2:] == ["rqcron", "events.cron"]
+    importlib.import_module(command[-1])  # the schedule module exists and loads
