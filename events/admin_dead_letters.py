@@ -54,7 +54,7 @@ def replay_summary(replayed: int, already: int) -> str:
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin):
     list_display = (
-        "subscription",
+        "subscription_name",
         "event_type",
         "partition",
         "offset",
@@ -134,6 +134,17 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         dead_letters.discard(queryset)
+
+    @admin.display(description="subscription", ordering="subscription__owning_application")
+    def subscription_name(self, obj: DeadLetter) -> SafeString:
+        """Its application and consumer group; the id (long) only on hovering."""
+        subscription = obj.subscription
+        return format_html(
+            '<span title="{}">{}/{}</span>',
+            subscription.pk,
+            subscription.owning_application,
+            subscription.consumer_group,
+        )
 
     @admin.display(description="event")
     def event(self, obj: DeadLetter) -> SafeString:
