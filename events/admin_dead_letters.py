@@ -29,7 +29,6 @@ from events.models import DeadLetter
 logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (redis.RedisError, OSError)
-SUMMARY_CHARS = 60  # of the event shown in the change list
 
 
 def pretty_body(body: str) -> str:
