@@ -1,4 +1,4 @@
-"""Django's stock middleware, for pages only: API and probe requests pass straight through.
+"""Django's stock middleware, for pages only: API, probe and metrics requests pass through.
 
 Under ASGI, `MiddlewareMixin` runs every `process_request`/`process_response` hook through
 `sync_to_async`, so the seven stock middlewares cost an API call a dozen thread hops
@@ -20,8 +20,11 @@ from django.middleware.common import CommonMiddleware as _Common
 from django.middleware.csrf import CsrfViewMiddleware as _CsrfView
 from django.middleware.security import SecurityMiddleware as _Security
 
-# Token-authenticated API calls and load balancers' probes: no sessions, CSRF or messages.
-MACHINE_PATHS = ("/api/", "/health/")
+# Token-authenticated API calls, load balancers' probes and Prometheus's scrapes of
+# /metrics: no sessions, CSRF or messages. A scraper sends a bearer token at most, never a
+# cookie, so session and auth middleware only cost it thread hops on every scrape; it is
+# GET only (no CSRF); the host check still applies (AllowedHostsMiddleware).
+MACHINE_PATHS = ("/api/", "/health/", "/metrics")
 
 
 class PagesOnly:

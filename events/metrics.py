@@ -1,0 +1,268 @@
+"""`GET /metrics`: Streamsite's state for Prometheus, in its text exposition format.
+
+Counters come from Redis's own stream counters, read at scrape time (a few pipelined round
+trips, however many partitions); lag comes from the `stats` job's last snapshot
+(events/lag.py), so a scrape never measures lag itself; dead letters from the database.
+When `settings.METRICS_TOKEN` is set, a scrape must send it as a bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
+
+from events import exposition, lag
+from events.connections import redis_client
+from events.exposition import Family
+from events.models import DeadLetter, EventType, Subscription
+from events.problems import problem_response
+from events.sessions import sessions_key
+from events.streams import log_key
+
+logger = logging.getLogger(__name__)
+
+BATCH = 256  # partitions read per pipelined round trip
+
+# A partition's counters without its first and last entries, which XINFO STREAM also
+# returns (up to two whole events per partition and scrape).
+# KEYS[1] the partition's stream. Returns {entries ever added (-1 before Redis 7, which
+# does not count them), current length}; {0, 0} for a stream never written.
+STREAM_COUNTS_LUA = """
+local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
+if not ok then return {0, 0} end
+local added, length = -1, 0
+for i = 1, #info, 2 do
+  if info[i] == 'entries-added' then added = info[i + 1]
+  elseif info[i] == 'length' then length = info[i + 1] end
+end
+return {added, length}
+"""
+
+
+@dataclass(frozen=True)
+class PartitionRead:
+    """What a scrape read of one partition."""
+
+    event_type: str
+    partition: int
+    entries_added: int | None  # None before Redis 7
+    length: int
+    groups: list[dict[str, Any]]  # XINFO GROUPS; one group per subscription, by its id
+
+
+def published(read: PartitionRead) -> int:
+    """Events ever appended to the partition: Redis's entries-added, else (before Redis 7,
+    which does not count them) its current length, which retention lowers.
+    """
+    return read.entries_added if read.entries_added is not None else read.length
+
+
+def group_counts(group: Mapping[str, Any], entries_added: int | None) -> tuple[int, int] | None:
+    """(read, read and acknowledged) of a consumer group, or None before Redis 7.
+
+    "Read" is Redis's entries-read: the position of the group's last delivered entry,
+    counted from the partition's first ever entry. A group created at an offset has none
+    until it reads; its lag, when Redis knows it, gives the same position.
+    """
+    read = group.get("entries-read")
+    if read is None and group.get("lag") is not None and entries_added is not None:
+        read = entries_added - int(group["lag"])
+    if read is None:
+        return None
+    return int(read), max(0, int(read) - int(group["pending"]))
+
+
+def families() -> dict[str, Family]:
+    """Every family /metrics serves, empty, in the order they are rendered."""
+    listed = [
+        Family(
+            "streamsite_events_published_total",
+            "counter",
+            "Events appended to the partition since it was created (Redis's entries-added; "
+            "before Redis 7, its current length).",
+        ),
+        Family(
+            "streamsite_events_delivered_total",
+            "counter",
+            "Position of the subscription's consumer group in the partition, in entries "
+            "from the partition's first (Redis's entries-read): every entry it read, "
+            "delivered or skipped by its topic filter; a subscription that started at the "
+            "end starts at the partition's count then. Its rate is the delivery rate. "
+            "Redis 7 and later.",
+        ),
+        Family(
+            "streamsite_events_committed_total",
+            "counter",
+            "Entries read by the subscription's consumer group and acknowledged: committed, "
+            "skipped by its topic filter, or set aside as dead letters (delivered minus "
+            "pending), counted as delivered_total is. Redis 7 and later.",
+        ),
+        Family(
+            "streamsite_consumer_lag_events",
+            "gauge",
+            "Events after the subscription's committed offset on the partition, as of the "
+            "last stats run (absent while unknown).",
+        ),
+        Family(
+            "streamsite_consumer_pending_events",
+            "gauge",
+            "Events delivered to a session of the subscription and not yet committed, as "
+            "of the last stats run.",
+        ),
+        Family(
+            "streamsite_consumer_lag_seconds",
+            "gauge",
+            "Age of the oldest event the subscription has not committed on the partition "
+            "(0 when there is none), as of the last stats run.",
+        ),
+        Family(
+            "streamsite_sessions",
+            "gauge",
+            "Live stream sessions of the subscription (heartbeat not expired).",
+        ),
+        Family(
+            "streamsite_dead_letters",
+            "gauge",
+            "Dead letters of the subscription in the database, by status.",
+        ),
+        Family(
+            "streamsite_stats_age_seconds",
+            "gauge",
+            "Seconds since the last stats run measured lag (absent before the first run).",
+        ),
+    ]
+    return {f.name: f for f in listed}
+
+
+def collect(client: redis.Redis) -> list[Family]:
+    """Read everything a scrape reports; raises Redis's errors."""
+    out = families()
+    subscriptions = list(Subscription.objects.order_by("pk").values_list("pk", flat=True))
+    known = {str(pk) for pk in subscriptions}
+    now = lag.now_ms(client)
+
+    partitions = [
+        (name, stream, p)
+        for name, stream, count in EventType.objects.order_by("name").values_list(
+            "name", "stream_id", "partition_count"
+        )
+        for p in range(count)
+    ]
+    for read in _read_partitions(client, partitions):
+        labels = {"event_type": read.event_type, "partition": read.partition}
+        out["streamsite_events_published_total"].add(published(read), **labels)
+        for group in read.groups:
+            subscription = group["name"].decode()
+            counts = group_counts(group, read.entries_added)
+            if subscription not in known or counts is None:
+                continue
+            delivered, committed = counts
+            out["streamsite_events_delivered_total"].add(
+                delivered, subscription=subscription, **labels
+            )
+            out["streamsite_events_committed_total"].add(
+                committed, subscription=subscription, **labels
+            )
+
+    snapshot = lag.snapshot(client)
+    for subscription, recorded in sorted(snapshot["subscriptions"].items()):
+        if subscription not in known:
+            continue  # deleted since the last stats run
+        for row in recorded["partitions"]:
+            labels = {
+                "subscription": subscription,
+                "event_type": row["event_type"],
+                "partition": row["partition"],
+            }
+            if row["unconsumed_events"] is not None:
+                out["streamsite_consumer_lag_events"].add(row["unconsumed_events"], **labels)
+            if row["pending"] is not None:
+                out["streamsite_consumer_pending_events"].add(row["pending"], **labels)
+            out["streamsite_consumer_lag_seconds"].add(row["consumer_lag_seconds"], **labels)
+    if snapshot["at"] is not None:
+        out["streamsite_stats_age_seconds"].add(max(0, now - snapshot["at"]) / 1000)
+
+    pipe = client.pipeline(transaction=False)
+    for subscription in sorted(known):
+        pipe.zcount(sessions_key(subscription), f"({now}", "+inf")
+    for subscription, live in zip(sorted(known), pipe.execute(), strict=True):
+        out["streamsite_sessions"].add(int(live), subscription=subscription)
+
+    dead = {
+        (str(row["subscription_id"]), row["status"]): row["n"]
+        for row in DeadLetter.objects.order_by()
+        .values("subscription_id", "status")
+        .annotate(n=Count("id"))
+    }
+    for subscription in sorted(known):
+        for status in DeadLetter.Status.values:
+            out["streamsite_dead_letters"].add(
+                dead.get((subscription, status), 0), subscription=subscription, status=status
+            )
+    return list(out.values())
+
+
+def _read_partitions(
+    client: redis.Redis, partitions: Sequence[tuple[str, str, int]]
+) -> Iterator[PartitionRead]:
+    """Counters and groups of each (event type, stream id, partition), one round trip per
+    `BATCH` partitions.
+    """
+    sha = client.script_load(STREAM_COUNTS_LUA)
+    for start in range(0, len(partitions), BATCH):
+        batch = partitions[start : start + BATCH]
+        pipe = client.pipeline(transaction=False)
+        for _, stream, p in batch:
+            key = log_key(stream, p)
+            pipe.evalsha(sha, 1, key)
+            pipe.xinfo_groups(key)
+        replies = pipe.execute(raise_on_error=False)
+        for i, (name, _, p) in enumerate(batch):
+            counts, groups = replies[2 * i], replies[2 * i + 1]
+            if isinstance(counts, Exception):
+                raise counts
+            added, length = (int(n) for n in counts)
+            yield PartitionRead(
+                name,
+                p,
+                None if added < 0 else added,
+                length,
+                [] if isinstance(groups, Exception) else list(groups),  # no stream: no groups
+            )
+
+
+def _authorized(request: HttpRequest) -> bool:
+    """True when no token is configured, or the request carries it as a bearer token."""
+    token: str = settings.METRICS_TOKEN
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """The exposition; 401 without the configured token, 503 while Redis is not answering."""
+    if not _authorized(request):
+        return problem_response(
+            401,
+            "Send the metrics token as 'Authorization: Bearer <token>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="streamsite metrics"'},
+        )
+    try:
+        found = collect(redis_client())
+    except redis.RedisError as error:
+        logger.warning("/metrics: Redis is not answering: %s", error)
+        return problem_response(503, f"Redis is not answering: {error}")
+    return HttpResponse(exposition.render(found), content_type=exposition.CONTENT_TYPE)
