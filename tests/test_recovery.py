@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 import pytest
 
@@ -42,8 +43,8 @@ def test_reclaim_clears_what_dead_sessions_left_and_nudges_the_live_ones():
     client.hset(lease_key(plan.partitions[0].stream, 0, sub), mapping={"session": "dead"})
     client.hset(lease_key(plan.partitions[1].stream, 1, sub), mapping={"session": "live"})
     client.xreadgroup(sub, "dead", {logs[0]: ">"}, count=1)  # left pending
-    (_, [(done, _)]), *_ = client.xreadgroup(sub, "gone", {logs[1]: ">"}, count=1)
-    client.xack(logs[1], sub, done)  # nothing pending: may go
+    read: Any = client.xreadgroup(sub, "gone", {logs[1]: ">"}, count=1)
+    client.xack(logs[1], sub, read[0][1][0][0])  # nothing pending: may go
     control = client.pubsub()
     control.subscribe(control_channel(sub))
     control.get_message(timeout=1)
@@ -79,7 +80,7 @@ def test_a_lost_group_is_rebuilt_from_the_committed_cursor_never_from_the_end():
     assert counts(again)[3] == 0
     (group,) = client.xinfo_groups(log_key(part.stream, 0))
     assert group["last-delivered-id"].decode() == offsets[1]
-    read = client.xreadgroup(plan.subscription, "s", {log_key(part.stream, 0): ">"})
+    read: Any = client.xreadgroup(plan.subscription, "s", {log_key(part.stream, 0): ">"})
     assert [entry_id.decode() for entry_id, _ in read[0][1]] == offsets[2:]
 
 
