@@ -25,7 +25,7 @@ from events.connections import redis_client
 from events.delivery import dead_key
 from events.models import DeadLetter, EventType, Subscription
 from events.streams import log_key
-from events.topics import EVENT, REPLAY_FOR
+from events.topics import EVENT, REPLAY_FOR, keeper
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ def _store(
     partition: int,
     entries: Sequence[tuple[bytes, dict[bytes, bytes]]],
 ) -> int:
+    # A claim counts deliveries before the subscription's filter is applied: an entry it
+    # does not deliver (another topic, a replay for another subscription) was acked
+    # there, which is all it needs; it is no dead letter of this subscription.
+    keep = keeper(str(subscription.pk), subscription.topics or [])
     rows = [
         DeadLetter(
             subscription=subscription,
@@ -77,8 +81,9 @@ def _store(
             reason=fields[b"why"].decode(),
         )
         for _, fields in entries
+        if keep(fields)
     ]
-    DeadLetter.objects.bulk_create(rows, ignore_conflicts=True)
+    _save(rows)
     # Rows first, then out of Redis. Each entry is counted (and logged) by the run whose
     # XDEL removed it, so overlapping runs neither lose one nor count it twice.
     key = dead_key(event_type.stream_id, partition, str(subscription.pk))
@@ -86,7 +91,12 @@ def _store(
     for entry_id, _ in entries:
         pipe.xdel(key, entry_id)
     removed = pipe.execute()
-    added = [row for row, gone in zip(rows, removed, strict=True) if gone]
+    kept = {row.offset: row for row in rows}
+    added = [
+        kept[fields[b"o"].decode()]
+        for (_, fields), gone in zip(entries, removed, strict=True)
+        if gone and fields[b"o"].decode() in kept
+    ]
     for row in added:
         logger.warning(
             "dead letter: subscription %s, %s/%s@%s after %s deliveries (%s)",
@@ -98,6 +108,20 @@ def _store(
             row.reason,
         )
     return len(added)
+
+
+def _save(rows: list[DeadLetter]) -> None:
+    """Insert the rows; one whose offset is a dead letter already (replayed, then dead
+    again after a cursor reset) becomes dead again, with the new count.
+    """
+    if not rows:
+        return
+    DeadLetter.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["subscription", "event_type", "partition", "offset"],
+        update_fields=["body", "deliveries", "reason", "status", "created_at", "replayed_at"],
+    )
 
 
 def replay(dead_letter: DeadLetter, client: redis.Redis | None = None) -> str | None:

@@ -200,7 +200,8 @@ class StreamSession:
             # A reset or delete destroys the groups under a session that is about to close.
             if self._closing is not None:
                 return self._closing
-            if str(error).startswith("NOGROUP"):
+            # (redis-py wraps a pipeline's error text: "Command # 1 (…) … NOGROUP …")
+            if "NOGROUP" in str(error):
                 # Redis lost the group (a restart without persistence, a failover): the
                 # next session rebuilds it from the committed cursors.
                 logger.warning("session %s lost its consumer group: %s", self.id, error)

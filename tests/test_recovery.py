@@ -177,3 +177,26 @@ def test_the_reclaim_job_runs_over_every_subscription(order_type):
     assert result["sessions_removed"] == 1
     assert result["groups_rebuilt"] == 2  # both partitions' groups, from the cursors
     assert jobs.reclaim()["groups_rebuilt"] == 0
+
+
+@pytest.mark.django_db
+def test_an_entry_the_subscription_does_not_deliver_is_no_dead_letter_of_it(order_type):
+    subscription = _subscription(order_type)
+    redis_client().xadd(
+        dead_key(order_type.stream_id, 0, str(subscription.pk)),
+        {"o": "1-0", "n": 10, "why": "max_deliveries", "e": b"{}", "r": "another-subscription"},
+    )
+    assert jobs.dead_letters() == {"stored": 0}
+    assert not DeadLetter.objects.exists()
+    assert redis_client().xlen(dead_key(order_type.stream_id, 0, str(subscription.pk))) == 0
+
+
+@pytest.mark.django_db
+def test_an_offset_dead_again_after_its_replay_is_dead_again(order_type):
+    subscription = _subscription(order_type)
+    _stage(order_type, str(subscription.pk), 1)
+    jobs.dead_letters()
+    DeadLetter.objects.update(status=DeadLetter.Status.REPLAYED)
+    _stage(order_type, str(subscription.pk), 1)  # the same offset, after a cursor reset
+    assert jobs.dead_letters() == {"stored": 1}
+    assert DeadLetter.objects.get().status == DeadLetter.Status.DEAD

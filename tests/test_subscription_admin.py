@@ -28,6 +28,8 @@ def form(order_type, **extra):
         "mode": "ordered",
         "commit_timeout": "60",
         "max_deliveries": "10",
+        "ack_timeout": "30",
+        "topics": "[]",
         **extra,
     }
 
