@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from events import api, cursor_api, dead_letter_api, docs, subscription_api
+from events import ack_api, api, cursor_api, dead_letter_api, docs, subscription_api
 
 urlpatterns = [
     path("openapi.json", docs.openapi_json, name="openapi-json"),
@@ -26,6 +26,11 @@ urlpatterns = [
         "subscriptions/<str:subscription_id>/cursors",
         cursor_api.subscription_cursors,
         name="subscription-cursors",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/acks",
+        ack_api.subscription_acks,
+        name="subscription-acks",
     ),
     path(
         "subscriptions/<str:subscription_id>/stats",

@@ -272,7 +272,11 @@ def test_it_documents_exactly_the_routes_the_server_serves() -> None:
     routes = django_routes()
     assert "/api/event-types/{name}/events" in routes
     streams = {path for path in channels_routes()["http"] if path.startswith(("/api/", "/health/"))}
-    hot = {"/api/subscriptions/{subscription_id}/cursors", "/api/event-types/{name}/events"}
+    hot = {
+        "/api/subscriptions/{subscription_id}/cursors",
+        "/api/subscriptions/{subscription_id}/acks",
+        "/api/event-types/{name}/events",
+    }
     assert streams == STREAM_PATHS | hot
     assert {"/api/subscriptions/{subscription_id}/events"} == STREAM_PATHS
     # Publishing and committing skip Django's request handling; Django still has the views
