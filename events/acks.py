@@ -91,6 +91,22 @@ end
 return results
 """
 
+# Just before a send: keep the entries still pending for the session, and restart their
+# ack timeout (XCLAIM JUSTID to itself: the idle time restarts, the count does not move),
+# so that the timeout counts from the send, not from the read.
+# KEYS[1] log; ARGV[1] group, ARGV[2] session, ARGV[3..] offsets. Returns the ones kept.
+REFRESH_LUA = """
+local kept = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept[#kept + 1] = ARGV[i]
+  end
+end
+return kept
+"""
+
 # A leaving session's entries become claimable by others at once: those it read but never
 # sent get their delivery count back; then its consumer goes if nothing is left pending.
 # KEYS[1] log; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms, ARGV[4..] unsent
@@ -117,6 +133,7 @@ class SharedDelivery:
         self._group = client.register_script(GROUP_LUA)
         self._claim_idle = client.register_script(CLAIM_IDLE_LUA)
         self._give_back = client.register_script(GIVE_BACK_LUA)
+        self._refresh = client.register_script(REFRESH_LUA)
 
     async def prepare(self, plan: Plan, partition: Partition, db_offset: str) -> str:
         """Make sure the partition's group exists; returns the committed offset."""
@@ -149,6 +166,14 @@ class SharedDelivery:
         ]
         entries: list[Any] = await self._claim_idle(keys=keys, args=args)
         return entries
+
+    async def refresh(
+        self, plan: Plan, partition: Partition, session: str, offsets: Sequence[str]
+    ) -> set[str]:
+        """The offsets still pending for `session`, their ack timeout restarted now."""
+        keys = [log_key(partition.stream, partition.partition)]
+        kept = await self._refresh(keys=keys, args=[plan.subscription, session, *offsets])
+        return {offset.decode() for offset in kept}
 
     async def give_back(
         self, plan: Plan, partition: Partition, session: str, unsent: Sequence[str]

@@ -47,6 +47,7 @@ class SharedSession(StreamSession):
             self._closing = "rebalance"
             return
         self._alone = live == [self.id]
+        await self._reconcile()
         for owned in self._owned.values():
             owned.claim_from = "0-0"  # look for entries idle past the ack timeout
             owned.more = True
@@ -83,8 +84,15 @@ class SharedSession(StreamSession):
                 self._sent_events -= 1
         return Claimed("0-0" if len(raw) < budget else "more", entries)
 
-    async def _mark_sent(self, owned: Owned, offset: str) -> bool:
-        return True  # no lease to check: every session may send every partition
+    async def _mark_sent(
+        self, owned: Owned, ready: list[list[tuple[str, bytes]]]
+    ) -> list[list[tuple[str, bytes]]] | None:
+        """No lease to check; what is still this session's, its ack timeout counting from
+        now (it may have waited in the buffer, or been claimed by another meanwhile).
+        """
+        offsets = [offset for batch in ready for offset, _ in batch]
+        kept = await self._shared.refresh(self.plan, owned.partition, self.id, offsets)
+        return [b for batch in ready if (b := [e for e in batch if e[0] in kept])]
 
     def _skip(self, owned: Owned, offset: str) -> None:
         owned.skipped.append(offset)
@@ -136,6 +144,7 @@ class SharedSession(StreamSession):
         )
         if owned is None:
             return
+        gone = set(offsets)
         for offset in offsets:
             with contextlib.suppress(ValueError):  # a skipped entry, or one claimed anew
                 owned.unacked.remove(parse_offset(offset))
@@ -143,4 +152,32 @@ class SharedSession(StreamSession):
                     self._committed_events += 1
                 else:  # another session has it now: it no longer counts as sent here
                     self._sent_events -= 1
+        # Acked or taken while still held here: it must not be sent (again).
+        owned.buffer = [entry for entry in owned.buffer if entry[0] not in gone]
+        owned.ready = [
+            kept for batch in owned.ready if (kept := [e for e in batch if e[0] not in gone])
+        ]
         self._wake.set()
+
+    async def _reconcile(self) -> None:
+        """Forget sent events that are no longer pending for this session: an ack or a
+        claim whose message was missed, or that raced with a send, must not hold a place
+        in the window for good.
+        """
+        waiting = [o for o in self._owned.values() if o.unacked]
+        if not waiting:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for owned in waiting:
+                pipe.xpending_range(
+                    owned.key, self.plan.subscription, "-", "+", 10_000, consumername=self.id
+                )
+            replies = await pipe.execute(raise_on_error=False)
+        for owned, reply in zip(waiting, replies, strict=True):
+            if isinstance(reply, Exception):
+                continue
+            pending = {parse_offset(entry["message_id"].decode()) for entry in reply}
+            stale = [p for p in owned.unacked if p not in pending]
+            for position in stale:
+                owned.unacked.remove(position)
+                self._sent_events -= 1

@@ -605,8 +605,12 @@ class StreamSession:
         once, before the first batch goes out, so that the client may commit any of them.
         False when the lease moved on (its next owner delivers them).
         """
-        if not await self._mark_sent(owned, ready[-1][-1][0]):
+        checked = await self._mark_sent(owned, ready)
+        if checked is None:
             self._drop(owned)
+            return False
+        ready = checked
+        if not ready:
             return False
         if not owned.unacked:
             owned.commit_clock = asyncio.get_running_loop().time()
@@ -626,9 +630,15 @@ class StreamSession:
         await self._emit(send, out)
         return True
 
-    async def _mark_sent(self, owned: Owned, offset: str) -> bool:
-        """Record what is about to be sent; False when the partition is no longer ours."""
-        return await self._delivery.mark_sent(owned.lease, offset)
+    async def _mark_sent(
+        self, owned: Owned, ready: list[list[tuple[str, bytes]]]
+    ) -> list[list[tuple[str, bytes]]] | None:
+        """Record what is about to be sent; the batches to send, or None when the
+        partition is no longer ours.
+        """
+        if not await self._delivery.mark_sent(owned.lease, ready[-1][-1][0]):
+            return None
+        return ready
 
     async def _emit(self, send: Send, out: list[Batch]) -> None:
         if not self._started:
