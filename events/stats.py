@@ -92,10 +92,10 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
         else:
             state = "reassigning"  # its session is gone; the lease lapses within seconds
         unconsumed = _unconsumed(_group(groups, plan.subscription), pending, length, newest, offset)
-        delivered = None if isinstance(pending, Exception) else int(pending["pending"])
+        pending_count = None if isinstance(pending, Exception) else int(pending["pending"])
         out.append(
             PartitionStats(
-                p, state, owner, p.position in direct, offset, unconsumed, int(lag), delivered
+                p, state, owner, p.position in direct, offset, unconsumed, int(lag), pending_count
             )
         )
     return out
