@@ -35,6 +35,13 @@ def dead_key(stream: str, partition: int, subscription: str) -> str:
     return f"ss:{partition_tag(stream, partition)}:dead:{subscription}"
 
 
+def generation_key(stream: str, partition: int, subscription: str) -> str:
+    """A counter that every reset (and delete) of the subscription's delivery state on the
+    partition moves: a background job that read it before compares it before writing.
+    """
+    return f"ss:{partition_tag(stream, partition)}:generation:{subscription}"
+
+
 def resetting_key(subscription: str) -> str:
     """Set while a cursor reset runs: new sessions wait (409), as in Nakadi."""
     return f"ss:{{sub:{subscription}}}:resetting"
@@ -352,6 +359,7 @@ def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str
     """
     pipe = client.pipeline(transaction=False)
     for stream, partition in partitions:
+        pipe.incr(generation_key(stream, partition, subscription))
         pipe.delete(
             lease_key(stream, partition, subscription),
             committed_key(stream, partition, subscription),

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from events import dead_letters as dead_letter_store
-from events import plans, recovery
+from events import recovery
 from events.connections import redis_client
 from events.models import Subscription
 
@@ -64,8 +64,7 @@ def reclaim() -> dict[str, Any]:
     with exclusive("reclaim") as taken:
         if not taken:
             return SKIPPED
-        subscription_plans = [plans.of(s) for s in _subscriptions()]
-        result = recovery.reclaim_all(redis_client(), subscription_plans)
+        result = recovery.reclaim_all(redis_client(), _subscriptions())
         if result.sessions_removed or result.leases_dropped or result.groups_rebuilt:
             logger.info("reclaim: %s", result)
         return dataclasses.asdict(result)

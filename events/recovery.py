@@ -16,18 +16,21 @@ Every step is idempotent: a second run, or two at once, finds nothing left to do
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from django.db import DatabaseError
 
-from events import committed
+from events import committed, plans
 from events.cursors import BEGIN, Cursor, format_offset, parse_offset
-from events.delivery import committed_key, control_channel, resetting_key
+from events.delivery import committed_key, control_channel, generation_key, resetting_key
 from events.leases import lease_key
-from events.plans import Partition, Plan
+from events.models import Subscription
+from events.plans import Partition, Plan, Position
 from events.sessions import direct_key, sessions_key
 from events.streams import log_key
 
@@ -72,10 +75,17 @@ end
 return 0
 """
 
+# Only while no reset or delete happened since the job read the generation.
+_SAME_GENERATION = """
+if (redis.call('GET', KEYS[#KEYS]) or '0') ~= ARGV[#ARGV] then return 0 end
+"""
+
 # Build a lost group from the committed offset: Redis's if it kept one, else the database's.
-# KEYS[1] log, KEYS[2] committed; ARGV[1] group, ARGV[2] the database's offset.
-# Returns 1 when the group was created, 0 when it existed.
-REBUILD_GROUP_LUA = """
+# KEYS[1] log, KEYS[2] committed, KEYS[3] generation; ARGV[1] group, ARGV[2] the
+# database's offset, ARGV[3] the generation read. Returns 1 when the group was created.
+REBUILD_GROUP_LUA = (
+    _SAME_GENERATION
+    + """
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 local committed = redis.call('GET', KEYS[2])
 local start = committed == 'BEGIN' and '0' or committed
@@ -83,10 +93,14 @@ local made = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], start, 'MKSTREAM'
 if type(made) == 'table' and made.err then return 0 end
 return 1
 """
+)
 
 # Move a shared subscription's committed offset forward (never back).
-# KEYS[1] committed; ARGV[1] offset. Returns 1 when it moved.
-ADVANCE_LUA = """
+# KEYS[1] committed, KEYS[2] generation; ARGV[1] offset, ARGV[2] the generation read.
+# Returns 1 when it moved.
+ADVANCE_LUA = (
+    _SAME_GENERATION
+    + """
 local function position(id)
   if not id or id == 'BEGIN' then return 0, 0 end
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -100,6 +114,7 @@ if ams > cms or (ams == cms and aseq > cseq) then
 end
 return 0
 """
+)
 
 
 @dataclass
@@ -121,8 +136,13 @@ class Reclaimed:
         self.checkpoints += other.checkpoints
 
 
-def reclaim(client: redis.Redis, plan: Plan) -> Reclaimed:
-    """Recover one subscription (its plan carries the database's committed offsets)."""
+def reclaim(
+    client: redis.Redis, plan: Plan, offsets: Callable[[], Mapping[Position, str]] | None = None
+) -> Reclaimed:
+    """Recover one subscription. `offsets` reads its committed offsets from the database
+    (default: the plan's); it is called after the Redis state was read, so that a cursor
+    reset that finished meanwhile is seen, and one still running is skipped.
+    """
     done = Reclaimed()
     sub = plan.subscription
     if client.exists(resetting_key(sub)):
@@ -130,17 +150,25 @@ def reclaim(client: redis.Redis, plan: Plan) -> Reclaimed:
     # Read holders and consumers before the live sessions: a session registers before it
     # takes a lease or reads, so anything seen here belongs to a session that the live
     # list read next either holds or that is truly gone.
-    holders, consumers, groups = _partition_state(client, plan)
+    holders, consumers, groups, generations = _partition_state(client, plan)
     expired, live = _reap_sessions(client, sub)
     done.sessions_removed = len(expired)
     live_set = set(live)
     idle_ms = plan.ack_timeout * 1000 if plan.shared else 0
-    for partition, holder, group_consumers, group in zip(
-        plan.partitions, holders, consumers, groups, strict=True
+    committed_offsets: Mapping[Position, str] = plan.offsets
+    writes = any(g is None for g in groups) or plan.shared
+    if writes and offsets is not None:
+        committed_offsets = offsets()
+    # A reset moves generations (checked by every write below) before it touches the
+    # database, and holds its lock until it is done: offsets read now are either the new
+    # ones, or the lock is still there.
+    writes = writes and not client.exists(resetting_key(sub))
+    for partition, holder, group_consumers, group, generation in zip(
+        plan.partitions, holders, consumers, groups, generations, strict=True
     ):
         if group is None:
-            offset = plan.offsets.get(partition.position, BEGIN)
-            if _rebuild(client, partition, sub, offset):
+            offset = committed_offsets.get(partition.position, BEGIN)
+            if writes and _rebuild(client, partition, sub, offset, generation):
                 done.groups_rebuilt += 1
                 logger.warning("rebuilt the group of %s on %s from %s", sub, partition, offset)
             continue
@@ -152,7 +180,7 @@ def reclaim(client: redis.Redis, plan: Plan) -> Reclaimed:
                 key = log_key(partition.stream, partition.partition)
                 retired = client.eval(RETIRE_CONSUMER_LUA, 1, key, sub, name, idle_ms)
                 done.consumers_deleted += int(retired)
-        if plan.shared and _checkpoint(client, plan, partition, group):
+        if writes and plan.shared and _checkpoint(client, plan, partition, group, generation):
             done.checkpoints += 1
     if done.sessions_removed or done.leases_dropped:
         client.publish(control_channel(sub), "rebalance")
@@ -161,21 +189,23 @@ def reclaim(client: redis.Redis, plan: Plan) -> Reclaimed:
 
 def _partition_state(
     client: redis.Redis, plan: Plan
-) -> tuple[list[str | None], list[list[str]], list[dict[str, Any] | None]]:
-    """Per partition: the lease holder, the group's consumers and the group's info (None
-    when the group does not exist).
+) -> tuple[list[str | None], list[list[str]], list[dict[str, Any] | None], list[str]]:
+    """Per partition: the lease holder, the group's consumers, the group's info (None
+    when the group does not exist) and the reset generation.
     """
     pipe = client.pipeline(transaction=False)
     for p in plan.partitions:
+        pipe.get(generation_key(p.stream, p.partition, plan.subscription))
         pipe.hget(lease_key(p.stream, p.partition, plan.subscription), "session")
         pipe.xinfo_consumers(log_key(p.stream, p.partition), plan.subscription)
         pipe.xinfo_groups(log_key(p.stream, p.partition))
     replies = pipe.execute(raise_on_error=False)
+    generations = [g.decode() if isinstance(g, bytes) else "0" for g in replies[0::4]]
     holders: list[str | None] = []
     consumers: list[list[str]] = []
     groups: list[dict[str, Any] | None] = []
     for i in range(len(plan.partitions)):
-        holder, members, infos = replies[3 * i : 3 * i + 3]
+        holder, members, infos = replies[4 * i + 1 : 4 * i + 4]
         holders.append(holder.decode() if isinstance(holder, bytes) else None)
         consumers.append(
             [] if isinstance(members, Exception) else [m["name"].decode() for m in members]
@@ -186,7 +216,7 @@ def _partition_state(
                 if info["name"].decode() == plan.subscription:
                     found = info
         groups.append(found)
-    return holders, consumers, groups
+    return holders, consumers, groups, generations
 
 
 def _reap_sessions(client: redis.Redis, subscription: str) -> tuple[list[str], list[str]]:
@@ -195,15 +225,20 @@ def _reap_sessions(client: redis.Redis, subscription: str) -> tuple[list[str], l
     return [s.decode() for s in expired], [s.decode() for s in live]
 
 
-def _rebuild(client: redis.Redis, partition: Partition, subscription: str, offset: str) -> bool:
+def _rebuild(
+    client: redis.Redis, partition: Partition, subscription: str, offset: str, generation: str
+) -> bool:
     keys = [
         log_key(partition.stream, partition.partition),
         committed_key(partition.stream, partition.partition, subscription),
+        generation_key(partition.stream, partition.partition, subscription),
     ]
-    return bool(client.eval(REBUILD_GROUP_LUA, 2, *keys, subscription, offset))
+    return bool(client.eval(REBUILD_GROUP_LUA, 3, *keys, subscription, offset, generation))
 
 
-def _checkpoint(client: redis.Redis, plan: Plan, partition: Partition, group: Any) -> bool:
+def _checkpoint(
+    client: redis.Redis, plan: Plan, partition: Partition, group: Any, generation: str
+) -> bool:
     """Record a shared subscription's low-water mark: the entry before the oldest pending
     one, or the last delivered when nothing is pending.
     """
@@ -217,12 +252,22 @@ def _checkpoint(client: redis.Redis, plan: Plan, partition: Partition, group: An
             mark = previous_offset(oldest.decode() if isinstance(oldest, bytes) else oldest)
     if mark in ("0-0", BEGIN):
         return False
-    key = committed_key(partition.stream, partition.partition, plan.subscription)
-    if not client.eval(ADVANCE_LUA, 1, key, mark):
+    keys = [
+        committed_key(partition.stream, partition.partition, plan.subscription),
+        generation_key(partition.stream, partition.partition, plan.subscription),
+    ]
+    if not client.eval(ADVANCE_LUA, 2, *keys, mark, generation):
         return False
     cursor = Cursor(partition.event_type, partition.partition, mark)
     committed.record_all({plan.subscription: [cursor]})
     return True
+
+
+def _fresh_offsets(found: Subscription) -> dict[Position, str]:
+    """The committed offsets in the database now ({} once the subscription is gone)."""
+    if not Subscription.objects.filter(pk=found.pk).exists():
+        return {}
+    return committed.offsets(found)
 
 
 def previous_offset(offset: str) -> str:
@@ -235,13 +280,14 @@ def previous_offset(offset: str) -> str:
     return BEGIN
 
 
-def reclaim_all(client: redis.Redis, plans: Sequence[Plan]) -> Reclaimed:
+def reclaim_all(client: redis.Redis, subscriptions: Sequence[Subscription]) -> Reclaimed:
     """`reclaim` every subscription; one's failure is logged and does not stop the rest."""
     total = Reclaimed()
-    for plan in plans:
+    for found in subscriptions:
+        plan = plans.of(found, with_offsets=False)
         try:
-            total.add(reclaim(client, plan))
-        except redis.RedisError as error:
+            total.add(reclaim(client, plan, functools.partial(_fresh_offsets, found)))
+        except (redis.RedisError, DatabaseError) as error:
             logger.warning("reclaim of subscription %s failed: %s", plan.subscription, error)
             total.notes.append(f"{plan.subscription}: {error}")
     return total

@@ -48,9 +48,16 @@ class SharedSession(StreamSession):
             return
         self._alone = live == [self.id]
         await self._reconcile()
-        for owned in self._owned.values():
+        for owned in list(self._owned.values()):
             owned.claim_from = "0-0"  # look for entries idle past the ack timeout
             owned.more = True
+            if self._alone and owned.unacked:
+                # Its own unacked events fill its window, so the claim in `_fill` would
+                # never run: take back those past the ack timeout now. They leave the
+                # window as they enter the buffer, so the window does not grow.
+                claimed = await self._claim(owned, len(owned.unacked))
+                if claimed is not None:
+                    self._add(owned, claimed.entries)
 
     async def _assign(self) -> None:
         for partition in self.plan.partitions:
