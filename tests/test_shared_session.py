@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 from events import acks
 from events.connections import async_redis_client, redis_client
@@ -135,7 +136,7 @@ def test_a_session_that_leaves_gives_its_unacked_events_to_the_others_at_once():
 
 
 def test_an_event_past_max_deliveries_becomes_a_dead_letter():
-    async def scenario() -> tuple[list[tuple[bytes, dict]], list[str], list[str]]:
+    async def scenario() -> tuple[Any, list[str], list[str]]:
         plan = shared_plan(1, ack_timeout=1, max_deliveries=1)
         params = StreamParams(batch_limit=1, max_uncommitted_events=1, batch_flush_timeout=1)
         # Alone, the session gets its own unacked event back after the ack timeout: that
