@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from events.models import Subscription
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -62,3 +65,18 @@ def log_key(name: str, partition: int) -> str:
     from events.models import EventType
 
     return streams.log_key(EventType.objects.get(name=name).stream_id, partition)
+
+
+def subscribe(*names: str, group: str = "default") -> Subscription:
+    """The billing application's subscription to `names`, from the beginning, made as the
+    API makes it.
+    """
+    from events import subscriptions
+
+    body = {
+        "owning_application": "billing",
+        "event_types": list(names),
+        "read_from": "begin",
+        "consumer_group": group,
+    }
+    return subscriptions.create_or_get(subscriptions.parse(body))[0]

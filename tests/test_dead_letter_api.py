@@ -11,13 +11,13 @@ import orjson
 import pytest
 from django.utils import timezone
 
-from events import streams, subscriptions
+from events import streams
 from events.clients import create_client
 from events.connections import redis_client
 from events.models import DeadLetter, EventType, Subscription
 from events.processes import free_port
 from tests.conftest import bearer
-from tests.helpers import business_event
+from tests.helpers import business_event, subscribe
 
 pytestmark = pytest.mark.django_db
 
@@ -49,16 +49,6 @@ def owner_token() -> str:
 def other_token() -> str:
     """Another client: it may consume payment.* only."""
     return create_client("audit", consume=["payment.*"])[1]
-
-
-def subscribe(*names: str, group: str = "default") -> Subscription:
-    body = {
-        "owning_application": "billing",
-        "event_types": list(names),
-        "read_from": "begin",
-        "consumer_group": group,
-    }
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
 
 
 def bury(

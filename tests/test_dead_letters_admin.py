@@ -12,25 +12,15 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from events import streams, subscriptions
+from events import streams
 from events.connections import redis_client
 from events.models import DeadLetter, EventType, Subscription
 from events.processes import free_port
-from tests.helpers import business_event
+from tests.helpers import business_event, subscribe
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/admin/events/deadletter/"
-
-
-def subscribe(*names: str, group: str = "default") -> Subscription:
-    body = {
-        "owning_application": "billing",
-        "event_types": list(names),
-        "read_from": "begin",
-        "consumer_group": group,
-    }
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
 
 
 def bury(

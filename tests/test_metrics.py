@@ -12,13 +12,14 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import exposition, jobs, lag, metrics, streams, subscriptions
+from events import exposition, jobs, lag, metrics, streams
 from events.connections import redis_client
 from events.delivery import committed_key
 from events.models import DeadLetter, Subscription
 from events.processes import free_port, wait_until
 from events.redis_server import redis_server_binary
 from events.sessions import sessions_key
+from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
 
@@ -26,16 +27,6 @@ FAR_FUTURE_MS = 10**14
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def subscribe(*names: str, group: str = "default") -> Subscription:
-    body = {
-        "owning_application": "billing",
-        "event_types": list(names),
-        "read_from": "begin",
-        "consumer_group": group,
-    }
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
 
 
 def redis_now_ms() -> int:
