@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
 
-from events.delivery import DEAD_LUA, committed_key, control_channel, dead_key
+from events.delivery import DEAD_LUA, GROUP_LUA_FUNCTION, committed_key, control_channel, dead_key
 from events.plans import Partition, Plan
 from events.streams import log_key
 
@@ -23,13 +23,12 @@ NOT_PENDING = "not_pending"  # acked before, dead-lettered, or never delivered
 
 # The group of a partition, from the committed offset (Redis's, else the database's).
 # KEYS[1] log, KEYS[2] committed; ARGV[1] group, ARGV[2] the database's offset.
-GROUP_LUA = """
-redis.call('SET', KEYS[2], ARGV[2], 'NX')
-local committed = redis.call('GET', KEYS[2])
-redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], committed == 'BEGIN' and '0' or committed,
-  'MKSTREAM')
-return committed
+GROUP_LUA = (
+    GROUP_LUA_FUNCTION
+    + """
+return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2]))
 """
+)
 
 # Claim entries idle past the ack timeout: other sessions' (or also our own, when this is
 # the only live session), oldest first. The sessions they are taken from are told, so that

@@ -54,7 +54,7 @@ def control_channel(subscription: str) -> str:
 
 # Entry ids as (ms, seq) number pairs; Lua numbers are doubles, exact below 2^53, and
 # millisecond timestamps stay far below that.
-_POSITION_LUA = """
+POSITION_LUA = """
 local function position(id)
   if not id or id == 'BEGIN' then return 0, 0 end
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -65,20 +65,33 @@ local function after(ams, aseq, bms, bseq)
 end
 """
 
+# The partition's group, built if missing from the committed offset: Redis's if it kept
+# one, else the database's (never from `$`). An existing group (BUSYGROUP) is kept: it
+# knows what was delivered and pending. Returns the committed offset and whether the group
+# was created now.
+GROUP_LUA_FUNCTION = """
+local function ensure_group(log, committed_key, group, db_offset)
+  redis.call('SET', committed_key, db_offset, 'NX')
+  local committed = redis.call('GET', committed_key)
+  local start = committed == 'BEGIN' and '0' or committed
+  local made = redis.pcall('XGROUP', 'CREATE', log, group, start, 'MKSTREAM')
+  return committed, not (type(made) == 'table' and made.err)
+end
+"""
+
 # Make a newly acquired partition ready: committed offset, consumer group, `sent` baseline.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed
 # ARGV[1] session, ARGV[2] group, ARGV[3] the committed offset the database has
 # Returns the committed offset, or false when the lease is not the caller's.
-PREPARE_LUA = """
+PREPARE_LUA = (
+    GROUP_LUA_FUNCTION
+    + """
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
-redis.call('SET', KEYS[3], ARGV[3], 'NX')
-local committed = redis.call('GET', KEYS[3])
-local start = committed == 'BEGIN' and '0' or committed
--- BUSYGROUP (it exists) is fine: the group then knows what was delivered and pending.
-redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], start, 'MKSTREAM')
+local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
 """
+)
 
 # Set an entry aside as a dead letter: a record on the partition's dead-letter stream (the
 # `dead_letters` job stores it in the database), then acked so that the partition moves on.
@@ -97,7 +110,7 @@ end
 # offset were consumed already (left pending by a stale reader): both are acked. An entry
 # that this claim would deliver more than max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
-    _POSITION_LUA
+    POSITION_LUA
     + DEAD_LUA
     + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
@@ -153,7 +166,7 @@ return 1
 # Returns 'committed', 'outdated' (at or before the committed offset: the keep-alive
 # commit), 'not_owner' or 'undelivered' (after the last offset sent to this session).
 COMMIT_LUA = (
-    _POSITION_LUA
+    POSITION_LUA
     + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'sent')
 if lease[1] ~= ARGV[1] then return 'not_owner' end

@@ -27,7 +27,14 @@ from django.db import DatabaseError
 
 from events import committed, plans
 from events.cursors import BEGIN, Cursor, format_offset, parse_offset
-from events.delivery import committed_key, control_channel, generation_key, resetting_key
+from events.delivery import (
+    GROUP_LUA_FUNCTION,
+    POSITION_LUA,
+    committed_key,
+    control_channel,
+    generation_key,
+    resetting_key,
+)
 from events.leases import lease_key
 from events.models import Subscription
 from events.plans import Partition, Plan, Position
@@ -84,14 +91,11 @@ if (redis.call('GET', KEYS[#KEYS]) or '0') ~= ARGV[#ARGV] then return 0 end
 # KEYS[1] log, KEYS[2] committed, KEYS[3] generation; ARGV[1] group, ARGV[2] the
 # database's offset, ARGV[3] the generation read. Returns 1 when the group was created.
 REBUILD_GROUP_LUA = (
-    _SAME_GENERATION
+    GROUP_LUA_FUNCTION
+    + _SAME_GENERATION
     + """
-redis.call('SET', KEYS[2], ARGV[2], 'NX')
-local committed = redis.call('GET', KEYS[2])
-local start = committed == 'BEGIN' and '0' or committed
-local made = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], start, 'MKSTREAM')
-if type(made) == 'table' and made.err then return 0 end
-return 1
+local _, created = ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+return created and 1 or 0
 """
 )
 
@@ -99,16 +103,12 @@ return 1
 # KEYS[1] committed, KEYS[2] generation; ARGV[1] offset, ARGV[2] the generation read.
 # Returns 1 when it moved.
 ADVANCE_LUA = (
-    _SAME_GENERATION
+    POSITION_LUA
+    + _SAME_GENERATION
     + """
-local function position(id)
-  if not id or id == 'BEGIN' then return 0, 0 end
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
 local ams, aseq = position(ARGV[1])
 local cms, cseq = position(redis.call('GET', KEYS[1]))
-if ams > cms or (ams == cms and aseq > cseq) then
+if after(ams, aseq, cms, cseq) then
   redis.call('SET', KEYS[1], ARGV[1])
   return 1
 end

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from events import dead_letters, jobs, recovery, subscriptions
+from events import dead_letters, jobs, recovery
 from events.connections import redis_client
 from events.delivery import committed_key, control_channel, dead_key
 from events.leases import lease_key
 from events.models import DeadLetter, EventType
 from events.sessions import sessions_key
 from events.streams import log_key
+from tests.helpers import subscribe
 from tests.test_stream_session import make_plan, publish
 
 FOREVER = 10**15  # a session expiry far in the future (ms)
@@ -103,11 +104,6 @@ def test_previous_offset_steps_back_over_sequence_and_milliseconds():
     assert recovery.previous_offset("0-0") == "BEGIN"
 
 
-def _subscription(event_type: EventType):
-    body = {"owning_application": "shop", "event_types": [event_type.name]}
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
-
-
 def _stage(event_type: EventType, subscription_id: str, count: int) -> None:
     client = redis_client()
     for i in range(count):
@@ -135,7 +131,7 @@ def _at_once(calls: list) -> list:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_of_a_job_at_once_store_each_dead_letter_once(order_type):
-    subscription = _subscription(order_type)
+    subscription = subscribe(order_type.name)
     _stage(order_type, str(subscription.pk), 30)
 
     results = _at_once([jobs.dead_letters, jobs.dead_letters])
@@ -148,7 +144,7 @@ def test_two_runs_of_a_job_at_once_store_each_dead_letter_once(order_type):
 
 @pytest.mark.django_db(transaction=True)
 def test_storing_twice_without_the_lease_still_keeps_one_row_each(order_type):
-    subscription = _subscription(order_type)
+    subscription = subscribe(order_type.name)
     _stage(order_type, str(subscription.pk), 20)
     found = list(type(subscription).objects.prefetch_related("event_types"))
 
@@ -160,7 +156,7 @@ def test_storing_twice_without_the_lease_still_keeps_one_row_each(order_type):
 
 @pytest.mark.django_db
 def test_a_job_whose_lease_is_held_does_nothing(order_type):
-    subscription = _subscription(order_type)
+    subscription = subscribe(order_type.name)
     _stage(order_type, str(subscription.pk), 1)
     with jobs.exclusive("dead_letters") as taken:
         assert taken
@@ -171,7 +167,7 @@ def test_a_job_whose_lease_is_held_does_nothing(order_type):
 
 @pytest.mark.django_db
 def test_the_reclaim_job_runs_over_every_subscription(order_type):
-    subscription = _subscription(order_type)
+    subscription = subscribe(order_type.name)
     redis_client().zadd(sessions_key(str(subscription.pk)), {"dead": 1})
     result = jobs.reclaim()
     assert result["sessions_removed"] == 1
@@ -181,7 +177,7 @@ def test_the_reclaim_job_runs_over_every_subscription(order_type):
 
 @pytest.mark.django_db
 def test_an_entry_the_subscription_does_not_deliver_is_no_dead_letter_of_it(order_type):
-    subscription = _subscription(order_type)
+    subscription = subscribe(order_type.name)
     redis_client().xadd(
         dead_key(order_type.stream_id, 0, str(subscription.pk)),
         {"o": "1-0", "n": 10, "why": "max_deliveries", "e": b"{}", "r": "another-subscription"},
@@ -193,7 +189,7 @@ def test_an_entry_the_subscription_does_not_deliver_is_no_dead_letter_of_it(orde
 
 @pytest.mark.django_db
 def test_an_offset_dead_again_after_its_replay_is_dead_again(order_type):
-    subscription = _subscription(order_type)
+    subscription = subscribe(order_type.name)
     _stage(order_type, str(subscription.pk), 1)
     jobs.dead_letters()
     DeadLetter.objects.update(status=DeadLetter.Status.REPLAYED)
