@@ -5,6 +5,10 @@ Every Redis command of shared delivery is here.
 What a session leaves unacknowledged past the ack timeout is claimed by another live
 session (XCLAIM with a minimum idle time, so two sessions never both get it); an event
 that a claim would deliver more than max_deliveries times becomes a dead letter instead.
+
+Redis counts a delivery at every read and claim, including entries a session read ahead
+and never sent before it died. So each send is recorded (`sent_key`: offset -> session),
+and a claim counts a delivery only for entries their holder did send.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
 
-from events.delivery import DEAD_LUA, GROUP_LUA_FUNCTION, committed_key, control_channel, dead_key
+from events.delivery import (
+    DEAD_LUA,
+    GROUP_LUA_FUNCTION,
+    committed_key,
+    control_channel,
+    dead_key,
+    sent_key,
+)
 from events.plans import Partition, Plan
 from events.streams import log_key
 
@@ -32,20 +43,22 @@ return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2]))
 
 # Claim entries idle past the ack timeout: other sessions' (or also our own, when this is
 # the only live session), oldest first. The sessions they are taken from are told, so that
-# they stop waiting for those acks.
-# KEYS[1] log, KEYS[2] dead letters; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in
-# ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when alone, ARGV[7] channel,
-# ARGV[8] partition name ("<stream>:<p>")
+# they stop waiting for those acks. An entry its holder never sent keeps its count (the
+# read did not deliver it); the claimed ones are not sent by their new holder yet.
+# KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
+# ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
+# alone, ARGV[7] channel, ARGV[8] partition name ("<stream>:<p>")
 # Returns the claimed entries to deliver.
 CLAIM_IDLE_LUA = (
     DEAD_LUA
     + """
 local scan = redis.call('XPENDING', KEYS[1], ARGV[2], 'IDLE', ARGV[3], '-', '+', ARGV[4] * 4)
-local ids, counts, owners = {}, {}, {}
+local ids, counts, was, owners = {}, {}, {}, {}
 for _, p in ipairs(scan) do
   if #ids < tonumber(ARGV[4]) and (p[2] ~= ARGV[1] or ARGV[6] == '1') then
     ids[#ids + 1] = p[1]
-    counts[p[1]] = p[4] + 1
+    counts[p[1]], was[p[1]] = p[4], p[4]
+    if redis.call('HGET', KEYS[3], p[1]) == p[2] then counts[p[1]] = p[4] + 1 end
     if p[2] ~= ARGV[1] then owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1] end
   end
 end
@@ -53,13 +66,18 @@ if #ids == 0 then return {} end
 for owner, offsets in pairs(owners) do
   redis.call('PUBLISH', ARGV[7], 'lost ' .. owner .. ' ' .. ARGV[8] .. offsets)
 end
+redis.call('HDEL', KEYS[3], unpack(ids))
 local out, gone = {}, {}
 for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], unpack(ids))) do
+  local n = counts[entry[1]]
   if not entry[2] then
     gone[#gone + 1] = entry[1]
-  elseif counts[entry[1]] > tonumber(ARGV[5]) then
-    dead(KEYS[2], ARGV[2], KEYS[1], entry, counts[entry[1]] - 1, 'max_deliveries')
+  elseif n > tonumber(ARGV[5]) then
+    dead(KEYS[2], ARGV[2], KEYS[1], entry, n - 1, 'max_deliveries')
   else
+    if n == was[entry[1]] then  -- never sent: the XCLAIM above counted it once too often
+      redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
+    end
     out[#out + 1] = entry
   end
 end
@@ -70,14 +88,15 @@ return out
 
 # Acknowledge events, each only while it is pending (for whichever session has it now),
 # and tell the sessions that had them.
-# KEYS[1] log; ARGV[1] group, ARGV[2] channel, ARGV[3] partition name ("<stream>:<p>"),
-# ARGV[4..] offsets. Returns 'acked' or 'not_pending' per offset.
+# KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] channel, ARGV[3] partition name
+# ("<stream>:<p>"), ARGV[4..] offsets. Returns 'acked' or 'not_pending' per offset.
 ACK_LUA = """
 local results, owners = {}, {}
 for i = 4, #ARGV do
   local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if ok and #p == 1 then
     redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
     owners[p[1][2]] = (owners[p[1][2]] or '') .. ' ' .. ARGV[i]
     results[#results + 1] = 'acked'
   else
@@ -92,33 +111,31 @@ return results
 
 # Just before a send: keep the entries still pending for the session, and restart their
 # ack timeout (XCLAIM JUSTID to itself: the idle time restarts, the count does not move),
-# so that the timeout counts from the send, not from the read.
-# KEYS[1] log; ARGV[1] group, ARGV[2] session, ARGV[3..] offsets. Returns the ones kept.
+# so that the timeout counts from the send, not from the read; and record them as sent by
+# the session, so that a claim counts this delivery.
+# KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] session, ARGV[3..] offsets. Returns
+# the ones kept.
 REFRESH_LUA = """
 local kept = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p == 1 and p[1][2] == ARGV[2] then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[2])
     kept[#kept + 1] = ARGV[i]
   end
 end
 return kept
 """
 
-# A leaving session's entries become claimable by others at once: those it read but never
-# sent get their delivery count back; then its consumer goes if nothing is left pending.
-# KEYS[1] log; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms, ARGV[4..] unsent
+# A leaving session's entries become claimable by others at once (the claim counts a
+# delivery only for those it sent); then its consumer goes if nothing is left pending.
+# KEYS[1] log; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms
 GIVE_BACK_LUA = """
-local unsent = {}
-for i = 4, #ARGV do unsent[ARGV[i]] = true end
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[2], '-', '+', 10000, ARGV[1])
 if not ok then return 0 end
 for _, p in ipairs(pending) do
-  local count = p[4]
-  if unsent[p[1]] then count = math.max(count - 1, 0) end
-  redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, p[1], 'IDLE', ARGV[3],
-    'RETRYCOUNT', count, 'JUSTID')
+  redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, p[1], 'IDLE', ARGV[3], 'JUSTID')
 end
 if #pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[2], ARGV[1]) end
 return #pending
@@ -152,6 +169,7 @@ class SharedDelivery:
         keys = [
             log_key(partition.stream, partition.partition),
             dead_key(partition.stream, partition.partition, plan.subscription),
+            sent_key(partition.stream, partition.partition, plan.subscription),
         ]
         args: list[str | int] = [
             session,
@@ -169,18 +187,26 @@ class SharedDelivery:
     async def refresh(
         self, plan: Plan, partition: Partition, session: str, offsets: Sequence[str]
     ) -> set[str]:
-        """The offsets still pending for `session`, their ack timeout restarted now."""
-        keys = [log_key(partition.stream, partition.partition)]
+        """The offsets still pending for `session`, their ack timeout restarted now and
+        recorded as sent.
+        """
+        keys = _keys(plan, partition)
         kept = await self._refresh(keys=keys, args=[plan.subscription, session, *offsets])
         return {offset.decode() for offset in kept}
 
-    async def give_back(
-        self, plan: Plan, partition: Partition, session: str, unsent: Sequence[str]
-    ) -> None:
+    async def give_back(self, plan: Plan, partition: Partition, session: str) -> None:
         """Let other sessions claim at once what `session` still has pending."""
         keys = [log_key(partition.stream, partition.partition)]
-        args: list[str | int] = [session, plan.subscription, plan.ack_timeout * 1000, *unsent]
+        args: list[str | int] = [session, plan.subscription, plan.ack_timeout * 1000]
         await self._give_back(keys=keys, args=args)
+
+
+def _keys(plan: Plan, partition: Partition) -> list[str]:
+    """The partition's log and its record of what was sent."""
+    return [
+        log_key(partition.stream, partition.partition),
+        sent_key(partition.stream, partition.partition, plan.subscription),
+    ]
 
 
 async def ack(
@@ -195,7 +221,7 @@ async def ack(
         for partition, offsets in items:
             name = f"{partition.stream}:{partition.partition}"
             await script(
-                keys=[log_key(partition.stream, partition.partition)],
+                keys=_keys(plan, partition),
                 args=[plan.subscription, channel, name, *offsets],
                 client=pipe,
             )

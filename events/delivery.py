@@ -7,6 +7,8 @@ consumer is the stream session. Keys share the partition's hash tag (DESIGN sect
     ss:{et:<stream>:<p>}:log                 the partition's stream
     ss:{et:<stream>:<p>}:lease:<sub>         {session, token, sent}: owner and last offset sent
     ss:{et:<stream>:<p>}:committed:<sub>     the last committed offset (the DB keeps it too)
+    ss:{et:<stream>:<p>}:delivered:<sub>     the highest offset ever sent to a client
+    ss:{et:<stream>:<p>}:sent:<sub>          shared mode: {offset: session} sent, not acked
 
 Acks and claims first check that the caller still holds the lease (fencing), in the same
 script, so a session whose partition moved on cannot ack or claim anything.
@@ -33,6 +35,21 @@ def committed_key(stream: str, partition: int, subscription: str) -> str:
 def dead_key(stream: str, partition: int, subscription: str) -> str:
     """Stream of dead letters set aside on a partition, until the job stores them."""
     return f"ss:{partition_tag(stream, partition)}:dead:{subscription}"
+
+
+def delivered_key(stream: str, partition: int, subscription: str) -> str:
+    """The highest offset sent to any client of the subscription on the partition. Sends go
+    in offset order, so an entry after it was read ahead but never sent to anyone: its
+    delivery count does not count that read (a hand-over that was not graceful).
+    """
+    return f"ss:{partition_tag(stream, partition)}:delivered:{subscription}"
+
+
+def sent_key(stream: str, partition: int, subscription: str) -> str:
+    """Shared mode, where sends are not in offset order: a hash of the offsets sent and not
+    yet acked, each to the session that sent it. A claim counts a delivery only for these.
+    """
+    return f"ss:{partition_tag(stream, partition)}:sent:{subscription}"
 
 
 def generation_key(stream: str, partition: int, subscription: str) -> str:
@@ -103,12 +120,15 @@ end
 """
 
 # Claim, for the lease holder, what earlier owners were sent but did not commit, in order.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters; ARGV[1] session,
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] delivered
+# mark; ARGV[1] session,
 # ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count, ARGV[6] max deliveries
 # Returns {next start id ('0-0' when done), entries}, or false without the lease. Entries
 # trimmed away meanwhile cannot be delivered, and entries at or before the committed
 # offset were consumed already (left pending by a stale reader): both are acked. An entry
-# that this claim would deliver more than max_deliveries times becomes a dead letter.
+# after the delivered mark was read ahead but never sent (its owner died): its count goes
+# back to 1, this delivery. An entry that this claim would deliver more than
+# max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
     POSITION_LUA
     + DEAD_LUA
@@ -133,6 +153,21 @@ if #live > 0 then
   local first, last = live[1][1], live[#live][1]
   local pending = redis.call('XPENDING', KEYS[2], ARGV[3], first, last, #live, ARGV[1])
   for _, p in ipairs(pending) do counts[p[1]] = p[4] end
+  local dms, dseq = position(redis.call('GET', KEYS[5]))
+  local unsent = {}
+  for _, entry in ipairs(live) do
+    local ems, eseq = position(entry[1])
+    if after(ems, eseq, dms, dseq) and (counts[entry[1]] or 1) > 1 then
+      unsent[#unsent + 1] = entry[1]
+      counts[entry[1]] = 1
+    end
+  end
+  if #unsent > 0 then
+    unsent[#unsent + 1] = 'RETRYCOUNT'
+    unsent[#unsent + 1] = 1
+    unsent[#unsent + 1] = 'JUSTID'
+    redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, unpack(unsent))
+  end
   for _, entry in ipairs(live) do
     local n = counts[entry[1]] or 1
     if n > tonumber(ARGV[6]) then
@@ -147,15 +182,22 @@ return {claimed[1], entries}
 """
 )
 
-# Record the last offset sent to the client of the lease holder.
-# KEYS[1] lease; ARGV[1] session, ARGV[2] token, ARGV[3] offset. Returns 1, or 0 without
-# the lease.
-SENT_LUA = """
+# Record the last offset sent to the client of the lease holder, and raise the delivered
+# mark to it.
+# KEYS[1] lease, KEYS[2] delivered mark; ARGV[1] session, ARGV[2] token, ARGV[3] offset.
+# Returns 1, or 0 without the lease.
+SENT_LUA = (
+    POSITION_LUA
+    + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'sent', ARGV[3])
+local sms, sseq = position(ARGV[3])
+local dms, dseq = position(redis.call('GET', KEYS[2]))
+if after(sms, sseq, dms, dseq) then redis.call('SET', KEYS[2], ARGV[3]) end
 return 1
 """
+)
 
 # Commit a cursor: ack every entry pending for the lease holder up to it, and tell the
 # subscription's sessions. (What earlier owners left pending is claimed, in order, before
@@ -196,8 +238,11 @@ return 'committed'
 
 # Give a partition back: release the lease (if still ours) and drop our consumer from the
 # group when nothing is pending for it (never DELCONSUMER with pending entries). Entries
-# read ahead but never sent were not delivered: their delivery count goes back down, so
-# that hand-overs do not push an event towards the dead letters.
+# it claimed or read but never sent were not delivered by it: their delivery count goes
+# back down, so that hand-overs do not push an event towards the dead letters. (After a
+# crash, the next claim puts entries after the delivered mark back to 1; only what an
+# earlier owner sent and the crashed one claimed but did not send again keeps one count
+# too many.)
 # KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group
 RELEASE_LUA = """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token', 'sent')
@@ -273,9 +318,11 @@ class Delivery:
         """Up to `count` entries that earlier owners left pending, from `start`, now ours;
         those it would deliver more than `max_deliveries` times become dead letters.
         """
-        dead = dead_key(lease.event_type, lease.partition, lease.subscription)
+        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
+        dead = dead_key(stream, partition, subscription)
+        delivered = delivered_key(stream, partition, subscription)
         reply = await self._claim(
-            keys=[*_keys(lease), dead],
+            keys=[*_keys(lease), dead, delivered],
             args=[lease.session, lease.token, lease.subscription, start, count, max_deliveries],
         )
         if reply is None:
@@ -299,8 +346,12 @@ class Delivery:
 
     async def mark_sent(self, lease: Lease, offset: str) -> bool:
         """Record `offset` as sent, before the client sees it; False without the lease."""
-        key = lease_key(lease.event_type, lease.partition, lease.subscription)
-        return bool(await self._sent(keys=[key], args=[lease.session, lease.token, offset]))
+        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
+        keys = [
+            lease_key(stream, partition, subscription),
+            delivered_key(stream, partition, subscription),
+        ]
+        return bool(await self._sent(keys=keys, args=[lease.session, lease.token, offset]))
 
     async def release(self, lease: Lease) -> None:
         await self._release(
@@ -367,8 +418,8 @@ def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[st
 
 def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
     """Forget all delivery state of the subscription on these partitions: leases, groups
-    (with their pending entries) and committed offsets; the next session starts afresh from
-    the database's cursors.
+    (with their pending entries), committed offsets and what was sent; the next session
+    starts afresh from the database's cursors.
     """
     pipe = client.pipeline(transaction=False)
     for stream, partition in partitions:
@@ -376,6 +427,8 @@ def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str
         pipe.delete(
             lease_key(stream, partition, subscription),
             committed_key(stream, partition, subscription),
+            delivered_key(stream, partition, subscription),
+            sent_key(stream, partition, subscription),
         )
         pipe.execute_command("XGROUP", "DESTROY", log_key(stream, partition), subscription)
     pipe.execute(raise_on_error=False)

@@ -34,6 +34,7 @@ from events.delivery import (
     control_channel,
     generation_key,
     resetting_key,
+    sent_key,
 )
 from events.leases import lease_key
 from events.models import Subscription
@@ -88,13 +89,16 @@ if (redis.call('GET', KEYS[#KEYS]) or '0') ~= ARGV[#ARGV] then return 0 end
 """
 
 # Build a lost group from the committed offset: Redis's if it kept one, else the database's.
-# KEYS[1] log, KEYS[2] committed, KEYS[3] generation; ARGV[1] group, ARGV[2] the
-# database's offset, ARGV[3] the generation read. Returns 1 when the group was created.
+# What was recorded as sent in shared mode went with the group's pending entries.
+# KEYS[1] log, KEYS[2] committed, KEYS[3] sent, KEYS[4] generation; ARGV[1] group,
+# ARGV[2] the database's offset, ARGV[3] the generation read. Returns 1 when the group
+# was created.
 REBUILD_GROUP_LUA = (
     GROUP_LUA_FUNCTION
     + _SAME_GENERATION
     + """
 local _, created = ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+if created then redis.call('DEL', KEYS[3]) end
 return created and 1 or 0
 """
 )
@@ -231,9 +235,10 @@ def _rebuild(
     keys = [
         log_key(partition.stream, partition.partition),
         committed_key(partition.stream, partition.partition, subscription),
+        sent_key(partition.stream, partition.partition, subscription),
         generation_key(partition.stream, partition.partition, subscription),
     ]
-    return bool(client.eval(REBUILD_GROUP_LUA, 3, *keys, subscription, offset, generation))
+    return bool(client.eval(REBUILD_GROUP_LUA, len(keys), *keys, subscription, offset, generation))
 
 
 def _checkpoint(

@@ -115,9 +115,7 @@ class SharedSession(StreamSession):
             await acks.ack(self._client, self.plan, items)
 
     async def _give_back(self, owned: Owned) -> None:
-        unsent = [offset for offset, _ in owned.buffer]
-        unsent += [offset for batch in owned.ready for offset, _ in batch]
-        await self._shared.give_back(self.plan, owned.partition, self.id, unsent)
+        await self._shared.give_back(self.plan, owned.partition, self.id)
 
     def _commit_deadline(self) -> float:
         """Unacked events never end a shared session (another session gets them after the

@@ -10,8 +10,8 @@ from django.conf import settings
 
 from events import delivery
 from events.connections import redis_client
-from events.delivery import Delivery, committed_key
-from events.leases import Leases
+from events.delivery import Delivery, committed_key, dead_key, delivered_key, sent_key
+from events.leases import Leases, lease_key
 from events.streams import log_key
 
 SUB = "sub-1"
@@ -160,3 +160,73 @@ def test_a_claim_acks_instead_of_redelivering_what_is_already_committed():
     claimed = run(scenario)
     assert [offset for offset, _ in claimed.entries] == [ids[2]]
     assert redis_client().xpending(log_key("s", 0), SUB)["pending"] == 1
+
+
+def delivery_counts() -> dict[str, int]:
+    pending = redis_client().xpending_range(log_key("s", 0), SUB, "-", "+", 100)
+    return {p["message_id"].decode(): p["times_delivered"] for p in pending}
+
+
+def dead_offsets() -> list[str]:
+    return [fields[b"o"].decode() for _, fields in redis_client().xrange(dead_key("s", 0, SUB))]
+
+
+def test_what_crashed_owners_read_ahead_but_never_sent_is_never_counted_as_delivered():
+    ids = append(4)
+
+    async def scenario(d, leases, client):
+        owner = await leases.acquire("s", 0, SUB, "first", 10_000)
+        await d.prepare(owner, "BEGIN")
+        await d.read([(owner, 4)])
+        assert await d.mark_sent(owner, ids[1])  # ids[2:] were read ahead, never sent
+        claims = []
+        for n in range(3):
+            await client.delete(lease_key("s", 0, SUB))  # the owner dies: no release
+            owner = await leases.acquire("s", 0, SUB, f"next-{n}", 10_000)
+            claims.append(await d.claim(owner, "0-0", 10, max_deliveries=1))
+        return claims
+
+    claims = run(scenario)
+    # ids[:2] were sent once: a second delivery is past max_deliveries. The others were
+    # never sent: however many owners died holding them, each claim is their first.
+    assert dead_offsets() == ids[:2]
+    assert [[offset for offset, _ in claimed.entries] for claimed in claims] == [ids[2:]] * 3
+    assert delivery_counts() == {ids[2]: 1, ids[3]: 1}
+
+
+def test_a_graceful_release_uncounts_what_its_owner_claimed_but_did_not_send_again():
+    ids = append(4)
+
+    async def scenario(d, leases, client):
+        first = await leases.acquire("s", 0, SUB, "first", 10_000)
+        await d.prepare(first, "BEGIN")
+        await d.read([(first, 4)])
+        await d.mark_sent(first, ids[1])
+        await client.delete(lease_key("s", 0, SUB))  # dies
+        second = await leases.acquire("s", 0, SUB, "second", 10_000)
+        await d.claim(second, "0-0", 10, max_deliveries=2)
+        await d.mark_sent(second, ids[0])  # sends one, then leaves cleanly
+        await d.release(second)
+        third = await leases.acquire("s", 0, SUB, "third", 10_000)
+        return await d.claim(third, "0-0", 10, max_deliveries=2)
+
+    claimed = run(scenario)
+    assert dead_offsets() == [ids[0]]  # sent to "first" and "second": a third is too many
+    assert [offset for offset, _ in claimed.entries] == ids[1:]
+    assert delivery_counts() == {ids[1]: 2, ids[2]: 1, ids[3]: 1}
+
+
+def test_the_delivered_mark_only_moves_forward_and_a_reset_forgets_it():
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        await d.prepare(lease, "BEGIN")
+        await d.mark_sent(lease, ids[2])
+        await d.mark_sent(lease, ids[0])
+
+    run(scenario)
+    assert redis_client().get(delivered_key("s", 0, SUB)).decode() == ids[2]
+    redis_client().hset(sent_key("s", 0, SUB), ids[0], "a")
+    delivery.reset(redis_client(), SUB, [("s", 0)])
+    assert not redis_client().exists(delivered_key("s", 0, SUB), sent_key("s", 0, SUB))
