@@ -3,7 +3,8 @@
 `manage.py rqcron events.cron` enqueues them periodically (one scheduling process; see
 events/cron.py) and `manage.py rqworker` runs them. Each first takes a short Redis lease
 named after it, so that two overlapping runs (a slow one and the next, or two workers)
-do nothing twice: the second returns at once. Each returns a summary for RQ's result.
+do nothing twice: the second returns at once. The lease is short, so that a crashed run
+frees it soon, and renewed while the run goes on. Each returns a summary for RQ's result.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,12 +26,18 @@ from events.models import Subscription
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120  # a job's lease; longer than any run, short enough after a crash
+LEASE_SECONDS: float = 30  # a job's lease, renewed every third of it while the job runs
 SKIPPED: dict[str, Any] = {"skipped": "another run of this job holds its lease"}
 
 # Release a job's lease only if it is still ours. KEYS[1] lease; ARGV[1] token.
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Extend a job's lease only if it is still ours. KEYS[1] lease; ARGV[1] token, ARGV[2] ms.
+_RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -45,12 +53,39 @@ def exclusive(name: str, client: redis.Redis | None = None) -> Iterator[bool]:
     """
     client = client or redis_client()
     token = uuid.uuid4().hex
-    taken = bool(client.set(lease_key(name), token, nx=True, ex=LEASE_SECONDS))
+    lease_ms = int(LEASE_SECONDS * 1000)
+    taken = bool(client.set(lease_key(name), token, nx=True, px=lease_ms))
+    if not taken:
+        yield False
+        return
+    done = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(client, name, token, lease_ms, done), name=f"lease:{name}"
+    )
+    renewer.start()
     try:
-        yield taken
+        yield True
     finally:
-        if taken:
-            client.eval(_RELEASE_LUA, 1, lease_key(name), token)
+        done.set()
+        renewer.join()
+        client.eval(_RELEASE_LUA, 1, lease_key(name), token)
+
+
+def _renew(
+    client: redis.Redis, name: str, token: str, lease_ms: int, done: threading.Event
+) -> None:
+    """Keep the lease while the job runs: a run longer than the lease must not overlap the
+    next one. Losing it (Redis lost the key) is logged; the job's steps are idempotent.
+    """
+    while not done.wait(lease_ms / 3000):
+        try:
+            renewed = client.eval(_RENEW_LUA, 1, lease_key(name), token, lease_ms)
+        except redis.RedisError:
+            logger.warning("job %s: could not renew its lease", name, exc_info=True)
+            continue
+        if not renewed:
+            logger.warning("job %s: lost its lease; an overlapping run may start", name)
+            return
 
 
 def _subscriptions() -> list[Subscription]:
