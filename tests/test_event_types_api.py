@@ -251,6 +251,48 @@ def test_a_hash_key_absent_from_the_schema_is_refused(
     assert not EventType.objects.exists()
 
 
+REFERENCING_SCHEMA = {
+    "type": "object",
+    "definitions": {
+        "customer": {"type": "object", "properties": {"id": {"type": "string"}}},
+        # A schema may refer to itself: the key check must not follow it forever.
+        "node": {"type": "object", "properties": {"next": {"$ref": "#/definitions/node"}}},
+    },
+    "properties": {
+        "customer": {"$ref": "#/definitions/customer"},
+        "chain": {"$ref": "#/definitions/node"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("keys", "accepted"),
+    [
+        (["customer.id"], True),
+        (["chain.next.next"], True),
+        (["customer.name"], False),
+        (["chain.previous"], False),
+    ],
+)
+def test_hash_keys_are_found_through_local_references(client, producer_token, keys, accepted):
+    body = event_type_body(
+        json_schema=REFERENCING_SCHEMA, partition_strategy="hash", partition_key_fields=keys
+    )
+    response = post(client, "/api/event-types", body, producer_token)
+    assert response.status_code == (201 if accepted else 422), response.content
+
+
+def test_ordering_keys_absent_from_the_schema_are_refused(client, producer_token):
+    body = event_type_body(json_schema=NESTED_SCHEMA, ordering_key_fields=["customer.rank"])
+    response = post(client, "/api/event-types", body, producer_token)
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == "ordering_key_fields ['customer.rank'] absent in schema."
+    assert not EventType.objects.exists()
+    body["ordering_key_fields"] = ["customer.id"]
+    assert post(client, "/api/event-types", body, producer_token).status_code == 201
+
+
 def test_it_deletes_an_event_type(client, admin_token):
     post(client, "/api/event-types", event_type_body(), admin_token)
     assert client.delete("/api/event-types/order.created", **bearer(admin_token)).status_code == 200
