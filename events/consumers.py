@@ -184,6 +184,15 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
     session: StreamSession | None = None
     _task: asyncio.Task[None] | None = None
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (a handler raised, or the server cancelled it),
+            # the session leaves: its task would otherwise outlive the socket, holding
+            # partitions and events with no one to send them to.
+            await self._stop()
+
     async def connect(self) -> None:
         values = dict(parse_qsl(self.scope["query_string"].decode("latin-1")))
         try:
@@ -219,29 +228,57 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         await self.close(code=1000, reason=reason)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Answer one client message; whatever is wrong with it is answered with a
+        `{"problem": ...}` and the socket stays open.
+        """
         session = self.session
         if session is None:
             return
         try:
-            message = orjson.loads(text_data or bytes_data or b"")
-            if isinstance(message, dict) and "ack" in message:
-                items = await ack_api.acknowledge(session.plan, {"items": message["ack"]})
-                reply = {"ack": {"items": items}}
-            elif isinstance(message, dict) and "commit" in message:
-                reply = await _commit(session.plan, session.id, message["commit"])
-            else:
-                raise Problem(422, 'Send {"commit": [cursor, ...]} or {"ack": [event, ...]}.')
+            reply = await _reply(session, orjson.loads(text_data or bytes_data or b""))
         except orjson.JSONDecodeError as error:
             reply = {"problem": _problem_body(Problem(400, f"Not valid JSON: {error}."))}
         except Problem as problem:
             reply = {"problem": _problem_body(problem)}
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            # As the HTTP endpoints answer; raised, it would end the consumer.
+            reply = {"problem": _problem_body(redis_unavailable(error))}
         await self.send(text_data=orjson.dumps(reply).decode())
 
     async def disconnect(self, code: int) -> None:
+        await self._stop()
+
+    async def _stop(self) -> None:
+        """Cancel the stream; return once its session has left the subscription."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def _reply(session: StreamSession, message: Any) -> dict[str, Any]:
+    """The answer to `{"ack": [event, ...]}` or `{"commit": [cursor, ...]}`; a Problem
+    says what is wrong.
+    """
+    if isinstance(message, dict) and "ack" in message:
+        events = _items(message["ack"], 'Send {"ack": [event, ...]} with at least one event.')
+        items = await ack_api.acknowledge(session.plan, {"items": events})
+        return {"ack": {"items": items}}
+    if isinstance(message, dict) and "commit" in message:
+        cursors = _items(
+            message["commit"], 'Send {"commit": [cursor, ...]} with at least one cursor.'
+        )
+        return await _commit(session.plan, session.id, cursors)
+    raise Problem(422, 'Send {"commit": [cursor, ...]} or {"ack": [event, ...]}.')
+
+
+def _items(value: Any, expected: str) -> list[Any]:
+    """The list a socket message carries; 422 saying the socket's own shape otherwise (the
+    HTTP body's `{"items": [...]}` is not it).
+    """
+    if not isinstance(value, list) or not value:
+        raise Problem(422, expected)
+    return value
 
 
 async def _commit(plan: Plan, session: str, items: Any) -> dict[str, Any]:
