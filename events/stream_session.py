@@ -78,6 +78,17 @@ class Owned:
         self.more = True
 
 
+def _end_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop but carries on because code it
+    awaited swallowed the cancellation: redis-py sends every command through
+    `asyncio.wait_for`, which on Python 3.11 does that when the cancellation lands just as
+    the send completes (CPython gh-86296, fixed in 3.12).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class StreamSession:
     """Open with `open()` (may raise a Problem: 409), then `run(send)` until it closes."""
 
@@ -141,7 +152,8 @@ class StreamSession:
 
     async def run(self, send: Send) -> str:
         """Stream until a close reason arises; returns it. Leaves the subscription on the way
-        out (also when cancelled because the client went away).
+        out (also when cancelled because the client went away). A cancellation always ends
+        it, at the latest at the next turn of its loop.
 
         As in Nakadi, a stream that reaches its timeout, stream limit or keep-alive limit
         first stops reading and waits (up to the commit timeout) for the commits of what it
@@ -153,6 +165,7 @@ class StreamSession:
         heartbeat_due = loop.time()
         try:
             while self._closing is None:
+                _end_if_cancelled()
                 self._wake.clear()
                 now = loop.time()
                 if self._finishing is None and now >= stream_end:
@@ -191,10 +204,7 @@ class StreamSession:
                 if not self._owned:
                     deadlines.append(self._idle_due)
                 deadlines.append(self._commit_deadline())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), max(0.0, min(deadlines) - loop.time())
-                    )
+                await self._pause(min(deadlines))
             return self._closing
         except redis.ResponseError as error:
             # A reset or delete destroys the groups under a session that is about to close.
@@ -209,6 +219,19 @@ class StreamSession:
             raise
         finally:
             await asyncio.shield(self._leave(nudge=True))
+
+    async def _pause(self, until: float) -> None:
+        """Wait for a wake-up, or until the loop time `until`; a cancellation ends it.
+
+        Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives in
+        the loop turn in which the wake-up comes (CPython gh-86296), and the session went
+        on streaming to a client that had left, holding its partitions until Daphne killed
+        the request 10 s later. `asyncio.timeout_at` cancels nothing but this task.
+        """
+        _end_if_cancelled()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(until):
+                await self._wake.wait()
 
     def shutdown(self) -> None:
         """End the session with `shutdown` (the server drains); its partitions are handed
