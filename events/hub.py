@@ -154,7 +154,10 @@ class StreamHub:
         if self._control is None or self._control.done():
             self._control = asyncio.create_task(self._listen_forever(), name="control-hub")
         try:
-            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (CPython
+            # gh-86296), and a request cancelled while opening would carry on.
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                await self._subscribed.wait()
         except TimeoutError:
             raise redis.ConnectionError("could not subscribe to the control channels") from None
 

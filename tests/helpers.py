@@ -80,3 +80,20 @@ def subscribe(*names: str, group: str = "default") -> Subscription:
         "consumer_group": group,
     }
     return subscriptions.create_or_get(subscriptions.parse(body))[0]
+
+
+def subscribe_over_api(api: Any, partitions: int = 1, **fields: Any) -> str:
+    """Create `order.created` with `partitions` and a subscription to it from the beginning,
+    over the API (`api` is an httpx client of a live server); returns the subscription id.
+    """
+    response = api.post("/api/event-types", json=event_type_body(partitions=partitions))
+    assert response.status_code == 201, response.text
+    body = {
+        "owning_application": "shop",
+        "event_types": ["order.created"],
+        "read_from": "begin",
+        **fields,
+    }
+    response = api.post("/api/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

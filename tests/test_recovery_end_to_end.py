@@ -18,25 +18,11 @@ from events import dead_letters, jobs
 from events.models import DeadLetter
 from events.processes import wait_until
 from tests.conftest import ROOT, database_url, start_live_server
-from tests.helpers import business_event, event_type_body
+from tests.helpers import business_event, subscribe_over_api
 from tests.streams import Stream
 from tests.test_rebalancing import numbers, open_stream, publish
 
 LEASE_SECONDS = 6.0  # events.stream_session.SESSION_TTL_MS
-
-
-def subscribe(consumer_api, partitions: int = 1, **fields: Any) -> str:
-    response = consumer_api.post("/api/event-types", json=event_type_body(partitions=partitions))
-    assert response.status_code == 201, response.text
-    body = {
-        "owning_application": "shop",
-        "event_types": ["order.created"],
-        "read_from": "begin",
-        **fields,
-    }
-    response = consumer_api.post("/api/subscriptions", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 # A consumer in a process of its own: it commits its first batch, says so, and is killed
@@ -66,7 +52,7 @@ with client.stream("GET", f"/api/subscriptions/{subscription}/events", params=pa
 def test_a_consumer_killed_mid_batch_leaves_exactly_its_uncommitted_events(
     consumer_api, live_server, consumer_token, streams
 ):
-    subscription = subscribe(consumer_api)
+    subscription = subscribe_over_api(consumer_api)
     sent = publish(consumer_api, 10)
     consumer = subprocess.Popen(
         [sys.executable, "-c", CONSUMER, live_server.url, consumer_token, subscription],
@@ -105,7 +91,7 @@ def doomed_server(transactional_db, redis_url):
 def test_a_server_killed_mid_batch_hands_its_partitions_over_within_lease_and_job_period(
     consumer_api, live_server, doomed_server, consumer_token, streams
 ):
-    subscription = subscribe(consumer_api, partitions=2)
+    subscription = subscribe_over_api(consumer_api, partitions=2)
     victim = open_stream(streams, doomed_server, consumer_token, subscription, batch_limit=5)
     sent = publish(consumer_api, 20)
     victim.wait(lambda s: len(s.events) == 20)
@@ -134,7 +120,7 @@ def test_a_server_killed_mid_batch_hands_its_partitions_over_within_lease_and_jo
 def test_a_poison_event_is_dead_lettered_and_later_events_keep_flowing(
     consumer_api, live_server, consumer_token, streams, admin_client
 ):
-    subscription = subscribe(consumer_api, max_deliveries=2)
+    subscription = subscribe_over_api(consumer_api, max_deliveries=2)
     publish(consumer_api, 1, prefix="poison")
     publish(consumer_api, 2, prefix="fine")
     params = {"batch_limit": 1, "max_uncommitted_events": 1}
@@ -189,7 +175,7 @@ def ack(api: httpx.Client, subscription: str, batch: dict[str, Any]) -> httpx.Re
 def test_shared_sessions_share_the_load_and_unacked_events_go_to_another(
     consumer_api, live_server, consumer_token, streams
 ):
-    subscription = subscribe(consumer_api, partitions=2, mode="shared", ack_timeout=1)
+    subscription = subscribe_over_api(consumer_api, partitions=2, mode="shared", ack_timeout=1)
     params = {"batch_limit": 1, "max_uncommitted_events": 5}
     three = [open_stream(streams, live_server, consumer_token, subscription, **params)]
     three += [open_stream(streams, live_server, consumer_token, subscription, **params)]
@@ -220,7 +206,7 @@ def test_shared_sessions_share_the_load_and_unacked_events_go_to_another(
 def test_acks_are_refused_on_an_ordered_subscription_and_commits_on_a_shared_one(
     consumer_api, live_server, consumer_token, streams
 ):
-    ordered = subscribe(consumer_api)
+    ordered = subscribe_over_api(consumer_api)
     item = {"event_type": "order.created", "partition": "0", "offset": "1-0"}
     refused = consumer_api.post(f"/api/subscriptions/{ordered}/acks", json={"items": [item]})
     assert refused.status_code == 422
@@ -237,7 +223,7 @@ def test_acks_are_refused_on_an_ordered_subscription_and_commits_on_a_shared_one
 def test_a_topic_filter_delivers_matching_events_and_still_advances_past_the_rest(
     consumer_api, live_server, consumer_token, streams
 ):
-    subscription = subscribe(consumer_api, topics=["order.eu.*"])
+    subscription = subscribe_over_api(consumer_api, topics=["order.eu.*"])
     events = [
         business_event("eu-1", **{}),
         business_event("us-1"),
@@ -265,7 +251,7 @@ def test_a_topic_filter_delivers_matching_events_and_still_advances_past_the_res
 def test_a_stream_of_a_shared_subscription_carries_each_events_offset(
     consumer_api, live_server, consumer_token
 ):
-    subscription = subscribe(consumer_api, mode="shared")
+    subscription = subscribe_over_api(consumer_api, mode="shared")
     publish(consumer_api, 3)
     stream = Stream(live_server.url, consumer_token, subscription, batch_limit=3)
     try:

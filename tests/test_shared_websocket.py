@@ -22,9 +22,8 @@ from events.connections import redis_client
 from events.consumers import SubscriptionSocket
 from events.processes import free_port
 from events.sessions import sessions_key
-from tests.helpers import log_key
+from tests.helpers import log_key, subscribe_over_api
 from tests.test_rebalancing import numbers, publish
-from tests.test_recovery_end_to_end import subscribe
 
 REPLY_SECONDS = 10.0  # the deadline for any one frame we wait for
 
@@ -113,7 +112,7 @@ def results(reply: dict[str, Any]) -> list[str]:
 def test_a_shared_session_acks_its_events_on_the_socket_and_they_leave_the_pending_list(
     consumer_api, live_server, consumer_token
 ):
-    subscription = subscribe(consumer_api, mode="shared")
+    subscription = subscribe_over_api(consumer_api, mode="shared")
     sent = publish(consumer_api, 6)
     log = log_key("order.created", 0)
 
@@ -148,7 +147,7 @@ def test_a_shared_session_acks_its_events_on_the_socket_and_they_leave_the_pendi
 def test_an_event_acked_twice_or_never_delivered_is_not_pending(
     consumer_api, live_server, consumer_token
 ):
-    subscription = subscribe(consumer_api, mode="shared")
+    subscription = subscribe_over_api(consumer_api, mode="shared")
     publish(consumer_api, 2)
     log = log_key("order.created", 0)
 
@@ -169,7 +168,7 @@ def test_an_event_acked_twice_or_never_delivered_is_not_pending(
 def test_a_malformed_ack_is_answered_with_a_problem_and_acks_nothing(
     consumer_api, live_server, consumer_token
 ):
-    subscription = subscribe(consumer_api, mode="shared")
+    subscription = subscribe_over_api(consumer_api, mode="shared")
     publish(consumer_api, 1)
     log = log_key("order.created", 0)
 
@@ -206,7 +205,7 @@ def test_a_malformed_ack_is_answered_with_a_problem_and_acks_nothing(
 def test_an_ack_on_an_ordered_subscriptions_socket_is_refused_and_a_commit_on_a_shared_one(
     consumer_api, live_server, consumer_token
 ):
-    ordered = subscribe(consumer_api)
+    ordered = subscribe_over_api(consumer_api)
     body = {
         "owning_application": "shop",
         "event_types": ["order.created"],
@@ -257,7 +256,7 @@ def communicator(subscription: str, token: str) -> WebsocketCommunicator:
 def test_an_ack_while_redis_is_away_is_answered_503_and_the_socket_stays_open(
     consumer_api, live_server, consumer_token, settings
 ):
-    subscription = subscribe(consumer_api, mode="shared")
+    subscription = subscribe_over_api(consumer_api, mode="shared")
     publish(consumer_api, 1)
     redis_url = settings.REDIS_URL
 
@@ -290,7 +289,7 @@ def test_an_ack_while_redis_is_away_is_answered_503_and_the_socket_stays_open(
 def test_a_cancelled_socket_consumer_takes_its_session_out_of_the_subscription(
     consumer_api, live_server, consumer_token
 ):
-    subscription = subscribe(consumer_api, mode="shared")
+    subscription = subscribe_over_api(consumer_api, mode="shared")
     live = sessions_key(subscription)
 
     async def scenario() -> tuple[int, int]:
