@@ -19,11 +19,13 @@ from typing import Any
 from redis.asyncio import Redis as AsyncRedis
 
 from events.delivery import (
+    CLAIM_CHUNK,
     DEAD_LUA,
     GROUP_LUA_FUNCTION,
     committed_key,
     control_channel,
     dead_key,
+    delivered_key,
     sent_key,
 )
 from events.plans import Partition, Plan
@@ -33,11 +35,12 @@ ACKED = "acked"
 NOT_PENDING = "not_pending"  # acked before, dead-lettered, or never delivered
 
 # The group of a partition, from the committed offset (Redis's, else the database's).
-# KEYS[1] log, KEYS[2] committed; ARGV[1] group, ARGV[2] the database's offset.
+# KEYS[1] log, KEYS[2] committed, KEYS[3] delivered, KEYS[4] sent; ARGV[1] group,
+# ARGV[2] the database's offset.
 GROUP_LUA = (
     GROUP_LUA_FUNCTION
     + """
-return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2]))
+return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], KEYS[3], KEYS[4]))
 """
 )
 
@@ -93,10 +96,10 @@ return out
 ACK_LUA = """
 local results, owners = {}, {}
 for i = 4, #ARGV do
+  redis.call('HDEL', KEYS[2], ARGV[i])
   local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if ok and #p == 1 then
     redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-    redis.call('HDEL', KEYS[2], ARGV[i])
     owners[p[1][2]] = (owners[p[1][2]] or '') .. ' ' .. ARGV[i]
     results[#results + 1] = 'acked'
   else
@@ -112,15 +115,16 @@ return results
 # Just before a send: keep the entries still pending for the session, and restart their
 # ack timeout (XCLAIM JUSTID to itself: the idle time restarts, the count does not move),
 # so that the timeout counts from the send, not from the read; and record them as sent by
-# the session, so that a claim counts this delivery.
+# the session, so that a claim counts this delivery. (XCLAIM drops an entry that retention
+# trimmed meanwhile from the pending list: it is neither kept nor recorded.)
 # KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] session, ARGV[3..] offsets. Returns
 # the ones kept.
 REFRESH_LUA = """
 local kept = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if #p == 1 and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  if #p == 1 and p[1][2] == ARGV[2]
+      and #redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') == 1 then
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[2])
     kept[#kept + 1] = ARGV[i]
   end
@@ -153,9 +157,12 @@ class SharedDelivery:
 
     async def prepare(self, plan: Plan, partition: Partition, db_offset: str) -> str:
         """Make sure the partition's group exists; returns the committed offset."""
+        stream, number, subscription = partition.stream, partition.partition, plan.subscription
         keys = [
-            log_key(partition.stream, partition.partition),
-            committed_key(partition.stream, partition.partition, plan.subscription),
+            log_key(stream, number),
+            committed_key(stream, number, subscription),
+            delivered_key(stream, number, subscription),
+            sent_key(stream, number, subscription),
         ]
         committed: bytes = await self._group(keys=keys, args=[plan.subscription, db_offset])
         return committed.decode()
@@ -163,8 +170,8 @@ class SharedDelivery:
     async def claim_idle(
         self, plan: Plan, partition: Partition, session: str, count: int, alone: bool
     ) -> list[Any]:
-        """Up to `count` entries left unacked past the ack timeout, now `session`'s (raw
-        entries, as XCLAIM returns them).
+        """Up to `count` (at most CLAIM_CHUNK) entries left unacked past the ack timeout,
+        now `session`'s (raw entries, as XCLAIM returns them).
         """
         keys = [
             log_key(partition.stream, partition.partition),
@@ -175,7 +182,7 @@ class SharedDelivery:
             session,
             plan.subscription,
             plan.ack_timeout * 1000,
-            count,
+            min(count, CLAIM_CHUNK),
             plan.max_deliveries,
             "1" if alone else "0",
             control_channel(plan.subscription),

@@ -7,8 +7,13 @@ consumer is the stream session. Keys share the partition's hash tag (DESIGN sect
     ss:{et:<stream>:<p>}:log                 the partition's stream
     ss:{et:<stream>:<p>}:lease:<sub>         {session, token, sent}: owner and last offset sent
     ss:{et:<stream>:<p>}:committed:<sub>     the last committed offset (the DB keeps it too)
-    ss:{et:<stream>:<p>}:delivered:<sub>     the highest offset ever sent to a client
+    ss:{et:<stream>:<p>}:delivered:<sub>     {consumer: the last offset sent to its client}
     ss:{et:<stream>:<p>}:sent:<sub>          shared mode: {offset: session} sent, not acked
+
+Redis counts a delivery at every read and claim, also of entries a session read ahead or
+claimed and never sent before it died. Delivery counts decide what becomes a dead letter,
+so they must count sends only: a claim counts one more delivery only for entries their
+holder sent (ordered: at or before its `delivered` mark, as sends go in offset order).
 
 Acks and claims first check that the caller still holds the lease (fencing), in the same
 script, so a session whose partition moved on cannot ack or claim anything.
@@ -38,10 +43,7 @@ def dead_key(stream: str, partition: int, subscription: str) -> str:
 
 
 def delivered_key(stream: str, partition: int, subscription: str) -> str:
-    """The highest offset sent to any client of the subscription on the partition. Sends go
-    in offset order, so an entry after it was read ahead but never sent to anyone: its
-    delivery count does not count that read (a hand-over that was not graceful).
-    """
+    """For each consumer (session) of the partition's group, the last offset it sent."""
     return f"ss:{partition_tag(stream, partition)}:delivered:{subscription}"
 
 
@@ -69,6 +71,8 @@ def control_channel(subscription: str) -> str:
     return f"ss:ctl:{subscription}"
 
 
+CLAIM_CHUNK = 1000  # entries per claim script: bounded work, and far below Lua's unpack limit
+
 # Entry ids as (ms, seq) number pairs; Lua numbers are doubles, exact below 2^53, and
 # millisecond timestamps stay far below that.
 POSITION_LUA = """
@@ -84,27 +88,30 @@ end
 
 # The partition's group, built if missing from the committed offset: Redis's if it kept
 # one, else the database's (never from `$`). An existing group (BUSYGROUP) is kept: it
-# knows what was delivered and pending. Returns the committed offset and whether the group
-# was created now.
+# knows what was delivered and pending. A new group has nothing pending: the records of
+# what was sent (`delivered`, `sent`) are of the lost one, and go. Returns the committed
+# offset and whether the group was created now.
 GROUP_LUA_FUNCTION = """
-local function ensure_group(log, committed_key, group, db_offset)
+local function ensure_group(log, committed_key, group, db_offset, delivered, sent)
   redis.call('SET', committed_key, db_offset, 'NX')
   local committed = redis.call('GET', committed_key)
   local start = committed == 'BEGIN' and '0' or committed
   local made = redis.pcall('XGROUP', 'CREATE', log, group, start, 'MKSTREAM')
-  return committed, not (type(made) == 'table' and made.err)
+  local created = not (type(made) == 'table' and made.err)
+  if created then redis.call('DEL', delivered, sent) end
+  return committed, created
 end
 """
 
 # Make a newly acquired partition ready: committed offset, consumer group, `sent` baseline.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] delivered, KEYS[5] sent
 # ARGV[1] session, ARGV[2] group, ARGV[3] the committed offset the database has
 # Returns the committed offset, or false when the lease is not the caller's.
 PREPARE_LUA = (
     GROUP_LUA_FUNCTION
     + """
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
-local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3])
+local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
 """
@@ -119,15 +126,15 @@ local function dead(key, group, log, entry, deliveries, reason)
 end
 """
 
-# Claim, for the lease holder, what earlier owners were sent but did not commit, in order.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] delivered
-# mark; ARGV[1] session,
-# ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count, ARGV[6] max deliveries
+# Claim, for the lease holder, what earlier owners left pending, in order.
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] delivered;
+# ARGV[1] session, ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count,
+# ARGV[6] max deliveries
 # Returns {next start id ('0-0' when done), entries}, or false without the lease. Entries
 # trimmed away meanwhile cannot be delivered, and entries at or before the committed
 # offset were consumed already (left pending by a stale reader): both are acked. An entry
-# after the delivered mark was read ahead but never sent (its owner died): its count goes
-# back to 1, this delivery. An entry that this claim would deliver more than
+# its holder never sent (after the holder's delivered mark) keeps its delivery count: this
+# claim replaces that holder's read or claim. One that this claim would deliver more than
 # max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
     POSITION_LUA
@@ -135,44 +142,33 @@ CLAIM_LUA = (
     + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
+local held = {}
+for _, p in ipairs(redis.call('XPENDING', KEYS[2], ARGV[3], ARGV[4], '+', ARGV[5])) do
+  held[p[1]] = p
+end
 local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'COUNT', ARGV[5])
 local done = claimed[3] or {}
 local cms, cseq = position(redis.call('GET', KEYS[3]))
-local live = {}
+local marks, entries = {}, {}
 for _, entry in ipairs(claimed[2]) do
   local ems, eseq = position(entry[1])
-  if entry[2] and after(ems, eseq, cms, cseq) then
-    live[#live + 1] = entry
-  else
+  if not (entry[2] and after(ems, eseq, cms, cseq)) then
     done[#done + 1] = entry[1]
-  end
-end
-local entries = {}
-if #live > 0 then
-  local counts = {}
-  local first, last = live[1][1], live[#live][1]
-  local pending = redis.call('XPENDING', KEYS[2], ARGV[3], first, last, #live, ARGV[1])
-  for _, p in ipairs(pending) do counts[p[1]] = p[4] end
-  local dms, dseq = position(redis.call('GET', KEYS[5]))
-  local unsent = {}
-  for _, entry in ipairs(live) do
-    local ems, eseq = position(entry[1])
-    if after(ems, eseq, dms, dseq) and (counts[entry[1]] or 1) > 1 then
-      unsent[#unsent + 1] = entry[1]
-      counts[entry[1]] = 1
+  else
+    local p = held[entry[1]]
+    local n, sent = 1, true
+    if p then
+      if marks[p[2]] == nil then marks[p[2]] = redis.call('HGET', KEYS[5], p[2]) end
+      local mms, mseq = position(marks[p[2]])
+      sent = not after(ems, eseq, mms, mseq)
+      n = sent and p[4] + 1 or math.max(p[4], 1)
     end
-  end
-  if #unsent > 0 then
-    unsent[#unsent + 1] = 'RETRYCOUNT'
-    unsent[#unsent + 1] = 1
-    unsent[#unsent + 1] = 'JUSTID'
-    redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, unpack(unsent))
-  end
-  for _, entry in ipairs(live) do
-    local n = counts[entry[1]] or 1
     if n > tonumber(ARGV[6]) then
       dead(KEYS[4], ARGV[3], KEYS[2], entry, n - 1, 'max_deliveries')
     else
+      if not sent then
+        redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
+      end
       entries[#entries + 1] = entry
     end
   end
@@ -182,9 +178,9 @@ return {claimed[1], entries}
 """
 )
 
-# Record the last offset sent to the client of the lease holder, and raise the delivered
-# mark to it.
-# KEYS[1] lease, KEYS[2] delivered mark; ARGV[1] session, ARGV[2] token, ARGV[3] offset.
+# Record the last offset sent to the client of the lease holder, in its lease and as its
+# delivered mark (kept after the lease: a claim reads it).
+# KEYS[1] lease, KEYS[2] delivered; ARGV[1] session, ARGV[2] token, ARGV[3] offset.
 # Returns 1, or 0 without the lease.
 SENT_LUA = (
     POSITION_LUA
@@ -193,8 +189,8 @@ local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'sent', ARGV[3])
 local sms, sseq = position(ARGV[3])
-local dms, dseq = position(redis.call('GET', KEYS[2]))
-if after(sms, sseq, dms, dseq) then redis.call('SET', KEYS[2], ARGV[3]) end
+local dms, dseq = position(redis.call('HGET', KEYS[2], ARGV[1]))
+if after(sms, sseq, dms, dseq) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
 return 1
 """
 )
@@ -237,28 +233,18 @@ return 'committed'
 )
 
 # Give a partition back: release the lease (if still ours) and drop our consumer from the
-# group when nothing is pending for it (never DELCONSUMER with pending entries). Entries
-# it claimed or read but never sent were not delivered by it: their delivery count goes
-# back down, so that hand-overs do not push an event towards the dead letters. (After a
-# crash, the next claim puts entries after the delivered mark back to 1; only what an
-# earlier owner sent and the crashed one claimed but did not send again keeps one count
-# too many.)
-# KEYS[1] lease, KEYS[2] log; ARGV[1] session, ARGV[2] token, ARGV[3] group
+# group, and its delivered mark, when nothing is pending for it (never DELCONSUMER with
+# pending entries: the next owner's claim reads the mark).
+# KEYS[1] lease, KEYS[2] log, KEYS[3] delivered; ARGV[1] session, ARGV[2] token,
+# ARGV[3] group
 RELEASE_LUA = """
-local lease = redis.call('HMGET', KEYS[1], 'session', 'token', 'sent')
-if lease[1] == ARGV[1] and lease[2] == ARGV[2] then
-  local start = (lease[3] and lease[3] ~= 'BEGIN') and ('(' .. lease[3]) or '-'
-  local ok, unsent = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], start, '+', 10000, ARGV[1])
-  if ok then
-    for _, p in ipairs(unsent) do
-      redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, p[1],
-        'RETRYCOUNT', math.max(p[4] - 1, 0), 'JUSTID')
-    end
-  end
-  redis.call('DEL', KEYS[1])
-end
+local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
+if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, ARGV[1])
-if ok and #pending == 0 then redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1]) end
+if ok and #pending == 0 then
+  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 return 1
 """
 
@@ -306,7 +292,12 @@ class Delivery:
         """Group and baseline of a newly acquired partition; its committed offset, or None
         when the lease was lost meanwhile.
         """
-        keys = _keys(lease)
+        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
+        keys = [
+            *_keys(lease),
+            delivered_key(stream, partition, subscription),
+            sent_key(stream, partition, subscription),
+        ]
         committed = await self._prepare(
             keys=keys, args=[lease.session, lease.subscription, db_offset]
         )
@@ -315,12 +306,14 @@ class Delivery:
     async def claim(
         self, lease: Lease, start: str, count: int, max_deliveries: int
     ) -> Claimed | None:
-        """Up to `count` entries that earlier owners left pending, from `start`, now ours;
-        those it would deliver more than `max_deliveries` times become dead letters.
+        """Up to `count` (at most CLAIM_CHUNK) entries that earlier owners left pending,
+        from `start`, now ours; those it would deliver more than `max_deliveries` times
+        become dead letters.
         """
         stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
         dead = dead_key(stream, partition, subscription)
         delivered = delivered_key(stream, partition, subscription)
+        count = min(count, CLAIM_CHUNK)
         reply = await self._claim(
             keys=[*_keys(lease), dead, delivered],
             args=[lease.session, lease.token, lease.subscription, start, count, max_deliveries],
@@ -354,8 +347,10 @@ class Delivery:
         return bool(await self._sent(keys=keys, args=[lease.session, lease.token, offset]))
 
     async def release(self, lease: Lease) -> None:
+        delivered = delivered_key(lease.event_type, lease.partition, lease.subscription)
         await self._release(
-            keys=_keys(lease)[:2], args=[lease.session, lease.token, lease.subscription]
+            keys=[*_keys(lease)[:2], delivered],
+            args=[lease.session, lease.token, lease.subscription],
         )
 
 

@@ -32,6 +32,7 @@ from events.delivery import (
     POSITION_LUA,
     committed_key,
     control_channel,
+    delivered_key,
     generation_key,
     resetting_key,
     sent_key,
@@ -64,13 +65,15 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# Delete a consumer that has nothing pending; make a dead shared consumer's pending entries
-# claimable at once. KEYS[1] log; ARGV[1] group, ARGV[2] consumer, ARGV[3] idle ms to set
-# on its pending entries ('0': leave them). Returns 1 when the consumer was deleted.
+# Delete a consumer that has nothing pending, with its delivered mark; make a dead shared
+# consumer's pending entries claimable at once. KEYS[1] log, KEYS[2] delivered; ARGV[1]
+# group, ARGV[2] consumer, ARGV[3] idle ms to set on its pending entries ('0': leave
+# them). Returns 1 when the consumer was deleted.
 RETIRE_CONSUMER_LUA = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000, ARGV[2])
 if #pending == 0 then
   redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[2])
   return 1
 end
 if ARGV[3] ~= '0' then
@@ -89,16 +92,14 @@ if (redis.call('GET', KEYS[#KEYS]) or '0') ~= ARGV[#ARGV] then return 0 end
 """
 
 # Build a lost group from the committed offset: Redis's if it kept one, else the database's.
-# What was recorded as sent in shared mode went with the group's pending entries.
-# KEYS[1] log, KEYS[2] committed, KEYS[3] sent, KEYS[4] generation; ARGV[1] group,
-# ARGV[2] the database's offset, ARGV[3] the generation read. Returns 1 when the group
-# was created.
+# KEYS[1] log, KEYS[2] committed, KEYS[3] delivered, KEYS[4] sent, KEYS[5] generation;
+# ARGV[1] group, ARGV[2] the database's offset, ARGV[3] the generation read. Returns 1 when
+# the group was created.
 REBUILD_GROUP_LUA = (
     GROUP_LUA_FUNCTION
     + _SAME_GENERATION
     + """
-local _, created = ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
-if created then redis.call('DEL', KEYS[3]) end
+local _, created = ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], KEYS[3], KEYS[4])
 return created and 1 or 0
 """
 )
@@ -181,8 +182,11 @@ def reclaim(
             done.leases_dropped += int(client.eval(DROP_LEASE_LUA, 1, key, holder))
         for name in group_consumers:
             if name not in live_set:
-                key = log_key(partition.stream, partition.partition)
-                retired = client.eval(RETIRE_CONSUMER_LUA, 1, key, sub, name, idle_ms)
+                keys = (
+                    log_key(partition.stream, partition.partition),
+                    delivered_key(partition.stream, partition.partition, sub),
+                )
+                retired = client.eval(RETIRE_CONSUMER_LUA, 2, *keys, sub, name, idle_ms)
                 done.consumers_deleted += int(retired)
         if writes and plan.shared and _checkpoint(client, plan, partition, group, generation):
             done.checkpoints += 1
@@ -235,6 +239,7 @@ def _rebuild(
     keys = [
         log_key(partition.stream, partition.partition),
         committed_key(partition.stream, partition.partition, subscription),
+        delivered_key(partition.stream, partition.partition, subscription),
         sent_key(partition.stream, partition.partition, subscription),
         generation_key(partition.stream, partition.partition, subscription),
     ]

@@ -16,7 +16,7 @@ import contextlib
 from events import acks
 from events.acks import SharedDelivery
 from events.cursors import parse_offset
-from events.delivery import Claimed, entries_of
+from events.delivery import CLAIM_CHUNK, Claimed, entries_of
 from events.hub import hub
 from events.leases import Lease
 from events.plans import Partition, Plan, Position
@@ -83,13 +83,17 @@ class SharedSession(StreamSession):
         raw = await self._shared.claim_idle(
             self.plan, owned.partition, self.id, budget, self._alone
         )
-        entries = entries_of(raw, self._keep)
-        for offset, _ in entries:  # alone, it may get back what it sent itself
+        # Alone, it may get back its own: what it sent (no longer waiting for that ack)
+        # and what it still holds unsent (not to be added twice).
+        held = {offset for offset, _ in owned.buffer}
+        held.update(offset for batch in owned.ready for offset, _ in batch)
+        entries = [entry for entry in entries_of(raw, self._keep) if entry[0] not in held]
+        for offset, _ in entries:
             position = parse_offset(offset)
             if position in owned.unacked:
                 owned.unacked.remove(position)
                 self._sent_events -= 1
-        return Claimed("0-0" if len(raw) < budget else "more", entries)
+        return Claimed("0-0" if len(raw) < min(budget, CLAIM_CHUNK) else "more", entries)
 
     async def _mark_sent(
         self, owned: Owned, ready: list[list[tuple[str, bytes]]]

@@ -9,7 +9,7 @@ import asyncio
 from events import acks
 from events.acks import SharedDelivery
 from events.connections import async_redis_client, redis_client
-from events.delivery import dead_key, sent_key
+from events.delivery import dead_key, delivered_key, sent_key
 from events.plans import Plan
 from events.recovery import RETIRE_CONSUMER_LUA
 from events.streams import log_key
@@ -29,7 +29,13 @@ def read(plan: Plan, session: str, count: int) -> None:
 def dies(plan: Plan, session: str) -> None:
     """What the reclaim job does for a session whose heartbeat expired."""
     redis_client().eval(
-        RETIRE_CONSUMER_LUA, 1, log(plan), plan.subscription, session, plan.ack_timeout * 1000
+        RETIRE_CONSUMER_LUA,
+        2,
+        log(plan),
+        delivered_key(plan.partitions[0].stream, 0, plan.subscription),
+        plan.subscription,
+        session,
+        plan.ack_timeout * 1000,
     )
 
 
@@ -123,3 +129,30 @@ def test_an_ack_forgets_that_the_event_was_sent():
 
     assert ack(plan, offsets[:1]) == [[acks.ACKED]]
     assert redis_client().hgetall(key) == {offsets[1].encode(): b"a"}
+
+
+def test_an_event_trimmed_before_its_send_is_neither_sent_nor_recorded():
+    plan = shared_plan(1)
+    prepare(plan)
+    offsets = publish(plan, 0, 2)
+    read(plan, "a", 2)
+    redis_client().xtrim(log(plan), maxlen=1, approximate=False)  # retention took the first
+
+    assert send(plan, "a", offsets) == {offsets[1]}
+    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
+    assert redis_client().hgetall(key) == {offsets[1].encode(): b"a"}
+
+
+def test_a_group_made_anew_forgets_what_the_lost_one_sent():
+    plan = shared_plan(1)
+    prepare(plan)
+    offsets = publish(plan, 0, 1)
+    read(plan, "a", 1)
+    send(plan, "a", offsets)
+    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
+    assert redis_client().exists(key)
+    redis_client().xgroup_destroy(log(plan), plan.subscription)  # Redis lost the group
+
+    prepare(plan)
+
+    assert not redis_client().exists(key)

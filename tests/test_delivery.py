@@ -12,6 +12,7 @@ from events import delivery
 from events.connections import redis_client
 from events.delivery import Delivery, committed_key, dead_key, delivered_key, sent_key
 from events.leases import Leases, lease_key
+from events.recovery import RETIRE_CONSUMER_LUA
 from events.streams import log_key
 
 SUB = "sub-1"
@@ -194,7 +195,53 @@ def test_what_crashed_owners_read_ahead_but_never_sent_is_never_counted_as_deliv
     assert delivery_counts() == {ids[2]: 1, ids[3]: 1}
 
 
-def test_a_graceful_release_uncounts_what_its_owner_claimed_but_did_not_send_again():
+def test_owners_that_claimed_and_died_before_sending_add_no_delivery():
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        owner = await leases.acquire("s", 0, SUB, "first", 10_000)
+        await d.prepare(owner, "BEGIN")
+        await d.read([(owner, 3)])
+        await d.mark_sent(owner, ids[1])
+        for n in range(3):  # each claims, holds the entries in its buffer, and dies
+            await client.delete(lease_key("s", 0, SUB))
+            owner = await leases.acquire("s", 0, SUB, f"next-{n}", 10_000)
+            claimed = await d.claim(owner, "0-0", 10, max_deliveries=2)
+        return claimed
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == ids
+    assert dead_offsets() == []
+    assert delivery_counts() == {ids[0]: 2, ids[1]: 2, ids[2]: 1}  # sent once, and now
+
+
+def test_a_claim_takes_a_long_pending_list_in_chunks():
+    pipe = redis_client().pipeline()
+    for i in range(2500):
+        pipe.xadd(log_key("s", 0), {"e": f'{{"n":{i}}}'})
+    ids = [offset.decode() for offset in pipe.execute()]
+
+    async def scenario(d, leases, client):
+        old = await leases.acquire("s", 0, SUB, "old", 10_000)
+        await d.prepare(old, "BEGIN")
+        await d.read([(old, 2500)])
+        await client.delete(lease_key("s", 0, SUB))
+        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        chunks, start = [], "0-0"
+        while True:
+            claimed = await d.claim(new, start, 10_000, max_deliveries=1)
+            chunks.append([offset for offset, _ in claimed.entries])
+            if claimed.next_start == "0-0":
+                return chunks
+            start = claimed.next_start
+
+    chunks = run(scenario)
+    assert max(len(chunk) for chunk in chunks) <= delivery.CLAIM_CHUNK
+    assert [offset for chunk in chunks for offset in chunk] == ids
+    assert set(delivery_counts().values()) == {1}  # read ahead, never sent: not counted
+
+
+def test_each_holder_counts_only_what_it_sent_across_a_graceful_hand_over():
     ids = append(4)
 
     async def scenario(d, leases, client):
@@ -226,7 +273,36 @@ def test_the_delivered_mark_only_moves_forward_and_a_reset_forgets_it():
         await d.mark_sent(lease, ids[0])
 
     run(scenario)
-    assert redis_client().get(delivered_key("s", 0, SUB)).decode() == ids[2]
+    assert redis_client().hget(delivered_key("s", 0, SUB), "a").decode() == ids[2]
     redis_client().hset(sent_key("s", 0, SUB), ids[0], "a")
     delivery.reset(redis_client(), SUB, [("s", 0)])
     assert not redis_client().exists(delivered_key("s", 0, SUB), sent_key("s", 0, SUB))
+
+
+def test_a_consumer_s_delivered_mark_goes_with_the_consumer():
+    ids = append(1)
+    marks = delivered_key("s", 0, SUB)
+
+    async def scenario(d, leases, client):
+        a = await leases.acquire("s", 0, SUB, "a", 10_000)
+        await d.prepare(a, "BEGIN")
+        await d.read([(a, 1)])
+        await d.mark_sent(a, ids[0])
+        await d.release(a)  # one entry still pending: the consumer and its mark stay
+        kept = await client.hkeys(marks)
+        b = await leases.acquire("s", 0, SUB, "b", 10_000)
+        await d.prepare(b, "BEGIN")
+        await d.claim(b, "0-0", 10, max_deliveries=10)
+        await client.eval(RETIRE_CONSUMER_LUA, 2, log_key("s", 0), marks, SUB, "a", 0)
+        await d.mark_sent(b, ids[0])
+        return kept, await client.hkeys(marks), b
+
+    kept, after_retire, b = run(scenario)
+    assert (kept, after_retire) == ([b"a"], [b"b"])
+    assert commit("b", ids[0]) == "committed"
+
+    async def leave(d, leases, client):
+        await d.release(b)  # nothing pending: consumer and mark go
+
+    run(leave)
+    assert not redis_client().exists(marks)

@@ -165,3 +165,20 @@ def test_an_event_past_max_deliveries_becomes_a_dead_letter():
     assert fields[b"why"] == b"max_deliveries"
     assert int(fields[b"n"]) == 1
     assert seen == published  # the poison event once, then the later one: it moved on
+
+
+def test_a_session_alone_never_takes_back_twice_what_it_still_holds_unsent():
+    async def scenario() -> tuple[list[str], list[list[str]]]:
+        # The events wait in its buffer for the batch to fill (2 s), past the ack timeout
+        # (1 s): alone, the session claims its own idle events, which it still holds.
+        plan = shared_plan(1, ack_timeout=1)
+        params = StreamParams(batch_limit=5, max_uncommitted_events=10, batch_flush_timeout=2)
+        session, out, task = await start(plan, params)
+        published = publish(plan, 0, 2)
+        await out.wait(lambda: bool(offsets_of(out)), within=5)
+        session.shutdown()
+        await task
+        return published, [batch.offsets for batch in out.batches if batch.offsets]
+
+    published, batches = asyncio.run(scenario())
+    assert batches[0] == published
