@@ -104,6 +104,8 @@ end
 """
 
 # Make a newly acquired partition ready: committed offset, consumer group, `sent` baseline.
+# A session that takes back a partition it lost (its lease lapsed) starts a new delivered
+# mark; the old one, `<session>|old`, judges its own claim of what it held before.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] delivered, KEYS[5] sent
 # ARGV[1] session, ARGV[2] group, ARGV[3] the committed offset the database has
 # Returns the committed offset, or false when the lease is not the caller's.
@@ -111,6 +113,11 @@ PREPARE_LUA = (
     GROUP_LUA_FUNCTION
     + """
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
+local before = redis.call('HGET', KEYS[4], ARGV[1])
+if before then
+  redis.call('HSET', KEYS[4], ARGV[1] .. '|old', before)
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
 local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
@@ -134,8 +141,9 @@ end
 # trimmed away meanwhile cannot be delivered, and entries at or before the committed
 # offset were consumed already (left pending by a stale reader): both are acked. An entry
 # its holder never sent (after the holder's delivered mark) keeps its delivery count: this
-# claim replaces that holder's read or claim. One that this claim would deliver more than
-# max_deliveries times becomes a dead letter.
+# claim replaces that holder's read or claim (what the claimer itself held, it held before
+# it last took the partition: its `|old` mark judges it). One that this claim would
+# deliver more than max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
     POSITION_LUA
     + DEAD_LUA
@@ -156,10 +164,11 @@ for _, entry in ipairs(claimed[2]) do
     done[#done + 1] = entry[1]
   else
     local p = held[entry[1]]
-    local n, sent = 1, true
+    local n, sent = 1, false  -- (every claimed entry is in `held`: the same range, atomically)
     if p then
-      if marks[p[2]] == nil then marks[p[2]] = redis.call('HGET', KEYS[5], p[2]) end
-      local mms, mseq = position(marks[p[2]])
+      local holder = p[2] == ARGV[1] and (p[2] .. '|old') or p[2]
+      if marks[holder] == nil then marks[holder] = redis.call('HGET', KEYS[5], holder) end
+      local mms, mseq = position(marks[holder])
       sent = not after(ems, eseq, mms, mseq)
       n = sent and p[4] + 1 or math.max(p[4], 1)
     end
@@ -174,6 +183,7 @@ for _, entry in ipairs(claimed[2]) do
   end
 end
 if #done > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(done)) end
+if claimed[1] == '0-0' then redis.call('HDEL', KEYS[5], ARGV[1] .. '|old') end
 return {claimed[1], entries}
 """
 )
@@ -243,7 +253,7 @@ if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) e
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, ARGV[1])
 if ok and #pending == 0 then
   redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1], ARGV[1] .. '|old')
 end
 return 1
 """

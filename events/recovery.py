@@ -73,7 +73,7 @@ RETIRE_CONSUMER_LUA = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000, ARGV[2])
 if #pending == 0 then
   redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[2], ARGV[2] .. '|old')
   return 1
 end
 if ARGV[3] ~= '0' then

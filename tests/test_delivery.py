@@ -306,3 +306,26 @@ def test_a_consumer_s_delivered_mark_goes_with_the_consumer():
 
     run(leave)
     assert not redis_client().exists(marks)
+
+
+def test_a_session_that_takes_back_a_lost_partition_counts_each_tenure_s_sends():
+    ids = append(6)
+
+    async def scenario(d, leases, client):
+        s = await leases.acquire("s", 0, SUB, "s", 10_000)
+        await d.prepare(s, "BEGIN")
+        await d.read([(s, 6)])
+        await d.mark_sent(s, ids[2])
+        await client.delete(lease_key("s", 0, SUB))  # its lease lapses; it takes it back
+        s = await leases.acquire("s", 0, SUB, "s", 10_000)
+        await d.prepare(s, "BEGIN")
+        await d.claim(s, "0-0", 10, max_deliveries=10)  # what it sent before counts again
+        await d.mark_sent(s, ids[0])  # sends one more, then dies
+        await client.delete(lease_key("s", 0, SUB))
+        t = await leases.acquire("s", 0, SUB, "t", 10_000)
+        return await d.claim(t, "0-0", 10, max_deliveries=10)
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == ids
+    counts = delivery_counts()
+    assert counts == {ids[0]: 3, ids[1]: 2, ids[2]: 2, ids[3]: 1, ids[4]: 1, ids[5]: 1}
