@@ -19,10 +19,11 @@ from events.cursors import parse_offset
 from events.delivery import CLAIM_CHUNK, Claimed, entries_of
 from events.hub import hub
 from events.leases import Lease
+from events.owned import Owned
 from events.plans import Partition, Plan, Position
 from events.problems import Problem
 from events.stream_params import StreamParams
-from events.stream_session import SESSION_TTL_MS, Owned, StreamSession
+from events.stream_session import SESSION_TTL_MS, StreamSession
 
 
 class SharedSession(StreamSession):

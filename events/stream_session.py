@@ -5,77 +5,38 @@ The session is transport-free: it hands encoded batches to a `send` coroutine an
 its close reason. It makes no ORM call after `open` (DESIGN section 9); what it learns
 while running comes from Redis: new entries through the hub, commits, rebalance nudges,
 cursor resets and deletes through the subscription's control channel.
+
+This module is the session's membership: joining, heartbeats, which partitions it holds,
+hand-over and leaving. Reading and sending what it holds is `events/batching.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis
-from redis.asyncio import Redis as AsyncRedis
 
-from events import cursor_writer, delivery, draining
-from events.batches import Batch
-from events.connections import async_redis_client
-from events.cursors import Cursor, parse_offset
-from events.delivery import Claimed, Delivery, Entry, control_channel, resetting_key
+from events import draining
+from events.batching import Batcher, Send
+from events.cursors import parse_offset
+from events.delivery import control_channel, resetting_key
 from events.hub import hub
-from events.leases import Lease, Leases
+from events.leases import Leases
+from events.owned import Owned
 from events.plans import Partition, Plan, Position
 from events.problems import Problem
 from events.rebalance import TooManySessions, fair_share
 from events.sessions import Sessions, direct_key
 from events.stream_params import StreamParams
-from events.streams import log_key
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomputed, this often
 SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
-READ_MARGIN = 2.0  # seconds a lease must still hold when a read is sent (the time fence)
-READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being filled
-
-# Sends batches to the client, in order: one write for several, where the transport allows.
-Send = Callable[[Sequence[Batch]], Awaitable[None]]
-
-
-@dataclass
-class Owned:
-    """A partition this session holds, and what it has read, sent and seen committed."""
-
-    partition: Partition
-    lease: Lease
-    committed: tuple[int, int]
-    sent: str
-    claim_from: str | None = "0-0"  # pending entries of earlier owners come first
-    buffer: list[tuple[str, bytes]] = field(default_factory=list)
-    ready: list[list[tuple[str, bytes]]] = field(default_factory=list)
-    tail: str | None = None  # the last entry read, when it and those before it are skipped
-    skipped: list[str] = field(default_factory=list)  # shared mode: skipped, to be acked
-    unacked: deque[tuple[int, int]] = field(default_factory=deque)  # sent, not committed
-    flush_due: float = 0.0
-    keepalives: int = 0  # empty batches in a row
-    more: bool = True  # the last read may have left entries behind
-    releasing: bool = False
-    commit_clock: float = 0.0  # when its commit timeout started counting
-    valid_until: float = 0.0  # the lease holds at least until then (loop time)
-
-    @property
-    def key(self) -> str:
-        return log_key(self.partition.stream, self.partition.partition)
-
-    def on_entries(self) -> None:
-        """The hub's wake-up: the partition has new entries."""
-        self.more = True
 
 
 def _end_if_cancelled() -> None:
@@ -89,30 +50,23 @@ def _end_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-class StreamSession:
-    """Open with `open()` (may raise a Problem: 409), then `run(send)` until it closes."""
+class StreamSession(Batcher):
+    """Open with `open()` (may raise a Problem: 409), then `run(send)` until it closes.
+
+    Hooks a subclass may override, besides `Batcher`'s: `_admit` (room to join),
+    `_heartbeat`, `_assign` and `_take` (which partitions it holds), `_give_back` (on
+    leaving), `_commit_deadline` (when uncommitted events end it) and `_on_control`.
+    """
 
     def __init__(
         self, plan: Plan, params: StreamParams, direct: list[Position] | None = None
     ) -> None:
-        self.plan = plan
-        self.params = params
-        self.id = str(uuid.uuid4())
+        super().__init__(plan, params)
         self.direct = direct
-        self._client: AsyncRedis = async_redis_client()
         self._sessions = Sessions(self._client)
         self._leases = Leases(self._client)
-        self._delivery = Delivery(self._client, plan.keep())
-        self._owned: dict[Position, Owned] = {}
-        self._watchers: dict[str, Callable[[], None]] = {}
-        self._wake = asyncio.Event()
         self._closing: str | None = None
         self._rebalance = True
-        self._sent_events = 0
-        self._last_cursor: Batch | None = None
-        self._started = False  # the first batch tells that the stream started
-        self._idle_ticks = 0  # flush timeouts passed without a partition to send on
-        self._idle_due = 0.0
         self._left = asyncio.Event()
         self._finishing: str | None = None  # why the stream ends once its commits are in
         self._live: list[str] | None = None  # the live sessions, as the heartbeat just read
@@ -249,16 +203,6 @@ class StreamSession:
         """Return once the session has left the subscription."""
         await self._left.wait()
 
-    def last_batch(self, info: dict[str, str]) -> Batch:
-        """A keep-alive batch carrying `info`, with the last cursor sent (for the close)."""
-        last = self._last_cursor
-        if last is None:
-            first = self.plan.partitions[0]
-            owned = self._owned.get(first.position)
-            offset = owned.sent if owned else self.plan.offsets.get(first.position, "BEGIN")
-            return Batch(first.event_type, first.partition, offset, self.id, info=info)
-        return Batch(last.event_type, last.partition, last.offset, last.cursor_token, info=info)
-
     async def _leave(self, nudge: bool) -> None:
         hub().unlisten(control_channel(self.plan.subscription), self._on_control)
         for owned in self._owned.values():
@@ -314,7 +258,15 @@ class StreamSession:
                 # commit), restarts the partition's commit timeout.
                 owned.commit_clock = asyncio.get_running_loop().time()
 
-    # -- membership and assignment --------------------------------------------------------
+    def _commit_deadline(self) -> float:
+        """When the first partition with uncommitted events reaches its commit timeout
+        (infinity when all is committed). Each partition has its own clock, so commits on
+        one partition never keep another's uncommitted events, or its hand-over, waiting.
+        """
+        clocks = [o.commit_clock for o in self._owned.values() if o.unacked]
+        return min(clocks) + self.params.commit_timeout if clocks else float("inf")
+
+    # -- membership and assignment ------------------------------------------------------
 
     async def _claim_direct(self, live: list[str]) -> None:
         assert self.direct is not None
@@ -424,30 +376,6 @@ class StreamSession:
         owned = self._owned[partition.position]
         hub().watch(owned.key, self._watcher(owned))
 
-    def _watcher(self, owned: Owned) -> Callable[[], None]:
-        watcher = self._watchers.get(owned.key)
-        if watcher is None:
-
-            def watcher() -> None:
-                owned.on_entries()
-                self._wake.set()
-
-            self._watchers[owned.key] = watcher
-        return watcher
-
-    def _unwatch(self, owned: Owned) -> None:
-        watcher = self._watchers.pop(owned.key, None)
-        if watcher is not None:
-            hub().unwatch(owned.key, watcher)
-
-    def _drop(self, owned: Owned) -> None:
-        """Forget a partition (released, or its lease lost). What it sent uncommitted goes
-        to the next owner, so it no longer counts against stream_limit here.
-        """
-        self._unwatch(owned)
-        self._owned.pop(owned.partition.position, None)
-        self._sent_events -= len(owned.unacked)
-
     async def _hand_over(self) -> None:
         """Release the partitions this session should give up, once what it sent of them
         is committed (else the commit timeout ends the session and frees them).
@@ -460,225 +388,3 @@ class StreamSession:
                 released = True
         if released:
             await self._client.publish(control_channel(self.plan.subscription), "rebalance")
-
-    def _skip(self, owned: Owned, offset: str) -> None:
-        owned.tail = offset
-
-    async def _skip_tails(self) -> None:
-        """Commit, on the client's behalf, entries skipped after everything it was sent
-        and committed: no cursor it gets covers them, and left pending they would come
-        back with every hand-over.
-        """
-        for owned in list(self._owned.values()):
-            offset = owned.tail
-            if offset is None or owned.unacked or owned.buffer or owned.ready:
-                continue
-            owned.tail = None
-            if not await self._delivery.mark_sent(owned.lease, offset):
-                self._drop(owned)
-                continue
-            owned.sent = offset
-            partition = owned.partition
-            result = await delivery.commit(
-                self._client,
-                self.plan.subscription,
-                self.id,
-                partition.stream,
-                partition.partition,
-                offset,
-            )
-            if result == "committed":
-                cursor = Cursor(partition.event_type, partition.partition, offset)
-                await cursor_writer.writer().write(self.plan.subscription, [cursor])
-
-    # -- reading and sending ------------------------------------------------------------
-
-    def _readable(self) -> list[Owned]:
-        """Partitions to read: not being handed over, and whose lease surely still holds
-        when the read arrives (a session stalled past its lease must not take entries into
-        its pending list that the next owner would never see). The next heartbeat renews
-        the others.
-        """
-        fence = asyncio.get_running_loop().time() + READ_MARGIN
-        return [o for o in self._owned.values() if not o.releasing and o.valid_until > fence]
-
-    def _uncommitted(self) -> int:
-        return sum(len(o.unacked) for o in self._owned.values())
-
-    def _commit_deadline(self) -> float:
-        """When the first partition with uncommitted events reaches its commit timeout
-        (infinity when all is committed). Each partition has its own clock, so commits on
-        one partition never keep another's uncommitted events, or its hand-over, waiting.
-        """
-        clocks = [o.commit_clock for o in self._owned.values() if o.unacked]
-        return min(clocks) + self.params.commit_timeout if clocks else float("inf")
-
-    def _allowance(self) -> int:
-        """Events the session may still read: max_uncommitted_events and stream_limit,
-        minus what is uncommitted and what it holds unsent.
-        """
-        held = sum(len(o.buffer) + sum(map(len, o.ready)) for o in self._owned.values())
-        allowance = self.params.max_uncommitted_events - self._uncommitted() - held
-        if self.params.stream_limit:
-            allowance = min(allowance, self.params.stream_limit - self._sent_events - held)
-        return allowance
-
-    def _budget(self, owned: Owned, allowance: int | None = None) -> int:
-        """How many entries to read for a partition now: enough for several batches, so a
-        small batch_limit does not cost a read per batch, within the session's allowance.
-        """
-        if owned.ready:
-            return 0
-        allowance = self._allowance() if allowance is None else allowance
-        return min(max(self.params.batch_limit, READ_AHEAD) - len(owned.buffer), allowance)
-
-    async def _fill(self) -> None:
-        """Read what the budgets allow: first what earlier owners left pending, then new
-        entries, in one round trip for all partitions. The allowance is shared, so the
-        reads of all partitions together stay within the session's limits.
-        """
-        allowance = self._allowance()
-        reads: list[tuple[Owned, int]] = []
-        for owned in self._readable():
-            budget = self._budget(owned, allowance)
-            if budget <= 0 or not owned.more:
-                continue
-            allowance -= budget
-            if owned.claim_from is not None:
-                claimed = await self._claim(owned, budget)
-                if claimed is None:
-                    self._drop(owned)
-                    continue
-                owned.claim_from = None if claimed.next_start == "0-0" else claimed.next_start
-                self._add(owned, claimed.entries)
-                allowance += budget - len(claimed.entries)
-                owned.more = True  # more to claim, or `>` not tried yet
-            else:
-                # Cleared before the read: a wake-up that arrives while it is in flight
-                # sets it again and is not lost.
-                owned.more = False
-                reads.append((owned, budget))
-        # The claims above took round trips: check the time fence again just before reading.
-        fence = asyncio.get_running_loop().time() + READ_MARGIN
-        for owned, _ in reads:
-            if owned.valid_until <= fence:
-                owned.more = True  # read once the next heartbeat renewed the lease
-        reads = [(o, n) for o, n in reads if o.valid_until > fence]
-        if not reads:
-            return
-        results = await self._delivery.read([(o.lease, n) for o, n in reads])
-        for (owned, budget), entries in zip(reads, results, strict=True):
-            self._add(owned, entries)
-            owned.more = owned.more or len(entries) >= budget
-
-    async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
-        """Up to `budget` entries left pending by earlier owners; None without the lease."""
-        return await self._delivery.claim(
-            owned.lease, owned.claim_from or "0-0", budget, self.plan.max_deliveries
-        )
-
-    def _add(self, owned: Owned, entries: list[Entry]) -> None:
-        span_ms = self.params.batch_timespan * 1000
-        for offset, payload in entries:
-            if payload is None:  # not for this subscription: skipped, but it advances it
-                self._skip(owned, offset)
-                continue
-            owned.tail = None
-            entry = (offset, payload)
-            if span_ms and owned.buffer:
-                first_ms = parse_offset(owned.buffer[0][0])[0]
-                if parse_offset(entry[0])[0] - first_ms > span_ms:
-                    owned.ready.append(owned.buffer)
-                    owned.buffer = []
-            owned.buffer.append(entry)
-            if len(owned.buffer) >= self.params.batch_limit:
-                owned.ready.append(owned.buffer)
-                owned.buffer = []
-
-    async def _flush(self, send: Send, now: float, force: bool = False) -> None:
-        """Send full batches, and on each partition whose flush timeout passed whatever it
-        holds, or a keep-alive batch with its last cursor.
-        """
-        spent = self._allowance() <= 0  # no batch can fill up: send what there is
-        for owned in list(self._owned.values()):
-            if owned.releasing:
-                continue  # keeps what it holds, in case the hand-over is called off
-            due = force or now >= owned.flush_due or (spent and bool(owned.buffer))
-            if due and owned.buffer:
-                owned.ready.append(owned.buffer)
-                owned.buffer = []
-            ready, owned.ready = owned.ready, []
-            sent = await self._send_ready(send, owned, ready) if ready else False
-            if owned.partition.position not in self._owned:
-                continue
-            if due and not sent and not force:
-                owned.keepalives += 1
-                await self._emit(send, [self._batch(owned.partition, owned.sent)])
-            if due or sent:
-                owned.flush_due = now + self.params.batch_flush_timeout
-        if not self._owned and now >= self._idle_due:
-            if self._idle_due:
-                self._idle_ticks += 1
-            self._idle_due = now + self.params.batch_flush_timeout
-
-    async def _send_ready(
-        self, send: Send, owned: Owned, ready: list[list[tuple[str, bytes]]]
-    ) -> bool:
-        """Send a partition's full batches, in order. The last offset is recorded as sent
-        once, before the first batch goes out, so that the client may commit any of them.
-        False when the lease moved on (its next owner delivers them).
-        """
-        checked = await self._mark_sent(owned, ready)
-        if checked is None:
-            self._drop(owned)
-            return False
-        ready = checked
-        if not ready:
-            return False
-        if not owned.unacked:
-            owned.commit_clock = asyncio.get_running_loop().time()
-        owned.keepalives = 0
-        self._idle_ticks = 0
-        out = []
-        for events in ready:
-            offset = events[-1][0]
-            batch = self._batch(owned.partition, offset, [payload for _, payload in events])
-            if self.plan.shared:  # each event is acked on its own, by its offset
-                batch = dataclasses.replace(batch, offsets=[o for o, _ in events])
-            out.append(batch)
-            owned.sent = offset
-            owned.unacked.extend(parse_offset(o) for o, _ in events)
-            self._sent_events += len(events)
-        self._last_cursor = out[-1]
-        await self._emit(send, out)
-        return True
-
-    async def _mark_sent(
-        self, owned: Owned, ready: list[list[tuple[str, bytes]]]
-    ) -> list[list[tuple[str, bytes]]] | None:
-        """Record what is about to be sent; the batches to send, or None when the
-        partition is no longer ours.
-        """
-        if not await self._delivery.mark_sent(owned.lease, ready[-1][-1][0]):
-            return None
-        return ready
-
-    async def _emit(self, send: Send, out: list[Batch]) -> None:
-        if not self._started:
-            self._started = True
-            info = {"debug": "Stream started", "stream_id": self.id}
-            out[0] = dataclasses.replace(out[0], info=info)
-        await send(out)
-
-    def _batch(self, partition: Partition, offset: str, events: list[bytes] | None = None) -> Batch:
-        return Batch(
-            partition.event_type, partition.partition, offset, uuid.uuid4().hex, events or ()
-        )
-
-    def _keepalive_limit_reached(self) -> bool:
-        limit = self.params.stream_keep_alive_limit
-        if not limit:
-            return False
-        if self._owned:
-            return all(o.keepalives >= limit for o in self._owned.values())
-        return self._idle_ticks >= limit
