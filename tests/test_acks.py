@@ -79,6 +79,20 @@ def ack(plan: Plan, offsets: list[str]) -> list[list[str]]:
     return asyncio.run(main())
 
 
+def read_ahead(plan: Plan, count: int) -> list[str]:
+    """`count` events published, and read ahead by session "a"; their offsets."""
+    prepare(plan)
+    offsets = publish(plan, 0, count)
+    read(plan, "a", count)
+    return offsets
+
+
+def records(plan: Plan) -> dict[str, str]:
+    """What is recorded as sent: offset -> session."""
+    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
+    return {k.decode(): v.decode() for k, v in redis_client().hgetall(key).items()}
+
+
 def counts(plan: Plan) -> dict[str, int]:
     pending = redis_client().xpending_range(log(plan), plan.subscription, "-", "+", 100)
     return {p["message_id"].decode(): p["times_delivered"] for p in pending}
@@ -91,9 +105,7 @@ def dead(plan: Plan) -> list[str]:
 
 def test_what_dead_sessions_read_but_never_sent_is_not_counted_as_delivered():
     plan = shared_plan(1, max_deliveries=1)
-    prepare(plan)
-    offsets = publish(plan, 0, 3)
-    read(plan, "a", 3)
+    offsets = read_ahead(plan, 3)
     assert send(plan, "a", offsets[:1]) == {offsets[0]}
     dies(plan, "a")
 
@@ -107,9 +119,7 @@ def test_what_dead_sessions_read_but_never_sent_is_not_counted_as_delivered():
 
 def test_a_session_leaving_cleanly_gives_back_what_it_sent_as_delivered():
     plan = shared_plan(1, max_deliveries=1)
-    prepare(plan)
-    offsets = publish(plan, 0, 2)
-    read(plan, "a", 2)
+    offsets = read_ahead(plan, 2)
     send(plan, "a", offsets[:1])
     leave(plan, "a")
 
@@ -120,39 +130,30 @@ def test_a_session_leaving_cleanly_gives_back_what_it_sent_as_delivered():
 
 def test_an_ack_forgets_that_the_event_was_sent():
     plan = shared_plan(1)
-    prepare(plan)
-    offsets = publish(plan, 0, 2)
-    read(plan, "a", 2)
+    offsets = read_ahead(plan, 2)
     send(plan, "a", offsets)
-    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
-    assert redis_client().hgetall(key) == {o.encode(): b"a" for o in offsets}
+    assert records(plan) == {o: "a" for o in offsets}
 
     assert ack(plan, offsets[:1]) == [[acks.ACKED]]
-    assert redis_client().hgetall(key) == {offsets[1].encode(): b"a"}
+    assert records(plan) == {offsets[1]: "a"}
 
 
 def test_an_event_trimmed_before_its_send_is_neither_sent_nor_recorded():
     plan = shared_plan(1)
-    prepare(plan)
-    offsets = publish(plan, 0, 2)
-    read(plan, "a", 2)
+    offsets = read_ahead(plan, 2)
     redis_client().xtrim(log(plan), maxlen=1, approximate=False)  # retention took the first
 
     assert send(plan, "a", offsets) == {offsets[1]}
-    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
-    assert redis_client().hgetall(key) == {offsets[1].encode(): b"a"}
+    assert records(plan) == {offsets[1]: "a"}
 
 
 def test_a_group_made_anew_forgets_what_the_lost_one_sent():
     plan = shared_plan(1)
-    prepare(plan)
-    offsets = publish(plan, 0, 1)
-    read(plan, "a", 1)
+    offsets = read_ahead(plan, 1)
     send(plan, "a", offsets)
-    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
-    assert redis_client().exists(key)
+    assert records(plan)
     redis_client().xgroup_destroy(log(plan), plan.subscription)  # Redis lost the group
 
     prepare(plan)
 
-    assert not redis_client().exists(key)
+    assert records(plan) == {}

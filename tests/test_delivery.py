@@ -172,18 +172,30 @@ def dead_offsets() -> list[str]:
     return [fields[b"o"].decode() for _, fields in redis_client().xrange(dead_key("s", 0, SUB))]
 
 
+async def takes_reads_and_sends(d, leases, name: str, count: int, sent: str | None):
+    """`name` takes the partition, reads `count` entries ahead and sends up to `sent`."""
+    lease = await leases.acquire("s", 0, SUB, name, 10_000)
+    await d.prepare(lease, "BEGIN")
+    await d.read([(lease, count)])
+    if sent is not None:
+        await d.mark_sent(lease, sent)
+    return lease
+
+
+async def dies_and_is_replaced_by(leases, client, name: str):
+    """The owner dies (its lease lapses, nothing is released); `name` takes over."""
+    await client.delete(lease_key("s", 0, SUB))
+    return await leases.acquire("s", 0, SUB, name, 10_000)
+
+
 def test_what_crashed_owners_read_ahead_but_never_sent_is_never_counted_as_delivered():
     ids = append(4)
 
     async def scenario(d, leases, client):
-        owner = await leases.acquire("s", 0, SUB, "first", 10_000)
-        await d.prepare(owner, "BEGIN")
-        await d.read([(owner, 4)])
-        assert await d.mark_sent(owner, ids[1])  # ids[2:] were read ahead, never sent
+        await takes_reads_and_sends(d, leases, "first", 4, ids[1])  # ids[2:] never sent
         claims = []
         for n in range(3):
-            await client.delete(lease_key("s", 0, SUB))  # the owner dies: no release
-            owner = await leases.acquire("s", 0, SUB, f"next-{n}", 10_000)
+            owner = await dies_and_is_replaced_by(leases, client, f"next-{n}")
             claims.append(await d.claim(owner, "0-0", 10, max_deliveries=1))
         return claims
 
@@ -199,13 +211,9 @@ def test_owners_that_claimed_and_died_before_sending_add_no_delivery():
     ids = append(3)
 
     async def scenario(d, leases, client):
-        owner = await leases.acquire("s", 0, SUB, "first", 10_000)
-        await d.prepare(owner, "BEGIN")
-        await d.read([(owner, 3)])
-        await d.mark_sent(owner, ids[1])
+        await takes_reads_and_sends(d, leases, "first", 3, ids[1])
         for n in range(3):  # each claims, holds the entries in its buffer, and dies
-            await client.delete(lease_key("s", 0, SUB))
-            owner = await leases.acquire("s", 0, SUB, f"next-{n}", 10_000)
+            owner = await dies_and_is_replaced_by(leases, client, f"next-{n}")
             claimed = await d.claim(owner, "0-0", 10, max_deliveries=2)
         return claimed
 
@@ -222,11 +230,8 @@ def test_a_claim_takes_a_long_pending_list_in_chunks():
     ids = [offset.decode() for offset in pipe.execute()]
 
     async def scenario(d, leases, client):
-        old = await leases.acquire("s", 0, SUB, "old", 10_000)
-        await d.prepare(old, "BEGIN")
-        await d.read([(old, 2500)])
-        await client.delete(lease_key("s", 0, SUB))
-        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        await takes_reads_and_sends(d, leases, "old", 2500, None)
+        new = await dies_and_is_replaced_by(leases, client, "new")
         chunks, start = [], "0-0"
         while True:
             claimed = await d.claim(new, start, 10_000, max_deliveries=1)
@@ -245,12 +250,8 @@ def test_each_holder_counts_only_what_it_sent_across_a_graceful_hand_over():
     ids = append(4)
 
     async def scenario(d, leases, client):
-        first = await leases.acquire("s", 0, SUB, "first", 10_000)
-        await d.prepare(first, "BEGIN")
-        await d.read([(first, 4)])
-        await d.mark_sent(first, ids[1])
-        await client.delete(lease_key("s", 0, SUB))  # dies
-        second = await leases.acquire("s", 0, SUB, "second", 10_000)
+        await takes_reads_and_sends(d, leases, "first", 4, ids[1])
+        second = await dies_and_is_replaced_by(leases, client, "second")
         await d.claim(second, "0-0", 10, max_deliveries=2)
         await d.mark_sent(second, ids[0])  # sends one, then leaves cleanly
         await d.release(second)
@@ -284,10 +285,7 @@ def test_a_consumer_s_delivered_mark_goes_with_the_consumer():
     marks = delivered_key("s", 0, SUB)
 
     async def scenario(d, leases, client):
-        a = await leases.acquire("s", 0, SUB, "a", 10_000)
-        await d.prepare(a, "BEGIN")
-        await d.read([(a, 1)])
-        await d.mark_sent(a, ids[0])
+        a = await takes_reads_and_sends(d, leases, "a", 1, ids[0])
         await d.release(a)  # one entry still pending: the consumer and its mark stay
         kept = await client.hkeys(marks)
         b = await leases.acquire("s", 0, SUB, "b", 10_000)
@@ -312,17 +310,12 @@ def test_a_session_that_takes_back_a_lost_partition_counts_each_tenure_s_sends()
     ids = append(6)
 
     async def scenario(d, leases, client):
-        s = await leases.acquire("s", 0, SUB, "s", 10_000)
-        await d.prepare(s, "BEGIN")
-        await d.read([(s, 6)])
-        await d.mark_sent(s, ids[2])
-        await client.delete(lease_key("s", 0, SUB))  # its lease lapses; it takes it back
-        s = await leases.acquire("s", 0, SUB, "s", 10_000)
+        await takes_reads_and_sends(d, leases, "s", 6, ids[2])
+        s = await dies_and_is_replaced_by(leases, client, "s")  # its lease lapsed: back
         await d.prepare(s, "BEGIN")
         await d.claim(s, "0-0", 10, max_deliveries=10)  # what it sent before counts again
         await d.mark_sent(s, ids[0])  # sends one more, then dies
-        await client.delete(lease_key("s", 0, SUB))
-        t = await leases.acquire("s", 0, SUB, "t", 10_000)
+        t = await dies_and_is_replaced_by(leases, client, "t")
         return await d.claim(t, "0-0", 10, max_deliveries=10)
 
     claimed = run(scenario)
