@@ -51,7 +51,7 @@ return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], KEYS[3], KEYS[4]))
 # KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
 # ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
 # alone, ARGV[7] channel, ARGV[8] partition name ("<stream>:<p>")
-# Returns the claimed entries to deliver.
+# Returns {how many were claimed (dead letters included), the entries to deliver}.
 CLAIM_IDLE_LUA = (
     DEAD_LUA
     + """
@@ -65,7 +65,7 @@ for _, p in ipairs(scan) do
     if p[2] ~= ARGV[1] then owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1] end
   end
 end
-if #ids == 0 then return {} end
+if #ids == 0 then return {0, {}} end
 for owner, offsets in pairs(owners) do
   redis.call('PUBLISH', ARGV[7], 'lost ' .. owner .. ' ' .. ARGV[8] .. offsets)
 end
@@ -85,7 +85,7 @@ for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], 
   end
 end
 if #gone > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(gone)) end
-return out
+return {#ids, out}
 """
 )
 
@@ -169,9 +169,10 @@ class SharedDelivery:
 
     async def claim_idle(
         self, plan: Plan, partition: Partition, session: str, count: int, alone: bool
-    ) -> list[Any]:
+    ) -> tuple[int, list[Any]]:
         """Up to `count` (at most CLAIM_CHUNK) entries left unacked past the ack timeout,
-        now `session`'s (raw entries, as XCLAIM returns them).
+        now `session`'s: how many it claimed, and those to deliver (raw entries, as XCLAIM
+        returns them; the others became dead letters).
         """
         keys = [
             log_key(partition.stream, partition.partition),
@@ -188,8 +189,8 @@ class SharedDelivery:
             control_channel(plan.subscription),
             f"{partition.stream}:{partition.partition}",
         ]
-        entries: list[Any] = await self._claim_idle(keys=keys, args=args)
-        return entries
+        claimed, entries = await self._claim_idle(keys=keys, args=args)
+        return int(claimed), entries
 
     async def refresh(
         self, plan: Plan, partition: Partition, session: str, offsets: Sequence[str]

@@ -81,7 +81,7 @@ class SharedSession(StreamSession):
         hub().watch(owned.key, self._watcher(owned))
 
     async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
-        raw = await self._shared.claim_idle(
+        claimed, raw = await self._shared.claim_idle(
             self.plan, owned.partition, self.id, budget, self._alone
         )
         # Alone, it may get back its own: what it sent (no longer waiting for that ack)
@@ -94,7 +94,8 @@ class SharedSession(StreamSession):
             if position in owned.unacked:
                 owned.unacked.remove(position)
                 self._sent_events -= 1
-        return Claimed("0-0" if len(raw) < min(budget, CLAIM_CHUNK) else "more", entries)
+        # Fewer than asked for: nothing more is idle now. (Dead letters count as claimed.)
+        return Claimed("0-0" if claimed < min(budget, CLAIM_CHUNK) else "more", entries)
 
     async def _mark_sent(
         self, owned: Owned, ready: list[list[tuple[str, bytes]]]

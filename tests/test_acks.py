@@ -5,6 +5,7 @@ sessions die or leave holding events, and what an ack clears.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from events import acks
 from events.acks import SharedDelivery
@@ -52,7 +53,7 @@ def prepare(plan: Plan) -> None:
 
 def claim(plan: Plan, session: str) -> list[str]:
     async def main() -> list[str]:
-        raw = await shared().claim_idle(plan, plan.partitions[0], session, 10, alone=False)
+        _, raw = await shared().claim_idle(plan, plan.partitions[0], session, 10, alone=False)
         return [offset.decode() for offset, _ in raw]
 
     return asyncio.run(main())
@@ -157,3 +158,19 @@ def test_a_group_made_anew_forgets_what_the_lost_one_sent():
     prepare(plan)
 
     assert records(plan) == {}
+
+
+def test_a_claim_counts_what_became_dead_letters_as_claimed():
+    plan = shared_plan(1, max_deliveries=1)
+    offsets = read_ahead(plan, 2)
+    send(plan, "a", offsets)
+    dies(plan, "a")
+
+    async def main() -> tuple[int, list[Any]]:
+        return await shared().claim_idle(plan, plan.partitions[0], "b", 2, alone=False)
+
+    claimed, entries = asyncio.run(main())
+    # Both were sent once: past max_deliveries, so none to deliver, yet the claim took its
+    # full count, and the session asks again at once instead of at the next claim period.
+    assert (claimed, entries) == (2, [])
+    assert dead(plan) == offsets
