@@ -20,14 +20,13 @@ from redis.asyncio import Redis as AsyncRedis
 
 from events.delivery import (
     CLAIM_CHUNK,
-    DEAD_LUA,
-    GROUP_LUA_FUNCTION,
     committed_key,
     control_channel,
     dead_key,
     delivered_key,
     sent_key,
 )
+from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION
 from events.plans import Partition, Plan
 from events.streams import log_key
 

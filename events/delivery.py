@@ -29,6 +29,7 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from events.leases import Lease, lease_key
+from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION, POSITION_LUA
 from events.streams import log_key, partition_tag
 from events.topics import EVENT, Keep
 
@@ -73,36 +74,6 @@ def control_channel(subscription: str) -> str:
 
 CLAIM_CHUNK = 1000  # entries per claim script: bounded work, and far below Lua's unpack limit
 
-# Entry ids as (ms, seq) number pairs; Lua numbers are doubles, exact below 2^53, and
-# millisecond timestamps stay far below that.
-POSITION_LUA = """
-local function position(id)
-  if not id or id == 'BEGIN' then return 0, 0 end
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function after(ams, aseq, bms, bseq)
-  return ams > bms or (ams == bms and aseq > bseq)
-end
-"""
-
-# The partition's group, built if missing from the committed offset: Redis's if it kept
-# one, else the database's (never from `$`). An existing group (BUSYGROUP) is kept: it
-# knows what was delivered and pending. A new group has nothing pending: the records of
-# what was sent (`delivered`, `sent`) are of the lost one, and go. Returns the committed
-# offset and whether the group was created now.
-GROUP_LUA_FUNCTION = """
-local function ensure_group(log, committed_key, group, db_offset, delivered, sent)
-  redis.call('SET', committed_key, db_offset, 'NX')
-  local committed = redis.call('GET', committed_key)
-  local start = committed == 'BEGIN' and '0' or committed
-  local made = redis.pcall('XGROUP', 'CREATE', log, group, start, 'MKSTREAM')
-  local created = not (type(made) == 'table' and made.err)
-  if created then redis.call('DEL', delivered, sent) end
-  return committed, created
-end
-"""
-
 # Make a newly acquired partition ready: committed offset, consumer group, `sent` baseline.
 # A session that takes back a partition it lost (its lease lapsed) starts a new delivered
 # mark; the old one, `<session>|old`, judges its own claim of what it held before.
@@ -123,15 +94,6 @@ redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
 """
 )
-
-# Set an entry aside as a dead letter: a record on the partition's dead-letter stream (the
-# `dead_letters` job stores it in the database), then acked so that the partition moves on.
-DEAD_LUA = """
-local function dead(key, group, log, entry, deliveries, reason)
-  redis.call('XADD', key, '*', 'o', entry[1], 'n', deliveries, 'why', reason, unpack(entry[2]))
-  redis.call('XACK', log, group, entry[1])
-end
-"""
 
 # Claim, for the lease holder, what earlier owners left pending, in order.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] delivered;

@@ -28,8 +28,6 @@ from django.db import DatabaseError
 from events import committed, plans
 from events.cursors import BEGIN, Cursor, format_offset, parse_offset
 from events.delivery import (
-    GROUP_LUA_FUNCTION,
-    POSITION_LUA,
     committed_key,
     control_channel,
     delivered_key,
@@ -38,6 +36,7 @@ from events.delivery import (
     sent_key,
 )
 from events.leases import lease_key
+from events.lua import GROUP_LUA_FUNCTION, POSITION_LUA
 from events.models import Subscription
 from events.plans import Partition, Plan, Position
 from events.sessions import direct_key, sessions_key
