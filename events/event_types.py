@@ -15,6 +15,7 @@ from events.http import rfc3339
 from events.models import EVENT_TYPE_NAME_RE, EventType, EventTypeSchema
 from events.problems import Problem
 from events.schema_diff import evolve
+from events.schema_paths import defines, event_defines
 from events.schemas import SchemaError, parse_schema
 
 CATEGORIES = {c.value for c in EventType.Category}
@@ -90,8 +91,8 @@ def parse(body: Any) -> dict[str, Any]:
     fields["enrichment_strategies"] = _enrichment(body, fields["category"])
     _check_partitioning(fields)
     fields["schema"], doc = _schema(body, fields["category"], fields["compatibility_mode"])
-    for name in ("partition_key_fields", "ordering_key_fields"):
-        _check_key_fields(name, fields[name], doc)
+    _check_key_fields("partition_key_fields", fields["partition_key_fields"], doc)
+    _check_ordering_keys(fields["ordering_key_fields"], fields["category"], doc)
     fields.update(_statistic(body))
     fields.update(_options(body))
     return fields
@@ -197,60 +198,24 @@ def _schema(body: dict[str, Any], category: str, mode: str) -> tuple[str, dict[s
 
 
 def _check_key_fields(name: str, keys: list[str], schema: dict[str, Any]) -> None:
-    """422 unless each dotted key (of the hash partitioner, or of the ordering) names a
-    property of the user schema.
+    """422 unless each dotted hash key names a property of the user schema.
 
     The paths are relative to the user schema in every category: for `data` that is the
     schema of `data`, where the partitioner reads them.
     """
-    absent = [key for key in keys if not _defines(schema, key.split("."), schema)]
+    absent = [key for key in keys if not defines(schema, key.split("."))]
     if absent:
         raise invalid(f"{name} {absent} absent in schema.")
 
 
-def _defines(
-    schema: Any, path: list[str], root: dict[str, Any], seen: frozenset[str] = frozenset()
-) -> bool:
-    """Whether `schema` declares the property at `path`, through nested `properties`, the
-    subschemas of allOf/anyOf/oneOf (as everit's `definesProperty` does) and local `$ref`s.
-    `seen` are the references followed for this same path: a cycle among them ends.
+def _check_ordering_keys(keys: list[str], category: str, schema: dict[str, Any]) -> None:
+    """422 unless each dotted ordering key names a property of the whole event, as Nakadi
+    checks them (its effective schema): `data.x` for data events, `metadata.x` beside the
+    business event's own fields.
     """
-    if not path:
-        return True
-    if not isinstance(schema, dict):
-        return False
-    reference = schema.get("$ref")
-    if isinstance(reference, str) and reference not in seen:
-        target = _resolve(root, reference)
-        if target is not None and _defines(target, path, root, seen | {reference}):
-            return True
-    properties = schema.get("properties")
-    head, rest = path[0], path[1:]
-    if (
-        isinstance(properties, dict)
-        and head in properties
-        and _defines(properties[head], rest, root)  # a shorter path: any $ref again
-    ):
-        return True
-    return any(
-        _defines(subschema, path, root, seen)
-        for keyword in ("allOf", "anyOf", "oneOf")
-        if isinstance(schema.get(keyword), list)
-        for subschema in schema[keyword]
-    )
-
-
-def _resolve(root: dict[str, Any], reference: str) -> Any:
-    """What a local JSON pointer `$ref` ("#/definitions/x") points at, or None."""
-    if not reference.startswith("#"):
-        return None
-    node: Any = root
-    for part in filter(None, reference[1:].split("/")):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    absent = [key for key in keys if not event_defines(category, schema, key.split("."))]
+    if absent:
+        raise invalid(f"ordering_key_fields {absent} absent in schema.")
 
 
 _COMPATIBLE_FORBIDDEN = frozenset({"not", "additionalItems", "const", "contains", "examples"})

@@ -282,6 +282,21 @@ def test_hash_keys_are_found_through_local_references(client, producer_token, ke
     assert response.status_code == (201 if accepted else 422), response.content
 
 
+@pytest.mark.parametrize(
+    ("category", "keys"),
+    [
+        ("business", ["customer.id", "metadata.occurred_at"]),
+        ("data", ["data.customer.id", "data_type", "metadata.eid"]),
+        ("undefined", ["order_number"]),
+    ],
+)
+def test_ordering_keys_are_paths_into_the_whole_event(client, producer_token, category, keys):
+    body = event_type_body(category=category, json_schema=NESTED_SCHEMA, ordering_key_fields=keys)
+    response = post(client, "/api/event-types", body, producer_token)
+    assert response.status_code == 201, response.content
+    assert response.json()["ordering_key_fields"] == keys
+
+
 def test_ordering_keys_absent_from_the_schema_are_refused(client, producer_token):
     body = event_type_body(json_schema=NESTED_SCHEMA, ordering_key_fields=["customer.rank"])
     response = post(client, "/api/event-types", body, producer_token)
