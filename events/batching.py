@@ -42,7 +42,8 @@ class Batcher:
         self.params = params
         self.id = str(uuid.uuid4())
         self._client: AsyncRedis = async_redis_client()
-        self._delivery = Delivery(self._client, plan.keep())
+        self._keep = plan.keep()  # which entries the subscription delivers (topics, replays)
+        self._delivery = Delivery(self._client, self._keep)
         self._owned: dict[Position, Owned] = {}
         self._watchers: dict[str, Callable[[], None]] = {}
         self._wake = asyncio.Event()  # set when there may be something to do

@@ -188,9 +188,9 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            # However the consumer ends (a handler raised, or the server cancelled it),
-            # the session leaves: its task would otherwise outlive the socket, holding
-            # partitions and events with no one to send them to.
+            # However the consumer ends (the client left, a handler raised, or the server
+            # cancelled it), the session leaves: its task would otherwise outlive the
+            # socket, holding partitions and events with no one to send them to.
             await self._stop()
 
     async def connect(self) -> None:
@@ -244,9 +244,6 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
             # As the HTTP endpoints answer; raised, it would end the consumer.
             reply = {"problem": _problem_body(redis_unavailable(error))}
         await self.send(text_data=orjson.dumps(reply).decode())
-
-    async def disconnect(self, code: int) -> None:
-        await self._stop()
 
     async def _stop(self) -> None:
         """Cancel the stream; return once its session has left the subscription."""

@@ -34,7 +34,6 @@ class SharedSession(StreamSession):
     ) -> None:
         super().__init__(plan, params, direct)
         self._shared = SharedDelivery(self._client)
-        self._keep = plan.keep()
         self._alone = True
         self._finish_started: float | None = None
 
