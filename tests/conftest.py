@@ -19,6 +19,7 @@ from events.connections import redis_client
 from events.models import EventType
 from events.processes import free_port, wait_until
 from events.redis_server import start_redis
+from tests.helpers import event_type_row
 from tests.streams import Stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,14 +82,7 @@ def streams() -> Iterator[list[Stream]]:
 @pytest.fixture
 def order_type(db) -> EventType:
     """order.created with two partitions, written straight to the database."""
-    return EventType.objects.create(
-        name="order.created",
-        owning_application="shop",
-        category="business",
-        schema='{"type": "object"}',
-        retention_time_ms=3_600_000,
-        partition_count=2,
-    )
+    return event_type_row("order.created", partition_count=2)
 
 
 @pytest.fixture
@@ -191,6 +185,16 @@ def _live_server_helper() -> None:
 def live_server(live_server_process: LiveServer, transactional_db) -> LiveServer:
     """The live server, with the test's rows committed so that it can see them."""
     return live_server_process
+
+
+@pytest.fixture
+def doomed_server(transactional_db, redis_url: str) -> Iterator[LiveServer]:
+    """A server process of the test's own, to be stopped or killed by it."""
+    server = start_live_server(database_url(), redis_url)
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait(10)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from events.models import Subscription
+    from events.models import EventType, Subscription
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -59,6 +59,28 @@ def business_event(
     }
 
 
+def event_type_row(
+    name: str,
+    *,
+    owning_application: str = "shop",
+    category: str = "business",
+    schema: str = '{"type": "object"}',
+    retention_time_ms: int = 3_600_000,
+    **fields: Any,
+) -> EventType:
+    """An event type written straight to the database, without the API's checks."""
+    from events.models import EventType
+
+    return EventType.objects.create(
+        name=name,
+        owning_application=owning_application,
+        category=category,
+        schema=schema,
+        retention_time_ms=retention_time_ms,
+        **fields,
+    )
+
+
 def log_key(name: str, partition: int) -> str:
     """The Redis stream of a partition of the event type called `name`."""
     from events import streams
@@ -67,16 +89,16 @@ def log_key(name: str, partition: int) -> str:
     return streams.log_key(EventType.objects.get(name=name).stream_id, partition)
 
 
-def subscribe(*names: str, group: str = "default") -> Subscription:
-    """The billing application's subscription to `names`, from the beginning, made as the
-    API makes it.
+def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> Subscription:
+    """The billing application's subscription to `names` (from the beginning unless told),
+    made as the API makes it.
     """
     from events import subscriptions
 
     body = {
         "owning_application": "billing",
         "event_types": list(names),
-        "read_from": "begin",
+        "read_from": read_from,
         "consumer_group": group,
     }
     return subscriptions.create_or_get(subscriptions.parse(body))[0]

@@ -1,6 +1,6 @@
 """The admin in a real headless Chromium, against a real Daphne (`live_server`).
 
-Needs Debian's `chromium` at /usr/bin/chromium; Playwright never downloads a browser here.
+See tests/browser.py for what it needs.
 """
 
 from __future__ import annotations
@@ -8,35 +8,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 from django.contrib.auth.models import User
 
 from events import streams
 from events.clients import create_client
 from events.models import ApiToken, Client, EventType
+from tests.browser import BROWSER, PASSWORD, operator_page, sync_api
 from tests.helpers import business_event, event_type_body
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/admin-event-type.png")
-PASSWORD = "a long operator password"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = BROWSER
 
 
 def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_server):
@@ -53,46 +35,32 @@ def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_serve
     infos = streams.partition_info(event_type.stream_id, range(event_type.partition_count))
     assert sum(info.length for info in infos) == 4
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(
-                base_url=live_server.url, viewport={"width": 1280, "height": 900}
+    with operator_page(live_server.url) as page:
+        page.goto(f"/admin/events/eventtype/{event_type.pk}/change/")
+        table = page.locator("table#partitions")
+        for info in infos:
+            row = table.locator("tbody tr").nth(info.partition)
+            sync_api.expect(row.locator("td")).to_have_text(
+                [
+                    str(info.partition),
+                    info.oldest_available_offset,
+                    info.newest_available_offset,
+                    str(info.length),
+                ]
             )
-            page.set_default_timeout(15_000)
-            page.goto("/admin/login/?next=/admin/")
-            page.fill("#id_username", "operator")
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            sync_api.expect(page.locator("#site-name")).to_have_text("Streamsite")
+        sync_api.expect(page.get_by_role("heading", name="Schema history")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            page.goto(f"/admin/events/eventtype/{event_type.pk}/change/")
-            table = page.locator("table#partitions")
-            for info in infos:
-                row = table.locator("tbody tr").nth(info.partition)
-                sync_api.expect(row.locator("td")).to_have_text(
-                    [
-                        str(info.partition),
-                        info.oldest_available_offset,
-                        info.newest_available_offset,
-                        str(info.length),
-                    ]
-                )
-            sync_api.expect(page.get_by_role("heading", name="Schema history")).to_be_visible()
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.goto(f"/admin/events/client/{billing.pk}/change/")
+        page.get_by_role("link", name="Create token").click()
+        page.fill("#id_label", "browser test")
+        page.get_by_role("button", name="Create token").click()
+        sync_api.expect(page.get_by_text("will not be shown again")).to_be_visible()
+        token = page.locator("input.new-token").input_value()
 
-            page.goto(f"/admin/events/client/{billing.pk}/change/")
-            page.get_by_role("link", name="Create token").click()
-            page.fill("#id_label", "browser test")
-            page.get_by_role("button", name="Create token").click()
-            sync_api.expect(page.get_by_text("will not be shown again")).to_be_visible()
-            token = page.locator("input.new-token").input_value()
-
-            page.goto(f"/admin/events/client/{billing.pk}/change/")
-            sync_api.expect(page.locator("#tokens-group")).to_contain_text(token[:10])
-            assert token not in page.content()
-        finally:
-            browser.close()
+        page.goto(f"/admin/events/client/{billing.pk}/change/")
+        sync_api.expect(page.locator("#tokens-group")).to_contain_text(token[:10])
+        assert token not in page.content()
 
     assert SCREENSHOT.stat().st_size > 10_000
     stored = ApiToken.objects.get(client=billing, label="browser test")

@@ -9,18 +9,13 @@ import pytest
 from events import committed, cursor_writer
 from events.cursors import Cursor
 from events.models import Cursor as CursorRow
-from events.models import EventType, Subscription
+from events.models import Subscription
+from tests.helpers import event_type_row
 
 
 @pytest.fixture
 def subscription(transactional_db) -> Subscription:
-    event_type = EventType.objects.create(
-        name="orders",
-        owning_application="shop",
-        category="business",
-        schema="{}",
-        retention_time_ms=60_000,
-    )
+    event_type = event_type_row("orders", schema="{}", retention_time_ms=60_000)
     found = Subscription.objects.create(owning_application="shop", identity="x", read_from="begin")
     found.event_types.set([event_type])
     committed.initialize(found)

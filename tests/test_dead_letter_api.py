@@ -17,20 +17,14 @@ from events.connections import redis_client
 from events.models import DeadLetter, EventType, Subscription
 from events.processes import free_port
 from tests.conftest import bearer
-from tests.helpers import business_event, subscribe
+from tests.helpers import business_event, event_type_row, subscribe
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def paid_type(order_type: EventType) -> EventType:
-    return EventType.objects.create(
-        name="payment.received",
-        owning_application="bank",
-        category="business",
-        schema='{"type": "object"}',
-        retention_time_ms=3_600_000,
-    )
+    return event_type_row("payment.received", owning_application="bank")
 
 
 @pytest.fixture

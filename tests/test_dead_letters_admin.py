@@ -16,7 +16,7 @@ from events import streams
 from events.connections import redis_client
 from events.models import DeadLetter, EventType, Subscription
 from events.processes import free_port
-from tests.helpers import business_event, subscribe
+from tests.helpers import business_event, event_type_row, subscribe
 
 pytestmark = pytest.mark.django_db
 
@@ -87,14 +87,7 @@ def test_the_list_shows_each_dead_letter_with_its_delivery_record(
 def test_the_list_filters_by_subscription_event_type_status_reason_and_date(
     admin_client, billing, order_type
 ):
-    EventType.objects.create(
-        name="order.paid",
-        owning_application="shop",
-        category="business",
-        schema="{}",
-        retention_time_ms=3_600_000,
-    )
-    paid = EventType.objects.get(name="order.paid")
+    paid = event_type_row("order.paid", schema="{}")
     other = subscribe("order.created", "order.paid", group="audit")
     old = timezone.now() - timedelta(days=40)
     bury(billing, order_type, "1-0")

@@ -46,6 +46,22 @@ def commit(session: str, offset: str) -> str:
     return asyncio.run(main())
 
 
+async def takes_reads_and_sends(d, leases, name: str, count: int, sent: str | None):
+    """`name` takes the partition, reads `count` entries ahead and sends up to `sent`."""
+    lease = await leases.acquire("s", 0, SUB, name, 10_000)
+    await d.prepare(lease, "BEGIN")
+    await d.read([(lease, count)])
+    if sent is not None:
+        await d.mark_sent(lease, sent)
+    return lease
+
+
+async def dies_and_is_replaced_by(leases, client, name: str):
+    """The owner dies (its lease lapses, nothing is released); `name` takes over."""
+    await client.delete(lease_key("s", 0, SUB))
+    return await leases.acquire("s", 0, SUB, name, 10_000)
+
+
 def test_a_commit_acks_everything_up_to_its_offset_and_only_its_owner_may_commit():
     ids = append(5)
 
@@ -71,9 +87,7 @@ def test_a_new_owner_claims_what_the_old_one_left_pending_in_order():
     ids = append(4)
 
     async def scenario(d, leases, client):
-        old = await leases.acquire("s", 0, SUB, "old", 10_000)
-        await d.prepare(old, "BEGIN")
-        await d.read([(old, 4)])
+        old = await takes_reads_and_sends(d, leases, "old", 4, None)
         await leases.release(old)
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
         assert await d.claim(old, "0-0", 10, 10) is None  # fenced: no longer the old one's
@@ -91,9 +105,7 @@ def test_a_trimmed_pending_entry_is_acked_instead_of_claimed():
     ids = append(3)
 
     async def scenario(d, leases, client):
-        old = await leases.acquire("s", 0, SUB, "old", 10_000)
-        await d.prepare(old, "BEGIN")
-        await d.read([(old, 3)])
+        old = await takes_reads_and_sends(d, leases, "old", 3, None)
         await client.xdel(log_key("s", 0), ids[1])
         await leases.release(old)
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
@@ -150,9 +162,8 @@ def test_a_claim_acks_instead_of_redelivering_what_is_already_committed():
     ids = append(3)
 
     async def scenario(d, leases, client):
-        stale = await leases.acquire("s", 0, SUB, "stale", 10_000)
-        await d.prepare(stale, "BEGIN")
-        await d.read([(stale, 3)])  # a reader whose lease then lapsed left these pending
+        # A reader whose lease then lapsed left these pending.
+        stale = await takes_reads_and_sends(d, leases, "stale", 3, None)
         await leases.release(stale)
         await client.set(committed_key("s", 0, SUB), ids[1])  # a later owner committed these
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
@@ -170,22 +181,6 @@ def delivery_counts() -> dict[str, int]:
 
 def dead_offsets() -> list[str]:
     return [fields[b"o"].decode() for _, fields in redis_client().xrange(dead_key("s", 0, SUB))]
-
-
-async def takes_reads_and_sends(d, leases, name: str, count: int, sent: str | None):
-    """`name` takes the partition, reads `count` entries ahead and sends up to `sent`."""
-    lease = await leases.acquire("s", 0, SUB, name, 10_000)
-    await d.prepare(lease, "BEGIN")
-    await d.read([(lease, count)])
-    if sent is not None:
-        await d.mark_sent(lease, sent)
-    return lease
-
-
-async def dies_and_is_replaced_by(leases, client, name: str):
-    """The owner dies (its lease lapses, nothing is released); `name` takes over."""
-    await client.delete(lease_key("s", 0, SUB))
-    return await leases.acquire("s", 0, SUB, name, 10_000)
 
 
 def test_what_crashed_owners_read_ahead_but_never_sent_is_never_counted_as_delivered():

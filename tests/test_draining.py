@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import signal
 
-import pytest
-
 from events.clients import create_client
-from tests.conftest import database_url, start_live_server
-from tests.helpers import business_event, event_type_body
+from tests.helpers import business_event, subscribe_over_api
 from tests.streams import Stream
-
-
-@pytest.fixture
-def doomed_server(live_server, redis_url):
-    server = start_live_server(database_url(), redis_url)
-    yield server
-    if server.process.poll() is None:
-        server.process.kill()
-        server.process.wait(10)
 
 
 def test_sigusr1_closes_streams_with_shutdown_and_hands_partitions_over_at_once(
@@ -26,13 +14,7 @@ def test_sigusr1_closes_streams_with_shutdown_and_hands_partitions_over_at_once(
 ):
     token = create_client("shop", publish=["order.*"], consume=["order.*"])[1]
     with live_server.client(token) as api:
-        assert api.post("/api/event-types", json=event_type_body()).status_code == 201
-        body = {
-            "owning_application": "shop",
-            "event_types": ["order.created"],
-            "read_from": "begin",
-        }
-        subscription = api.post("/api/subscriptions", json=body).json()["id"]
+        subscription = subscribe_over_api(api)
         api.post("/api/event-types/order.created/events", json=[business_event("A-1")])
         leaving = Stream(doomed_server.url, token, subscription, batch_flush_timeout=1)
         try:

@@ -16,8 +16,20 @@ def post(client, path, body, token):
     return client.post(path, orjson.dumps(body), content_type="application/json", **bearer(token))
 
 
-def put(client, path, body, token):
-    return client.put(path, orjson.dumps(body), content_type="application/json", **bearer(token))
+def change_schema(client, token, schema, *, mode=None, to=None):
+    """Create order.created (in compatibility `mode`, when given), then PUT it back with
+    `schema` (switching to mode `to`, when given).
+    """
+    created = {"compatibility_mode": mode} if mode else {}
+    changed = {"compatibility_mode": to} if to else created
+    post(client, "/api/event-types", event_type_body(**created), token)
+    body = event_type_body(json_schema=schema, **changed)
+    return client.put(
+        "/api/event-types/order.created",
+        orjson.dumps(body),
+        content_type="application/json",
+        **bearer(token),
+    )
 
 
 def test_it_creates_an_event_type_and_returns_it(client, producer_token):
@@ -95,17 +107,11 @@ def test_it_refuses_a_client_without_the_grant(client, stranger_token):
 
 
 def test_it_adds_an_optional_property_as_a_minor_version(client, producer_token):
-    post(client, "/api/event-types", event_type_body(), producer_token)
     schema = {
         **ORDER_SCHEMA,
         "properties": {**ORDER_SCHEMA["properties"], "note": {"type": "string"}},
     }
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema)
     assert response.status_code == 200, response.content
     assert response.json()["schema"]["version"] == "1.1.0"
     versions = client.get("/api/event-types/order.created/schemas", **bearer(producer_token))
@@ -113,83 +119,47 @@ def test_it_adds_an_optional_property_as_a_minor_version(client, producer_token)
 
 
 def test_it_refuses_removing_a_property_in_forward_mode(client, producer_token):
-    post(client, "/api/event-types", event_type_body(), producer_token)
     schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema)
     assert response.status_code == 422
     assert "properties/amount" in response.json()["detail"]
     assert EventType.objects.get().schema_version == "1.0.0"
 
 
 def test_it_takes_any_change_in_none_mode_as_a_major_version(client, producer_token):
-    post(client, "/api/event-types", event_type_body(compatibility_mode="none"), producer_token)
     schema = {"type": "object", "properties": {"order_number": {"type": "integer"}}}
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema, compatibility_mode="none"),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema, mode="none")
     assert response.status_code == 200
     assert response.json()["schema"]["version"] == "2.0.0"
 
 
 def test_a_mode_switch_is_judged_by_the_original_mode(client, producer_token):
     """none→forward: the change is judged as in none mode, so a MAJOR one is taken."""
-    post(client, "/api/event-types", event_type_body(compatibility_mode="none"), producer_token)
     schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema, compatibility_mode="forward"),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema, mode="none", to="forward")
     assert response.status_code == 200, response.content
     assert response.json()["schema"]["version"] == "2.0.0"
     assert response.json()["compatibility_mode"] == "forward"
 
 
 def test_switching_to_compatible_may_add_a_required_field(client, producer_token):
-    post(client, "/api/event-types", event_type_body(), producer_token)
     schema = {**ORDER_SCHEMA, "required": ["order_number", "amount"]}
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema, compatibility_mode="compatible"),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema, to="compatible")
     assert response.status_code == 200, response.content
     assert response.json()["schema"]["version"] == "1.1.0"
     assert response.json()["compatibility_mode"] == "compatible"
 
 
 def test_switching_to_compatible_may_close_the_schema(client, producer_token):
-    post(client, "/api/event-types", event_type_body(), producer_token)
     schema = {**ORDER_SCHEMA, "additionalProperties": False}
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema, compatibility_mode="compatible"),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema, to="compatible")
     assert response.status_code == 200, response.content
     assert response.json()["schema"]["version"] == "2.0.0"
 
 
 def test_switching_to_compatible_refuses_removing_a_property(client, producer_token):
-    post(client, "/api/event-types", event_type_body(), producer_token)
     schema = {"type": "object", "properties": {"order_number": {"type": "string"}}}
-    response = put(
-        client,
-        "/api/event-types/order.created",
-        event_type_body(json_schema=schema, compatibility_mode="compatible"),
-        producer_token,
-    )
+    response = change_schema(client, producer_token, schema, to="compatible")
     assert response.status_code == 422
     assert "#/properties/amount" in response.json()["detail"]
     row = EventType.objects.get()
@@ -205,6 +175,17 @@ NESTED_SCHEMA = {
 }
 
 
+def create_hashed_by(client, token, category, keys):
+    """POST order.created of `category` with NESTED_SCHEMA, hash-partitioned by `keys`."""
+    body = event_type_body(
+        category=category,
+        json_schema=NESTED_SCHEMA,
+        partition_strategy="hash",
+        partition_key_fields=keys,
+    )
+    return post(client, "/api/event-types", body, token)
+
+
 @pytest.mark.parametrize(
     ("category", "keys"),
     [
@@ -214,13 +195,7 @@ NESTED_SCHEMA = {
     ],
 )
 def test_hash_keys_name_properties_of_the_user_schema(client, producer_token, category, keys):
-    body = event_type_body(
-        category=category,
-        json_schema=NESTED_SCHEMA,
-        partition_strategy="hash",
-        partition_key_fields=keys,
-    )
-    response = post(client, "/api/event-types", body, producer_token)
+    response = create_hashed_by(client, producer_token, category, keys)
     assert response.status_code == 201, response.content
     assert response.json()["partition_key_fields"] == keys
 
@@ -238,13 +213,7 @@ def test_hash_keys_name_properties_of_the_user_schema(client, producer_token, ca
 def test_a_hash_key_absent_from_the_schema_is_refused(
     client, producer_token, category, keys, absent
 ):
-    body = event_type_body(
-        category=category,
-        json_schema=NESTED_SCHEMA,
-        partition_strategy="hash",
-        partition_key_fields=keys,
-    )
-    response = post(client, "/api/event-types", body, producer_token)
+    response = create_hashed_by(client, producer_token, category, keys)
     assert response.status_code == 422, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert absent in response.json()["detail"]

@@ -10,24 +10,15 @@ from typing import Any
 
 import pytest
 
-from events import jobs, lag, streams, subscriptions
+from events import jobs, lag, streams
 from events.connections import redis_client
 from events.delivery import committed_key
 from events.models import Subscription
+from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
 
 TAG = re.compile(r"<[^>]+>")
-
-
-def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> Subscription:
-    body = {
-        "owning_application": "billing",
-        "event_types": list(names),
-        "read_from": read_from,
-        "consumer_group": group,
-    }
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
 
 
 def redis_now_ms() -> int:

@@ -6,6 +6,7 @@ import gc
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -783,12 +784,20 @@ def test_it_describes_a_stream_s_end_as_server_sent_events(consumer):
     assert last == orjson.loads(messages[-1]["data"])["close_reason"] == "keep_alive_limit"
 
 
-def test_it_describes_a_commit_of_a_live_stream(consumer):
-    http, path = consumer
+@contextmanager
+def streaming(http: httpx.Client, path: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """A stream of the subscription at `path`, open while the block runs: its first batch
+    with events, and the X-Nakadi-StreamId header that commits on it carry.
+    """
     with http.stream("GET", f"{path}/events", params={"batch_flush_timeout": 1}) as response:
         lines = response.iter_lines()
         _, batch = first_batch(lines)
-        stream = {"X-Nakadi-StreamId": response.headers["X-Nakadi-StreamId"]}
+        yield batch, {"X-Nakadi-StreamId": response.headers["X-Nakadi-StreamId"]}
+
+
+def test_it_describes_a_commit_of_a_live_stream(consumer):
+    http, path = consumer
+    with streaming(http, path) as (batch, stream):
         committed = http.post(f"{path}/cursors", json={"items": [batch["cursor"]]}, headers=stream)
     assert committed.status_code == 204, committed.text
     assert_matches_spec("post", f"{SUBSCRIPTION}/cursors", committed)
@@ -798,10 +807,7 @@ def test_it_describes_a_commit_of_a_live_stream(consumer):
 
 def test_it_describes_an_outdated_commit(consumer):
     http, path = consumer
-    with http.stream("GET", f"{path}/events", params={"batch_flush_timeout": 1}) as response:
-        lines = response.iter_lines()
-        _, batch = first_batch(lines)
-        stream = {"X-Nakadi-StreamId": response.headers["X-Nakadi-StreamId"]}
+    with streaming(http, path) as (batch, stream):
         for _ in range(2):
             answer = http.post(f"{path}/cursors", json={"items": [batch["cursor"]]}, headers=stream)
     assert answer.status_code == 200

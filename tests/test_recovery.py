@@ -15,6 +15,7 @@ from events.connections import redis_client
 from events.delivery import committed_key, control_channel, dead_key
 from events.leases import lease_key
 from events.models import DeadLetter, EventType
+from events.plans import Plan
 from events.sessions import sessions_key
 from events.streams import log_key
 from tests.helpers import subscribe
@@ -67,12 +68,20 @@ def test_reclaim_clears_what_dead_sessions_left_and_nudges_the_live_ones():
     assert {c["name"] for c in client.xinfo_consumers(logs[0], sub)} == {b"live"}
 
 
-def test_a_lost_group_is_rebuilt_from_the_committed_cursor_never_from_the_end():
-    client = redis_client()
+def committed_at_the_second_of_five() -> tuple[Plan, list[str]]:
+    """A plan of one partition holding five events, its database cursor at the second;
+    the plan and the events' offsets.
+    """
     plan = make_plan(1)
     offsets = publish(plan, 0, 5)
     part = plan.partitions[0]
-    plan = dataclasses.replace(plan, offsets={part.position: offsets[1]})
+    return dataclasses.replace(plan, offsets={part.position: offsets[1]}), offsets
+
+
+def test_a_lost_group_is_rebuilt_from_the_committed_cursor_never_from_the_end():
+    client = redis_client()
+    plan, offsets = committed_at_the_second_of_five()
+    part = plan.partitions[0]
 
     result = recovery.reclaim(client, plan)
     again = recovery.reclaim(client, plan)
@@ -87,10 +96,8 @@ def test_a_lost_group_is_rebuilt_from_the_committed_cursor_never_from_the_end():
 
 def test_a_rebuilt_group_prefers_the_newer_offset_redis_kept():
     client = redis_client()
-    plan = make_plan(1)
-    offsets = publish(plan, 0, 5)
+    plan, offsets = committed_at_the_second_of_five()
     part = plan.partitions[0]
-    plan = dataclasses.replace(plan, offsets={part.position: offsets[1]})
     # The database lags Redis by the cursor writer's moment: Redis's own offset wins.
     client.set(committed_key(part.stream, 0, plan.subscription), offsets[3])
     recovery.reclaim(client, plan)

@@ -12,12 +12,11 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from events import dead_letters, jobs
 from events.models import DeadLetter
 from events.processes import wait_until
-from tests.conftest import ROOT, database_url, start_live_server
+from tests.conftest import ROOT
 from tests.helpers import business_event, subscribe_over_api
 from tests.streams import Stream
 from tests.test_rebalancing import numbers, open_stream, publish
@@ -76,16 +75,6 @@ def jobs_period() -> float:
     from django.conf import settings
 
     return float(settings.JOB_PERIOD_SECONDS)
-
-
-@pytest.fixture
-def doomed_server(transactional_db, redis_url):
-    """A server process of this test's own, to be killed."""
-    server = start_live_server(database_url(), redis_url)
-    yield server
-    if server.process.poll() is None:
-        server.process.kill()
-        server.process.wait(10)
 
 
 def test_a_server_killed_mid_batch_hands_its_partitions_over_within_lease_and_job_period(

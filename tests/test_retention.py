@@ -9,9 +9,8 @@ import pytest
 
 from events import jobs, retention, streams
 from events.connections import redis_client
-from events.models import EventType
 from tests.conftest import bearer
-from tests.helpers import business_event
+from tests.helpers import business_event, event_type_row
 
 pytestmark = pytest.mark.django_db
 
@@ -108,11 +107,10 @@ def test_it_does_not_create_streams_for_partitions_never_written(order_type):
 
 
 def test_it_trims_every_partition_of_every_event_type(order_type):
-    other = EventType.objects.create(
-        name="invoice.sent",
+    other = event_type_row(
+        "invoice.sent",
         owning_application="billing",
         category="undefined",
-        schema='{"type": "object"}',
         retention_time_ms=60_000,
         partition_count=3,
     )

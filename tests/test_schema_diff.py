@@ -32,8 +32,9 @@ def changed(**edits):
     return schema
 
 
-def outcome(new, mode="forward", new_mode=None):
-    result = evolve(
+def judged(new, mode="forward", new_mode=None):
+    """BASE at 1.0.0 in `mode`, evolved to `new` (and to `new_mode`, when given)."""
+    return evolve(
         BASE,
         new,
         old_text=orjson.dumps(BASE).decode(),
@@ -42,6 +43,10 @@ def outcome(new, mode="forward", new_mode=None):
         new_mode=new_mode or mode,
         version="1.0.0",
     )
+
+
+def outcome(new, mode="forward", new_mode=None):
+    result = judged(new, mode, new_mode)
     return "refused" if result.refused else result.version
 
 
@@ -87,16 +92,7 @@ def test_a_textual_change_alone_is_a_patch():
 
 
 def test_a_refusal_names_the_path_of_each_breaking_change():
-    new = changed(properties__kind=None, properties__id__maxLength=5)
-    result = evolve(
-        BASE,
-        new,
-        old_text="a",
-        new_text="b",
-        old_mode="forward",
-        new_mode="forward",
-        version="1.0.0",
-    )
+    result = judged(changed(properties__kind=None, properties__id__maxLength=5))
     assert sorted(c.path for c in result.refused) == [
         "#/properties/id/maxLength",
         "#/properties/kind",
@@ -137,15 +133,7 @@ def test_forward_to_compatible_allows_only_the_migration_changes(new, version):
 
 def test_a_refused_migration_names_every_change_outside_the_allowed_kinds():
     new = changed(properties__kind=None, properties__note={"type": "string"}, description="orders")
-    result = evolve(
-        BASE,
-        new,
-        old_text="a",
-        new_text="b",
-        old_mode="forward",
-        new_mode="compatible",
-        version="1.0.0",
-    )
+    result = judged(new, "forward", "compatible")
     assert [(c.kind, c.path) for c in result.refused] == [("PROPERTY_REMOVED", "#/properties/kind")]
 
 

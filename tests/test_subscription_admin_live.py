@@ -8,23 +8,19 @@ import re
 
 import pytest
 
-from events import streams, subscriptions
+from events import streams
 from events.connections import redis_client
 from events.delivery import committed_key
 from events.leases import lease_key
 from events.models import Subscription
 from events.processes import free_port
 from events.sessions import sessions_key
+from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
 
 FAR_FUTURE_MS = 10**14  # a session expiry that never passes during a test
 TAG = re.compile(r"<[^>]+>")
-
-
-def subscribe(*names: str, read_from: str = "begin") -> Subscription:
-    body = {"owning_application": "billing", "event_types": list(names), "read_from": read_from}
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
 
 
 def change_page(admin_client, subscription: Subscription) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from events import streams, subscriptions
+from events import streams
 from events.connections import redis_client
 from events.cursors import BEGIN
 from events.delivery import resetting_key
@@ -15,21 +15,12 @@ from events.leases import lease_key
 from events.models import Cursor, EventType, Subscription
 from events.processes import free_port
 from events.sessions import sessions_key
+from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/admin/events/subscription/"
 FAR_FUTURE_MS = 10**14
-
-
-def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> Subscription:
-    body = {
-        "owning_application": "billing",
-        "event_types": list(names),
-        "read_from": read_from,
-        "consumer_group": group,
-    }
-    return subscriptions.create_or_get(subscriptions.parse(body))[0]
 
 
 def append(event_type: EventType, partition: int, count: int) -> list[str]:
