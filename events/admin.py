@@ -11,15 +11,12 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import redis
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
@@ -31,6 +28,7 @@ from events import (
     event_types,
     streams,
 )
+from events.admin_views import REDIS_ERRORS, permitted_object
 from events.forms import CreateTokenForm, EventTypeForm, format_duration, pretty_schema
 from events.models import ApiToken, Client, EventType, EventTypeSchema, Grant, token_digest
 
@@ -207,7 +205,7 @@ class EventTypeAdmin(admin.ModelAdmin):
         """Each partition's offsets and length, read from Redis now; the error if it fails."""
         try:
             infos = streams.partition_info(obj.stream_id, range(obj.partition_count))
-        except (redis.RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             logger.warning("Redis unavailable for the partitions of %s: %s", obj.name, error)
             return format_html(
                 '<p class="errornote" id="partitions-error">Redis is unavailable: {}</p>', error
@@ -233,7 +231,7 @@ def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, str, int]]) 
     for name, stream_id, partition_count in doomed:
         try:
             streams.delete_partitions(stream_id, partition_count)
-        except (redis.RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             messages.warning(
                 request,
                 f"The streams of {name} could not be deleted from Redis "
@@ -317,11 +315,7 @@ class ClientAdmin(admin.ModelAdmin):
 
     def create_token_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: ask for a label; POST: create the token and show it, this once."""
-        client = self.get_object(request, unquote(object_id))
-        if client is None:
-            raise Http404(f"There is no client with id {object_id!r}.")
-        if not self.has_change_permission(request, client):
-            raise PermissionDenied
+        client = permitted_object(self, request, object_id, self.has_change_permission)
         form = CreateTokenForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             return self._issue_tokens(request, [client], label=form.cleaned_data["label"])

@@ -12,23 +12,19 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-import redis
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from events import dead_letters
+from events.admin_views import REDIS_ERRORS, permitted_object
 from events.models import DeadLetter
 
 logger = logging.getLogger(__name__)
-
-REDIS_ERRORS = (redis.RedisError, OSError)
 
 
 def pretty_body(body: str) -> str:
@@ -155,11 +151,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The change page's "Replay" button (POST only), back to that page."""
-        dead_letter = self.get_object(request, unquote(object_id))
-        if dead_letter is None:
-            raise Http404(f"There is no dead letter with id {object_id!r}.")
-        if not self.has_replay_permission(request, dead_letter):
-            raise PermissionDenied
+        dead_letter = permitted_object(self, request, object_id, self.has_replay_permission)
         self._replay(request, [dead_letter])
         return HttpResponseRedirect(
             reverse("admin:events_deadletter_change", args=[dead_letter.pk])

@@ -14,21 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import redis
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import InlineModelAdmin
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 
 from events import committed, cursor_api, delivery, lag, plans, stats, streams
+from events.admin_views import REDIS_ERRORS, permitted_object
 from events.connections import redis_client
 from events.cursors import Cursor
 from events.forms import Position, ResetCursorsForm, SubscriptionForm
@@ -42,8 +40,6 @@ if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
 
 logger = logging.getLogger(__name__)
-
-REDIS_ERRORS = (redis.RedisError, OSError)
 
 # The identity and starting point are fixed once created, as in Nakadi.
 IDENTITY_FIELDS = (
@@ -244,11 +240,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def reset_cursors_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The same as the action, for one subscription, from its change page."""
-        subscription = self.get_object(request, unquote(object_id))
-        if subscription is None:
-            raise Http404(f"There is no subscription with id {object_id!r}.")
-        if not self.has_change_permission(request, subscription):
-            raise PermissionDenied
+        subscription = permitted_object(self, request, object_id, self.has_change_permission)
         response = self._reset(request, [subscription], hidden=[])
         if response is not None:
             return response

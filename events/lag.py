@@ -50,7 +50,7 @@ def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
     last one; returns how many partitions were measured. A subscription that Redis fails to
     answer for is logged and left out of this snapshot; the others are kept.
     """
-    at = now_ms(client)
+    at = stats.now_ms(client)
     measured: dict[str, bytes] = {}
     count = 0
     for subscription in subscriptions:
@@ -91,12 +91,6 @@ def of_subscription(client: redis.Redis, subscription_id: str) -> SubscriptionLa
         return None
     found: SubscriptionLag = orjson.loads(raw)
     return found
-
-
-def now_ms(client: redis.Redis) -> int:
-    """The Redis server's clock, in ms: every server and worker agrees on it."""
-    seconds, micros = client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def _lag(measured: stats.PartitionStats) -> PartitionLag:

@@ -20,7 +20,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from events import exposition, lag
+from events import exposition, lag, stats
 from events.connections import redis_client
 from events.exposition import Family
 from events.models import DeadLetter, EventType, Subscription
@@ -148,7 +148,7 @@ def collect(client: redis.Redis) -> list[Family]:
     out = families()
     subscriptions = list(Subscription.objects.order_by("pk").values_list("pk", flat=True))
     known = {str(pk) for pk in subscriptions}
-    now = lag.now_ms(client)
+    now = stats.now_ms(client)
 
     partitions = [
         (name, stream, p)

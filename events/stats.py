@@ -48,9 +48,8 @@ class PartitionStats:
 def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[PartitionStats]:
     """Stats of every partition of the subscription, in a few pipelined round trips."""
     client = client or redis_client()
-    now_s, now_us = client.time()  # Redis's clock, as for session expiry
-    now_ms = now_s * 1000 + now_us // 1000
-    members: Any = client.zrangebyscore(sessions_key(plan.subscription), f"({now_ms}", "+inf")
+    now = now_ms(client)  # as for session expiry
+    members: Any = client.zrangebyscore(sessions_key(plan.subscription), f"({now}", "+inf")
     live = {s.decode() for s in members}
     claims: Any = client.hgetall(direct_key(plan.subscription))
     direct = {
@@ -83,7 +82,7 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
         plan.partitions, rows, committed, oldest_unconsumed, strict=True
     ):
         holder, _, groups, pending, length, newest = row
-        lag = max(0, (now_ms - parse_offset(oldest[0][0].decode())[0]) // 1000) if oldest else 0
+        lag = max(0, (now - parse_offset(oldest[0][0].decode())[0]) // 1000) if oldest else 0
         owner = holder.decode() if isinstance(holder, bytes) else None
         if owner is None:
             state = "unassigned"
@@ -99,6 +98,12 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
             )
         )
     return out
+
+
+def now_ms(client: redis.Redis) -> int:
+    """The Redis server's clock, in ms: every server and worker agrees on it."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def _unconsumed(
