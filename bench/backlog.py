@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import copy
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import httpx
 import redis
 
 from bench.common import BenchError, World
-from bench.workload import EVENT_TYPE, EventSource, event_type_body
+from bench.workload import EVENT_TYPE, EventSource, create_event_type, event_type_body
 from events.streams import log_key
 
 
@@ -37,20 +36,7 @@ def setup(world: World, partitions: int) -> tuple[dict[str, str], str]:
     schema = json.loads(body["schema"]["schema"])
     schema["properties"]["sent_ns"] = {"type": "integer", "minimum": 0}
     body["schema"]["schema"] = json.dumps(schema)
-    response = httpx.post(
-        f"{world.server_url}/api/event-types",
-        json=body,
-        headers={"Authorization": f"Bearer {tokens['admin']}"},
-        timeout=30,
-    )
-    if response.status_code != 201:
-        raise BenchError(f"creating the event type: HTTP {response.status_code}: {response.text}")
-    stream_id: str = world.django(
-        "import json\n"
-        "from events.models import EventType\n"
-        f"print(json.dumps(EventType.objects.get(name={EVENT_TYPE!r}).stream_id))\n"
-    )
-    return tokens, stream_id
+    return tokens, create_event_type(world, tokens["admin"], body, partitions)
 
 
 def whole_batches(args: argparse.Namespace) -> int:
@@ -111,36 +97,5 @@ def stored(redis_url: str, stream: str, partitions: int) -> tuple[int, dict[int,
             total += info["length"]
             newest[p] = info["last-generated-id"].decode()
         return total, newest
-    finally:
-        client.close()
-
-
-def compact_aof(redis_url: str) -> None:
-    """Rewrite Redis's append-only file now and wait for it, so that no rewrite (which
-    Redis starts on its own once the file has doubled) runs during a measurement.
-    """
-    client = redis.Redis.from_url(redis_url)
-
-    def rewriting() -> bool:
-        info = client.info("persistence")
-        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
-
-    def wait() -> None:
-        deadline = time.monotonic() + 120
-        while rewriting():
-            if time.monotonic() > deadline:
-                raise BenchError("an AOF rewrite did not finish within 120 s")
-            time.sleep(0.05)
-
-    try:
-        if not client.info("persistence").get("aof_enabled"):
-            return
-        wait()
-        try:
-            client.bgrewriteaof()
-        except redis.ResponseError as error:  # Redis began one of its own: it will do
-            if "already in progress" not in str(error):
-                raise
-        wait()
     finally:
         client.close()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import redis
@@ -32,7 +32,6 @@ from events.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-T = TypeVar("T")
 
 
 class BenchError(Exception):
@@ -118,6 +117,42 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def percentile_ms(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile of `values` (seconds) in milliseconds to the µs; None for none."""
+    value = percentile(values, q)
+    return None if math.isnan(value) else round(1000 * value, 3)
+
+
+def compact_aof(client: redis.Redis) -> None:
+    """Rewrite Redis's append-only file now, if it has one, and wait for it, so that no
+    rewrite (which Redis starts on its own once the file has doubled) runs during a
+    measurement.
+    """
+    if not client.info("persistence").get("aof_enabled"):
+        return
+    wait_for_aof_rewrite(client)
+    try:
+        client.bgrewriteaof()
+    except redis.ResponseError as error:  # Redis began one of its own: it will do
+        if "already in progress" not in str(error):
+            raise
+    wait_for_aof_rewrite(client)
+
+
+def wait_for_aof_rewrite(client: redis.Redis, timeout: float = 120) -> None:
+    """Return once Redis runs no append-only-file rewrite and has none scheduled."""
+
+    def rewriting() -> bool:
+        info = client.info("persistence")
+        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
+
+    deadline = time.monotonic() + timeout
+    while rewriting():
+        if time.monotonic() > deadline:
+            raise BenchError(f"an AOF rewrite did not finish within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def _first_line_with(path: str, prefix: str) -> str | None:

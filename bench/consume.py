@@ -15,24 +15,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 import redis
 from rich.console import Console
 
-from bench.backlog import compact_aof, prepublish, setup, stored, whole_batches
-from bench.common import RESULTS_DIR, BenchError, World, exit_on_sigterm, machine_info, start_world
+from bench.backlog import prepublish, setup, stored, whole_batches
+from bench.cli import (
+    add_run_arguments,
+    choices,
+    option,
+    positive,
+    run_in_world,
+    warn_if_busy,
+    write_results,
+)
+from bench.common import RESULTS_DIR, BenchError, World, compact_aof, exit_on_sigterm
 from bench.consume_report import render_latency, render_throughput, report
 from bench.consumers import Consumed, SubscriptionReader, consumer_http, drain_direct, subscribe
 from bench.cpu import CpuMeter
 from bench.latency import Latency, measure_latency
-from bench.publish import _positive
 from events.processes import default_server_count
 
 HELP = "events/s one subscription session receives and commits; publish-to-delivery latency"
@@ -115,7 +120,8 @@ async def measure(
         stored_events, newest = stored(world.redis_url, stream, args.partitions)
         if stored_events != total:
             raise BenchError(f"{total} events published, {stored_events} stored")
-        compact_aof(world.redis_url)
+        with redis.Redis.from_url(world.redis_url) as client:
+            compact_aof(client)
         console.print("[dim]direct: XREADGROUP + XACK[/]")
         phases.append(measure_direct(world, stream, args, total, pids))
         console.print("[dim]api: one subscription session, committing asynchronously[/]")
@@ -138,14 +144,14 @@ async def measure(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    def option(name: str, kind: Any, default: Any, text: str) -> None:
-        parser.add_argument(name, type=kind, default=default, help=f"{text} (default: %(default)s)")
+    def add(name: str, kind: Any, default: Any, text: str) -> None:
+        option(parser, name, kind, default, text)
 
-    option("--events", _positive(int), 200_000, "events stored, then consumed by each path")
-    option("--partitions", _positive(int), 4, "of the event type")
-    option("--event-bytes", _positive(int), 1024, "size of each event's JSON as published")
-    option("--batch-limit", _positive(int), 1000, "events per batch (api) / COUNT (direct)")
-    option("--max-uncommitted", _positive(int), 20_000, "the stream's max_uncommitted_events")
+    add("--events", positive(int), 200_000, "events stored, then consumed by each path")
+    add("--partitions", positive(int), 4, "of the event type")
+    add("--event-bytes", positive(int), 1024, "size of each event's JSON as published")
+    add("--batch-limit", positive(int), 1000, "events per batch (api) / COUNT (direct)")
+    add("--max-uncommitted", positive(int), 20_000, "the stream's max_uncommitted_events")
     parser.add_argument(
         "--commit-interval",
         type=float,
@@ -153,43 +159,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ms from one commit's start to the next's, at least; 0: commit as soon as the "
         "previous commit is answered (default: %(default)s)",
     )
-    option("--rate", _positive(int), 1000, "events/s the latency producer publishes")
-    option("--publish-batch", _positive(int), 10, "events per request of the latency producer")
-    option("--latency-batch-limit", _positive(int), 1, "batch_limit of the latency stream")
-    option("--latency-seconds", _positive(float), 10.0, "measured time of the latency phase")
-    option("--latency-warmup", _positive(float), 2.0, "unmeasured time before it")
-    option("--servers", _positive(int), default_server_count(), "server processes")
-    parser.add_argument(
+    add("--rate", positive(int), 1000, "events/s the latency producer publishes")
+    add("--publish-batch", positive(int), 10, "events per request of the latency producer")
+    add("--latency-batch-limit", positive(int), 1, "batch_limit of the latency stream")
+    add("--latency-seconds", positive(float), 10.0, "measured time of the latency phase")
+    add("--latency-warmup", positive(float), 2.0, "unmeasured time before it")
+    add("--servers", positive(int), default_server_count(), "server processes")
+    add(
         "--phases",
-        type=_phase_list,
-        default=",".join(PHASES),
-        help="comma-separated, of throughput, latency (default: %(default)s)",
+        choices(PHASES, "phases"),
+        ",".join(PHASES),
+        "comma-separated, of throughput, latency",
     )
-    parser.add_argument(
-        "--no-aof",
-        dest="aof",
-        action="store_false",
-        help="run redis-server without its append-only file (unlike production)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run: 20,000 events, 2 s of latency after 0.5 s; "
-        "writes results only when --output is given",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="the results file (default: bench/results/consume.json; none for --quick)",
-    )
-
-
-def _phase_list(text: str) -> list[str]:
-    values = [part.strip() for part in text.split(",") if part.strip()]
-    if not values or set(values) - set(PHASES):
-        raise argparse.ArgumentTypeError(f"phases are {', '.join(PHASES)}; got {text!r}")
-    return [p for p in PHASES if p in values]
+    add_run_arguments(parser, "consume", quick="20,000 events, 2 s of latency after 0.5 s")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -203,24 +185,15 @@ def main(args: argparse.Namespace) -> int:
         "[bold]Streamsite consume benchmark[/] — the benchmark client, daphne and "
         "redis-server share this machine's CPUs"
     )
-    try:
-        with contextlib.ExitStack() as stack:
-            world = start_world(
-                stack,
-                persistent=args.aof,
-                servers=args.servers,
-                log=lambda line: console.print(f"[dim]{line}[/]"),
-            )
-            tokens, stream = setup(world, args.partitions)
-            machine = machine_info(world.redis_url)
-            phases, latency = asyncio.run(measure(world, tokens, stream, args))
-            server_problems = world.log_problems()
-    except (BenchError, OSError, redis.RedisError, httpx.HTTPError) as error:
-        console.print(f"[red bold]error:[/] {error}")
-        return 1
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/]")
-        return 130
+
+    def run(world: World) -> tuple[list[Consumed], Latency | None]:
+        tokens, stream = setup(world, args.partitions)
+        return asyncio.run(measure(world, tokens, stream, args))
+
+    ran = run_in_world(args, console, run)
+    if isinstance(ran, int):
+        return ran
+    (phases, latency), machine, server_problems = ran
     results = report(phases, latency, machine, args, started_at, server_problems)
     if phases:
         console.print(render_throughput(phases, args))
@@ -239,11 +212,7 @@ def main(args: argparse.Namespace) -> int:
     )
     shares = [p.cpu_percent("other") for p in phases]
     shares += [latency.cpu_percent("other")] if latency is not None else []
-    if max(shares, default=0.0) > 25:
-        console.print(
-            f"[yellow]warning: other processes took up to {max(shares):.0f}% of a core "
-            "during a measurement: the figures understate this machine.[/]"
-        )
+    warn_if_busy(console, shares)
     for target in results["targets"]:
         verdict = "[green bold]PASS[/]" if target["pass"] else "[red bold]FAIL[/]"
         measured = "n/a" if target["measured"] is None else f"{target['measured']:.2f}"
@@ -252,16 +221,7 @@ def main(args: argparse.Namespace) -> int:
     errors += latency.errors if latency is not None else []
     for problem in errors:
         console.print(f"[red]error: {problem}[/]")
-    if errors:
-        console.print(
-            f"[red bold]{len(errors)} error(s)[/]: the run is not valid; no results written"
-        )
-        return 1
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-        console.print(f"[dim]results written to {output}[/]")
-    return 0
+    return write_results(console, results, errors, output)
 
 
 if __name__ == "__main__":  # python -m bench.consume

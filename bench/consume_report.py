@@ -10,10 +10,9 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.common import source_state
 from bench.consumers import Consumed
 from bench.latency import Latency
-from bench.report import _fmt, _round
+from bench.results import fmt, redis_setup, rounded, run_facts, shared_cpus_note
 
 TARGET_RATIO = 0.5  # the API's committed events/s over the direct limit's
 TARGET_P99_MS = 20.0  # publish-to-delivery p99 …
@@ -39,7 +38,7 @@ def verdicts(phases: Sequence[Consumed], latency: Latency | None) -> list[dict[s
         {
             "description": f"one session receives and commits at least {TARGET_RATIO:.0%} "
             "of the direct-Redis rate",
-            "measured": _round(measured),
+            "measured": rounded(measured),
             "pass": measured is not None and measured >= TARGET_RATIO,
         },
         {
@@ -69,12 +68,12 @@ def render_throughput(phases: Sequence[Consumed], args: argparse.Namespace) -> T
             f"{phase.events_per_second:,.0f}",
             f"{phase.bytes / phase.seconds / MB:,.1f}",
             f"{phase.commits:,}" if phase.path == "api" else "-",
-            _fmt(commit["p50"]),
-            _fmt(commit["p99"]),
-            _fmt(phase.cpu_per_event("daphne") if phase.path == "api" else math.nan, 1),
-            _fmt(phase.cpu_per_event("redis"), 1),
-            _fmt(phase.cpu_per_event("bench"), 1),
-            *(_fmt(phase.cpu_percent(name), 0) for name in CPU_COLUMNS),
+            fmt(commit["p50"]),
+            fmt(commit["p99"]),
+            fmt(phase.cpu_per_event("daphne") if phase.path == "api" else math.nan, 1),
+            fmt(phase.cpu_per_event("redis"), 1),
+            fmt(phase.cpu_per_event("bench"), 1),
+            *(fmt(phase.cpu_percent(name), 0) for name in CPU_COLUMNS),
             f"{r:.2f}" if r is not None and phase.path == "api" else "",
         )
     return table
@@ -98,7 +97,7 @@ def render_latency(latency: Latency) -> Table:
         table.add_row(
             name,
             f"{len(values):,}",
-            *(_fmt(latency.ms(q, values)) for q in (50, 90, 99, 99.9, 100)),
+            *(fmt(latency.ms(q, values)) for q in (50, 90, 99, 99.9, 100)),
         )
     return table
 
@@ -117,9 +116,9 @@ def throughput_json(phase: Consumed) -> dict[str, Any]:
         "commits": phase.commits,
         "commit_ms": phase.commit_ms(),
         "close_info": phase.close_info,
-        "cpu_percent": {k: _round(phase.cpu_percent(k), 1) for k in phase.cpu},
+        "cpu_percent": {k: rounded(phase.cpu_percent(k), 1) for k in phase.cpu},
         "cpu_us_per_event": {
-            k: _round(phase.cpu_per_event(k), 2) for k in ("daphne", "redis", "bench")
+            k: rounded(phase.cpu_per_event(k), 2) for k in ("daphne", "redis", "bench")
         },
         "errors": phase.errors,
     }
@@ -134,10 +133,7 @@ def report(
     server_problems: list[str],
 ) -> dict[str, Any]:
     return {
-        "benchmark": "consume",
-        "date": started_at.isoformat(timespec="seconds"),
-        "machine": machine,
-        "source": source_state(),
+        **run_facts("consume", started_at, machine),
         "parameters": {
             "events": args.events,
             "event_bytes": args.event_bytes,
@@ -150,8 +146,7 @@ def report(
             "latency_batch_limit": args.latency_batch_limit,
             "latency_seconds": args.latency_seconds,
             "latency_warmup_seconds": args.latency_warmup,
-            "redis": "own redis-server on 127.0.0.1, "
-            + ("appendonly yes, appendfsync everysec" if args.aof else "appendonly no"),
+            "redis": redis_setup(args.aof),
             "server": f"{args.servers} daphne process(es) on 127.0.0.1, as manage.py up runs "
             "them; SQLite database, DEBUG off",
             "client": "api: httpx.AsyncClient, one connection streaming NDJSON, another "
@@ -161,10 +156,9 @@ def report(
             "quick": args.quick,
         },
         "throughput": [throughput_json(phase) for phase in phases],
-        "api_to_direct": _round(ratio(phases)),
+        "api_to_direct": rounded(ratio(phases)),
         "latency": latency.as_json() if latency is not None else None,
         "targets": verdicts(phases, latency),
         "server_log_problems": server_problems,
-        "notes": f"The benchmark client, daphne and redis-server share this machine's "
-        f"{machine['cpu_count']} CPUs.",
+        "notes": shared_cpus_note(machine),
     }

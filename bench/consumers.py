@@ -22,7 +22,8 @@ import httpx
 import orjson
 import redis
 
-from bench.common import BenchError, percentile
+from bench.common import BenchError, percentile_ms
+from bench.cpu import CpuUse
 from bench.workload import EVENT_TYPE
 from events.cursors import parse_offset
 from events.streams import EVENT_FIELD, log_key
@@ -32,7 +33,7 @@ OnEvents = Callable[[list[dict[str, Any]], int], None]
 
 
 @dataclass
-class Consumed:
+class Consumed(CpuUse):
     """What one consumer received and committed (or acked)."""
 
     path: str
@@ -63,20 +64,17 @@ class Consumed:
         """Events committed per second, from the first request to the last commit's answer."""
         return self.committed / self.seconds
 
-    def cpu_percent(self, process: str) -> float:
-        return 100 * self.cpu.get(process, math.nan) / self.cpu_wall if self.cpu_wall else math.nan
-
     def cpu_per_event(self, process: str) -> float:
         """CPU microseconds `process` spent per event committed."""
         used = self.cpu.get(process, math.nan)
         return 1e6 * used / self.committed if self.committed else math.nan
 
     def commit_ms(self) -> dict[str, float | None]:
-        def ms(q: float) -> float | None:
-            value = percentile(self.commit_seconds, q)
-            return None if math.isnan(value) else round(1000 * value, 3)
-
-        return {"p50": ms(50), "p99": ms(99), "max": ms(100)}
+        return {
+            "p50": percentile_ms(self.commit_seconds, 50),
+            "p99": percentile_ms(self.commit_seconds, 99),
+            "max": percentile_ms(self.commit_seconds, 100),
+        }
 
 
 def consumer_http(server_url: str, token: str) -> httpx.AsyncClient:

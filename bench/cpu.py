@@ -4,9 +4,23 @@ kernel's threads and the rest of the machine used while it ran.
 
 from __future__ import annotations
 
+import math
 import time
 
 from bench.common import cpu_seconds, kernel_threads_cpu_seconds, machine_busy_seconds
+
+
+class CpuUse:
+    """A measurement's CPU seconds by process (`cpu`, from a `CpuMeter`) over `cpu_wall`
+    seconds of wall time.
+    """
+
+    cpu: dict[str, float]
+    cpu_wall: float
+
+    def cpu_percent(self, process: str) -> float:
+        """CPU `process` used during the measurement, in % of one core; NaN if unknown."""
+        return 100 * self.cpu.get(process, math.nan) / self.cpu_wall if self.cpu_wall else math.nan
 
 
 class CpuMeter:
@@ -19,9 +33,11 @@ class CpuMeter:
         self._started = time.perf_counter()
 
     def _sample(self) -> dict[str, float]:
-        sample = {name: sum(map(cpu_seconds, group)) for name, group in self._pids.items()}
+        sample = {}
         for name, group in self._pids.items():  # each process too ("/" in the name)
-            sample.update({f"{name}/{pid}": cpu_seconds(pid) for pid in group})
+            each = {f"{name}/{pid}": cpu_seconds(pid) for pid in group}
+            sample[name] = sum(each.values())
+            sample.update(each)
         sample["bench"] = cpu_seconds()
         sample["kernel"] = kernel_threads_cpu_seconds()
         sample["machine"] = machine_busy_seconds()

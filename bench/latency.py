@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import queue
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bench.common import BenchError, World, percentile
+from bench.common import BenchError, World, percentile_ms
 from bench.consumers import Consumed, SubscriptionReader, consumer_http, subscribe
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, CpuUse
 from bench.pacer import Paced, Pacer, Pacing
 
 STRAGGLER_SECONDS = 5.0  # an acknowledged event not delivered by then counts as missing
 
 
 @dataclass
-class Latency:
+class Latency(CpuUse):
     """What the latency phase measured; latencies of events sent in the producer's window."""
 
     rate: int
@@ -44,11 +43,7 @@ class Latency:
     cpu_wall: float = 0.0
 
     def ms(self, q: float, values: list[float] | None = None) -> float | None:
-        value = percentile(self.latencies if values is None else values, q)
-        return None if math.isnan(value) else round(1000 * value, 3)
-
-    def cpu_percent(self, process: str) -> float:
-        return 100 * self.cpu.get(process, math.nan) / self.cpu_wall if self.cpu_wall else math.nan
+        return percentile_ms(self.latencies if values is None else values, q)
 
     def as_json(self) -> dict[str, Any]:
         def summary(values: list[float]) -> dict[str, float | None]:

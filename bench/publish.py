@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import os
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,22 +27,30 @@ import redis
 import redis.asyncio as aioredis
 from rich.console import Console
 
+from bench.cli import (
+    add_run_arguments,
+    choices,
+    option,
+    positive,
+    run_in_world,
+    warn_if_busy,
+    write_results,
+)
 from bench.common import (
     RESULTS_DIR,
-    BenchError,
     World,
-    cpu_seconds,
+    compact_aof,
     exit_on_sigterm,
-    kernel_threads_cpu_seconds,
-    machine_busy_seconds,
-    machine_info,
-    percentile,
-    start_world,
+    percentile_ms,
+    wait_for_aof_rewrite,
 )
-from bench.report import _round, render, report
-from bench.workload import EVENT_TYPE, RETENTION_MS, EventSource, event_type_body
+from bench.cpu import CpuMeter, CpuUse
+from bench.report import render, report
+from bench.results import rounded
+from bench.senders import Send, api_sender, direct_sender, lua_sender
+from bench.workload import EVENT_TYPE, EventSource, create_event_type, event_type_body
 from events.processes import default_server_count
-from events.streams import EVENT_FIELD, PUBLISH_LUA, eid_key, log_key
+from events.streams import EVENT_FIELD, log_key
 
 HELP = "events/s through the REST API against pipelined XADD straight to Redis"
 PATHS = ("api", "lua", "direct")
@@ -60,7 +65,7 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 164)
 
 
 @dataclass
-class Phase:
+class Phase(CpuUse):
     """What one (path, batch size) run measured."""
 
     path: str
@@ -87,19 +92,11 @@ class Phase:
     def mb_per_second(self) -> float:
         return self.bytes / self.seconds / MB
 
-    def cpu_percent(self, process: str) -> float:
-        """CPU `process` used during the measurement, in % of one core."""
-        return 100 * self.cpu.get(process, math.nan) / self.cpu_wall if self.cpu_wall else math.nan
-
     def cpu_per_event(self, process: str) -> float:
         """CPU microseconds `process` spent per event: independent of other load."""
         return 1e6 * self.cpu.get(process, math.nan) / self.events if self.events else math.nan
 
     def as_json(self) -> dict[str, Any]:
-        def ms(q: float) -> float | None:
-            value = percentile(self.latencies, q) * 1000
-            return None if math.isnan(value) else round(value, 3)
-
         return {
             "path": self.path,
             "batch_size": self.batch_size,
@@ -109,16 +106,17 @@ class Phase:
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events_per_second, 1),
             "mb_per_second": round(self.mb_per_second, 2),
-            "latency_ms": {"p50": ms(50), "p99": ms(99), "max": ms(100)},
-            "cpu_percent": {k: _round(self.cpu_percent(k), 1) for k in self.cpu},
+            "latency_ms": {
+                "p50": percentile_ms(self.latencies, 50),
+                "p99": percentile_ms(self.latencies, 99),
+                "max": percentile_ms(self.latencies, 100),
+            },
+            "cpu_percent": {k: rounded(self.cpu_percent(k), 1) for k in self.cpu},
             "cpu_us_per_event": {
-                k: _round(self.cpu_per_event(k), 2) for k in CPU_PER_EVENT if k in self.cpu
+                k: rounded(self.cpu_per_event(k), 2) for k in CPU_PER_EVENT if k in self.cpu
             },
             "errors": self.errors,
         }
-
-
-Send = Callable[[int], Awaitable[tuple[int, int]]]  # batch size → (events, bytes) stored
 
 
 async def _produce(send: Send, phase: Phase, batch_size: int, until: float, record: bool) -> None:
@@ -157,10 +155,7 @@ async def run_phase(
     )
     if phase.errors:
         return phase
-    before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
-    before["bench"] = cpu_seconds()
-    before["machine"] = machine_busy_seconds()
-    before["kernel"] = kernel_threads_cpu_seconds()
+    meter = CpuMeter(pids)
     phase.started = time.perf_counter()
     until = phase.started + seconds
     # The deadline bounds the run even if a request hangs: it is cancelled and counted.
@@ -174,73 +169,10 @@ async def run_phase(
     except TimeoutError:
         phase.errors.append("a batch took more than 120 s")
     phase.finished = max(phase.finished, phase.started)
-    after = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
-    after["bench"] = cpu_seconds()
-    after["machine"] = machine_busy_seconds()
-    after["kernel"] = kernel_threads_cpu_seconds()
-    phase.cpu_wall = time.perf_counter() - phase.started
-    used = {name: after[name] - before[name] for name in after}
-    # What the rest of the machine took meanwhile: other work skews the figures.
-    # (clock-tick rounding can make the difference slightly negative: that is none)
-    used["other"] = max(0.0, used.pop("machine") - sum(used.values()))
-    phase.cpu = used
+    used, phase.cpu_wall = meter.stop()
+    # The results file reports process groups, not the busiest process of each.
+    phase.cpu = {name: seconds for name, seconds in used.items() if " busiest" not in name}
     return phase
-
-
-# -- The three paths ----------------------------------------------------------------------
-
-
-def api_sender(client: httpx.AsyncClient, source: EventSource) -> Send:
-    url = f"/api/event-types/{EVENT_TYPE}/events"
-
-    async def send(batch_size: int) -> tuple[int, int]:
-        _, payloads = source.take(batch_size)
-        body = b"[" + b",".join(payloads) + b"]"
-        response = await client.post(url, content=body)
-        if response.status_code != 200:
-            raise BenchError(f"HTTP {response.status_code}: {response.text[:300]}")
-        return batch_size, sum(map(len, payloads))
-
-    return send
-
-
-def direct_sender(client: aioredis.Redis, source: EventSource, stream: str) -> Send:
-    async def send(batch_size: int) -> tuple[int, int]:
-        eids, payloads = source.take(batch_size)
-        keys = [log_key(stream, source.partition(eid)) for eid in eids]
-        async with client.pipeline(transaction=False) as pipe:
-            for key, payload in zip(keys, payloads, strict=True):
-                pipe.xadd(key, {EVENT_FIELD: payload})
-            await pipe.execute()
-        return batch_size, sum(map(len, payloads))
-
-    return send
-
-
-def lua_sender(client: aioredis.Redis, source: EventSource, stream: str) -> Send:
-    """What `events.streams.append` sends, from here: one Lua call per partition."""
-    script = client.register_script(PUBLISH_LUA)
-    dedup_seconds = 24 * 3600
-
-    async def send(batch_size: int) -> tuple[int, int]:
-        eids, payloads = source.take(batch_size)
-        grouped: dict[int, tuple[list[str], list[bytes | int]]] = defaultdict(
-            lambda: ([], [dedup_seconds, 0, RETENTION_MS])
-        )
-        for eid, payload in zip(eids, payloads, strict=True):
-            partition = source.partition(eid)
-            keys, args = grouped[partition]
-            if not keys:
-                keys.append(log_key(stream, partition))
-            keys.append(eid_key(stream, partition, eid))
-            args.append(payload)
-        async with client.pipeline(transaction=False) as pipe:
-            for keys, args in grouped.values():
-                await script(keys=keys, args=args, client=pipe)
-            await pipe.execute()
-        return batch_size, sum(map(len, payloads))
-
-    return send
 
 
 # -- Between phases -----------------------------------------------------------------------
@@ -270,29 +202,9 @@ def check_stored(client: redis.Redis, phase: Phase, partitions: int, stream: str
 
 def reset_redis(client: redis.Redis) -> None:
     """An empty keyspace and a compact AOF, so one phase's data does not slow the next."""
-
-    def rewriting() -> bool:
-        info = client.info("persistence")
-        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
-
-    def wait_for_rewrite() -> None:
-        deadline = time.monotonic() + 120
-        while rewriting():
-            if time.monotonic() > deadline:
-                raise BenchError("an AOF rewrite did not finish within 120 s")
-            time.sleep(0.05)
-
-    wait_for_rewrite()  # Redis may have started one on its own (auto-aof-rewrite-percentage)
+    wait_for_aof_rewrite(client)  # Redis may have started one (auto-aof-rewrite-percentage)
     client.flushdb()
-    if not client.info("persistence").get("aof_enabled"):
-        return
-    try:
-        client.bgrewriteaof()
-    except redis.ResponseError as error:
-        # Redis began one of its own in the meantime: it will do as well.
-        if "already in progress" not in str(error):
-            raise
-    wait_for_rewrite()
+    compact_aof(client)
 
 
 # -- The run ------------------------------------------------------------------------------
@@ -311,22 +223,7 @@ def setup_event_type(world: World, partitions: int) -> tuple[str, str]:
         f"producer = create_client('bench-producer', publish=[{EVENT_TYPE!r}])[1]\n"
         "print(json.dumps({'admin': admin, 'producer': producer}))\n"
     )
-    response = httpx.post(
-        f"{world.server_url}/api/event-types",
-        json=event_type_body(partitions),
-        headers={"Authorization": f"Bearer {tokens['admin']}"},
-        timeout=30,
-    )
-    if response.status_code != 201:
-        raise BenchError(f"creating the event type: HTTP {response.status_code}: {response.text}")
-    count = response.json()["number_of_partitions"]
-    if count != partitions:
-        raise BenchError(f"asked for {partitions} partitions, the server made {count}")
-    stream_id: str = world.django(
-        "import json\n"
-        "from events.models import EventType\n"
-        f"print(json.dumps(EventType.objects.get(name={EVENT_TYPE!r}).stream_id))\n"
-    )
+    stream_id = create_event_type(world, tokens["admin"], event_type_body(partitions), partitions)
     token: str = tokens["producer"]
     return token, stream_id
 
@@ -382,87 +279,32 @@ async def measure(world: World, token: str, stream: str, args: argparse.Namespac
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--seconds",
-        type=_positive(float),
-        default=5.0,
-        help="measured duration of each (path, batch size) (default: %(default)s)",
+    option(
+        parser, "--seconds", positive(float), 5.0, "measured duration of each (path, batch size)"
     )
-    parser.add_argument(
-        "--warmup",
-        type=_positive(float),
-        default=1.0,
-        help="unmeasured run before each measurement (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--producers",
-        type=_positive(int),
-        # Each producer is one keep-alive connection, and the kernel hashes connections over
-        # the server processes' sockets: with 4, a 3:1 split is common and idles a core.
-        default=8,
-        help="concurrent producers, one connection each (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-sizes",
-        type=_int_list,
-        default="1,100,1000",
-        help="comma-separated events per request (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--partitions",
-        type=_positive(int),
-        default=4,
-        help="of the event type (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--event-bytes",
-        type=_positive(int),
-        default=1024,
-        help="size of each event's JSON (default: %(default)s)",
-    )
-    parser.add_argument(
+    option(parser, "--warmup", positive(float), 1.0, "unmeasured run before each measurement")
+    # Each producer is one keep-alive connection, and the kernel hashes connections over
+    # the server processes' sockets: with 4, a 3:1 split is common and idles a core.
+    option(parser, "--producers", positive(int), 8, "concurrent producers, one connection each")
+    option(parser, "--batch-sizes", _int_list, "1,100,1000", "comma-separated events per request")
+    option(parser, "--partitions", positive(int), 4, "of the event type")
+    option(parser, "--event-bytes", positive(int), 1024, "size of each event's JSON")
+    option(
+        parser,
         "--paths",
-        type=_path_list,
-        default=",".join(PATHS),
-        help="comma-separated, of api, lua, direct (default: %(default)s)",
+        choices(PATHS, "paths"),
+        ",".join(PATHS),
+        "comma-separated, of api, lua, direct",
     )
     parser.add_argument(
         "--servers",
-        type=_positive(int),
+        type=positive(int),
         default=default_server_count(),
         help="server processes, as `manage.py up --servers` (default: one per CPU, %(default)s)",
     )
-    parser.add_argument(
-        "--no-aof",
-        dest="aof",
-        action="store_false",
-        help="run redis-server without its append-only file (unlike production)",
+    add_run_arguments(
+        parser, "publish", quick="0.5 s per phase, 0.2 s warm-up, at most 2 producers"
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run: 0.5 s per phase, 0.2 s warm-up, at most 2 producers; "
-        "writes results only when --output is given",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="the results file (default: bench/results/publish.json; none for --quick)",
-    )
-
-
-def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-        return value
-
-    return parse
 
 
 def _int_list(text: str) -> list[int]:
@@ -473,14 +315,6 @@ def _int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError("batch sizes must be positive")
     return values
-
-
-def _path_list(text: str) -> list[str]:
-    values = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = set(values) - set(PATHS)
-    if unknown or not values:
-        raise argparse.ArgumentTypeError(f"paths are {', '.join(PATHS)}; got {text!r}")
-    return [p for p in PATHS if p in values]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -495,24 +329,15 @@ def main(args: argparse.Namespace) -> int:
         f"[bold]Streamsite publish benchmark[/] — {cpus} CPUs, shared by the "
         f"benchmark client, daphne and redis-server (the client's CPU is not free)"
     )
-    try:
-        with contextlib.ExitStack() as stack:
-            world = start_world(
-                stack,
-                persistent=args.aof,
-                servers=args.servers,
-                log=lambda line: console.print(f"[dim]{line}[/]"),
-            )
-            token, stream = setup_event_type(world, args.partitions)
-            machine = machine_info(world.redis_url)
-            phases = asyncio.run(measure(world, token, stream, args))
-            server_problems = world.log_problems()
-    except (BenchError, OSError, redis.RedisError, httpx.HTTPError) as error:
-        console.print(f"[red bold]error:[/] {error}")
-        return 1
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/]")
-        return 130
+
+    def run(world: World) -> list[Phase]:
+        token, stream = setup_event_type(world, args.partitions)
+        return asyncio.run(measure(world, token, stream, args))
+
+    ran = run_in_world(args, console, run)
+    if isinstance(ran, int):
+        return ran
+    phases, machine, server_problems = ran
     results = report(phases, machine, args, started_at, server_problems)
     console.print(render(phases, args))
     console.print(
@@ -525,12 +350,7 @@ def main(args: argparse.Namespace) -> int:
         f"other: the rest of the machine ({started_at:%Y-%m-%d %H:%M} UTC, "
         f"{machine['cpu_model']}).[/]"
     )
-    busiest = max((p.cpu_percent("other") for p in phases if p.cpu), default=0.0)
-    if busiest > 25:
-        console.print(
-            f"[yellow]warning: other processes took up to {busiest:.0f}% of a core "
-            f"during a measurement: the figures understate this machine.[/]"
-        )
+    warn_if_busy(console, [p.cpu_percent("other") for p in phases if p.cpu])
     target = results["target"]
     verdict = "[green bold]PASS[/]" if target["pass"] else "[red bold]FAIL[/]"
     achieved = "n/a" if target["ratio"] is None else f"{target['ratio']:.2f}"
@@ -538,17 +358,7 @@ def main(args: argparse.Namespace) -> int:
     errors = [error for phase in phases for error in phase.errors] + server_problems
     for problem in server_problems:
         console.print(f"[red]server log: {problem}[/]")
-    if errors:
-        # The results file keeps the last valid run.
-        console.print(
-            f"[red bold]{len(errors)} error(s)[/]: the run is not valid; no results written"
-        )
-        return 1
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-        console.print(f"[dim]results written to {output}[/]")
-    return 0
+    return write_results(console, results, errors, output)
 
 
 if __name__ == "__main__":  # python -m bench.publish

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bench.common import percentile, source_state
+from bench.common import percentile
+from bench.results import fmt, redis_setup, rounded, run_facts, shared_cpus_note
 
 if TYPE_CHECKING:
     from bench.publish import Phase
@@ -53,21 +54,15 @@ def render(phases: Sequence[Phase], args: argparse.Namespace) -> Table:
             phase.path,
             f"{phase.events_per_second:,.0f}",
             f"{phase.mb_per_second:,.1f}",
-            _fmt(1000 * percentile(phase.latencies, 50)),
-            _fmt(1000 * percentile(phase.latencies, 99)),
-            _fmt(phase.cpu_per_event("daphne") if phase.path == "api" else math.nan, 1),
-            _fmt(phase.cpu_per_event("redis"), 1),
-            *(_fmt(phase.cpu_percent(name), 0) for name in CPU_COLUMNS),
+            fmt(1000 * percentile(phase.latencies, 50)),
+            fmt(1000 * percentile(phase.latencies, 99)),
+            fmt(phase.cpu_per_event("daphne") if phase.path == "api" else math.nan, 1),
+            fmt(phase.cpu_per_event("redis"), 1),
+            *(fmt(phase.cpu_percent(name), 0) for name in CPU_COLUMNS),
             f"{r:.2f}" if r is not None else "",
             end_section=phase.path == args.paths[-1],
         )
     return table
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:,.{digits}f}"
 
 
 def report(
@@ -80,10 +75,7 @@ def report(
     target_ratio = ratio(phases, TARGET_BATCH)
     passed = target_ratio is not None and target_ratio >= TARGET_RATIO
     return {
-        "benchmark": "publish",
-        "date": started_at.isoformat(timespec="seconds"),
-        "machine": machine,
-        "source": source_state(),
+        **run_facts("publish", started_at, machine),
         "parameters": {
             "event_bytes": args.event_bytes,
             "batch_sizes": args.batch_sizes,
@@ -98,8 +90,7 @@ def report(
                 "partition_strategy": "random",
                 "enrichment": True,
             },
-            "redis": "own redis-server on 127.0.0.1, "
-            + ("appendonly yes, appendfsync everysec" if args.aof else "appendonly no"),
+            "redis": redis_setup(args.aof),
             "server": f"{args.servers} daphne process(es) sharing one socket on 127.0.0.1, "
             "as manage.py up runs them; SQLite database, DEBUG off",
             "client": "httpx.AsyncClient (HTTP/1.1 keep-alive) and redis.asyncio (hiredis), "
@@ -108,17 +99,12 @@ def report(
         },
         "results": [phase.as_json() for phase in phases],
         "server_log_problems": server_problems,
-        "api_to_direct": {str(b): _round(ratio(phases, b)) for b in args.batch_sizes},
+        "api_to_direct": {str(b): rounded(ratio(phases, b)) for b in args.batch_sizes},
         "target": {
             "description": f"at batch {TARGET_BATCH} the API reaches at least "
             f"{TARGET_RATIO:.0%} of the direct-Redis rate",
-            "ratio": _round(target_ratio),
+            "ratio": rounded(target_ratio),
             "pass": passed,
         },
-        "notes": f"The benchmark client, daphne and redis-server share this machine's "
-        f"{machine['cpu_count']} CPUs.",
+        "notes": shared_cpus_note(machine),
     }
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, digits)

@@ -10,9 +10,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 
-from bench.common import BenchError
+from bench.common import BenchError, World
 from events.partitioning import choose_partition
 
 EVENT_TYPE = "bench.order-placed"
@@ -161,6 +162,29 @@ def event_type_body(partitions: int) -> dict[str, Any]:
         },
         "options": {"retention_time": RETENTION_MS},
     }
+
+
+def create_event_type(world: World, admin_token: str, body: dict[str, Any], partitions: int) -> str:
+    """Create the event type `body` describes, with `partitions` partitions, through the API;
+    its stream id, which names its Redis keys.
+    """
+    response = httpx.post(
+        f"{world.server_url}/api/event-types",
+        json=body,
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the event type: HTTP {response.status_code}: {response.text}")
+    count = response.json()["number_of_partitions"]
+    if count != partitions:
+        raise BenchError(f"asked for {partitions} partitions, the server made {count}")
+    stream_id: str = world.django(
+        "import json\n"
+        "from events.models import EventType\n"
+        f"print(json.dumps(EventType.objects.get(name={body['name']!r}).stream_id))\n"
+    )
+    return stream_id
 
 
 class EventSource:
