@@ -6,9 +6,11 @@ What a session leaves unacknowledged past the ack timeout is claimed by another 
 session (XCLAIM with a minimum idle time, so two sessions never both get it); an event
 that a claim would deliver more than max_deliveries times becomes a dead letter instead.
 
-Redis counts a delivery at every read and claim, including entries a session read ahead
-and never sent before it died. So each send is recorded (`sent_key`: offset -> session),
-and a claim counts a delivery only for entries their holder did send.
+Delivery counts count failures, as in ordered mode (`events/delivery.py`): each send is
+recorded with its batch (`sent_key`: offset -> "session batch") until its ack, and a claim
+charges a delivery only to the events of the oldest batch their holder sent and its client
+has not acked in full: the client stopped in it. What it was sent after that batch, or read
+ahead and never sent, is delivered again without a charge.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from redis.asyncio import Redis as AsyncRedis
 
 from events.delivery import (
     CLAIM_CHUNK,
+    charged_key,
     committed_key,
     control_channel,
     dead_key,
-    delivered_key,
     sent_key,
 )
 from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION
@@ -34,42 +36,61 @@ ACKED = "acked"
 NOT_PENDING = "not_pending"  # acked before, dead-lettered, or never delivered
 
 # The group of a partition, from the committed offset (Redis's, else the database's).
-# KEYS[1] log, KEYS[2] committed, KEYS[3] delivered, KEYS[4] sent; ARGV[1] group,
+# KEYS[1] log, KEYS[2] committed, KEYS[3] charged, KEYS[4] sent; ARGV[1] group,
 # ARGV[2] the database's offset.
 GROUP_LUA = (
     GROUP_LUA_FUNCTION
     + """
-return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], KEYS[3], KEYS[4]))
+return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {KEYS[3], KEYS[4]}))
 """
 )
 
 # Claim entries idle past the ack timeout: other sessions' (or also our own, when this is
 # the only live session), oldest first. The sessions they are taken from are told, so that
-# they stop waiting for those acks. An entry its holder never sent keeps its count (the
-# read did not deliver it); the claimed ones are not sent by their new holder yet.
+# they stop waiting for those acks. An entry of the oldest batch its holder sent and did not
+# see acked in full is charged the holder's delivery; any other keeps its count (the read
+# or a later send did not deliver it to a client that got that far). The claimed ones are
+# not sent by their new holder yet.
 # KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
 # ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
 # alone, ARGV[7] channel, ARGV[8] partition name ("<stream>:<p>")
-# Returns {how many were claimed (dead letters included), the entries to deliver}.
+# Returns {how many were claimed (dead letters included), the entries to deliver, their
+# delivery counts}.
 CLAIM_IDLE_LUA = (
     DEAD_LUA
     + """
 local scan = redis.call('XPENDING', KEYS[1], ARGV[2], 'IDLE', ARGV[3], '-', '+', ARGV[4] * 4)
+local heads
+local function oldest_batch(session)  -- of the session's sends not acked yet
+  if not heads then
+    heads = {}
+    local records = redis.call('HGETALL', KEYS[3])
+    for i = 2, #records, 2 do
+      local holder, batch = string.match(records[i], '^(%S+) (%d+)$')
+      batch = tonumber(batch)
+      if holder and (not heads[holder] or batch < heads[holder]) then heads[holder] = batch end
+    end
+  end
+  return heads[session]
+end
 local ids, counts, was, owners = {}, {}, {}, {}
 for _, p in ipairs(scan) do
   if #ids < tonumber(ARGV[4]) and (p[2] ~= ARGV[1] or ARGV[6] == '1') then
     ids[#ids + 1] = p[1]
     counts[p[1]], was[p[1]] = p[4], p[4]
-    if redis.call('HGET', KEYS[3], p[1]) == p[2] then counts[p[1]] = p[4] + 1 end
+    local holder, batch = string.match(redis.call('HGET', KEYS[3], p[1]) or '', '^(%S+) (%d+)$')
+    if holder == p[2] and tonumber(batch) == oldest_batch(holder) then
+      counts[p[1]] = p[4] + 1
+    end
     if p[2] ~= ARGV[1] then owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1] end
   end
 end
-if #ids == 0 then return {0, {}} end
+if #ids == 0 then return {0, {}, {}} end
 for owner, offsets in pairs(owners) do
   redis.call('PUBLISH', ARGV[7], 'lost ' .. owner .. ' ' .. ARGV[8] .. offsets)
 end
 redis.call('HDEL', KEYS[3], unpack(ids))
-local out, gone = {}, {}
+local out, out_counts, gone = {}, {}, {}
 for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], unpack(ids))) do
   local n = counts[entry[1]]
   if not entry[2] then
@@ -77,14 +98,15 @@ for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], 
   elseif n > tonumber(ARGV[5]) then
     dead(KEYS[2], ARGV[2], KEYS[1], entry, n - 1, 'max_deliveries')
   else
-    if n == was[entry[1]] then  -- never sent: the XCLAIM above counted it once too often
+    if n == was[entry[1]] then  -- not charged: the XCLAIM above counted it once too often
       redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
     end
     out[#out + 1] = entry
+    out_counts[#out_counts + 1] = n
   end
 end
 if #gone > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(gone)) end
-return {#ids, out}
+return {#ids, out, out_counts}
 """
 )
 
@@ -114,31 +136,42 @@ return results
 # Just before a send: keep the entries still pending for the session, and restart their
 # ack timeout (XCLAIM JUSTID to itself: the idle time restarts, the count does not move),
 # so that the timeout counts from the send, not from the read; and record them as sent by
-# the session, so that a claim counts this delivery. (XCLAIM drops an entry that retention
-# trimmed meanwhile from the pending list: it is neither kept nor recorded.)
-# KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] session, ARGV[3..] offsets. Returns
-# the ones kept.
+# the session in their batch, so that a claim can tell the oldest batch it did not see
+# acked. (XCLAIM drops an entry that retention trimmed meanwhile from the pending list: it
+# is neither kept nor recorded.)
+# KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] session, ARGV[3..] pairs of an offset
+# and its batch number. Returns the offsets kept.
 REFRESH_LUA = """
 local kept = {}
-for i = 3, #ARGV do
+for i = 3, #ARGV, 2 do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p == 1 and p[1][2] == ARGV[2]
       and #redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') == 1 then
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[2] .. ' ' .. ARGV[i + 1])
     kept[#kept + 1] = ARGV[i]
   end
 end
 return kept
 """
 
-# A leaving session's entries become claimable by others at once (the claim counts a
-# delivery only for those it sent); then its consumer goes if nothing is left pending.
-# KEYS[1] log; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms
+# A leaving session's entries become claimable by others at once (the claim charges a
+# delivery only to the oldest batch it did not see acked); then its consumer goes if
+# nothing is left pending. When the server ends the session (a drain, a lost session), its
+# client did not fail: its records of sends go, so that nothing is charged for it.
+# KEYS[1] log, KEYS[2] sent; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms,
+# ARGV[4] '1' to charge what the client did not ack, else '0'
 GIVE_BACK_LUA = """
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[2], '-', '+', 10000, ARGV[1])
 if not ok then return 0 end
+local prefix = ARGV[1] .. ' '
 for _, p in ipairs(pending) do
   redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, p[1], 'IDLE', ARGV[3], 'JUSTID')
+  if ARGV[4] ~= '1' then
+    local record = redis.call('HGET', KEYS[2], p[1])
+    if record and string.sub(record, 1, #prefix) == prefix then
+      redis.call('HDEL', KEYS[2], p[1])
+    end
+  end
 end
 if #pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[2], ARGV[1]) end
 return #pending
@@ -160,7 +193,7 @@ class SharedDelivery:
         keys = [
             log_key(stream, number),
             committed_key(stream, number, subscription),
-            delivered_key(stream, number, subscription),
+            charged_key(stream, number, subscription),
             sent_key(stream, number, subscription),
         ]
         committed: bytes = await self._group(keys=keys, args=[plan.subscription, db_offset])
@@ -168,10 +201,10 @@ class SharedDelivery:
 
     async def claim_idle(
         self, plan: Plan, partition: Partition, session: str, count: int, alone: bool
-    ) -> tuple[int, list[Any]]:
+    ) -> tuple[int, list[Any], list[int]]:
         """Up to `count` (at most CLAIM_CHUNK) entries left unacked past the ack timeout,
-        now `session`'s: how many it claimed, and those to deliver (raw entries, as XCLAIM
-        returns them; the others became dead letters).
+        now `session`'s: how many it claimed, those to deliver (raw entries, as XCLAIM
+        returns them; the others became dead letters) and their delivery counts.
         """
         keys = [
             log_key(partition.stream, partition.partition),
@@ -188,23 +221,38 @@ class SharedDelivery:
             control_channel(plan.subscription),
             f"{partition.stream}:{partition.partition}",
         ]
-        claimed, entries = await self._claim_idle(keys=keys, args=args)
-        return int(claimed), entries
+        claimed, entries, counts = await self._claim_idle(keys=keys, args=args)
+        return int(claimed), entries, counts
 
     async def refresh(
-        self, plan: Plan, partition: Partition, session: str, offsets: Sequence[str]
+        self,
+        plan: Plan,
+        partition: Partition,
+        session: str,
+        offsets: Sequence[tuple[str, int]],
     ) -> set[str]:
-        """The offsets still pending for `session`, their ack timeout restarted now and
-        recorded as sent.
+        """Of (offset, batch number) pairs about to be sent, the offsets still pending for
+        `session`, their ack timeout restarted now and recorded as sent in their batch.
         """
         keys = _keys(plan, partition)
-        kept = await self._refresh(keys=keys, args=[plan.subscription, session, *offsets])
+        pairs = [value for offset, batch in offsets for value in (offset, batch)]
+        kept = await self._refresh(keys=keys, args=[plan.subscription, session, *pairs])
         return {offset.decode() for offset in kept}
 
-    async def give_back(self, plan: Plan, partition: Partition, session: str) -> None:
-        """Let other sessions claim at once what `session` still has pending."""
-        keys = [log_key(partition.stream, partition.partition)]
-        args: list[str | int] = [session, plan.subscription, plan.ack_timeout * 1000]
+    async def give_back(
+        self, plan: Plan, partition: Partition, session: str, charge: bool = True
+    ) -> None:
+        """Let other sessions claim at once what `session` still has pending. `charge`:
+        what its client did not ack is charged a failed delivery (False when the server,
+        not the client, ended the session).
+        """
+        keys = _keys(plan, partition)
+        args: list[str | int] = [
+            session,
+            plan.subscription,
+            plan.ack_timeout * 1000,
+            "1" if charge else "0",
+        ]
         await self._give_back(keys=keys, args=args)
 
 

@@ -130,7 +130,7 @@ class Batcher:
                     self._drop(owned)
                     continue
                 owned.claim_from = None if claimed.next_start == "0-0" else claimed.next_start
-                self._add(owned, claimed.entries)
+                self._add(owned, claimed.entries, claimed.retried)
                 allowance += budget - len(claimed.entries)
                 owned.more = True  # more to claim, or `>` not tried yet
             else:
@@ -157,7 +157,12 @@ class Batcher:
             owned.lease, owned.claim_from or "0-0", budget, self.plan.max_deliveries
         )
 
-    def _add(self, owned: Owned, entries: list[Entry]) -> None:
+    def _add(
+        self, owned: Owned, entries: list[Entry], retried: frozenset[str] = frozenset()
+    ) -> None:
+        """Cut entries into batches. One charged a failed delivery before (`retried`) goes
+        in a batch of its own, so that a next failure is charged to it alone.
+        """
         span_ms = self.params.batch_timespan * 1000
         for offset, payload in entries:
             if payload is None:  # not for this subscription: skipped, but it advances it
@@ -165,6 +170,12 @@ class Batcher:
                 continue
             owned.tail = None
             entry = (offset, payload)
+            if offset in retried:
+                if owned.buffer:
+                    owned.ready.append(owned.buffer)
+                    owned.buffer = []
+                owned.ready.append([entry])
+                continue
             if span_ms and owned.buffer:
                 first_ms = parse_offset(owned.buffer[0][0])[0]
                 if parse_offset(entry[0])[0] - first_ms > span_ms:
@@ -272,7 +283,8 @@ class Batcher:
         """Record what is about to be sent; the batches to send, or None when the
         partition is no longer ours.
         """
-        if not await self._delivery.mark_sent(owned.lease, ready[-1][-1][0]):
+        last = [batch[-1][0] for batch in ready]
+        if not await self._delivery.mark_sent(owned.lease, last[-1], last):
             return None
         return ready
 

@@ -1,5 +1,5 @@
 """Delivery on one partition of an ordered subscription: its consumer group, committed
-offset and the fenced steps on them. Every Redis command of subscription delivery is here.
+offset and the fenced steps on them.
 
 One consumer group per (subscription, partition), named after the subscription; the
 consumer is the stream session. Keys share the partition's hash tag (DESIGN section 3):
@@ -7,13 +7,22 @@ consumer is the stream session. Keys share the partition's hash tag (DESIGN sect
     ss:{et:<stream>:<p>}:log                 the partition's stream
     ss:{et:<stream>:<p>}:lease:<sub>         {session, token, sent}: owner and last offset sent
     ss:{et:<stream>:<p>}:committed:<sub>     the last committed offset (the DB keeps it too)
-    ss:{et:<stream>:<p>}:delivered:<sub>     {consumer: the last offset sent to its client}
-    ss:{et:<stream>:<p>}:sent:<sub>          shared mode: {offset: session} sent, not acked
+    ss:{et:<stream>:<p>}:batches:<sub>       [session, end, end, ...]: the lease holder's
+                                             batches sent and not committed, by last offset
+    ss:{et:<stream>:<p>}:charged:<sub>       {consumer: last offset charged a delivery}
+    ss:{et:<stream>:<p>}:sent:<sub>          shared mode: {offset: "session batch"} unacked
 
-Redis counts a delivery at every read and claim, also of entries a session read ahead or
-claimed and never sent before it died. Delivery counts decide what becomes a dead letter,
-so they must count sends only: a claim counts one more delivery only for entries their
-holder sent (ordered: at or before its `delivered` mark, as sends go in offset order).
+Delivery counts decide what becomes a dead letter, so they count failures, not reads: when
+a session ends (or loses the partition) with batches sent and not committed, its client
+stopped somewhere in the first of them, and only that batch's events are charged a
+delivery. What was sent after it was, as far as anyone can tell, never processed, and what
+was read ahead or claimed and never sent was never seen: both are delivered again without
+a charge. Redis counts a delivery at every read and claim; the next owner's claim corrects
+that count. The holder's batch ends (`batches`) become its charge mark (`charged`) when the
+next session prepares the partition, and a claim charges a delivery to that holder's
+entries up to the mark only. An entry charged before is sent again in a batch of its own,
+so that a next failure names it alone and an event that shared a batch with a poison one is
+never dead-lettered with it.
 
 Acks and claims first check that the caller still holds the lease (fencing), in the same
 script, so a session whose partition moved on cannot ack or claim anything.
@@ -43,14 +52,24 @@ def dead_key(stream: str, partition: int, subscription: str) -> str:
     return f"ss:{partition_tag(stream, partition)}:dead:{subscription}"
 
 
-def delivered_key(stream: str, partition: int, subscription: str) -> str:
-    """For each consumer (session) of the partition's group, the last offset it sent."""
-    return f"ss:{partition_tag(stream, partition)}:delivered:{subscription}"
+def batches_key(stream: str, partition: int, subscription: str) -> str:
+    """The lease holder's session, then the last offset of each batch it sent on the
+    partition that its client has not committed yet, in order.
+    """
+    return f"ss:{partition_tag(stream, partition)}:batches:{subscription}"
+
+
+def charged_key(stream: str, partition: int, subscription: str) -> str:
+    """For each consumer whose time as the partition's owner ended with batches sent and not
+    committed, the last offset of the first of them: its claim charges a delivery up to it.
+    """
+    return f"ss:{partition_tag(stream, partition)}:charged:{subscription}"
 
 
 def sent_key(stream: str, partition: int, subscription: str) -> str:
     """Shared mode, where sends are not in offset order: a hash of the offsets sent and not
-    yet acked, each to the session that sent it. A claim counts a delivery only for these.
+    yet acked, each to "<session> <batch number>". A claim charges a delivery only to the
+    events of the oldest such batch of their holder.
     """
     return f"ss:{partition_tag(stream, partition)}:sent:{subscription}"
 
@@ -74,38 +93,54 @@ def control_channel(subscription: str) -> str:
 
 CLAIM_CHUNK = 1000  # entries per claim script: bounded work, and far below Lua's unpack limit
 
-# Make a newly acquired partition ready: committed offset, consumer group, `sent` baseline.
-# A session that takes back a partition it lost (its lease lapsed) starts a new delivered
-# mark; the old one, `<session>|old`, judges its own claim of what it held before.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] delivered, KEYS[5] sent
-# ARGV[1] session, ARGV[2] group, ARGV[3] the committed offset the database has
+# Close the time of the partition's last owner: the last offset of the first batch it sent
+# after the committed offset becomes its charge mark (none: nothing of it is charged), and
+# its record of batches goes. Keys: the batches list, the charge marks; `committed` the
+# committed offset now.
+CLOSE_TENURE_LUA = """
+local function close_tenure(batches, charged, committed)
+  local owner = redis.call('LINDEX', batches, 0)
+  if not owner then return end
+  local cms, cseq = position(committed)
+  local mark = false
+  for _, last in ipairs(redis.call('LRANGE', batches, 1, -1)) do
+    local lms, lseq = position(last)
+    if after(lms, lseq, cms, cseq) then mark = last break end
+  end
+  if mark then redis.call('HSET', charged, owner, mark) else redis.call('HDEL', charged, owner) end
+  redis.call('DEL', batches)
+end
+"""
+
+# Make a newly acquired partition ready: committed offset and consumer group; the time of
+# its last owner closed (its charge mark), and a record of batches begun for the caller.
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] charged, KEYS[5] sent,
+# KEYS[6] batches; ARGV[1] session, ARGV[2] group, ARGV[3] the database's committed offset
 # Returns the committed offset, or false when the lease is not the caller's.
 PREPARE_LUA = (
-    GROUP_LUA_FUNCTION
+    POSITION_LUA
+    + GROUP_LUA_FUNCTION
+    + CLOSE_TENURE_LUA
     + """
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
-local before = redis.call('HGET', KEYS[4], ARGV[1])
-if before then
-  redis.call('HSET', KEYS[4], ARGV[1] .. '|old', before)
-  redis.call('HDEL', KEYS[4], ARGV[1])
-end
-local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3], KEYS[4], KEYS[5])
+local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3], {KEYS[4], KEYS[5], KEYS[6]})
+close_tenure(KEYS[6], KEYS[4], committed)
+redis.call('RPUSH', KEYS[6], ARGV[1])
 redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
 """
 )
 
 # Claim, for the lease holder, what earlier owners left pending, in order.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] delivered;
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] charged;
 # ARGV[1] session, ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count,
 # ARGV[6] max deliveries
-# Returns {next start id ('0-0' when done), entries}, or false without the lease. Entries
-# trimmed away meanwhile cannot be delivered, and entries at or before the committed
-# offset were consumed already (left pending by a stale reader): both are acked. An entry
-# its holder never sent (after the holder's delivered mark) keeps its delivery count: this
-# claim replaces that holder's read or claim (what the claimer itself held, it held before
-# it last took the partition: its `|old` mark judges it). One that this claim would
-# deliver more than max_deliveries times becomes a dead letter.
+# Returns {next start id ('0-0' when done), entries, their delivery counts}, or false
+# without the lease. Entries trimmed away meanwhile cannot be delivered, and entries at or
+# before the committed offset were consumed already (left pending by a stale reader): both
+# are acked. An entry up to its holder's charge mark is charged the holder's delivery; any
+# other keeps its count: this claim's delivery replaces the holder's read or claim. One that
+# this claim would deliver more than max_deliveries times becomes a dead letter.
 CLAIM_LUA = (
     POSITION_LUA
     + DEAD_LUA
@@ -119,58 +154,63 @@ end
 local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'COUNT', ARGV[5])
 local done = claimed[3] or {}
 local cms, cseq = position(redis.call('GET', KEYS[3]))
-local marks, entries = {}, {}
+local marks, entries, counts = {}, {}, {}
 for _, entry in ipairs(claimed[2]) do
   local ems, eseq = position(entry[1])
   if not (entry[2] and after(ems, eseq, cms, cseq)) then
     done[#done + 1] = entry[1]
   else
     local p = held[entry[1]]
-    local n, sent = 1, false  -- (every claimed entry is in `held`: the same range, atomically)
+    local n, charge = 1, false  -- (every claimed entry is in `held`: the same range, atomically)
     if p then
-      local holder = p[2] == ARGV[1] and (p[2] .. '|old') or p[2]
-      if marks[holder] == nil then marks[holder] = redis.call('HGET', KEYS[5], holder) end
-      local mms, mseq = position(marks[holder])
-      sent = not after(ems, eseq, mms, mseq)
-      n = sent and p[4] + 1 or math.max(p[4], 1)
+      if marks[p[2]] == nil then marks[p[2]] = redis.call('HGET', KEYS[5], p[2]) or false end
+      if marks[p[2]] then
+        local mms, mseq = position(marks[p[2]])
+        charge = not after(ems, eseq, mms, mseq)
+      end
+      n = charge and p[4] + 1 or math.max(p[4], 1)
     end
     if n > tonumber(ARGV[6]) then
       dead(KEYS[4], ARGV[3], KEYS[2], entry, n - 1, 'max_deliveries')
     else
-      if not sent then
+      if not charge then
         redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
       end
       entries[#entries + 1] = entry
+      counts[#counts + 1] = n
     end
   end
 end
 if #done > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(done)) end
-if claimed[1] == '0-0' then redis.call('HDEL', KEYS[5], ARGV[1] .. '|old') end
-return {claimed[1], entries}
+return {claimed[1], entries, counts}
 """
 )
 
-# Record the last offset sent to the client of the lease holder, in its lease and as its
-# delivered mark (kept after the lease: a claim reads it).
-# KEYS[1] lease, KEYS[2] delivered; ARGV[1] session, ARGV[2] token, ARGV[3] offset.
+# Record batches about to be sent to the client of the lease holder: the last offset sent
+# (in the lease, for the commit's check) and each batch's last offset (its record of
+# batches, begun when it prepared the partition).
+# KEYS[1] lease, KEYS[2] batches; ARGV[1] session, ARGV[2] token, ARGV[3] last offset,
+# ARGV[4..] the last offset of each batch (none for entries only skipped).
 # Returns 1, or 0 without the lease.
-SENT_LUA = (
-    POSITION_LUA
-    + """
+SENT_LUA = """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'sent', ARGV[3])
-local sms, sseq = position(ARGV[3])
-local dms, dseq = position(redis.call('HGET', KEYS[2], ARGV[1]))
-if after(sms, sseq, dms, dseq) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
+if #ARGV > 3 then
+  if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then  -- forgotten by a reset: begin anew
+    redis.call('DEL', KEYS[2])
+    redis.call('RPUSH', KEYS[2], ARGV[1])
+  end
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
+end
 return 1
 """
-)
 
-# Commit a cursor: ack every entry pending for the lease holder up to it, and tell the
-# subscription's sessions. (What earlier owners left pending is claimed, in order, before
-# anything newer is read, so nothing of theirs lies below an offset sent to this one.)
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed
+# Commit a cursor: ack every entry pending for the lease holder up to it, forget the
+# batches it covers, and tell the subscription's sessions. (What earlier owners left
+# pending is claimed, in order, before anything newer is read, so nothing of theirs lies
+# below an offset sent to this one.)
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] batches
 # ARGV[1] session (stream id), ARGV[2] group, ARGV[3] offset, ARGV[4] channel,
 # ARGV[5] partition name for the message ("<stream>:<p>")
 # Returns 'committed', 'outdated' (at or before the committed offset: the keep-alive
@@ -199,23 +239,43 @@ while true do
   if #pending < 500 then break end
 end
 redis.call('SET', KEYS[3], ARGV[3])
+if redis.call('LINDEX', KEYS[4], 0) == ARGV[1] then
+  local covered = 1  -- the batches list without its owner: whole batches this commit covers
+  while true do
+    local last = redis.call('LINDEX', KEYS[4], covered)
+    if not last then break end
+    local lms, lseq = position(last)
+    if after(lms, lseq, oms, oseq) then break end
+    covered = covered + 1
+  end
+  if covered > 1 then
+    redis.call('LTRIM', KEYS[4], covered - 1, -1)
+    redis.call('LSET', KEYS[4], 0, ARGV[1])
+  end
+end
 redis.call('PUBLISH', ARGV[4], message .. ARGV[3])
 return 'committed'
 """
 )
 
 # Give a partition back: release the lease (if still ours) and drop our consumer from the
-# group, and its delivered mark, when nothing is pending for it (never DELCONSUMER with
-# pending entries: the next owner's claim reads the mark).
-# KEYS[1] lease, KEYS[2] log, KEYS[3] delivered; ARGV[1] session, ARGV[2] token,
-# ARGV[3] group
+# group, with its charge mark, when nothing is pending for it (never DELCONSUMER with
+# pending entries: the next owner's claim judges them). When the server ends the session
+# (a drain, a lost session), its client did not fail: its record of batches goes, so that
+# nothing is charged for it.
+# KEYS[1] lease, KEYS[2] log, KEYS[3] charged, KEYS[4] batches; ARGV[1] session, ARGV[2]
+# token, ARGV[3] group, ARGV[4] '1' to charge what the client did not commit, else '0'
 RELEASE_LUA = """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
+local mine = redis.call('LINDEX', KEYS[4], 0) == ARGV[1]
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, ARGV[1])
 if ok and #pending == 0 then
   redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1], ARGV[1] .. '|old')
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  if mine then redis.call('DEL', KEYS[4]) end
+elseif mine and ARGV[4] ~= '1' then
+  redis.call('DEL', KEYS[4])
 end
 return 1
 """
@@ -225,6 +285,7 @@ return 1
 class Claimed:
     next_start: str  # '0-0' once everything pending was claimed
     entries: list[Entry]
+    retried: frozenset[str] = frozenset()  # offsets charged a failed delivery before
 
 
 # (offset, encoded event) of a stream entry; the event is None when the subscription does
@@ -249,6 +310,15 @@ def entries_of(raw: Iterable[Any], keep: Keep | None) -> list[Entry]:
     return out
 
 
+def retried_of(raw: Sequence[Any], counts: Sequence[int]) -> frozenset[str]:
+    """The offsets of claimed entries (a claim script's entries and their delivery counts)
+    that were charged a failed delivery before: each is sent in a batch of its own.
+    """
+    return frozenset(
+        entry[0].decode() for entry, count in zip(raw, counts, strict=True) if int(count) > 1
+    )
+
+
 class Delivery:
     """The delivery scripts, registered once on one asyncio client."""
 
@@ -267,8 +337,9 @@ class Delivery:
         stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
         keys = [
             *_keys(lease),
-            delivered_key(stream, partition, subscription),
+            charged_key(stream, partition, subscription),
             sent_key(stream, partition, subscription),
+            batches_key(stream, partition, subscription),
         ]
         committed = await self._prepare(
             keys=keys, args=[lease.session, lease.subscription, db_offset]
@@ -284,15 +355,16 @@ class Delivery:
         """
         stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
         dead = dead_key(stream, partition, subscription)
-        delivered = delivered_key(stream, partition, subscription)
+        charged = charged_key(stream, partition, subscription)
         count = min(count, CLAIM_CHUNK)
         reply = await self._claim(
-            keys=[*_keys(lease), dead, delivered],
+            keys=[*_keys(lease), dead, charged],
             args=[lease.session, lease.token, lease.subscription, start, count, max_deliveries],
         )
         if reply is None:
             return None
-        return Claimed(reply[0].decode(), entries_of(reply[1], self._keep))
+        next_start, raw, counts = reply
+        return Claimed(next_start.decode(), entries_of(raw, self._keep), retried_of(raw, counts))
 
     async def read(self, reads: Sequence[tuple[Lease, int]]) -> list[list[Entry]]:
         """New entries for each (lease, count), in one round trip; never blocks (the hub
@@ -309,20 +381,31 @@ class Delivery:
             replies = await pipe.execute()
         return [entries_of(reply[0][1], self._keep) if reply else [] for reply in replies]
 
-    async def mark_sent(self, lease: Lease, offset: str) -> bool:
-        """Record `offset` as sent, before the client sees it; False without the lease."""
+    async def mark_sent(self, lease: Lease, offset: str, batches: Sequence[str] = ()) -> bool:
+        """Record, before the client sees them, the batches about to be sent (by their last
+        offsets) and `offset`, the last sent (the last of `batches`, or entries only skipped);
+        False without the lease.
+        """
         stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
         keys = [
             lease_key(stream, partition, subscription),
-            delivered_key(stream, partition, subscription),
+            batches_key(stream, partition, subscription),
         ]
-        return bool(await self._sent(keys=keys, args=[lease.session, lease.token, offset]))
+        args: list[str | int] = [lease.session, lease.token, offset, *batches]
+        return bool(await self._sent(keys=keys, args=args))
 
-    async def release(self, lease: Lease) -> None:
-        delivered = delivered_key(lease.event_type, lease.partition, lease.subscription)
+    async def release(self, lease: Lease, charge: bool = True) -> None:
+        """Give the partition back. `charge`: what its client did not commit is charged a
+        failed delivery (False when the server, not the client, ended the session).
+        """
+        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
         await self._release(
-            keys=[*_keys(lease)[:2], delivered],
-            args=[lease.session, lease.token, lease.subscription],
+            keys=[
+                *_keys(lease)[:2],
+                charged_key(stream, partition, subscription),
+                batches_key(stream, partition, subscription),
+            ],
+            args=[lease.session, lease.token, lease.subscription, "1" if charge else "0"],
         )
 
 
@@ -364,6 +447,7 @@ def _commit_keys(stream: str, partition: int, subscription: str) -> list[str]:
         lease_key(stream, partition, subscription),
         log_key(stream, partition),
         committed_key(stream, partition, subscription),
+        batches_key(stream, partition, subscription),
     ]
 
 
@@ -385,8 +469,8 @@ def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[st
 
 def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
     """Forget all delivery state of the subscription on these partitions: leases, groups
-    (with their pending entries), committed offsets and what was sent; the next session
-    starts afresh from the database's cursors.
+    (with their pending entries), committed offsets and what was sent and charged; the next
+    session starts afresh from the database's cursors.
     """
     pipe = client.pipeline(transaction=False)
     for stream, partition in partitions:
@@ -394,7 +478,8 @@ def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str
         pipe.delete(
             lease_key(stream, partition, subscription),
             committed_key(stream, partition, subscription),
-            delivered_key(stream, partition, subscription),
+            batches_key(stream, partition, subscription),
+            charged_key(stream, partition, subscription),
             sent_key(stream, partition, subscription),
         )
         pipe.execute_command("XGROUP", "DESTROY", log_key(stream, partition), subscription)

@@ -18,16 +18,16 @@ end
 # The partition's group, built if missing from the committed offset: Redis's if it kept
 # one, else the database's (never from `$`). An existing group (BUSYGROUP) is kept: it
 # knows what was delivered and pending. A new group has nothing pending: the records of
-# what was sent (`delivered`, `sent`) are of the lost one, and go. Returns the committed
-# offset and whether the group was created now.
+# what was sent and charged (`forget`, a list of keys) are of the lost one, and go.
+# Returns the committed offset and whether the group was created now.
 GROUP_LUA_FUNCTION = """
-local function ensure_group(log, committed_key, group, db_offset, delivered, sent)
+local function ensure_group(log, committed_key, group, db_offset, forget)
   redis.call('SET', committed_key, db_offset, 'NX')
   local committed = redis.call('GET', committed_key)
   local start = committed == 'BEGIN' and '0' or committed
   local made = redis.pcall('XGROUP', 'CREATE', log, group, start, 'MKSTREAM')
   local created = not (type(made) == 'table' and made.err)
-  if created then redis.call('DEL', delivered, sent) end
+  if created then redis.call('DEL', unpack(forget)) end
   return committed, created
 end
 """

@@ -28,9 +28,10 @@ from django.db import DatabaseError
 from events import committed, plans
 from events.cursors import BEGIN, Cursor, format_offset, parse_offset
 from events.delivery import (
+    batches_key,
+    charged_key,
     committed_key,
     control_channel,
-    delivered_key,
     generation_key,
     resetting_key,
     sent_key,
@@ -64,15 +65,16 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# Delete a consumer that has nothing pending, with its delivered mark; make a dead shared
-# consumer's pending entries claimable at once. KEYS[1] log, KEYS[2] delivered; ARGV[1]
-# group, ARGV[2] consumer, ARGV[3] idle ms to set on its pending entries ('0': leave
-# them). Returns 1 when the consumer was deleted.
+# Delete a consumer that has nothing pending, with its charge mark and record of batches;
+# make a dead shared consumer's pending entries claimable at once. KEYS[1] log, KEYS[2]
+# charged, KEYS[3] batches; ARGV[1] group, ARGV[2] consumer, ARGV[3] idle ms to set on its
+# pending entries ('0': leave them). Returns 1 when the consumer was deleted.
 RETIRE_CONSUMER_LUA = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000, ARGV[2])
 if #pending == 0 then
   redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HDEL', KEYS[2], ARGV[2], ARGV[2] .. '|old')
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  if redis.call('LINDEX', KEYS[3], 0) == ARGV[2] then redis.call('DEL', KEYS[3]) end
   return 1
 end
 if ARGV[3] ~= '0' then
@@ -91,14 +93,14 @@ if (redis.call('GET', KEYS[#KEYS]) or '0') ~= ARGV[#ARGV] then return 0 end
 """
 
 # Build a lost group from the committed offset: Redis's if it kept one, else the database's.
-# KEYS[1] log, KEYS[2] committed, KEYS[3] delivered, KEYS[4] sent, KEYS[5] generation;
-# ARGV[1] group, ARGV[2] the database's offset, ARGV[3] the generation read. Returns 1 when
-# the group was created.
+# KEYS[1] log, KEYS[2] committed, KEYS[3] charged, KEYS[4] sent, KEYS[5] batches,
+# KEYS[6] generation; ARGV[1] group, ARGV[2] the database's offset, ARGV[3] the generation
+# read. Returns 1 when the group was created.
 REBUILD_GROUP_LUA = (
     GROUP_LUA_FUNCTION
     + _SAME_GENERATION
     + """
-local _, created = ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], KEYS[3], KEYS[4])
+local _, created = ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {KEYS[3], KEYS[4], KEYS[5]})
 return created and 1 or 0
 """
 )
@@ -183,9 +185,10 @@ def reclaim(
             if name not in live_set:
                 keys = (
                     log_key(partition.stream, partition.partition),
-                    delivered_key(partition.stream, partition.partition, sub),
+                    charged_key(partition.stream, partition.partition, sub),
+                    batches_key(partition.stream, partition.partition, sub),
                 )
-                retired = client.eval(RETIRE_CONSUMER_LUA, 2, *keys, sub, name, idle_ms)
+                retired = client.eval(RETIRE_CONSUMER_LUA, 3, *keys, sub, name, idle_ms)
                 done.consumers_deleted += int(retired)
         if writes and plan.shared and _checkpoint(client, plan, partition, group, generation):
             done.checkpoints += 1
@@ -238,8 +241,9 @@ def _rebuild(
     keys = [
         log_key(partition.stream, partition.partition),
         committed_key(partition.stream, partition.partition, subscription),
-        delivered_key(partition.stream, partition.partition, subscription),
+        charged_key(partition.stream, partition.partition, subscription),
         sent_key(partition.stream, partition.partition, subscription),
+        batches_key(partition.stream, partition.partition, subscription),
         generation_key(partition.stream, partition.partition, subscription),
     ]
     return bool(client.eval(REBUILD_GROUP_LUA, len(keys), *keys, subscription, offset, generation))

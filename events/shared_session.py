@@ -16,7 +16,7 @@ import contextlib
 from events import acks
 from events.acks import SharedDelivery
 from events.cursors import parse_offset
-from events.delivery import CLAIM_CHUNK, Claimed, entries_of
+from events.delivery import CLAIM_CHUNK, Claimed, entries_of, retried_of
 from events.hub import hub
 from events.leases import Lease
 from events.owned import Owned
@@ -36,6 +36,7 @@ class SharedSession(StreamSession):
         self._shared = SharedDelivery(self._client)
         self._alone = True
         self._finish_started: float | None = None
+        self._batches_sent = 0  # numbers each batch sent, for the record of sends
 
     async def _admit(self, live: list[str]) -> None:
         if self.direct is not None:
@@ -57,7 +58,7 @@ class SharedSession(StreamSession):
                 # window as they enter the buffer, so the window does not grow.
                 claimed = await self._claim(owned, len(owned.unacked))
                 if claimed is not None:
-                    self._add(owned, claimed.entries)
+                    self._add(owned, claimed.entries, claimed.retried)
 
     async def _assign(self) -> None:
         for partition in self.plan.partitions:
@@ -80,7 +81,7 @@ class SharedSession(StreamSession):
         hub().watch(owned.key, self._watcher(owned))
 
     async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
-        claimed, raw = await self._shared.claim_idle(
+        claimed, raw, counts = await self._shared.claim_idle(
             self.plan, owned.partition, self.id, budget, self._alone
         )
         # Alone, it may get back its own: what it sent (no longer waiting for that ack)
@@ -94,7 +95,8 @@ class SharedSession(StreamSession):
                 owned.unacked.remove(position)
                 self._sent_events -= 1
         # Fewer than asked for: nothing more is idle now. (Dead letters count as claimed.)
-        return Claimed("0-0" if claimed < min(budget, CLAIM_CHUNK) else "more", entries)
+        next_start = "0-0" if claimed < min(budget, CLAIM_CHUNK) else "more"
+        return Claimed(next_start, entries, retried_of(raw, counts))
 
     async def _mark_sent(
         self, owned: Owned, ready: list[list[tuple[str, bytes]]]
@@ -102,7 +104,10 @@ class SharedSession(StreamSession):
         """No lease to check; what is still this session's, its ack timeout counting from
         now (it may have waited in the buffer, or been claimed by another meanwhile).
         """
-        offsets = [offset for batch in ready for offset, _ in batch]
+        offsets: list[tuple[str, int]] = []
+        for batch in ready:
+            self._batches_sent += 1
+            offsets.extend((offset, self._batches_sent) for offset, _ in batch)
         kept = await self._shared.refresh(self.plan, owned.partition, self.id, offsets)
         return [b for batch in ready if (b := [e for e in batch if e[0] in kept])]
 
@@ -119,8 +124,8 @@ class SharedSession(StreamSession):
         if items:
             await acks.ack(self._client, self.plan, items)
 
-    async def _give_back(self, owned: Owned) -> None:
-        await self._shared.give_back(self.plan, owned.partition, self.id)
+    async def _give_back(self, owned: Owned, charge: bool) -> None:
+        await self._shared.give_back(self.plan, owned.partition, self.id, charge)
 
     def _commit_deadline(self) -> float:
         """Unacked events never end a shared session (another session gets them after the

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomputed, this often
 SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
+SERVER_ENDED = ("shutdown", "rebalance")  # close reasons that are no failure of the client
 
 
 def _end_if_cancelled() -> None:
@@ -207,9 +208,12 @@ class StreamSession(Batcher):
         hub().unlisten(control_channel(self.plan.subscription), self._on_control)
         for owned in self._owned.values():
             self._unwatch(owned)
+        # What the client did not commit counts as a failed delivery, unless the server
+        # ended the session: a drain, or a session taken for dead.
+        charge = self._closing not in SERVER_ENDED
         try:
             for owned in list(self._owned.values()):
-                await self._give_back(owned)
+                await self._give_back(owned, charge)
             self._owned.clear()
             await self._sessions.leave(self.plan.subscription, self.id)
             await self._client.hdel(direct_key(self.plan.subscription), self.id)
@@ -221,9 +225,11 @@ class StreamSession(Batcher):
             draining.untrack(self)
             self._left.set()
 
-    async def _give_back(self, owned: Owned) -> None:
-        """Hand a partition back as the session leaves."""
-        await self._delivery.release(owned.lease)
+    async def _give_back(self, owned: Owned, charge: bool) -> None:
+        """Hand a partition back as the session leaves; `charge`: what its client did not
+        commit is charged a failed delivery.
+        """
+        await self._delivery.release(owned.lease, charge)
 
     # -- control messages ---------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 from events import acks
 from events.acks import SharedDelivery
 from events.connections import async_redis_client, redis_client
-from events.delivery import dead_key, delivered_key, sent_key
+from events.delivery import batches_key, charged_key, dead_key, retried_of, sent_key
 from events.plans import Plan
 from events.recovery import RETIRE_CONSUMER_LUA
 from events.streams import log_key
@@ -31,9 +31,10 @@ def dies(plan: Plan, session: str) -> None:
     """What the reclaim job does for a session whose heartbeat expired."""
     redis_client().eval(
         RETIRE_CONSUMER_LUA,
-        2,
+        3,
         log(plan),
-        delivered_key(plan.partitions[0].stream, 0, plan.subscription),
+        charged_key(plan.partitions[0].stream, 0, plan.subscription),
+        batches_key(plan.partitions[0].stream, 0, plan.subscription),
         plan.subscription,
         session,
         plan.ack_timeout * 1000,
@@ -53,22 +54,25 @@ def prepare(plan: Plan) -> None:
 
 def claim(plan: Plan, session: str) -> list[str]:
     async def main() -> list[str]:
-        _, raw = await shared().claim_idle(plan, plan.partitions[0], session, 10, alone=False)
+        _, raw, _ = await shared().claim_idle(plan, plan.partitions[0], session, 10, alone=False)
         return [offset.decode() for offset, _ in raw]
 
     return asyncio.run(main())
 
 
-def send(plan: Plan, session: str, offsets: list[str]) -> set[str]:
+def send(plan: Plan, session: str, offsets: list[str], batch: int = 1) -> set[str]:
+    """`session` sends `offsets` to its client as batch number `batch`."""
+
     async def main() -> set[str]:
-        return await shared().refresh(plan, plan.partitions[0], session, offsets)
+        pairs = [(offset, batch) for offset in offsets]
+        return await shared().refresh(plan, plan.partitions[0], session, pairs)
 
     return asyncio.run(main())
 
 
-def leave(plan: Plan, session: str) -> None:
+def leave(plan: Plan, session: str, charge: bool = True) -> None:
     async def main() -> None:
-        await shared().give_back(plan, plan.partitions[0], session)
+        await shared().give_back(plan, plan.partitions[0], session, charge)
 
     asyncio.run(main())
 
@@ -89,7 +93,7 @@ def read_ahead(plan: Plan, count: int) -> list[str]:
 
 
 def records(plan: Plan) -> dict[str, str]:
-    """What is recorded as sent: offset -> session."""
+    """What is recorded as sent: offset -> "session batch"."""
     key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
     return {k.decode(): v.decode() for k, v in redis_client().hgetall(key).items()}
 
@@ -133,10 +137,10 @@ def test_an_ack_forgets_that_the_event_was_sent():
     plan = shared_plan(1)
     offsets = read_ahead(plan, 2)
     send(plan, "a", offsets)
-    assert records(plan) == {o: "a" for o in offsets}
+    assert records(plan) == {o: "a 1" for o in offsets}
 
     assert ack(plan, offsets[:1]) == [[acks.ACKED]]
-    assert records(plan) == {offsets[1]: "a"}
+    assert records(plan) == {offsets[1]: "a 1"}
 
 
 def test_an_event_trimmed_before_its_send_is_neither_sent_nor_recorded():
@@ -145,7 +149,7 @@ def test_an_event_trimmed_before_its_send_is_neither_sent_nor_recorded():
     redis_client().xtrim(log(plan), maxlen=1, approximate=False)  # retention took the first
 
     assert send(plan, "a", offsets) == {offsets[1]}
-    assert records(plan) == {offsets[1]: "a"}
+    assert records(plan) == {offsets[1]: "a 1"}
 
 
 def test_a_group_made_anew_forgets_what_the_lost_one_sent():
@@ -166,11 +170,50 @@ def test_a_claim_counts_what_became_dead_letters_as_claimed():
     send(plan, "a", offsets)
     dies(plan, "a")
 
-    async def main() -> tuple[int, list[Any]]:
+    async def main() -> tuple[int, list[Any], list[int]]:
         return await shared().claim_idle(plan, plan.partitions[0], "b", 2, alone=False)
 
-    claimed, entries = asyncio.run(main())
+    claimed, entries, _ = asyncio.run(main())
     # Both were sent once: past max_deliveries, so none to deliver, yet the claim took its
     # full count, and the session asks again at once instead of at the next claim period.
     assert (claimed, entries) == (2, [])
     assert dead(plan) == offsets
+
+
+def test_only_the_oldest_batch_a_session_did_not_see_acked_is_charged():
+    plan = shared_plan(1, max_deliveries=1)
+    offsets = read_ahead(plan, 5)
+    send(plan, "a", offsets[:1], batch=1)
+    send(plan, "a", offsets[1:3], batch=2)
+    send(plan, "a", offsets[3:], batch=3)
+    assert ack(plan, offsets[:1]) == [[acks.ACKED]]  # batch 1 done; its client stops in 2
+    dies(plan, "a")
+
+    assert claim(plan, "b") == offsets[3:]
+    assert dead(plan) == offsets[1:3]  # charged, and one delivery was all they may have
+    assert counts(plan) == {offsets[3]: 1, offsets[4]: 1}  # sent after: not charged
+
+
+def test_a_session_the_server_ends_charges_nothing():
+    plan = shared_plan(1, max_deliveries=1)
+    offsets = read_ahead(plan, 2)
+    send(plan, "a", offsets)
+    leave(plan, "a", charge=False)  # a drain: its client did not fail
+
+    assert claim(plan, "b") == offsets
+    assert dead(plan) == []
+    assert counts(plan) == {offsets[0]: 1, offsets[1]: 1}
+
+
+def test_a_claim_reports_which_events_were_charged_before():
+    plan = shared_plan(1)
+    offsets = read_ahead(plan, 3)
+    send(plan, "a", offsets[:2], batch=1)
+    send(plan, "a", offsets[2:], batch=2)
+    dies(plan, "a")
+
+    async def main() -> frozenset[str]:
+        _, raw, counts = await shared().claim_idle(plan, plan.partitions[0], "b", 10, False)
+        return retried_of(raw, counts)
+
+    assert asyncio.run(main()) == set(offsets[:2])  # each goes in a batch of its own

@@ -10,7 +10,14 @@ from django.conf import settings
 
 from events import delivery
 from events.connections import redis_client
-from events.delivery import Delivery, committed_key, dead_key, delivered_key, sent_key
+from events.delivery import (
+    Delivery,
+    batches_key,
+    charged_key,
+    committed_key,
+    dead_key,
+    sent_key,
+)
 from events.leases import Leases, lease_key
 from events.recovery import RETIRE_CONSUMER_LUA
 from events.streams import log_key
@@ -47,19 +54,23 @@ def commit(session: str, offset: str) -> str:
 
 
 async def takes_reads_and_sends(d, leases, name: str, count: int, sent: str | None):
-    """`name` takes the partition, reads `count` entries ahead and sends up to `sent`."""
+    """`name` takes the partition, reads `count` entries ahead and sends up to `sent`, in
+    one batch.
+    """
     lease = await leases.acquire("s", 0, SUB, name, 10_000)
     await d.prepare(lease, "BEGIN")
     await d.read([(lease, count)])
     if sent is not None:
-        await d.mark_sent(lease, sent)
+        await d.mark_sent(lease, sent, [sent])
     return lease
 
 
-async def dies_and_is_replaced_by(leases, client, name: str):
+async def dies_and_is_replaced_by(d, leases, client, name: str):
     """The owner dies (its lease lapses, nothing is released); `name` takes over."""
     await client.delete(lease_key("s", 0, SUB))
-    return await leases.acquire("s", 0, SUB, name, 10_000)
+    lease = await leases.acquire("s", 0, SUB, name, 10_000)
+    await d.prepare(lease, "BEGIN")
+    return lease
 
 
 def test_a_commit_acks_everything_up_to_its_offset_and_only_its_owner_may_commit():
@@ -190,7 +201,7 @@ def test_what_crashed_owners_read_ahead_but_never_sent_is_never_counted_as_deliv
         await takes_reads_and_sends(d, leases, "first", 4, ids[1])  # ids[2:] never sent
         claims = []
         for n in range(3):
-            owner = await dies_and_is_replaced_by(leases, client, f"next-{n}")
+            owner = await dies_and_is_replaced_by(d, leases, client, f"next-{n}")
             claims.append(await d.claim(owner, "0-0", 10, max_deliveries=1))
         return claims
 
@@ -208,7 +219,7 @@ def test_owners_that_claimed_and_died_before_sending_add_no_delivery():
     async def scenario(d, leases, client):
         await takes_reads_and_sends(d, leases, "first", 3, ids[1])
         for n in range(3):  # each claims, holds the entries in its buffer, and dies
-            owner = await dies_and_is_replaced_by(leases, client, f"next-{n}")
+            owner = await dies_and_is_replaced_by(d, leases, client, f"next-{n}")
             claimed = await d.claim(owner, "0-0", 10, max_deliveries=2)
         return claimed
 
@@ -226,7 +237,7 @@ def test_a_claim_takes_a_long_pending_list_in_chunks():
 
     async def scenario(d, leases, client):
         await takes_reads_and_sends(d, leases, "old", 2500, None)
-        new = await dies_and_is_replaced_by(leases, client, "new")
+        new = await dies_and_is_replaced_by(d, leases, client, "new")
         chunks, start = [], "0-0"
         while True:
             claimed = await d.claim(new, start, 10_000, max_deliveries=1)
@@ -246,11 +257,12 @@ def test_each_holder_counts_only_what_it_sent_across_a_graceful_hand_over():
 
     async def scenario(d, leases, client):
         await takes_reads_and_sends(d, leases, "first", 4, ids[1])
-        second = await dies_and_is_replaced_by(leases, client, "second")
+        second = await dies_and_is_replaced_by(d, leases, client, "second")
         await d.claim(second, "0-0", 10, max_deliveries=2)
-        await d.mark_sent(second, ids[0])  # sends one, then leaves cleanly
+        await d.mark_sent(second, ids[0], [ids[0]])  # sends one, then leaves cleanly
         await d.release(second)
         third = await leases.acquire("s", 0, SUB, "third", 10_000)
+        await d.prepare(third, "BEGIN")
         return await d.claim(third, "0-0", 10, max_deliveries=2)
 
     claimed = run(scenario)
@@ -259,46 +271,106 @@ def test_each_holder_counts_only_what_it_sent_across_a_graceful_hand_over():
     assert delivery_counts() == {ids[1]: 2, ids[2]: 1, ids[3]: 1}
 
 
-def test_the_delivered_mark_only_moves_forward_and_a_reset_forgets_it():
-    ids = append(3)
+def batches() -> list[str]:
+    return [value.decode() for value in redis_client().lrange(batches_key("s", 0, SUB), 0, -1)]
+
+
+def test_a_commit_forgets_the_batches_it_covers_and_a_reset_forgets_all():
+    ids = append(4)
 
     async def scenario(d, leases, client):
         lease = await leases.acquire("s", 0, SUB, "a", 10_000)
         await d.prepare(lease, "BEGIN")
-        await d.mark_sent(lease, ids[2])
-        await d.mark_sent(lease, ids[0])
+        await d.read([(lease, 4)])
+        await d.mark_sent(lease, ids[3], [ids[0], ids[2], ids[3]])
 
     run(scenario)
-    assert redis_client().hget(delivered_key("s", 0, SUB), "a").decode() == ids[2]
-    redis_client().hset(sent_key("s", 0, SUB), ids[0], "a")
+    assert batches() == ["a", ids[0], ids[2], ids[3]]
+    assert commit("a", ids[1]) == "committed"  # within the second batch: it stays
+    assert batches() == ["a", ids[2], ids[3]]
+    assert commit("a", ids[2]) == "committed"
+    assert batches() == ["a", ids[3]]
+    redis_client().hset(sent_key("s", 0, SUB), ids[0], "a 1")
+    redis_client().hset(charged_key("s", 0, SUB), "b", ids[0])
     delivery.reset(redis_client(), SUB, [("s", 0)])
-    assert not redis_client().exists(delivered_key("s", 0, SUB), sent_key("s", 0, SUB))
+    keys = (batches_key("s", 0, SUB), charged_key("s", 0, SUB), sent_key("s", 0, SUB))
+    assert not redis_client().exists(*keys)
 
 
-def test_a_consumer_s_delivered_mark_goes_with_the_consumer():
+def test_only_the_first_batch_its_client_did_not_commit_is_charged():
+    ids = append(5)
+
+    async def scenario(d, leases, client):
+        first = await takes_reads_and_sends(d, leases, "first", 5, None)
+        await d.mark_sent(first, ids[4], [ids[0], ids[2], ids[4]])  # three batches at once
+        assert await delivery.commit(client, SUB, "first", "s", 0, ids[0]) == "committed"
+        await d.release(first)  # its client stopped within the second batch
+        second = await leases.acquire("s", 0, SUB, "second", 10_000)
+        await d.prepare(second, "BEGIN")
+        return await d.claim(second, "0-0", 10, max_deliveries=1)
+
+    claimed = run(scenario)
+    assert dead_offsets() == ids[1:3]  # charged: one delivery was all they might have
+    assert [offset for offset, _ in claimed.entries] == ids[3:]  # sent after it: uncharged
+    assert claimed.retried == frozenset()
+    assert delivery_counts() == {ids[3]: 1, ids[4]: 1}
+
+
+def test_a_claim_names_the_events_charged_before():
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        await takes_reads_and_sends(d, leases, "first", 3, ids[1])  # batch [0, 1], then dies
+        second = await dies_and_is_replaced_by(d, leases, client, "second")
+        return await d.claim(second, "0-0", 10, max_deliveries=5)
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == ids
+    assert claimed.retried == frozenset(ids[:2])  # each is sent in a batch of its own
+
+
+def test_a_session_the_server_ends_charges_nothing():
+    ids = append(2)
+
+    async def scenario(d, leases, client):
+        first = await takes_reads_and_sends(d, leases, "first", 2, ids[1])
+        await d.release(first, charge=False)  # a drain: its client did not fail
+        second = await leases.acquire("s", 0, SUB, "second", 10_000)
+        await d.prepare(second, "BEGIN")
+        return await d.claim(second, "0-0", 10, max_deliveries=1)
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == ids
+    assert dead_offsets() == []
+    assert delivery_counts() == {ids[0]: 1, ids[1]: 1}
+
+
+def test_a_consumer_s_charge_mark_goes_with_the_consumer():
     ids = append(1)
-    marks = delivered_key("s", 0, SUB)
+    marks = charged_key("s", 0, SUB)
 
     async def scenario(d, leases, client):
         a = await takes_reads_and_sends(d, leases, "a", 1, ids[0])
-        await d.release(a)  # one entry still pending: the consumer and its mark stay
-        kept = await client.hkeys(marks)
+        await d.release(a)  # one entry still pending: the consumer and its batches stay
         b = await leases.acquire("s", 0, SUB, "b", 10_000)
-        await d.prepare(b, "BEGIN")
+        await d.prepare(b, "BEGIN")  # a's time as owner ends: its charge mark
+        kept = await client.hgetall(marks)
         await d.claim(b, "0-0", 10, max_deliveries=10)
-        await client.eval(RETIRE_CONSUMER_LUA, 2, log_key("s", 0), marks, SUB, "a", 0)
-        await d.mark_sent(b, ids[0])
+        await client.eval(
+            RETIRE_CONSUMER_LUA, 3, log_key("s", 0), marks, batches_key("s", 0, SUB), SUB, "a", 0
+        )
+        await d.mark_sent(b, ids[0], [ids[0]])
         return kept, await client.hkeys(marks), b
 
     kept, after_retire, b = run(scenario)
-    assert (kept, after_retire) == ([b"a"], [b"b"])
+    assert (kept, after_retire) == ({b"a": ids[0].encode()}, [])
     assert commit("b", ids[0]) == "committed"
 
     async def leave(d, leases, client):
-        await d.release(b)  # nothing pending: consumer and mark go
+        await d.release(b)  # nothing pending: consumer and batches go
 
     run(leave)
-    assert not redis_client().exists(marks)
+    assert not redis_client().exists(marks, batches_key("s", 0, SUB))
 
 
 def test_a_session_that_takes_back_a_lost_partition_counts_each_tenure_s_sends():
@@ -306,11 +378,10 @@ def test_a_session_that_takes_back_a_lost_partition_counts_each_tenure_s_sends()
 
     async def scenario(d, leases, client):
         await takes_reads_and_sends(d, leases, "s", 6, ids[2])
-        s = await dies_and_is_replaced_by(leases, client, "s")  # its lease lapsed: back
-        await d.prepare(s, "BEGIN")
+        s = await dies_and_is_replaced_by(d, leases, client, "s")  # its lease lapsed: back
         await d.claim(s, "0-0", 10, max_deliveries=10)  # what it sent before counts again
-        await d.mark_sent(s, ids[0])  # sends one more, then dies
-        t = await dies_and_is_replaced_by(leases, client, "t")
+        await d.mark_sent(s, ids[0], [ids[0]])  # sends one more, then dies
+        t = await dies_and_is_replaced_by(d, leases, client, "t")
         return await d.claim(t, "0-0", 10, max_deliveries=10)
 
     claimed = run(scenario)
