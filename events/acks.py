@@ -47,10 +47,11 @@ return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {KEYS[3], KEYS[4]}))
 
 # Claim entries idle past the ack timeout: other sessions' (or also our own, when this is
 # the only live session), oldest first. The sessions they are taken from are told, so that
-# they stop waiting for those acks. An entry of the oldest batch its holder sent and did not
-# see acked in full is charged the holder's delivery; any other keeps its count (the read
-# or a later send did not deliver it to a client that got that far). The claimed ones are
-# not sent by their new holder yet.
+# they stop waiting for those acks. Of each holder, the oldest batch it sent and did not
+# see acked in full is charged a delivery: its client stopped in it. The rest the holder
+# sent is marked uncharged ("<session> ~"), as its client did not get that far, also for
+# the claims that take it later; what it read and never sent keeps its count. The claimed
+# ones are not sent by their new holder yet.
 # KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
 # ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
 # alone, ARGV[7] channel, ARGV[8] partition name ("<stream>:<p>")
@@ -60,45 +61,49 @@ CLAIM_IDLE_LUA = (
     DEAD_LUA
     + """
 local scan = redis.call('XPENDING', KEYS[1], ARGV[2], 'IDLE', ARGV[3], '-', '+', ARGV[4] * 4)
-local heads
-local function oldest_batch(session)  -- of the session's sends not acked yet
-  if not heads then
-    heads = {}
-    local records = redis.call('HGETALL', KEYS[3])
-    for i = 2, #records, 2 do
-      local holder, batch = string.match(records[i], '^(%S+) (%d+)$')
-      batch = tonumber(batch)
-      if holder and (not heads[holder] or batch < heads[holder]) then heads[holder] = batch end
-    end
-  end
-  return heads[session]
-end
-local ids, counts, was, owners = {}, {}, {}, {}
+local ids, counts, holder_of, owners = {}, {}, {}, {}
 for _, p in ipairs(scan) do
   if #ids < tonumber(ARGV[4]) and (p[2] ~= ARGV[1] or ARGV[6] == '1') then
     ids[#ids + 1] = p[1]
-    counts[p[1]], was[p[1]] = p[4], p[4]
-    local holder, batch = string.match(redis.call('HGET', KEYS[3], p[1]) or '', '^(%S+) (%d+)$')
-    if holder == p[2] and tonumber(batch) == oldest_batch(holder) then
-      counts[p[1]] = p[4] + 1
-    end
-    if p[2] ~= ARGV[1] then owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1] end
+    counts[p[1]], holder_of[p[1]] = p[4], p[2]
+    owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1]
   end
 end
 if #ids == 0 then return {0, {}, {}} end
+local records, heads = {}, {}
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  local holder, batch = string.match(all[i + 1], '^(%S+) (%d+)$')
+  if holder and owners[holder] then
+    records[all[i]] = {holder, tonumber(batch)}
+    if not heads[holder] or records[all[i]][2] < heads[holder] then
+      heads[holder] = records[all[i]][2]
+    end
+  end
+end
+for offset, record in pairs(records) do
+  if record[2] ~= heads[record[1]] then redis.call('HSET', KEYS[3], offset, record[1] .. ' ~') end
+end
+local charged = {}
+for _, id in ipairs(ids) do
+  local record = records[id]
+  charged[id] = record ~= nil and record[1] == holder_of[id] and record[2] == heads[record[1]]
+end
 for owner, offsets in pairs(owners) do
-  redis.call('PUBLISH', ARGV[7], 'lost ' .. owner .. ' ' .. ARGV[8] .. offsets)
+  if owner ~= ARGV[1] then
+    redis.call('PUBLISH', ARGV[7], 'lost ' .. owner .. ' ' .. ARGV[8] .. offsets)
+  end
 end
 redis.call('HDEL', KEYS[3], unpack(ids))
 local out, out_counts, gone = {}, {}, {}
 for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], unpack(ids))) do
-  local n = counts[entry[1]]
+  local n = charged[entry[1]] and counts[entry[1]] + 1 or counts[entry[1]]
   if not entry[2] then
     gone[#gone + 1] = entry[1]
   elseif n > tonumber(ARGV[5]) then
     dead(KEYS[2], ARGV[2], KEYS[1], entry, n - 1, 'max_deliveries')
   else
-    if n == was[entry[1]] then  -- not charged: the XCLAIM above counted it once too often
+    if not charged[entry[1]] then  -- the XCLAIM above counted it once too often
       redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
     end
     out[#out + 1] = entry

@@ -52,9 +52,9 @@ def prepare(plan: Plan) -> None:
     asyncio.run(main())
 
 
-def claim(plan: Plan, session: str) -> list[str]:
+def claim(plan: Plan, session: str, count: int = 10) -> list[str]:
     async def main() -> list[str]:
-        _, raw, _ = await shared().claim_idle(plan, plan.partitions[0], session, 10, alone=False)
+        _, raw, _ = await shared().claim_idle(plan, plan.partitions[0], session, count, False)
         return [offset.decode() for offset, _ in raw]
 
     return asyncio.run(main())
@@ -217,3 +217,16 @@ def test_a_claim_reports_which_events_were_charged_before():
         return retried_of(raw, counts)
 
     assert asyncio.run(main()) == set(offsets[:2])  # each goes in a batch of its own
+
+
+def test_a_claim_taken_in_parts_charges_only_the_oldest_batch():
+    plan = shared_plan(1, max_deliveries=1)
+    offsets = read_ahead(plan, 2)
+    send(plan, "a", offsets[:1], batch=1)
+    send(plan, "a", offsets[1:], batch=2)
+    dies(plan, "a")
+
+    assert claim(plan, "b", count=1) == []  # the first batch: charged, and dead
+    assert claim(plan, "b", count=1) == offsets[1:]  # its client never got this far
+    assert dead(plan) == offsets[:1]
+    assert counts(plan) == {offsets[1]: 1}
