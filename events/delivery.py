@@ -2,12 +2,14 @@
 offset and the fenced steps on them.
 
 One consumer group per (subscription, partition), named after the subscription; the
-consumer is the stream session. Keys share the partition's hash tag (DESIGN section 3):
+consumer is "<session>:<lease token>", one per time a session holds the partition (so what
+a session held before it lost the partition and took it back is judged as any earlier
+owner's). Keys share the partition's hash tag (DESIGN section 3):
 
     ss:{et:<stream>:<p>}:log                 the partition's stream
     ss:{et:<stream>:<p>}:lease:<sub>         {session, token, sent}: owner and last offset sent
     ss:{et:<stream>:<p>}:committed:<sub>     the last committed offset (the DB keeps it too)
-    ss:{et:<stream>:<p>}:batches:<sub>       [session, end, end, ...]: the lease holder's
+    ss:{et:<stream>:<p>}:batches:<sub>       [consumer, end, end, ...]: the lease holder's
                                              batches sent and not committed, by last offset
     ss:{et:<stream>:<p>}:charged:<sub>       {consumer: last offset charged a delivery}
     ss:{et:<stream>:<p>}:sent:<sub>          shared mode: {offset: "session batch"} unacked
@@ -53,7 +55,7 @@ def dead_key(stream: str, partition: int, subscription: str) -> str:
 
 
 def batches_key(stream: str, partition: int, subscription: str) -> str:
-    """The lease holder's session, then the last offset of each batch it sent on the
+    """The lease holder's consumer, then the last offset of each batch it sent on the
     partition that its client has not committed yet, in order.
     """
     return f"ss:{partition_tag(stream, partition)}:batches:{subscription}"
@@ -115,7 +117,8 @@ end
 # Make a newly acquired partition ready: committed offset and consumer group; the time of
 # its last owner closed (its charge mark), and a record of batches begun for the caller.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] charged, KEYS[5] sent,
-# KEYS[6] batches; ARGV[1] session, ARGV[2] group, ARGV[3] the database's committed offset
+# KEYS[6] batches; ARGV[1] session, ARGV[2] group, ARGV[3] the database's committed offset,
+# ARGV[4] the caller's consumer (see `Lease.consumer`)
 # Returns the committed offset, or false when the lease is not the caller's.
 PREPARE_LUA = (
     POSITION_LUA
@@ -125,7 +128,7 @@ PREPARE_LUA = (
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
 local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3], {KEYS[4], KEYS[5], KEYS[6]})
 close_tenure(KEYS[6], KEYS[4], committed)
-redis.call('RPUSH', KEYS[6], ARGV[1])
+redis.call('RPUSH', KEYS[6], ARGV[4])
 redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
 """
@@ -134,7 +137,7 @@ return committed
 # Claim, for the lease holder, what earlier owners left pending, in order.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] charged;
 # ARGV[1] session, ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count,
-# ARGV[6] max deliveries
+# ARGV[6] max deliveries; the caller's consumer is "<session>:<token>"
 # Returns {next start id ('0-0' when done), entries, their delivery counts}, or false
 # without the lease. Entries trimmed away meanwhile cannot be delivered, and entries at or
 # before the committed offset were consumed already (left pending by a stale reader): both
@@ -147,11 +150,12 @@ CLAIM_LUA = (
     + """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
+local consumer = ARGV[1] .. ':' .. ARGV[2]
 local held = {}
 for _, p in ipairs(redis.call('XPENDING', KEYS[2], ARGV[3], ARGV[4], '+', ARGV[5])) do
   held[p[1]] = p
 end
-local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'COUNT', ARGV[5])
+local claimed = redis.call('XAUTOCLAIM', KEYS[2], ARGV[3], consumer, 0, ARGV[4], 'COUNT', ARGV[5])
 local done = claimed[3] or {}
 local cms, cseq = position(redis.call('GET', KEYS[3]))
 local marks, entries, counts = {}, {}, {}
@@ -174,7 +178,7 @@ for _, entry in ipairs(claimed[2]) do
       dead(KEYS[4], ARGV[3], KEYS[2], entry, n - 1, 'max_deliveries')
     else
       if not charge then
-        redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
+        redis.call('XCLAIM', KEYS[2], ARGV[3], consumer, 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
       end
       entries[#entries + 1] = entry
       counts[#counts + 1] = n
@@ -197,9 +201,10 @@ local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'sent', ARGV[3])
 if #ARGV > 3 then
-  if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then  -- forgotten by a reset: begin anew
+  local consumer = ARGV[1] .. ':' .. ARGV[2]
+  if redis.call('LINDEX', KEYS[2], 0) ~= consumer then  -- forgotten by a reset: begin anew
     redis.call('DEL', KEYS[2])
-    redis.call('RPUSH', KEYS[2], ARGV[1])
+    redis.call('RPUSH', KEYS[2], consumer)
   end
   redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
 end
@@ -218,8 +223,9 @@ return 1
 COMMIT_LUA = (
     POSITION_LUA
     + """
-local lease = redis.call('HMGET', KEYS[1], 'session', 'sent')
+local lease = redis.call('HMGET', KEYS[1], 'session', 'sent', 'token')
 if lease[1] ~= ARGV[1] then return 'not_owner' end
+local consumer = ARGV[1] .. ':' .. lease[3]
 local oms, oseq = position(ARGV[3])
 local sms, sseq = position(lease[2])
 if after(oms, oseq, sms, sseq) then return 'undelivered' end
@@ -231,7 +237,7 @@ if not after(oms, oseq, cms, cseq) then
   return 'outdated'
 end
 while true do
-  local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', ARGV[3], 500, ARGV[1])
+  local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', ARGV[3], 500, consumer)
   if #pending == 0 then break end
   local ids = {}
   for i, entry in ipairs(pending) do ids[i] = entry[1] end
@@ -239,7 +245,7 @@ while true do
   if #pending < 500 then break end
 end
 redis.call('SET', KEYS[3], ARGV[3])
-if redis.call('LINDEX', KEYS[4], 0) == ARGV[1] then
+if redis.call('LINDEX', KEYS[4], 0) == consumer then
   local covered = 1  -- the batches list without its owner: whole batches this commit covers
   while true do
     local last = redis.call('LINDEX', KEYS[4], covered)
@@ -250,7 +256,7 @@ if redis.call('LINDEX', KEYS[4], 0) == ARGV[1] then
   end
   if covered > 1 then
     redis.call('LTRIM', KEYS[4], covered - 1, -1)
-    redis.call('LSET', KEYS[4], 0, ARGV[1])
+    redis.call('LSET', KEYS[4], 0, consumer)
   end
 end
 redis.call('PUBLISH', ARGV[4], message .. ARGV[3])
@@ -268,11 +274,12 @@ return 'committed'
 RELEASE_LUA = """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
-local mine = redis.call('LINDEX', KEYS[4], 0) == ARGV[1]
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, ARGV[1])
+local consumer = ARGV[1] .. ':' .. ARGV[2]
+local mine = redis.call('LINDEX', KEYS[4], 0) == consumer
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[3], '-', '+', 1, consumer)
 if ok and #pending == 0 then
-  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[3], consumer)
+  redis.call('HDEL', KEYS[3], consumer)
   if mine then redis.call('DEL', KEYS[4]) end
 elseif mine and ARGV[4] ~= '1' then
   redis.call('DEL', KEYS[4])
@@ -342,7 +349,7 @@ class Delivery:
             batches_key(stream, partition, subscription),
         ]
         committed = await self._prepare(
-            keys=keys, args=[lease.session, lease.subscription, db_offset]
+            keys=keys, args=[lease.session, lease.subscription, db_offset, lease.consumer]
         )
         return None if committed is None else committed.decode()
 
@@ -377,7 +384,7 @@ class Delivery:
         async with self._client.pipeline(transaction=False) as pipe:
             for lease, count in reads:
                 key = log_key(lease.event_type, lease.partition)
-                pipe.xreadgroup(lease.subscription, lease.session, {key: ">"}, count=count)
+                pipe.xreadgroup(lease.subscription, lease.consumer, {key: ">"}, count=count)
             replies = await pipe.execute()
         return [entries_of(reply[0][1], self._keep) if reply else [] for reply in replies]
 

@@ -65,6 +65,15 @@ class Lease:
     session: str
     token: int
 
+    @property
+    def consumer(self) -> str:
+        """The session's consumer in the partition's group for this lease: one per time it
+        holds the partition, so that what it held before it lost and took back the
+        partition is another consumer's, judged as any earlier owner's. A shared session
+        holds no lease (token 0) and is one consumer, named after it.
+        """
+        return f"{self.session}:{self.token}" if self.token else self.session
+
 
 class Leases:
     """The lease scripts, registered once on one client."""

@@ -182,7 +182,8 @@ def reclaim(
             key = lease_key(partition.stream, partition.partition, sub)
             done.leases_dropped += int(client.eval(DROP_LEASE_LUA, 1, key, holder))
         for name in group_consumers:
-            if name not in live_set:
+            # An ordered consumer is "<session>:<lease token>", a shared one the session.
+            if name.partition(":")[0] not in live_set:
                 keys = (
                     log_key(partition.stream, partition.partition),
                     charged_key(partition.stream, partition.partition, sub),

@@ -153,8 +153,9 @@ def test_releasing_drops_the_consumer_only_when_nothing_is_pending_for_it():
         return consumers, after
 
     consumers, after = run(scenario)
-    assert [c["name"] for c in consumers] == [b"a"]  # kept: two entries still pending
-    assert [c["name"] for c in after] == [b"a"]  # "b" had nothing pending: dropped
+    # A session's consumer is "<session>:<lease token>".
+    assert [c["name"] for c in consumers] == [b"a:1"]  # kept: two entries still pending
+    assert [c["name"] for c in after] == [b"a:1"]  # "b" had nothing pending: dropped
 
 
 @pytest.mark.parametrize("offset", ["9-0", "10-0"])
@@ -285,11 +286,11 @@ def test_a_commit_forgets_the_batches_it_covers_and_a_reset_forgets_all():
         await d.mark_sent(lease, ids[3], [ids[0], ids[2], ids[3]])
 
     run(scenario)
-    assert batches() == ["a", ids[0], ids[2], ids[3]]
+    assert batches() == ["a:1", ids[0], ids[2], ids[3]]  # its consumer, then its batches
     assert commit("a", ids[1]) == "committed"  # within the second batch: it stays
-    assert batches() == ["a", ids[2], ids[3]]
+    assert batches() == ["a:1", ids[2], ids[3]]
     assert commit("a", ids[2]) == "committed"
-    assert batches() == ["a", ids[3]]
+    assert batches() == ["a:1", ids[3]]
     redis_client().hset(sent_key("s", 0, SUB), ids[0], "a 1")
     redis_client().hset(charged_key("s", 0, SUB), "b", ids[0])
     delivery.reset(redis_client(), SUB, [("s", 0)])
@@ -357,13 +358,20 @@ def test_a_consumer_s_charge_mark_goes_with_the_consumer():
         kept = await client.hgetall(marks)
         await d.claim(b, "0-0", 10, max_deliveries=10)
         await client.eval(
-            RETIRE_CONSUMER_LUA, 3, log_key("s", 0), marks, batches_key("s", 0, SUB), SUB, "a", 0
+            RETIRE_CONSUMER_LUA,
+            3,
+            log_key("s", 0),
+            marks,
+            batches_key("s", 0, SUB),
+            SUB,
+            a.consumer,
+            0,
         )
         await d.mark_sent(b, ids[0], [ids[0]])
         return kept, await client.hkeys(marks), b
 
     kept, after_retire, b = run(scenario)
-    assert (kept, after_retire) == ({b"a": ids[0].encode()}, [])
+    assert (kept, after_retire) == ({b"a:1": ids[0].encode()}, [])
     assert commit("b", ids[0]) == "committed"
 
     async def leave(d, leases, client):
