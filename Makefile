@@ -23,7 +23,7 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-slow: only the slow chaos runs
+## test-slow: only the slow runs (chaos, long model-based walks)
 test-slow: $(VENV)/.dev
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
