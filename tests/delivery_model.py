@@ -35,7 +35,7 @@ class Event:
     sends: int = 0  # times a client received it
     charges: int = 0  # failed deliveries charged to it
     held_charge: bool = False  # ordered: its holder's time ended charged (Redis counts it)
-    window: bool = False  # marked sent once and never written (the crash window)
+    window: int = 0  # times marked sent and never written (the crash window)
     record: tuple[str, int | None] | None = None  # shared: (session, batch; None: uncharged)
     acked: bool = False  # shared: acked by a client
 
@@ -57,7 +57,9 @@ class Model:
     max_deliveries: int
     events: dict[str, Event] = field(default_factory=dict)
     committed: dict[int, tuple[int, int]] = field(default_factory=dict)
-    # Ordered: per partition, the last owner's session and batches, not yet judged.
+    # Ordered: per partition, the session that took it last (its record of batches is the
+    # partition's), and the batches of an owner whose time ended, not yet judged.
+    owner: dict[int, str] = field(default_factory=dict)
     unclosed: dict[int, tuple[str, Batches]] = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)  # as Redis said at the last check
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -82,7 +84,7 @@ class Model:
             if written:
                 event.sends += 1
             else:
-                event.window = True
+                event.window += 1
             if self.shared:
                 event.record = (session, number)
 
@@ -111,17 +113,19 @@ class Model:
                         event.record = None
             return
         for partition in holding:
-            mine = self.unclosed.get(partition, ("", []))[0] == session
+            if self.owner.get(partition) != session:
+                continue  # another session took it since: its record is that one's
+            recorded = self.unclosed.get(partition, ("", []))[0] == session
             if not charge:
-                if mine:
-                    del self.unclosed[partition]
-            elif not mine:  # (if its lease lapsed, what it had sent then was recorded)
+                self.unclosed.pop(partition, None)
+            elif not recorded:  # (if its lease lapsed, what it had sent then was recorded)
                 self.unclosed[partition] = (session, batches.get(partition, []))
 
-    def taken(self, partition: int) -> None:
+    def taken(self, partition: int, session: str) -> None:
         """Ordered: a session took the partition; its last owner's time closes, and the
         first batch that owner's client did not commit is charged.
         """
+        self.owner[partition] = session
         _, sent = self.unclosed.pop(partition, ("", []))
         sent = [b for b in sent if position(b[-1]) > self.committed[partition]]
         if sent:

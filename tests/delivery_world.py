@@ -316,7 +316,7 @@ class World:
         async def watched_prepare(lease: Any, *args: Any) -> Any:
             result = await prepare(lease, *args)
             if result is not None:
-                self.model.taken(lease.partition)
+                self.model.taken(lease.partition, lease.session)
             return result
 
         async def watched(*args: Any, **kwargs: Any) -> Any:

@@ -305,3 +305,17 @@ def test_a_session_that_handed_a_partition_over_leaves_its_next_owner_s_charge_a
         ("work", (1, 3, True)), ("leave", (1, False)), ("leave", (0, False)), ("join", ()),
         ("work", (0, 2, False)),
     ])  # fmt: skip
+
+
+def test_a_session_whose_lease_lapsed_leaves_the_next_owner_s_record_alone(world_of):
+    replay(False, {"partitions": 2, "batch_limit": 1, "window": 1, "max_deliveries": 3}, [
+        ("publish", (1, 2)), ("join", ()), ("lapse", (0,)), ("work", (1, 1, True)),
+        ("leave", (1, False)),
+    ])  # fmt: skip
+
+
+def test_each_crash_mid_write_counts_as_a_send(world_of):
+    replay(True, {"partitions": 1, "batch_limit": 3, "window": 6, "max_deliveries": 2}, [
+        ("publish", (0, 1)), ("read", (1,)), ("crash", (0, True)), ("reclaim", ()),
+        ("join", ()), ("read", (0,)), ("crash", (0, True)),
+    ])  # fmt: skip
