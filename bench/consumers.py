@@ -25,8 +25,9 @@ import redis
 from bench.common import BenchError, percentile_ms
 from bench.cpu import CpuUse
 from bench.workload import EVENT_TYPE
-from events.cursors import parse_offset
-from events.streams import EVENT_FIELD, log_key
+from events.core.entries import EVENT
+from events.core.offsets import parse_offset
+from events.streams import log_key
 
 # Called with a batch's events and the time (time.time_ns()) its bytes were read.
 OnEvents = Callable[[list[dict[str, Any]], int], None]
@@ -290,7 +291,7 @@ def drain_direct(
             acks: list[tuple[bytes, list[bytes]]] = []
             for key, entries in reply:
                 ids = [entry_id for entry_id, _ in entries]
-                stats.bytes += sum(len(fields[EVENT_FIELD]) for _, fields in entries)
+                stats.bytes += sum(len(fields[EVENT]) for _, fields in entries)
                 partition = keys.index(key.decode())
                 stats.per_partition[partition] = stats.per_partition.get(partition, 0) + len(ids)
                 stats.last_offsets[partition] = ids[-1].decode()

@@ -49,8 +49,9 @@ from bench.report import render, report
 from bench.results import rounded
 from bench.senders import Send, api_sender, direct_sender, lua_sender
 from bench.workload import EVENT_TYPE, EventSource, create_event_type, event_type_body
+from events.core.entries import EVENT
 from events.processes import default_server_count
-from events.streams import EVENT_FIELD, log_key
+from events.streams import log_key
 
 HELP = "events/s through the REST API against pipelined XADD straight to Redis"
 PATHS = ("api", "lua", "direct")
@@ -189,7 +190,7 @@ def check_stored(client: redis.Redis, phase: Phase, partitions: int, stream: str
     for partition, key in enumerate(keys):
         entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(key, count=1)  # type: ignore[assignment]
         for _, fields in entries:
-            metadata = orjson.loads(fields[EVENT_FIELD]).get("metadata", {})
+            metadata = orjson.loads(fields[EVENT]).get("metadata", {})
             expected = {
                 "event_type": EVENT_TYPE,
                 "partition": str(partition),

@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 
 from bench.common import BenchError
 from bench.workload import EVENT_TYPE, RETENTION_MS, EventSource
-from events.streams import EVENT_FIELD, PUBLISH_LUA, eid_key, log_key
+from events.core.entries import EVENT
+from events.streams import PUBLISH_LUA, eid_key, log_key
 
 Send = Callable[[int], Awaitable[tuple[int, int]]]  # batch size → (events, bytes) stored
 
@@ -38,7 +39,7 @@ def direct_sender(client: aioredis.Redis, source: EventSource, stream: str) -> S
         keys = [log_key(stream, source.partition(eid)) for eid in eids]
         async with client.pipeline(transaction=False) as pipe:
             for key, payload in zip(keys, payloads, strict=True):
-                pipe.xadd(key, {EVENT_FIELD: payload})
+                pipe.xadd(key, {EVENT: payload})
             await pipe.execute()
         return batch_size, sum(map(len, payloads))
 

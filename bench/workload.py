@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from bench.common import BenchError, World
-from events.partitioning import choose_partition
+from events.core.partitioning import choose_partition
 
 EVENT_TYPE = "bench.order-placed"
 TEMPLATES = 256  # distinct event bodies, reused round-robin with fresh eids

@@ -15,10 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from events import acks, plans
 from events.auth import api_view, principal_of
 from events.connections import async_redis_client
-from events.cursors import Cursor
+from events.core.offsets import Cursor
+from events.core.plan import Partition, Plan
+from events.core.problems import Problem
 from events.http import json_response, read_json
-from events.plans import Partition, Plan
-from events.problems import Problem
 
 MAX_ITEMS = 10_000
 

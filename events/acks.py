@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
 
+from events.core.plan import Partition, Plan
 from events.delivery import (
     CLAIM_CHUNK,
     charged_key,
@@ -29,7 +30,6 @@ from events.delivery import (
     sent_key,
 )
 from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION
-from events.plans import Partition, Plan
 from events.streams import log_key
 
 ACKED = "acked"

@@ -28,12 +28,12 @@ from django.utils.safestring import SafeString
 from events import committed, cursor_api, delivery, lag, plans, stats, streams
 from events.admin_views import REDIS_ERRORS, permitted_object
 from events.connections import redis_client
-from events.cursors import Cursor
+from events.core.offsets import Cursor
+from events.core.plan import Plan
+from events.core.problems import Problem
 from events.forms import Position, ResetCursorsForm, SubscriptionForm
 from events.models import Cursor as CursorRow
 from events.models import Subscription
-from events.plans import Plan
-from events.problems import Problem
 from events.sessions import LIVE_LUA, sessions_key
 
 if TYPE_CHECKING:

@@ -12,12 +12,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
-from events import event_types, publishing, snapshots, streams
+from events import event_types, snapshots, streams
 from events.auth import Principal, api_view, principal_of
-from events.http import json_response, paginate, read_json, rfc3339
+from events.core import publishing
+from events.core.problems import Problem
+from events.core.schemas import SchemaError
+from events.core.times import rfc3339
+from events.http import json_response, paginate, read_json
 from events.models import EventType, EventTypeSchema
-from events.problems import Problem
-from events.schemas import SchemaError
+from events.streaming.publishing import publish
 
 
 def _event_type(name: str) -> EventType:
@@ -168,7 +171,7 @@ def _publishing_target(name: str) -> publishing.Target:
         schema_version=row.schema_version,
         strict=row.compatibility_mode == "compatible",
         enrich="metadata_enrichment" in row.enrichment_strategies,
-        retention=streams.Retention(row.retention_max_events or 0, row.retention_time_ms),
+        retention=publishing.Retention(row.retention_max_events or 0, row.retention_time_ms),
     )
 
 
@@ -187,7 +190,7 @@ async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
             "Nothing was stored.",
         )
     try:
-        outcome = await publishing.publish(
+        outcome = await publish(
             events,
             target,
             published_by=principal.name,

@@ -18,8 +18,9 @@ import redis
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from events.core.problems import Problem
+from events.http import response_of
 from events.models import ApiToken, token_digest
-from events.problems import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +125,9 @@ def api_view(*methods: str) -> Callable[[View], View]:
                     response: HttpResponse = await view(request, *args, **kwargs)
                     return response
                 except Problem as problem:
-                    return problem.response()
+                    return response_of(problem)
                 except (redis.ConnectionError, redis.TimeoutError) as error:
-                    return redis_unavailable(error).response()
+                    return response_of(redis_unavailable(error))
 
             return csrf_exempt(async_wrapper)
 
@@ -140,9 +141,9 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 response: HttpResponse = view(request, *args, **kwargs)
                 return response
             except Problem as problem:
-                return problem.response()
+                return response_of(problem)
             except (redis.ConnectionError, redis.TimeoutError) as error:
-                return redis_unavailable(error).response()
+                return response_of(redis_unavailable(error))
 
         return csrf_exempt(wrapper)
 

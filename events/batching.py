@@ -1,6 +1,6 @@
 """The reading and sending half of a stream session: it reads the partitions the session
 holds, within the session's limits, cuts their entries into batches (one partition per
-batch) and sends them (DESIGN section 4). `events/batches.py` is a batch's wire shape;
+batch) and sends them (DESIGN section 4). `events/core/framing.py` is a batch's wire shape;
 which partitions a session holds is `events/stream_session.py`'s concern.
 """
 
@@ -14,14 +14,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.asyncio import Redis as AsyncRedis
 
 from events import cursor_writer, delivery
-from events.batches import Batch
 from events.connections import async_redis_client
-from events.cursors import Cursor, parse_offset
-from events.delivery import Claimed, Delivery, Entry
+from events.core.entries import Entry
+from events.core.framing import Batch
+from events.core.offsets import Cursor, parse_offset
+from events.core.plan import Partition, Plan, Position
+from events.core.stream_params import StreamParams
+from events.delivery import Claimed, Delivery
 from events.hub import hub
 from events.owned import Owned
-from events.plans import Partition, Plan, Position
-from events.stream_params import StreamParams
 
 READ_MARGIN = 2.0  # seconds a lease must still hold when a read is sent (the time fence)
 READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being filled

@@ -11,10 +11,10 @@ from typing import Any
 
 from events import cursor_writer, delivery
 from events.connections import async_redis_client
-from events.cursors import Cursor, parse_offset
+from events.core.offsets import Cursor, parse_offset
+from events.core.plan import Plan
+from events.core.problems import Problem
 from events.leases import lease_key
-from events.plans import Plan
-from events.problems import Problem
 from events.sessions import sessions_key
 
 COMMITTED = "committed"

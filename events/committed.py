@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events import streams
-from events.cursors import BEGIN, Cursor, parse_offset
+from events.core.offsets import BEGIN, Cursor, parse_offset
 from events.models import Cursor as CursorRow
 from events.models import EventType, Subscription
 

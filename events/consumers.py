@@ -22,11 +22,13 @@ from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from events import ack_api, batches, commits, plans, snapshots, stream_params
+from events import ack_api, commits, plans, snapshots
 from events.auth import redis_unavailable
-from events.batches import Batch
-from events.plans import Plan, Position
-from events.problems import Problem
+from events.core import framing, stream_params
+from events.core.framing import Batch
+from events.core.plan import Plan, Position
+from events.core.problems import Problem
+from events.http import response_of
 from events.shared_session import SharedSession
 from events.stream_session import StreamSession
 
@@ -107,19 +109,19 @@ class SubscriptionStream(AsyncHttpConsumer):
 
     async def _stream(self, session: StreamSession) -> None:
         """Send the headers, then batches until the session closes or the client leaves."""
-        sse = batches.accepts_sse(_header(self.scope, b"accept") or "")
+        sse = framing.accepts_sse(_header(self.scope, b"accept") or "")
         await self.send_headers(
             headers=[
-                (b"content-type", (batches.SSE if sse else batches.NDJSON).encode()),
+                (b"content-type", (framing.SSE if sse else framing.NDJSON).encode()),
                 (b"x-nakadi-streamid", session.id.encode()),
                 (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no"),
             ]
         )
-        frame = batches.sse if sse else batches.ndjson
+        frame = framing.sse if sse else framing.ndjson
         # The server sends the headers with the first body bytes: send them now, so the
         # client learns its stream id before the first batch.
-        await self.send_body(batches.sse_start() if sse else b"", more_body=True)
+        await self.send_body(framing.sse_start() if sse else b"", more_body=True)
 
         async def send_batches(out: Sequence[Batch]) -> None:
             await self.send_body(b"".join(map(frame, out)), more_body=True)
@@ -138,8 +140,8 @@ class SubscriptionStream(AsyncHttpConsumer):
             logger.exception("stream %s failed", session.id)
             await self.send_body(b"")
             return
-        last = session.last_batch(batches.close_info(reason))
-        closing = batches.sse(last) + batches.sse_close(reason) if sse else batches.ndjson(last)
+        last = session.last_batch(framing.close_info(reason))
+        closing = framing.sse(last) + framing.sse_close(reason) if sse else framing.ndjson(last)
         await self.send_body(closing)
 
     def _values(self, body: bytes) -> dict[str, Any]:
@@ -168,7 +170,7 @@ class SubscriptionStream(AsyncHttpConsumer):
             pass
 
     async def _answer(self, problem: Problem) -> None:
-        response = problem.response()
+        response = response_of(problem)
         headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
         await self.send_response(response.status_code, response.content, headers=headers)
 
@@ -210,7 +212,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
 
     async def _refuse(self, problem: Problem) -> None:
         await self.accept()
-        await self.send(text_data=orjson.dumps({"problem": _problem_body(problem)}).decode())
+        await self.send(text_data=orjson.dumps({"problem": problem.body()}).decode())
         await self.close(code=4000 + problem.status)
 
     async def _stream(self, session: StreamSession) -> None:
@@ -224,7 +226,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
             logger.exception("stream %s failed", session.id)
             await self.close(code=1011)
             return
-        await send_batches([session.last_batch(batches.close_info(reason))])
+        await send_batches([session.last_batch(framing.close_info(reason))])
         await self.close(code=1000, reason=reason)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -237,12 +239,12 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         try:
             reply = await _reply(session, orjson.loads(text_data or bytes_data or b""))
         except orjson.JSONDecodeError as error:
-            reply = {"problem": _problem_body(Problem(400, f"Not valid JSON: {error}."))}
+            reply = {"problem": Problem(400, f"Not valid JSON: {error}.").body()}
         except Problem as problem:
-            reply = {"problem": _problem_body(problem)}
+            reply = {"problem": problem.body()}
         except (redis.ConnectionError, redis.TimeoutError) as error:
             # As the HTTP endpoints answer; raised, it would end the consumer.
-            reply = {"problem": _problem_body(redis_unavailable(error))}
+            reply = {"problem": redis_unavailable(error).body()}
         await self.send(text_data=orjson.dumps(reply).decode())
 
     async def _stop(self) -> None:
@@ -284,8 +286,3 @@ async def _commit(plan: Plan, session: str, items: Any) -> dict[str, Any]:
     results = await commits.commit(plan, session, cursors)
     await commits.record(plan, cursors, results)
     return {"commit": commits.render(body, cursors, results)}
-
-
-def _problem_body(problem: Problem) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(problem.response().content)
-    return body

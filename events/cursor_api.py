@@ -10,10 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from events import commits, committed, delivery, plans, stats
 from events.auth import Principal, api_view, principal_of
 from events.connections import redis_client
-from events.cursors import Cursor
+from events.core.offsets import Cursor
+from events.core.plan import Plan
+from events.core.problems import Problem
 from events.delivery import control_channel, resetting_key
 from events.http import json_response, read_json
-from events.problems import Problem
 from events.sessions import sessions_key
 
 RESET_LOCK_SECONDS = 30  # a reset that died half-way stops blocking new sessions after this
@@ -65,7 +66,7 @@ def _reset(subscription_id: str, principal: Principal, body: object) -> HttpResp
     return HttpResponse(status=204)
 
 
-def reset(plan: plans.Plan, cursors: list[Cursor]) -> None:
+def reset(plan: Plan, cursors: list[Cursor]) -> None:
     """Close every session of the subscription with `cursor_reset`, then move the cursors
     (backwards too) and forget the Redis state of those partitions; 409 while another
     reset runs. New sessions are refused (409) until it is done.

@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection
 
 from events import committed
 from events.connections import loop_local
-from events.cursors import Cursor, parse_offset
+from events.core.offsets import Cursor, parse_offset
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from django.http import HttpRequest, HttpResponse
 
 from events import dead_letters, plans
 from events.auth import api_view, principal_of
-from events.http import json_response, paginate, rfc3339
+from events.core.problems import Problem
+from events.core.times import rfc3339
+from events.http import json_response, paginate
 from events.models import DeadLetter, Subscription
-from events.problems import Problem
 
 
 def render(dead_letter: DeadLetter) -> dict[str, Any]:

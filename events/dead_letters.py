@@ -22,10 +22,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.connections import redis_client
+from events.core.entries import EVENT, REPLAY_FOR
+from events.core.topics import keeper
 from events.delivery import dead_key
 from events.models import DeadLetter, EventType, Subscription
 from events.streams import log_key
-from events.topics import EVENT, REPLAY_FOR, keeper
 
 logger = logging.getLogger(__name__)
 

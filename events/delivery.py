@@ -32,17 +32,17 @@ script, so a session whose partition moved on cannot ack or claim anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
+from events.core.entries import Entry, Keep, entries_of
 from events.leases import Lease, lease_key
 from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION, POSITION_LUA
 from events.streams import log_key, partition_tag
-from events.topics import EVENT, Keep
 
 
 def committed_key(stream: str, partition: int, subscription: str) -> str:
@@ -293,28 +293,6 @@ class Claimed:
     next_start: str  # '0-0' once everything pending was claimed
     entries: list[Entry]
     retried: frozenset[str] = frozenset()  # offsets charged a failed delivery before
-
-
-# (offset, encoded event) of a stream entry; the event is None when the subscription does
-# not deliver it (its topic filter, or a replay for another subscription): it is skipped,
-# but still advances the subscription.
-Entry = tuple[str, bytes | None]
-
-
-def entries_of(raw: Iterable[Any], keep: Keep | None) -> list[Entry]:
-    """The entries of an XREADGROUP/XAUTOCLAIM reply."""
-    out: list[Entry] = []
-    for entry_id, fields in raw:
-        if not fields:  # deleted meanwhile: nothing to deliver
-            continue
-        values = (
-            fields
-            if isinstance(fields, dict)
-            else dict(zip(fields[::2], fields[1::2], strict=True))
-        )
-        kept = keep is None or keep(values)
-        out.append((entry_id.decode(), values[EVENT] if kept else None))
-    return out
 
 
 def retried_of(raw: Sequence[Any], counts: Sequence[int]) -> frozenset[str]:

@@ -11,12 +11,12 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from events.http import rfc3339
+from events.core.problems import Problem
+from events.core.schema_diff import evolve
+from events.core.schema_paths import defines, event_defines
+from events.core.schemas import SchemaError, parse_schema
+from events.core.times import rfc3339
 from events.models import EVENT_TYPE_NAME_RE, EventType, EventTypeSchema
-from events.problems import Problem
-from events.schema_diff import evolve
-from events.schema_paths import defines, event_defines
-from events.schemas import SchemaError, parse_schema
 
 CATEGORIES = {c.value for c in EventType.Category}
 STRATEGIES = {s.value for s in EventType.PartitionStrategy}

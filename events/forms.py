@@ -17,10 +17,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from events import event_types, subscriptions
-from events.cursors import BEGIN, Cursor, CursorError, parse_offset
+from events.core.offsets import BEGIN, Cursor, CursorError, parse_offset
+from events.core.problems import Problem
+from events.core.topics import check_patterns
 from events.models import EventType, Subscription
-from events.problems import Problem
-from events.topics import check_patterns
 
 Position = tuple[str, int]  # (event type name, partition)
 

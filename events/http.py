@@ -1,9 +1,8 @@
-"""Request parsing and JSON responses shared by the API views."""
+"""Request parsing, JSON responses and problem responses shared by the API views."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -11,14 +10,36 @@ from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from events.problems import Problem
+from events.core.problems import Problem, problem_body
 
 JSON_CONTENT_TYPE = "application/json"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
-def rfc3339(value: datetime) -> str:
-    """A UTC time as the API writes it: RFC 3339 with milliseconds, `Z` for UTC."""
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> HttpResponse:
+    body = problem_body(status, detail, title=title, **extra)
+    response = HttpResponse(orjson.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def response_of(problem: Problem) -> HttpResponse:
+    """The response a raised `Problem` answers with."""
+    return problem_response(
+        problem.status,
+        problem.detail,
+        title=problem.title,
+        headers=problem.headers,
+        **problem.extra,
+    )
 
 
 def json_response(

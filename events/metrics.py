@@ -20,11 +20,12 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from events import exposition, lag, stats
+from events import lag, stats
 from events.connections import redis_client
-from events.exposition import Family
+from events.core import exposition
+from events.core.exposition import Family
+from events.http import problem_response
 from events.models import DeadLetter, EventType, Subscription
-from events.problems import problem_response
 from events.sessions import sessions_key
 from events.streams import log_key
 

@@ -13,6 +13,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from events.core import defaults
+
 # Nakadi's event type name: dot-separated words of letters, digits, '-' and '_'.
 EVENT_TYPE_NAME_RE = r"^[a-zA-Z][-0-9a-zA-Z_]*(\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*\Z"
 TOKEN_PREFIX = "ss_"
@@ -194,13 +196,15 @@ class Subscription(models.Model):
     initial_cursors = models.JSONField(default=list, blank=True)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ORDERED)
     commit_timeout = models.PositiveIntegerField(
-        default=60, help_text="Seconds a session may keep sent events uncommitted."
+        default=defaults.COMMIT_TIMEOUT,
+        help_text="Seconds a session may keep sent events uncommitted.",
     )
     max_deliveries = models.PositiveIntegerField(
-        default=10, help_text="Deliveries of one event before it becomes a dead letter."
+        default=defaults.MAX_DELIVERIES,
+        help_text="Deliveries of one event before it becomes a dead letter.",
     )
     ack_timeout = models.PositiveIntegerField(
-        default=30,
+        default=defaults.ACK_TIMEOUT,
         help_text="Shared mode: seconds an event may stay unacknowledged before another "
         "session gets it.",
     )

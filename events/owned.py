@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from events.core.plan import Partition
 from events.leases import Lease
-from events.plans import Partition
 from events.streams import log_key
 
 

@@ -1,71 +1,16 @@
-"""What stream sessions and the cursor endpoints know of a subscription, read from the
-database once: its partitions (with their Redis stream ids) and committed cursors.
+"""Loading a subscription's plan (`events/core/plan.py`) from the database once: its
+partitions (with their Redis stream ids) and committed cursors.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 
 from events import committed
 from events.auth import Principal
-from events.cursors import Cursor, CursorError, parse_cursor
+from events.core.plan import Partition, Plan
+from events.core.problems import Problem
 from events.models import Subscription
-from events.problems import Problem
-from events.topics import Keep, keeper
-
-Position = tuple[str, int]  # (event type name, partition)
-
-
-@dataclass(frozen=True)
-class Partition:
-    event_type: str
-    stream: str  # the event type's stream_id, used in every Redis key
-    partition: int
-
-    @property
-    def position(self) -> Position:
-        return (self.event_type, self.partition)
-
-
-@dataclass(frozen=True)
-class Plan:
-    subscription: str
-    mode: str
-    commit_timeout: int
-    partitions: tuple[Partition, ...]
-    offsets: dict[Position, str] = field(default_factory=dict)  # committed, at load time
-    max_deliveries: int = 10
-    ack_timeout: int = 30  # seconds (shared mode)
-    topics: tuple[str, ...] = ()  # topic patterns; empty: every event
-
-    @property
-    def shared(self) -> bool:
-        return self.mode == "shared"
-
-    def keep(self) -> Keep:
-        """The test of which entries this subscription delivers."""
-        return keeper(self.subscription, self.topics)
-
-    @property
-    def partition_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.partitions:
-            counts[p.event_type] = max(counts.get(p.event_type, 0), p.partition + 1)
-        return counts
-
-    def find(self, position: Position) -> Partition | None:
-        for p in self.partitions:
-            if p.position == position:
-                return p
-        return None
-
-    def parse_cursor(self, item: object) -> Cursor:
-        """A cursor on one of this subscription's partitions; 422 otherwise."""
-        try:
-            return parse_cursor(item, self.partition_counts)
-        except CursorError as error:
-            raise Problem(422, f"Invalid cursor: {error}.") from None
 
 
 def subscription(subscription_id: str) -> Subscription:

@@ -26,7 +26,8 @@ import redis
 from django.db import DatabaseError
 
 from events import committed, plans
-from events.cursors import BEGIN, Cursor, format_offset, parse_offset
+from events.core.offsets import BEGIN, Cursor, previous_offset
+from events.core.plan import Partition, Plan, Position
 from events.delivery import (
     batches_key,
     charged_key,
@@ -39,7 +40,6 @@ from events.delivery import (
 from events.leases import lease_key
 from events.lua import GROUP_LUA_FUNCTION, POSITION_LUA
 from events.models import Subscription
-from events.plans import Partition, Plan, Position
 from events.sessions import direct_key, sessions_key
 from events.streams import log_key
 
@@ -282,16 +282,6 @@ def _fresh_offsets(found: Subscription) -> dict[Position, str]:
     if not Subscription.objects.filter(pk=found.pk).exists():
         return {}
     return committed.offsets(found)
-
-
-def previous_offset(offset: str) -> str:
-    """The greatest entry id before `offset` (BEGIN before the first possible one)."""
-    ms, seq = parse_offset(offset)
-    if seq > 0:
-        return format_offset((ms, seq - 1))
-    if ms > 0:
-        return format_offset((ms - 1, 2**64 - 1))
-    return BEGIN
 
 
 def reclaim_all(client: redis.Redis, subscriptions: Sequence[Subscription]) -> Reclaimed:

@@ -12,7 +12,8 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse
 
-from events.problems import Problem
+from events.core.problems import Problem
+from events.http import response_of
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,12 @@ class AsyncView:
             request.get_host()  # DisallowedHost for a host not in ALLOWED_HOSTS
             response = await self.view(request, **scope["url_route"]["kwargs"])
         except Problem as problem:
-            response = problem.response()
+            response = response_of(problem)
         except DisallowedHost as error:
-            response = Problem(400, str(error)).response()
+            response = response_of(Problem(400, str(error)))
         except Exception:
             logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
-            response = Problem(500, "The server failed on this request; retry it.").response()
+            response = response_of(Problem(500, "The server failed on this request; retry it."))
         headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}

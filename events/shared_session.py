@@ -15,14 +15,15 @@ import contextlib
 
 from events import acks
 from events.acks import SharedDelivery
-from events.cursors import parse_offset
-from events.delivery import CLAIM_CHUNK, Claimed, entries_of, retried_of
+from events.core.entries import entries_of
+from events.core.offsets import parse_offset
+from events.core.plan import Partition, Plan, Position
+from events.core.problems import Problem
+from events.core.stream_params import StreamParams
+from events.delivery import CLAIM_CHUNK, Claimed, retried_of
 from events.hub import hub
 from events.leases import Lease
 from events.owned import Owned
-from events.plans import Partition, Plan, Position
-from events.problems import Problem
-from events.stream_params import StreamParams
 from events.stream_session import SESSION_TTL_MS, StreamSession
 
 

@@ -11,10 +11,10 @@ import orjson
 import redis
 
 from events.connections import redis_client
-from events.cursors import BEGIN, parse_offset
+from events.core.offsets import BEGIN, parse_offset
+from events.core.plan import Partition, Plan
 from events.delivery import committed_key
 from events.leases import lease_key
-from events.plans import Partition, Plan
 from events.sessions import direct_key, sessions_key
 from events.streams import log_key
 

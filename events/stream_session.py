@@ -22,16 +22,16 @@ import redis
 
 from events import draining
 from events.batching import Batcher, Send
-from events.cursors import parse_offset
+from events.core.offsets import parse_offset
+from events.core.plan import Partition, Plan, Position
+from events.core.problems import Problem
+from events.core.rebalance import TooManySessions, fair_share
+from events.core.stream_params import StreamParams
 from events.delivery import control_channel, resetting_key
 from events.hub import hub
 from events.leases import Leases
 from events.owned import Owned
-from events.plans import Partition, Plan, Position
-from events.problems import Problem
-from events.rebalance import TooManySessions, fair_share
 from events.sessions import Sessions, direct_key
-from events.stream_params import StreamParams
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,8 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from events.connections import async_redis_client, redis_client
-
-# The offset before the first event of a partition (Nakadi's BEGIN).
-BEGIN = "BEGIN"
-EVENT_FIELD = b"e"
+from events.core.offsets import BEGIN, next_offset
+from events.core.publishing import PartitionBatch, Retention
 
 
 def partition_tag(stream: str, partition: int) -> str:
@@ -91,21 +89,6 @@ return stored
 )
 
 
-@dataclass(frozen=True)
-class Retention:
-    max_events: int  # 0: unlimited
-    max_age_ms: int  # 0: unlimited
-
-
-@dataclass(frozen=True)
-class PartitionBatch:
-    """Events bound for one partition: (eid or '', encoded event) pairs, in order."""
-
-    partition: int
-    eids: Sequence[str]
-    payloads: Sequence[bytes]
-
-
 PUBLISH_SHA = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
 
 
@@ -154,12 +137,6 @@ class PartitionInfo:
     oldest_available_offset: str
     newest_available_offset: str
     length: int
-
-
-def next_offset(offset: str) -> str:
-    """The smallest entry id after `offset` (an id `<ms>-<seq>`)."""
-    ms, seq = offset.split("-")
-    return f"{ms}-{int(seq) + 1}"
 
 
 def partition_info(stream: str, partitions: Sequence[int]) -> list[PartitionInfo]:

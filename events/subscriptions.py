@@ -10,15 +10,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from events import committed
-from events.cursors import CursorError, parse_cursor
-from events.http import rfc3339
+from events.core import defaults
+from events.core.offsets import CursorError, parse_cursor
+from events.core.problems import Problem
+from events.core.times import rfc3339
+from events.core.topics import check_patterns
 from events.models import EventType, Subscription, subscription_identity
-from events.problems import Problem
-from events.topics import check_patterns
-
-MAX_COMMIT_TIMEOUT = 60  # seconds, as Nakadi
-MAX_DELIVERIES = 1000
-MAX_ACK_TIMEOUT = 3600  # seconds
 
 
 def invalid(detail: str) -> Problem:
@@ -74,9 +71,15 @@ def parse(body: Any) -> Request:
         "read_from": read_from,
         "initial_cursors": _initial_cursors(body, read_from, found),
         "mode": mode,
-        "commit_timeout": _bounded(body, "commit_timeout", 60, 1, MAX_COMMIT_TIMEOUT),
-        "max_deliveries": _bounded(body, "max_deliveries", 10, 1, MAX_DELIVERIES),
-        "ack_timeout": _bounded(body, "ack_timeout", 30, 1, MAX_ACK_TIMEOUT),
+        "commit_timeout": _bounded(
+            body, "commit_timeout", defaults.COMMIT_TIMEOUT, 1, defaults.MAX_COMMIT_TIMEOUT
+        ),
+        "max_deliveries": _bounded(
+            body, "max_deliveries", defaults.MAX_DELIVERIES, 1, defaults.MAX_DELIVERIES_LIMIT
+        ),
+        "ack_timeout": _bounded(
+            body, "ack_timeout", defaults.ACK_TIMEOUT, 1, defaults.MAX_ACK_TIMEOUT
+        ),
         "topics": _topics(body),
     }
     return Request(

@@ -47,7 +47,7 @@ INSTALLED_APPS = [
 # Django's stock middleware, skipped for /api/ (events/middleware.py says why).
 MIDDLEWARE = [
     "events.middleware.SecurityMiddleware",
-    "events.problems.ProblemMiddleware",
+    "events.middleware.ProblemMiddleware",
     "events.middleware.AllowedHostsMiddleware",
     "events.middleware.SessionMiddleware",
     "events.middleware.CommonMiddleware",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from events.batches import Batch
+from events.core.framing import Batch
 from events.stream_session import StreamSession
 from tests.delivery_model import Batches
 

@@ -25,12 +25,12 @@ import redis
 
 from events import acks, delivery, plans, recovery
 from events.connections import async_redis_client, redis_client
+from events.core.plan import Plan
+from events.core.stream_params import StreamParams
 from events.delivery import committed_key, control_channel, dead_key
 from events.leases import lease_key
-from events.plans import Plan
 from events.sessions import Sessions, sessions_key
 from events.shared_session import SharedSession
-from events.stream_params import StreamParams
 from events.stream_session import StreamSession
 from events.streams import log_key
 from tests.delivery_clients import Client, forget

@@ -10,8 +10,8 @@ from typing import Any
 from events import acks
 from events.acks import SharedDelivery
 from events.connections import async_redis_client, redis_client
+from events.core.plan import Plan
 from events.delivery import batches_key, charged_key, dead_key, retried_of, sent_key
-from events.plans import Plan
 from events.recovery import RETIRE_CONSUMER_LUA
 from events.streams import log_key
 from tests.test_shared_session import shared_plan

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import orjson
 
-from events import batches
-from events.batches import Batch
+from events.core import framing
+from events.core.framing import Batch
 
 
 def test_a_batch_splices_stored_events_into_one_json_line():
     batch = Batch("orders", 2, "17-3", "tok", [b'{"a":1}', b'{"b":[2]}'])
-    line = batches.ndjson(batch)
+    line = framing.ndjson(batch)
     assert line.endswith(b"\n")
     assert line.count(b"\n") == 1
     assert orjson.loads(line) == {
@@ -25,7 +25,7 @@ def test_a_batch_splices_stored_events_into_one_json_line():
 
 
 def test_a_keep_alive_batch_has_a_cursor_and_no_events_key():
-    line = batches.ndjson(Batch("orders", 0, "BEGIN", "tok"))
+    line = framing.ndjson(Batch("orders", 0, "BEGIN", "tok"))
     assert orjson.loads(line) == {
         "cursor": {
             "partition": "0",
@@ -37,26 +37,26 @@ def test_a_keep_alive_batch_has_a_cursor_and_no_events_key():
 
 
 def test_sse_batches_carry_the_cursor_token_as_id_and_keep_alives_carry_none():
-    data = batches.sse(Batch("orders", 0, "1-0", "tok", [b"{}"]))
+    data = framing.sse(Batch("orders", 0, "1-0", "tok", [b"{}"]))
     assert data.startswith(b"event: batch\nid: tok\ndata: {")
     assert data.endswith(b"\n\n")
-    keep_alive = batches.sse(Batch("orders", 0, "1-0", "tok"))
+    keep_alive = framing.sse(Batch("orders", 0, "1-0", "tok"))
     assert keep_alive.startswith(b"event: keep-alive\ndata: ")
     assert b"\nid:" not in keep_alive
 
 
 def test_the_close_says_why_and_has_no_id():
-    close = batches.sse_close("stream_limit")
+    close = framing.sse_close("stream_limit")
     assert close.startswith(b"event: close\ndata: ")
     assert b"id:" not in close
     payload = orjson.loads(close.split(b"data: ", 1)[1])
     assert payload["close_reason"] == "stream_limit"
-    info = batches.close_info("commit_timeout")
+    info = framing.close_info("commit_timeout")
     assert info == {"debug": "Stream closed: commit_timeout", "close_reason": "commit_timeout"}
 
 
 def test_sse_is_chosen_only_when_asked_for():
-    assert batches.accepts_sse("text/event-stream")
-    assert not batches.accepts_sse("")
-    assert not batches.accepts_sse("application/x-json-stream, text/event-stream")
-    assert not batches.accepts_sse("application/json")
+    assert framing.accepts_sse("text/event-stream")
+    assert not framing.accepts_sse("")
+    assert not framing.accepts_sse("application/x-json-stream, text/event-stream")
+    assert not framing.accepts_sse("application/json")

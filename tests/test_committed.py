@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from events import committed, cursor_writer
-from events.cursors import Cursor
+from events.core.offsets import Cursor
 from events.models import Cursor as CursorRow
 from events.models import Subscription
 from tests.helpers import event_type_row

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from events.cursors import BEGIN, CursorError, format_offset, parse_cursor, parse_offset
+from events.core.offsets import (
+    BEGIN,
+    CursorError,
+    format_offset,
+    parse_cursor,
+    parse_offset,
+    previous_offset,
+)
 
 
 def test_offsets_compare_as_number_pairs_not_strings():
@@ -40,3 +47,9 @@ def test_a_cursor_names_a_known_partition():
     ):
         with pytest.raises(CursorError):
             parse_cursor(bad, partitions)
+
+
+def test_previous_offset_steps_back_over_sequence_and_milliseconds():
+    assert previous_offset("5-3") == "5-2"
+    assert previous_offset("5-0") == f"4-{2**64 - 1}"
+    assert previous_offset("0-0") == "BEGIN"

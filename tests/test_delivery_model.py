@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from events import shared_session, stream_session
-from events.stream_params import StreamParams
+from events.core.stream_params import StreamParams
 from tests.delivery_world import TTL_MS, World
 
 Step = tuple[str, tuple[Any, ...]]

@@ -8,9 +8,9 @@ import httpx
 import orjson
 import pytest
 
-from events import streams
 from events.clients import create_client
 from events.connections import redis_client
+from events.core.entries import EVENT
 from tests.helpers import business_event, event_type_body, log_key
 
 
@@ -32,7 +32,7 @@ def test_a_producer_defines_a_type_publishes_and_sees_offsets(producer):
     partitions = producer.get("/api/event-types/order.created/partitions").json()
     assert sum(p["length"] for p in partitions) == 50
     kept = [
-        orjson.loads(fields[streams.EVENT_FIELD])
+        orjson.loads(fields[EVENT])
         for p in range(2)
         for _, fields in redis_client().xrange(log_key("order.created", p))
     ]

@@ -12,8 +12,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import exposition, jobs, lag, metrics, streams
+from events import jobs, lag, metrics, streams
 from events.connections import redis_client
+from events.core import exposition
 from events.delivery import committed_key
 from events.models import DeadLetter, Subscription
 from events.processes import free_port, wait_until

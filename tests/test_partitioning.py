@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from events.partitioning import PartitioningError, choose_partition
-from events.schemas import strict_schema
+from events.core.partitioning import PartitioningError, choose_partition
+from events.core.schemas import strict_schema
 
 
 def test_hash_partitioning_is_stable_and_spreads_keys():

@@ -7,8 +7,8 @@ import uuid
 import orjson
 import pytest
 
-from events import streams
 from events.connections import redis_client
+from events.core.entries import EVENT
 from tests.conftest import bearer
 from tests.helpers import business_event, event_type_body, log_key
 
@@ -43,7 +43,7 @@ def publish(client, token, events, name="order.created", **headers):
 
 def stored(name="order.created", partition=0):
     entries = redis_client().xrange(log_key(name, partition))
-    return [orjson.loads(fields[streams.EVENT_FIELD]) for _, fields in entries]
+    return [orjson.loads(fields[EVENT]) for _, fields in entries]
 
 
 def test_it_stores_a_batch_in_order_and_enriches_metadata(client, producer_token, order_type):
@@ -310,12 +310,12 @@ def test_time_retention_trims_events_older_than_the_retention(client, producer_t
     order_type(options={"retention_time": 60_000})
     key = log_key("order.created", 0)
     for i in range(1, 301):  # entries stamped in 1970: far past any retention
-        redis_client().xadd(key, {streams.EVENT_FIELD: b"{}"}, id=f"{i}-0")
+        redis_client().xadd(key, {EVENT: b"{}"}, id=f"{i}-0")
     assert publish(client, producer_token, [business_event("fresh")]).status_code == 200
     remaining = redis_client().xrange(key)
     # Approximate trimming drops whole stream nodes: most old entries go, the new one stays.
     assert len(remaining) < 150
-    assert orjson.loads(remaining[-1][1][streams.EVENT_FIELD])["order_number"] == "fresh"
+    assert orjson.loads(remaining[-1][1][EVENT])["order_number"] == "fresh"
 
 
 def test_a_batch_with_invalid_and_unplaceable_events_names_both(client, producer_token, order_type):

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from events.rebalance import TooManySessions, fair_share
+from events.core.rebalance import TooManySessions, fair_share
 
 PARTITIONS = [("order.created", p) for p in range(8)] + [("order.paid", 0)]
 

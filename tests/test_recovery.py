@@ -12,10 +12,10 @@ import pytest
 
 from events import dead_letters, jobs, recovery
 from events.connections import redis_client
+from events.core.plan import Plan
 from events.delivery import committed_key, control_channel, dead_key
 from events.leases import lease_key
 from events.models import DeadLetter, EventType
-from events.plans import Plan
 from events.sessions import sessions_key
 from events.streams import log_key
 from tests.helpers import subscribe
@@ -103,12 +103,6 @@ def test_a_rebuilt_group_prefers_the_newer_offset_redis_kept():
     recovery.reclaim(client, plan)
     (group,) = client.xinfo_groups(log_key(part.stream, 0))
     assert group["last-delivered-id"].decode() == offsets[3]
-
-
-def test_previous_offset_steps_back_over_sequence_and_milliseconds():
-    assert recovery.previous_offset("5-3") == "5-2"
-    assert recovery.previous_offset("5-0") == f"4-{2**64 - 1}"
-    assert recovery.previous_offset("0-0") == "BEGIN"
 
 
 def _stage(event_type: EventType, subscription_id: str, count: int) -> None:

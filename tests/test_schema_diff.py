@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from events.schema_diff import Level, bump, evolve
+from events.core.schema_diff import Level, bump, evolve
 
 BASE = {
     "type": "object",

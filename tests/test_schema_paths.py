@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from events.schema_paths import defines, event_defines
+from events.core.schema_paths import defines, event_defines
 
 SCHEMA = {
     "definitions": {

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
+from events.core.schemas import SchemaError, compiled_validator, parse_schema
 from events.models import EventType
-from events.schemas import SchemaError, compiled_validator, parse_schema
 from tests.conftest import bearer
 from tests.helpers import event_type_body
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from events.stream_params import StreamParamError, StreamParams, parse
+from events.core.stream_params import StreamParamError, StreamParams, parse
 
 
 def test_defaults_are_nakadis():

@@ -11,12 +11,12 @@ import uuid
 import orjson
 
 from events import delivery
-from events.batches import Batch
 from events.connections import async_redis_client, redis_client
+from events.core.framing import Batch
+from events.core.plan import Partition, Plan
+from events.core.stream_params import StreamParams
 from events.delivery import control_channel
-from events.plans import Partition, Plan
 from events.sessions import sessions_key
-from events.stream_params import StreamParams
 from events.stream_session import StreamSession
 from events.streams import log_key
 

@@ -8,7 +8,7 @@ import pytest
 
 from events import streams
 from events.connections import redis_client
-from events.cursors import BEGIN
+from events.core.offsets import BEGIN
 from events.leases import lease_key
 from events.models import Cursor, Subscription
 from events.processes import free_port

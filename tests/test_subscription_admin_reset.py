@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 
 from events import streams
 from events.connections import redis_client
-from events.cursors import BEGIN
+from events.core.offsets import BEGIN
 from events.delivery import resetting_key
 from events.leases import lease_key
 from events.models import Cursor, EventType, Subscription

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from events.topics import check_patterns, keeper, matcher, topic_of
+from events.core.topics import check_patterns, keeper, matcher, topic_of
 
 
 def entry(topic: str | None = None, replay_for: str | None = None) -> dict[bytes, bytes]:

@@ -1,37 +1,47 @@
-"""Publishing a batch of events to an event type: validate, partition, enrich, store.
+"""Preparing a batch of events for an event type: validate, partition, enrich. Pure; the
+store is `events/streaming/publishing.py`.
 
 Steps follow Nakadi's BatchItemResponse: a failure in validating, partitioning or
-enriching aborts the whole batch (422, nothing stored); a failure to store affects only
-the partitions whose write failed (207). Storing is idempotent by `metadata.eid`.
+enriching aborts the whole batch (422, nothing stored).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
-import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from events import streams
-from events.http import rfc3339
-from events.partitioning import PartitioningError, choose_partition
-from events.schemas import Validator, compiled_validator, first_error, strict_schema
+from events.core.metadata import METADATA_SCHEMA, eid_of
+from events.core.partitioning import PartitioningError, choose_partition
+from events.core.schemas import Validator, compiled_validator, first_error, strict_schema
+from events.core.times import rfc3339
 
 logger = logging.getLogger(__name__)
 
-UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 DATA_OPS = frozenset({"C", "U", "D", "S"})
 # What metadata enrichment sets; flow_id only where the producer sent none.
 _ENRICHED = frozenset({"received_at", "event_type", "partition", "version", "published_by"})
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_events: int  # 0: unlimited
+    max_age_ms: int  # 0: unlimited
+
+
+@dataclass(frozen=True)
+class PartitionBatch:
+    """Events bound for one partition: (eid or '', encoded event) pairs, in order."""
+
+    partition: int
+    eids: Sequence[str]
+    payloads: Sequence[bytes]
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Target:
     schema_version: str
     strict: bool  # compatible mode: undeclared fields are refused
     enrich: bool
-    retention: streams.Retention
+    retention: Retention
 
 
 @dataclass
@@ -82,35 +92,6 @@ class EventTooLarge(Exception):
         self.size = size
 
 
-def _eid_of(event: Any) -> str | None:
-    """The event's eid when it is a UUID (only those name de-duplication keys)."""
-    metadata = event.get("metadata") if isinstance(event, Mapping) else None
-    eid = metadata.get("eid") if isinstance(metadata, Mapping) else None
-    return eid if isinstance(eid, str) and UUID_RE.match(eid) else None
-
-
-# Nakadi's event metadata (core-services schema_metadata.json), plus `topic`: what a
-# producer may send.
-# received_at and version are the server's; they are refused with their own message.
-_UUID = {"type": "string", "pattern": UUID_RE.pattern}
-METADATA_SCHEMA = {
-    "type": "object",
-    "required": ["eid", "occurred_at"],
-    "additionalProperties": False,
-    "properties": {
-        "eid": _UUID,
-        "occurred_at": {"type": "string", "format": "date-time"},
-        "parent_eids": {"type": "array", "items": _UUID},
-        "flow_id": {"type": "string"},
-        "partition": {"type": "string"},
-        "partition_compaction_key": {"type": "string", "minLength": 1},
-        "span_ctx": {"type": "object", "additionalProperties": {"type": "string"}},
-        "event_type": {"type": "string"},
-        "published_by": {"type": "string"},
-        # Streamsite's own: subscriptions may filter on it (events.topics).
-        "topic": {"type": "string", "minLength": 1, "maxLength": 255},
-    },
-}
 _METADATA = compiled_validator(orjson.dumps(METADATA_SCHEMA).decode())
 
 
@@ -160,7 +141,7 @@ def validate(event: Any, category: str, validator: Validator) -> str | None:
 class Prepared:
     items: list[ItemResult]
     partitions: list[int]  # of each event, in batch order
-    batches: dict[int, streams.PartitionBatch]  # empty when the batch was refused
+    batches: dict[int, PartitionBatch]  # empty when the batch was refused
 
 
 def prepare(
@@ -171,7 +152,7 @@ def prepare(
     Raises EventTooLarge for an event over `max_event_bytes`.
     """
     validator = effective_validator(target.category, target.schema, target.strict)
-    eids = [_eid_of(event) or "" for event in events]
+    eids = [eid_of(event) or "" for event in events]
     partitions: list[int] = []
     failures: dict[int, tuple[str, str]] = {}  # index → (step, detail)
     for index, event in enumerate(events):
@@ -228,8 +209,7 @@ def prepare(
         batch_eids.append(eids[index])
         payloads.append(payload)
     batches = {
-        p: streams.PartitionBatch(p, batch_eids, payloads)
-        for p, (batch_eids, payloads) in grouped.items()
+        p: PartitionBatch(p, batch_eids, payloads) for p, (batch_eids, payloads) in grouped.items()
     }
     return Prepared([ItemResult(eid) for eid in eids], partitions, batches)
 
@@ -242,45 +222,3 @@ def _check_size(event: dict[str, Any], index: int, max_event_bytes: int) -> None
     size = len(orjson.dumps(original))
     if size > max_event_bytes:
         raise EventTooLarge(index, size)
-
-
-async def publish(
-    events: Sequence[Any],
-    target: Target,
-    *,
-    published_by: str,
-    flow_id: str | None,
-    max_event_bytes: int,
-    dedup_seconds: int,
-) -> Outcome:
-    """Publish a batch; see the module's docstring for what each outcome means."""
-    prepared = prepare(
-        events,
-        target,
-        published_by=published_by,
-        flow_id=flow_id or str(uuid.uuid4()),
-        max_event_bytes=max_event_bytes,
-    )
-    items = prepared.items
-    if not prepared.batches:
-        return Outcome(422 if items else 200, items)
-    ordered = list(prepared.batches.values())
-    results = await streams.append(target.stream_id, ordered, target.retention, dedup_seconds)
-    failed: dict[int, str] = {}
-    for batch, result in zip(ordered, results, strict=True):
-        if isinstance(result, Exception):
-            logger.error(
-                "storing %d events on %s/%d failed: %s",
-                len(batch.payloads),
-                target.name,
-                batch.partition,
-                result,
-            )
-            failed[batch.partition] = f"storing failed: {result}"
-    for item, partition in zip(items, prepared.partitions, strict=True):
-        if partition in failed:
-            item.publishing_status, item.step = "failed", "publishing"
-            item.detail = failed[partition]
-        else:
-            item.publishing_status, item.step = "submitted", "none"
-    return Outcome(207 if failed else 200, items)

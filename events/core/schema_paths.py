@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.publishing import METADATA_SCHEMA
+from events.core.metadata import METADATA_SCHEMA
 
 
 def defines(schema: dict[str, Any], path: list[str]) -> bool:

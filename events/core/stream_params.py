@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from events.core.defaults import COMMIT_TIMEOUT, MAX_COMMIT_TIMEOUT
+
 MAX_STREAM_TIMEOUT = 4200  # seconds, as Nakadi
 DEFAULT_STREAM_TIMEOUT = 3600
-MAX_COMMIT_TIMEOUT = 60
 
 
 class StreamParamError(ValueError):
@@ -27,7 +28,7 @@ class StreamParams:
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT
     stream_keep_alive_limit: int = 0  # empty batches in a row; 0: unlimited
     max_uncommitted_events: int = 10
-    commit_timeout: float = MAX_COMMIT_TIMEOUT
+    commit_timeout: float = COMMIT_TIMEOUT
 
 
 _INTEGERS = {

@@ -14,13 +14,8 @@ from typing import Any
 
 import orjson
 
-# A stream entry's fields: b"e" the encoded event; b"r" the one subscription a replayed
-# dead letter is for (see events.dead_letters).
-Fields = dict[bytes, bytes]
-Keep = Callable[[Fields], bool]
+from events.core.entries import EVENT, REPLAY_FOR, Fields, Keep
 
-EVENT = b"e"
-REPLAY_FOR = b"r"
 MAX_PATTERNS = 50
 
 

@@ -39,6 +39,22 @@ def format_offset(position: tuple[int, int]) -> str:
     return BEGIN if position == (0, 0) else f"{position[0]}-{position[1]}"
 
 
+def next_offset(offset: str) -> str:
+    """The smallest entry id after `offset` (an id `<ms>-<seq>`)."""
+    ms, seq = offset.split("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def previous_offset(offset: str) -> str:
+    """The greatest entry id before `offset` (BEGIN before the first possible one)."""
+    ms, seq = parse_offset(offset)
+    if seq > 0:
+        return format_offset((ms, seq - 1))
+    if ms > 0:
+        return format_offset((ms - 1, _MAX))
+    return BEGIN
+
+
 @dataclass(frozen=True, order=True)
 class Cursor:
     """A position on one partition of one event type."""
