@@ -17,7 +17,7 @@ import redis
 
 from bench.common import BenchError, World
 from bench.workload import EVENT_TYPE, EventSource, create_event_type, event_type_body
-from events.streams import log_key
+from events.store.keys import log_key
 
 
 def setup(world: World, partitions: int) -> tuple[dict[str, str], str]:

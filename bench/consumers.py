@@ -27,7 +27,7 @@ from bench.cpu import CpuUse
 from bench.workload import EVENT_TYPE
 from events.core.entries import EVENT
 from events.core.offsets import parse_offset
-from events.streams import log_key
+from events.store.keys import log_key
 
 # Called with a batch's events and the time (time.time_ns()) its bytes were read.
 OnEvents = Callable[[list[dict[str, Any]], int], None]

@@ -14,7 +14,8 @@ import redis.asyncio as aioredis
 from bench.common import BenchError
 from bench.workload import EVENT_TYPE, RETENTION_MS, EventSource
 from events.core.entries import EVENT
-from events.streams import PUBLISH_LUA, eid_key, log_key
+from events.store.keys import eid_key, log_key
+from events.streams import PUBLISH_LUA
 
 Send = Callable[[int], Awaitable[tuple[int, int]]]  # batch size → (events, bytes) stored
 

@@ -14,11 +14,11 @@ from django.http import HttpRequest, HttpResponse
 
 from events import acks, plans
 from events.auth import api_view, principal_of
-from events.connections import async_redis_client
 from events.core.offsets import Cursor
 from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.http import json_response, read_json
+from events.store.connections import async_redis_client
 
 MAX_ITEMS = 10_000
 

@@ -21,16 +21,16 @@ from typing import Any
 from redis.asyncio import Redis as AsyncRedis
 
 from events.core.plan import Partition, Plan
-from events.delivery import (
-    CLAIM_CHUNK,
+from events.store.keys import (
     charged_key,
     committed_key,
     control_channel,
     dead_key,
+    log_key,
     sent_key,
 )
-from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION
-from events.streams import log_key
+from events.store.lua import DEAD_LUA, GROUP_LUA_FUNCTION
+from events.store.ordered_delivery import CLAIM_CHUNK
 
 ACKED = "acked"
 NOT_PENDING = "not_pending"  # acked before, dead-lettered, or never delivered

@@ -25,16 +25,16 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 
-from events import committed, cursor_api, delivery, lag, plans, stats, streams
+from events import committed, cursor_api, lag, plans, stats, streams
 from events.admin_views import REDIS_ERRORS, permitted_object
-from events.connections import redis_client
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
 from events.forms import Position, ResetCursorsForm, SubscriptionForm
 from events.models import Cursor as CursorRow
 from events.models import Subscription
-from events.sessions import LIVE_LUA, sessions_key
+from events.store import sessions, subscription_state
+from events.store.connections import redis_client
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
@@ -81,10 +81,9 @@ def read_live_state(subscription: Subscription) -> LiveState:
     plan = plans.of(subscription)
     partitions = stats.partition_stats(plan)
     client = redis_client()
-    live: Any = client.register_script(LIVE_LUA)(keys=[sessions_key(plan.subscription)])
+    live = sessions.live_sync(client, plan.subscription)
     owned = Counter(s.stream_id for s in partitions if s.state == "assigned")
-    sessions = [(session, owned[session]) for session in sorted(s.decode() for s in live)]
-    return LiveState(partitions, sessions)
+    return LiveState(partitions, [(session, owned[session]) for session in live])
 
 
 def newest_offsets(plan: Plan) -> dict[Position, str]:
@@ -335,7 +334,7 @@ def _forget(request: HttpRequest, doomed: list[tuple[str, list[tuple[str, int]]]
     try:
         client = redis_client()
         for subscription, partitions in doomed:
-            delivery.forget(client, subscription, partitions)
+            subscription_state.forget(client, subscription, partitions)
     except REDIS_ERRORS as error:
         messages.warning(
             request,

@@ -13,16 +13,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis as AsyncRedis
 
-from events import cursor_writer, delivery
-from events.connections import async_redis_client
+from events import cursor_writer
 from events.core.entries import Entry
 from events.core.framing import Batch
 from events.core.offsets import Cursor, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.stream_params import StreamParams
-from events.delivery import Claimed, Delivery
-from events.hub import hub
 from events.owned import Owned
+from events.store import ordered_delivery
+from events.store.connections import async_redis_client
+from events.store.hub import hub
+from events.store.ordered_delivery import Claimed, Delivery
 
 READ_MARGIN = 2.0  # seconds a lease must still hold when a read is sent (the time fence)
 READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being filled
@@ -206,7 +207,7 @@ class Batcher:
                 continue
             owned.sent = offset
             partition = owned.partition
-            result = await delivery.commit(
+            result = await ordered_delivery.commit(
                 self._client,
                 self.plan.subscription,
                 self.id,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from events import cursor_writer, delivery
-from events.connections import async_redis_client
+from events import cursor_writer
 from events.core.offsets import Cursor, parse_offset
 from events.core.plan import Plan
 from events.core.problems import Problem
-from events.leases import lease_key
-from events.sessions import sessions_key
+from events.store import ordered_delivery
+from events.store.connections import async_redis_client
+from events.store.keys import lease_key, sessions_key
 
 COMMITTED = "committed"
 OUTDATED = "outdated"
@@ -62,7 +62,7 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
         (plan.subscription, session, partition.stream, partition.partition, cursor.offset)
         for cursor, partition in targets
     ]
-    results = await delivery.commit_all(client, calls)
+    results = await ordered_delivery.commit_all(client, calls)
     for (cursor, _), result in zip(targets, results, strict=True):
         if result not in (COMMITTED, OUTDATED):
             # The lease moved since the check above: store what Redis did commit, then

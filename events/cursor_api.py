@@ -7,15 +7,15 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from events import commits, committed, delivery, plans, stats
+from events import commits, committed, plans, stats
 from events.auth import Principal, api_view, principal_of
-from events.connections import redis_client
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
-from events.delivery import control_channel, resetting_key
 from events.http import json_response, read_json
-from events.sessions import sessions_key
+from events.store import sessions, subscription_state
+from events.store.connections import redis_client
+from events.store.keys import control_channel, resetting_key
 
 RESET_LOCK_SECONDS = 30  # a reset that died half-way stops blocking new sessions after this
 
@@ -77,12 +77,12 @@ def reset(plan: Plan, cursors: list[Cursor]) -> None:
         raise Problem(409, "A cursor reset of this subscription is already in progress.")
     try:
         client.publish(control_channel(plan.subscription), "reset")
-        client.delete(sessions_key(plan.subscription))
+        sessions.forget(client, plan.subscription)
         partitions = [plan.find((c.event_type, c.partition)) for c in cursors]
         targets = [(p.stream, p.partition) for p in partitions if p is not None]
         # Redis first: should it fail, the database still has the old cursors, and the
         # groups of the next sessions are built from those, consistently.
-        delivery.reset(client, plan.subscription, targets)
+        subscription_state.reset(client, plan.subscription, targets)
         committed.reset(plans.subscription(plan.subscription), cursors)
     finally:
         client.delete(lock)

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import DatabaseError, connection
 
 from events import committed
-from events.connections import loop_local
 from events.core.offsets import Cursor, parse_offset
+from events.store.connections import loop_local
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,11 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
-from events.connections import redis_client
 from events.core.entries import EVENT, REPLAY_FOR
 from events.core.topics import keeper
-from events.delivery import dead_key
 from events.models import DeadLetter, EventType, Subscription
-from events.streams import log_key
+from events.store.connections import redis_client
+from events.store.keys import dead_key, log_key
 
 logger = logging.getLogger(__name__)
 

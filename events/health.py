@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
 from events import draining
-from events.connections import redis_client
+from events.store.connections import redis_client
 
 
 @require_safe

@@ -21,8 +21,9 @@ import redis
 
 from events import dead_letters as dead_letter_store
 from events import recovery
-from events.connections import redis_client
 from events.models import Subscription
+from events.store.connections import redis_client
+from events.store.keys import job_lease_key
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ return 0
 """
 
 
-def lease_key(name: str) -> str:
-    return f"ss:job:{name}"
-
-
 @contextlib.contextmanager
 def exclusive(name: str, client: redis.Redis | None = None) -> Iterator[bool]:
     """Hold the job's lease for the block: yields True when taken, False when another run
@@ -54,7 +51,7 @@ def exclusive(name: str, client: redis.Redis | None = None) -> Iterator[bool]:
     client = client or redis_client()
     token = uuid.uuid4().hex
     lease_ms = int(LEASE_SECONDS * 1000)
-    taken = bool(client.set(lease_key(name), token, nx=True, px=lease_ms))
+    taken = bool(client.set(job_lease_key(name), token, nx=True, px=lease_ms))
     if not taken:
         yield False
         return
@@ -68,7 +65,7 @@ def exclusive(name: str, client: redis.Redis | None = None) -> Iterator[bool]:
     finally:
         done.set()
         renewer.join()
-        client.eval(_RELEASE_LUA, 1, lease_key(name), token)
+        client.eval(_RELEASE_LUA, 1, job_lease_key(name), token)
 
 
 def _renew(
@@ -79,7 +76,7 @@ def _renew(
     """
     while not done.wait(lease_ms / 3000):
         try:
-            renewed = client.eval(_RENEW_LUA, 1, lease_key(name), token, lease_ms)
+            renewed = client.eval(_RENEW_LUA, 1, job_lease_key(name), token, lease_ms)
         except redis.RedisError:
             logger.warning("job %s: could not renew its lease", name, exc_info=True)
             continue

@@ -20,11 +20,10 @@ import redis
 
 from events import plans, stats
 from events.models import Subscription
+from events.store.clock import now_ms
+from events.store.keys import LAG_AT_KEY, LAG_SNAPSHOT_KEY
 
 logger = logging.getLogger(__name__)
-
-SNAPSHOT_KEY = "ss:stats:lag"
-AT_KEY = "ss:stats:at"
 
 
 class PartitionLag(TypedDict):
@@ -50,7 +49,7 @@ def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
     last one; returns how many partitions were measured. A subscription that Redis fails to
     answer for is logged and left out of this snapshot; the others are kept.
     """
-    at = stats.now_ms(client)
+    at = now_ms(client)
     measured: dict[str, bytes] = {}
     count = 0
     for subscription in subscriptions:
@@ -63,10 +62,10 @@ def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
         measured[plan.subscription] = orjson.dumps({"at": at, "partitions": partitions})
         count += len(partitions)
     with client.pipeline(transaction=True) as pipe:  # readers see the old or the new one
-        pipe.delete(SNAPSHOT_KEY)
+        pipe.delete(LAG_SNAPSHOT_KEY)
         if measured:
-            pipe.hset(SNAPSHOT_KEY, mapping=measured)  # type: ignore[arg-type]
-        pipe.set(AT_KEY, at)
+            pipe.hset(LAG_SNAPSHOT_KEY, mapping=measured)  # type: ignore[arg-type]
+        pipe.set(LAG_AT_KEY, at)
         pipe.execute()
     logger.debug("stats measured %s partitions of %s subscriptions", count, len(measured))
     return count
@@ -75,8 +74,8 @@ def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
 def snapshot(client: redis.Redis) -> Snapshot:
     """The last snapshot `record` stored (empty, with `at` None, before the first run)."""
     with client.pipeline(transaction=True) as pipe:
-        pipe.get(AT_KEY)
-        pipe.hgetall(SNAPSHOT_KEY)
+        pipe.get(LAG_AT_KEY)
+        pipe.hgetall(LAG_SNAPSHOT_KEY)
         at, rows = pipe.execute()
     return {
         "at": int(at) if at is not None else None,
@@ -86,7 +85,7 @@ def snapshot(client: redis.Redis) -> Snapshot:
 
 def of_subscription(client: redis.Redis, subscription_id: str) -> SubscriptionLag | None:
     """The last snapshot of one subscription; None if no run measured it yet."""
-    raw = client.hget(SNAPSHOT_KEY, subscription_id)
+    raw = client.hget(LAG_SNAPSHOT_KEY, subscription_id)
     if raw is None:
         return None
     found: SubscriptionLag = orjson.loads(raw)

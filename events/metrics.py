@@ -20,14 +20,15 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from events import lag, stats
-from events.connections import redis_client
+from events import lag
 from events.core import exposition
 from events.core.exposition import Family
 from events.http import problem_response
 from events.models import DeadLetter, EventType, Subscription
-from events.sessions import sessions_key
-from events.streams import log_key
+from events.store import sessions
+from events.store.clock import now_ms
+from events.store.connections import redis_client
+from events.store.keys import log_key
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def collect(client: redis.Redis) -> list[Family]:
     out = families()
     subscriptions = list(Subscription.objects.order_by("pk").values_list("pk", flat=True))
     known = {str(pk) for pk in subscriptions}
-    now = stats.now_ms(client)
+    now = now_ms(client)
 
     partitions = [
         (name, stream, p)
@@ -192,11 +193,9 @@ def collect(client: redis.Redis) -> list[Family]:
     if snapshot["at"] is not None:
         out["streamsite_stats_age_seconds"].add(max(0, now - snapshot["at"]) / 1000)
 
-    pipe = client.pipeline(transaction=False)
-    for subscription in sorted(known):
-        pipe.zcount(sessions_key(subscription), f"({now}", "+inf")
-    for subscription, live in zip(sorted(known), pipe.execute(), strict=True):
-        out["streamsite_sessions"].add(int(live), subscription=subscription)
+    live_counts = sessions.count_live(client, sorted(known))
+    for subscription, live in zip(sorted(known), live_counts, strict=True):
+        out["streamsite_sessions"].add(live, subscription=subscription)
 
     dead = {
         (str(row["subscription_id"]), row["status"]): row["n"]

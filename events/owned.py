@@ -9,8 +9,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from events.core.plan import Partition
-from events.leases import Lease
-from events.streams import log_key
+from events.store.keys import log_key
+from events.store.leases import Lease
 
 
 @dataclass

@@ -28,35 +28,22 @@ from django.db import DatabaseError
 from events import committed, plans
 from events.core.offsets import BEGIN, Cursor, previous_offset
 from events.core.plan import Partition, Plan, Position
-from events.delivery import (
+from events.models import Subscription
+from events.store import sessions
+from events.store.keys import (
     batches_key,
     charged_key,
     committed_key,
     control_channel,
     generation_key,
+    lease_key,
+    log_key,
     resetting_key,
     sent_key,
 )
-from events.leases import lease_key
-from events.lua import GROUP_LUA_FUNCTION, POSITION_LUA
-from events.models import Subscription
-from events.sessions import direct_key, sessions_key
-from events.streams import log_key
+from events.store.lua import GROUP_LUA_FUNCTION, POSITION_LUA
 
 logger = logging.getLogger(__name__)
-
-# Remove expired sessions (Redis's clock) and their direct-assignment claims.
-# KEYS[1] sessions, KEYS[2] direct claims. Returns {expired ids, live ids}.
-REAP_SESSIONS_LUA = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if #expired > 0 then
-  redis.call('ZREM', KEYS[1], unpack(expired))
-  redis.call('HDEL', KEYS[2], unpack(expired))
-end
-return {expired, redis.call('ZRANGE', KEYS[1], 0, -1)}
-"""
 
 # Drop a lease if the given (dead) session still holds it. KEYS[1] lease; ARGV[1] session.
 DROP_LEASE_LUA = """
@@ -157,7 +144,7 @@ def reclaim(
     # takes a lease or reads, so anything seen here belongs to a session that the live
     # list read next either holds or that is truly gone.
     holders, consumers, groups, generations = _partition_state(client, plan)
-    expired, live = _reap_sessions(client, sub)
+    expired, live = sessions.reap(client, sub)
     done.sessions_removed = len(expired)
     live_set = set(live)
     idle_ms = plan.ack_timeout * 1000 if plan.shared else 0
@@ -228,12 +215,6 @@ def _partition_state(
                     found = info
         groups.append(found)
     return holders, consumers, groups, generations
-
-
-def _reap_sessions(client: redis.Redis, subscription: str) -> tuple[list[str], list[str]]:
-    keys = [sessions_key(subscription), direct_key(subscription)]
-    expired, live = client.eval(REAP_SESSIONS_LUA, 2, *keys)
-    return [s.decode() for s in expired], [s.decode() for s in live]
 
 
 def _rebuild(

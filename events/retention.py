@@ -14,7 +14,8 @@ from collections.abc import Iterator, Sequence
 import redis
 
 from events.models import EventType
-from events.streams import TRIM_LUA_FUNCTION, log_key
+from events.store.keys import log_key
+from events.store.lua import NOW_MS_LUA, TRIM_LUA_FUNCTION
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,9 @@ BATCH = 256  # partitions trimmed per pipelined round trip
 # Trim one partition. KEYS[1] the partition's stream
 # ARGV[1] max events (0: no length limit), ARGV[2] max age in ms (0: no time limit)
 # Returns how many entries were trimmed (0 for a stream that does not exist).
-TRIM_LUA = TRIM_LUA_FUNCTION + "return trim(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+TRIM_LUA = (
+    NOW_MS_LUA + TRIM_LUA_FUNCTION + "return trim(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+)
 
 # (stream key, max events, max age in ms) of one partition
 Target = tuple[str, int, int]

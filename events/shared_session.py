@@ -20,10 +20,10 @@ from events.core.offsets import parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.stream_params import StreamParams
-from events.delivery import CLAIM_CHUNK, Claimed, retried_of
-from events.hub import hub
-from events.leases import Lease
 from events.owned import Owned
+from events.store.hub import hub
+from events.store.leases import Lease
+from events.store.ordered_delivery import CLAIM_CHUNK, Claimed, retried_of
 from events.stream_session import SESSION_TTL_MS, StreamSession
 
 

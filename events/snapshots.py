@@ -24,20 +24,16 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from events.auth import Principal, authenticate
-from events.connections import async_redis_client, redis_client
 from events.models import ApiToken, Client, EventType, Grant, Subscription, token_digest
+from events.store.connections import async_redis_client, redis_client
+from events.store.keys import AUTH_EPOCH_KEY, event_type_version_key, subscription_version_key
 
 logger = logging.getLogger(__name__)
 
-AUTH_EPOCH_KEY = "ss:meta:auth-epoch"
 MAX_AGE = 60.0  # seconds: the backstop for a version bump that never reached Redis
 MAX_ENTRIES = 10_000
 
 T = TypeVar("T")
-
-
-def event_type_version_key(name: str) -> str:
-    return f"ss:meta:event-type-version:{name}"
 
 
 class VersionedCache(Generic[T]):
@@ -73,10 +69,6 @@ def clear() -> None:
     _principals.clear()
     _targets.clear()
     _subscriptions.clear()
-
-
-def subscription_version_key(subscription_id: str) -> str:
-    return f"ss:meta:subscription-version:{subscription_id}"
 
 
 async def _version(key: str) -> bytes:

@@ -7,16 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis
 
-from events.connections import redis_client
 from events.core.offsets import BEGIN, parse_offset
 from events.core.plan import Partition, Plan
-from events.delivery import committed_key
-from events.leases import lease_key
-from events.sessions import direct_key, sessions_key
-from events.streams import log_key
+from events.store import sessions
+from events.store.clock import now_ms
+from events.store.connections import redis_client
+from events.store.keys import committed_key, lease_key, log_key
 
 
 @dataclass(frozen=True)
@@ -48,16 +46,10 @@ class PartitionStats:
 def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[PartitionStats]:
     """Stats of every partition of the subscription, in a few pipelined round trips."""
     client = client or redis_client()
-    now = now_ms(client)  # as for session expiry
-    members: Any = client.zrangebyscore(sessions_key(plan.subscription), f"({now}", "+inf")
-    live = {s.decode() for s in members}
-    claims: Any = client.hgetall(direct_key(plan.subscription))
-    direct = {
-        (name, int(number))
-        for session, raw in claims.items()
-        if session.decode() in live
-        for name, number in orjson.loads(raw)
-    }
+    now = now_ms(client)  # for the time lag
+    live = set(sessions.live_sync(client, plan.subscription))
+    claims = sessions.direct_claims_sync(client, plan.subscription)
+    direct = {p for session, taken in claims.items() if session in live for p in taken}
     pipe = client.pipeline(transaction=False)
     for p in plan.partitions:
         key = log_key(p.stream, p.partition)
@@ -98,12 +90,6 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
             )
         )
     return out
-
-
-def now_ms(client: redis.Redis) -> int:
-    """The Redis server's clock, in ms: every server and worker agrees on it."""
-    seconds, micros = client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def _unconsumed(

@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-import orjson
 import redis
 
 from events import draining
@@ -27,11 +25,11 @@ from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.rebalance import TooManySessions, fair_share
 from events.core.stream_params import StreamParams
-from events.delivery import control_channel, resetting_key
-from events.hub import hub
-from events.leases import Leases
 from events.owned import Owned
-from events.sessions import Sessions, direct_key
+from events.store.hub import hub
+from events.store.keys import control_channel, resetting_key
+from events.store.leases import Leases
+from events.store.sessions import Sessions
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +214,7 @@ class StreamSession(Batcher):
                 await self._give_back(owned, charge)
             self._owned.clear()
             await self._sessions.leave(self.plan.subscription, self.id)
-            await self._client.hdel(direct_key(self.plan.subscription), self.id)
+            await self._sessions.drop_direct(self.plan.subscription, self.id)
             if nudge:
                 await self._client.publish(control_channel(self.plan.subscription), "rebalance")
         except Exception as error:  # leases and the session lapse on their own
@@ -276,10 +274,9 @@ class StreamSession(Batcher):
 
     async def _claim_direct(self, live: list[str]) -> None:
         assert self.direct is not None
-        claims: Any = await self._client.hgetall(direct_key(self.plan.subscription))
-        for session, raw in claims.items():
-            if session.decode() in live and session.decode() != self.id:
-                taken = {tuple(p) for p in orjson.loads(raw)}
+        claims = await self._sessions.direct_claims(self.plan.subscription)
+        for session, taken in claims.items():
+            if session in live and session != self.id:
                 clash = sorted(taken & set(self.direct))
                 if clash:
                     name, number = clash[0]
@@ -287,19 +284,13 @@ class StreamSession(Batcher):
                         409,
                         f"Partition {number} of {name!r} is streamed directly by another session.",
                     )
-        await self._client.hset(
-            direct_key(self.plan.subscription), self.id, orjson.dumps(self.direct)
-        )
+        await self._sessions.claim_direct(self.plan.subscription, self.id, self.direct)
 
     async def _pool(self, live: list[str]) -> tuple[list[Position], list[str]]:
         """The partitions open to automatic assignment and the sessions that share them."""
-        claims: Any = await self._client.hgetall(direct_key(self.plan.subscription))
-        direct: set[Position] = set()
-        direct_sessions = set()
-        for session, raw in claims.items():
-            if session.decode() in live:
-                direct_sessions.add(session.decode())
-                direct.update((name, int(p)) for name, p in orjson.loads(raw))
+        claims = await self._sessions.direct_claims(self.plan.subscription)
+        direct_sessions = {session for session in claims if session in live}
+        direct = {p for session in direct_sessions for p in claims[session]}
         pool = [p.position for p in self.plan.partitions if p.position not in direct]
         return pool, [s for s in live if s not in direct_sessions]
 
@@ -310,11 +301,9 @@ class StreamSession(Batcher):
             return
         self._live = live  # the assignment that follows needs no second read of it
         sent_at = asyncio.get_running_loop().time()
-        async with self._client.pipeline(transaction=False) as pipe:
-            for owned in self._owned.values():
-                await self._leases.extend_in(pipe, owned.lease, SESSION_TTL_MS)
-            extended = await pipe.execute()
-        for owned, ok in zip(list(self._owned.values()), extended, strict=True):
+        held = list(self._owned.values())
+        extended = await self._leases.extend_all([o.lease for o in held], SESSION_TTL_MS)
+        for owned, ok in zip(held, extended, strict=True):
             if ok:
                 owned.valid_until = sent_at + SESSION_TTL_MS / 1000
             else:
@@ -350,15 +339,10 @@ class StreamSession(Batcher):
                 await self._take(partition)
 
     async def _holders(self, pool: list[Position]) -> dict[Position, str]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for position in pool:
-                partition = self.plan.find(position)
-                assert partition is not None
-                self._leases.holder_in(
-                    pipe, partition.stream, partition.partition, self.plan.subscription
-                )
-            replies = await pipe.execute()
-        return {p: r.decode() for p, r in zip(pool, replies, strict=True) if r is not None}
+        partitions = [self.plan.find(position) for position in pool]
+        where = [(p.stream, p.partition) for p in partitions if p is not None]
+        holders = await self._leases.holders(where, self.plan.subscription)
+        return {p: h for p, h in zip(pool, holders, strict=True) if h is not None}
 
     async def _take(self, partition: Partition) -> None:
         sent_at = asyncio.get_running_loop().time()

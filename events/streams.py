@@ -15,45 +15,11 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
-from events.connections import async_redis_client, redis_client
 from events.core.offsets import BEGIN, next_offset
 from events.core.publishing import PartitionBatch, Retention
-
-
-def partition_tag(stream: str, partition: int) -> str:
-    """The hash tag of a partition; `stream` is the event type's `stream_id`, not its name."""
-    return f"{{et:{stream}:{partition}}}"
-
-
-def log_key(stream: str, partition: int) -> str:
-    return f"ss:{partition_tag(stream, partition)}:log"
-
-
-def eid_key(stream: str, partition: int, eid: str) -> str:
-    return f"ss:{partition_tag(stream, partition)}:eid:{eid}"
-
-
-# Trim a partition by length and by age, approximately: XTRIM with `~` drops only whole
-# radix-tree nodes (cheap; a few entries past a limit may stay) and at most 100 nodes'
-# worth of entries per call (10,000 by default: a larger backlog goes over several calls).
-# Age is measured on the Redis server's clock, never a client's. Defines
-# trim(key, max events, max age in ms), 0 disabling a limit; it returns how many entries
-# went. Publishing trims as it appends; the retention job (events/retention.py) trims
-# the partitions nobody publishes to.
-TRIM_LUA_FUNCTION = """
-local function trim(key, max_events, max_age)
-  local trimmed = 0
-  if max_events > 0 then
-    trimmed = trimmed + redis.call('XTRIM', key, 'MAXLEN', '~', max_events)
-  end
-  if max_age > 0 then
-    local now = redis.call('TIME')
-    local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - max_age
-    if floor > 0 then trimmed = trimmed + redis.call('XTRIM', key, 'MINID', '~', floor) end
-  end
-  return trimmed
-end
-"""
+from events.store.connections import async_redis_client, redis_client
+from events.store.keys import eid_key, log_key
+from events.store.lua import NOW_MS_LUA, TRIM_LUA_FUNCTION
 
 # Append a batch to one partition, once per eid.
 # KEYS[1]   the partition's stream; KEYS[2..n+1] one de-duplication key per event, or KEYS[1]
@@ -67,7 +33,8 @@ end
 # marker is removed again, so that a retry stores the event instead of calling it a
 # duplicate. A script's writes are not rolled back: events before a failure stay stored.
 PUBLISH_LUA = (
-    TRIM_LUA_FUNCTION
+    NOW_MS_LUA
+    + TRIM_LUA_FUNCTION
     + """
 local ttl = tonumber(ARGV[1])
 local stored = 0

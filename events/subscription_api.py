@@ -7,11 +7,12 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from events import delivery, plans, subscriptions
+from events import plans, subscriptions
 from events.auth import api_view, principal_of
-from events.connections import redis_client
 from events.http import json_response, paginate, read_json
 from events.models import Subscription
+from events.store import subscription_state
+from events.store.connections import redis_client
 
 
 @api_view("GET", "POST")
@@ -48,5 +49,5 @@ def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpRespo
         for p in range(et.partition_count)
     ]
     subscription.delete()
-    delivery.forget(redis_client(), str(subscription_id), partitions)
+    subscription_state.forget(redis_client(), str(subscription_id), partitions)
     return HttpResponse(status=204)

@@ -15,10 +15,10 @@ from django.db import connection
 
 from events import snapshots
 from events.clients import create_client
-from events.connections import redis_client
 from events.models import EventType
 from events.processes import free_port, wait_until
 from events.redis_server import start_redis
+from events.store.connections import redis_client
 from tests.helpers import event_type_row
 from tests.streams import Stream
 

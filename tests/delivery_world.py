@@ -23,16 +23,22 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
-from events import acks, delivery, plans, recovery
-from events.connections import async_redis_client, redis_client
+from events import acks, plans, recovery
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
-from events.delivery import committed_key, control_channel, dead_key
-from events.leases import lease_key
-from events.sessions import Sessions, sessions_key
 from events.shared_session import SharedSession
+from events.store import ordered_delivery
+from events.store.connections import async_redis_client, redis_client
+from events.store.keys import (
+    committed_key,
+    control_channel,
+    dead_key,
+    lease_key,
+    log_key,
+    sessions_key,
+)
+from events.store.sessions import Sessions
 from events.stream_session import StreamSession
-from events.streams import log_key
 from tests.delivery_clients import Client, forget
 from tests.delivery_model import Model, Observed, position
 from tests.helpers import event_type_row, subscribe
@@ -163,7 +169,7 @@ class World:
 
         async def step() -> str:
             sub, session = self.plan.subscription, client.session.id
-            return await delivery.commit(
+            return await ordered_delivery.commit(
                 async_redis_client(), sub, session, self.stream, partition, offset
             )
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from events.store import keys
+
 if TYPE_CHECKING:
     from events.models import EventType, Subscription
 
@@ -83,10 +85,9 @@ def event_type_row(
 
 def log_key(name: str, partition: int) -> str:
     """The Redis stream of a partition of the event type called `name`."""
-    from events import streams
     from events.models import EventType
 
-    return streams.log_key(EventType.objects.get(name=name).stream_id, partition)
+    return keys.log_key(EventType.objects.get(name=name).stream_id, partition)
 
 
 def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> Subscription:

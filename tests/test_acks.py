@@ -9,11 +9,11 @@ from typing import Any
 
 from events import acks
 from events.acks import SharedDelivery
-from events.connections import async_redis_client, redis_client
 from events.core.plan import Plan
-from events.delivery import batches_key, charged_key, dead_key, retried_of, sent_key
 from events.recovery import RETIRE_CONSUMER_LUA
-from events.streams import log_key
+from events.store.connections import async_redis_client, redis_client
+from events.store.keys import batches_key, charged_key, dead_key, log_key, sent_key
+from events.store.ordered_delivery import retried_of
 from tests.test_shared_session import shared_plan
 from tests.test_stream_session import publish
 

@@ -12,10 +12,10 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from events import streams
-from events.connections import redis_client
 from events.models import DeadLetter, EventType, Subscription
 from events.processes import free_port
+from events.store import keys
+from events.store.connections import redis_client
 from tests.helpers import business_event, event_type_row, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ def shown_messages(response) -> list[str]:
 
 
 def log_entries(event_type: EventType, partition: int):
-    return redis_client().xrange(streams.log_key(event_type.stream_id, partition))
+    return redis_client().xrange(keys.log_key(event_type.stream_id, partition))
 
 
 @pytest.fixture

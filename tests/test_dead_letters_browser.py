@@ -10,9 +10,10 @@ from pathlib import Path
 import orjson
 from django.contrib.auth.models import User
 
-from events import streams, subscriptions
-from events.connections import redis_client
+from events import subscriptions
 from events.models import DeadLetter, EventType
+from events.store import keys
+from events.store.connections import redis_client
 from tests.browser import BROWSER, PASSWORD, operator_page, sync_api
 from tests.helpers import business_event
 
@@ -62,6 +63,6 @@ def test_an_operator_replays_a_dead_letter_from_the_list(live_server, order_type
 
     dead.refresh_from_db()
     assert dead.status == DeadLetter.Status.REPLAYED
-    ((_, fields),) = redis_client().xrange(streams.log_key(order_type.stream_id, 1))
+    ((_, fields),) = redis_client().xrange(keys.log_key(order_type.stream_id, 1))
     assert fields == {b"e": event.encode(), b"r": str(billing.pk).encode()}
     assert SCREENSHOT.stat().st_size > 10_000

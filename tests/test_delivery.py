@@ -8,19 +8,20 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from events import delivery
-from events.connections import redis_client
-from events.delivery import (
-    Delivery,
+from events.recovery import RETIRE_CONSUMER_LUA
+from events.store import ordered_delivery, subscription_state
+from events.store.connections import redis_client
+from events.store.keys import (
     batches_key,
     charged_key,
     committed_key,
     dead_key,
+    lease_key,
+    log_key,
     sent_key,
 )
-from events.leases import Leases, lease_key
-from events.recovery import RETIRE_CONSUMER_LUA
-from events.streams import log_key
+from events.store.leases import Leases
+from events.store.ordered_delivery import Delivery
 
 SUB = "sub-1"
 
@@ -46,7 +47,7 @@ def commit(session: str, offset: str) -> str:
     async def main() -> str:
         client = aioredis.Redis.from_url(settings.REDIS_URL)
         try:
-            return await delivery.commit(client, SUB, session, "s", 0, offset)
+            return await ordered_delivery.commit(client, SUB, session, "s", 0, offset)
         finally:
             await client.aclose()
 
@@ -99,7 +100,7 @@ def test_a_new_owner_claims_what_the_old_one_left_pending_in_order():
 
     async def scenario(d, leases, client):
         old = await takes_reads_and_sends(d, leases, "old", 4, None)
-        await leases.release(old)
+        await d.release(old)
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
         assert await d.claim(old, "0-0", 10, 10) is None  # fenced: no longer the old one's
         first = await d.claim(new, "0-0", 3, 10)
@@ -118,7 +119,7 @@ def test_a_trimmed_pending_entry_is_acked_instead_of_claimed():
     async def scenario(d, leases, client):
         old = await takes_reads_and_sends(d, leases, "old", 3, None)
         await client.xdel(log_key("s", 0), ids[1])
-        await leases.release(old)
+        await d.release(old)
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
         return await d.claim(new, "0-0", 10, 10)
 
@@ -176,7 +177,7 @@ def test_a_claim_acks_instead_of_redelivering_what_is_already_committed():
     async def scenario(d, leases, client):
         # A reader whose lease then lapsed left these pending.
         stale = await takes_reads_and_sends(d, leases, "stale", 3, None)
-        await leases.release(stale)
+        await d.release(stale)
         await client.set(committed_key("s", 0, SUB), ids[1])  # a later owner committed these
         new = await leases.acquire("s", 0, SUB, "new", 10_000)
         return await d.claim(new, "0-0", 10, 10)
@@ -248,7 +249,7 @@ def test_a_claim_takes_a_long_pending_list_in_chunks():
             start = claimed.next_start
 
     chunks = run(scenario)
-    assert max(len(chunk) for chunk in chunks) <= delivery.CLAIM_CHUNK
+    assert max(len(chunk) for chunk in chunks) <= ordered_delivery.CLAIM_CHUNK
     assert [offset for chunk in chunks for offset in chunk] == ids
     assert set(delivery_counts().values()) == {1}  # read ahead, never sent: not counted
 
@@ -293,7 +294,7 @@ def test_a_commit_forgets_the_batches_it_covers_and_a_reset_forgets_all():
     assert batches() == ["a:1", ids[3]]
     redis_client().hset(sent_key("s", 0, SUB), ids[0], "a 1")
     redis_client().hset(charged_key("s", 0, SUB), "b", ids[0])
-    delivery.reset(redis_client(), SUB, [("s", 0)])
+    subscription_state.reset(redis_client(), SUB, [("s", 0)])
     keys = (batches_key("s", 0, SUB), charged_key("s", 0, SUB), sent_key("s", 0, SUB))
     assert not redis_client().exists(*keys)
 
@@ -304,7 +305,7 @@ def test_only_the_first_batch_its_client_did_not_commit_is_charged():
     async def scenario(d, leases, client):
         first = await takes_reads_and_sends(d, leases, "first", 5, None)
         await d.mark_sent(first, ids[4], [ids[0], ids[2], ids[4]])  # three batches at once
-        assert await delivery.commit(client, SUB, "first", "s", 0, ids[0]) == "committed"
+        assert await ordered_delivery.commit(client, SUB, "first", "s", 0, ids[0]) == "committed"
         await d.release(first)  # its client stopped within the second batch
         second = await leases.acquire("s", 0, SUB, "second", 10_000)
         await d.prepare(second, "BEGIN")

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from events.clients import create_client
-from events.connections import redis_client
 from events.core.entries import EVENT
+from events.store.connections import redis_client
 from tests.helpers import business_event, event_type_body, log_key
 
 

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from events import jobs
-from events.connections import redis_client
+from events.store import keys
+from events.store.connections import redis_client
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lease():
@@ -29,10 +30,10 @@ def test_a_run_longer_than_its_lease_keeps_it(monkeypatch: pytest.MonkeyPatch):
             with jobs.exclusive("retention") as overlapping:
                 assert not overlapping
             time.sleep(0.05)
-    assert not redis_client().exists(jobs.lease_key("retention"))
+    assert not redis_client().exists(keys.job_lease_key("retention"))
 
 
 def test_a_run_never_releases_a_lease_that_is_no_longer_its_own():
     with jobs.exclusive("dead_letters"):
-        redis_client().set(jobs.lease_key("dead_letters"), "another run's token")
-    assert redis_client().get(jobs.lease_key("dead_letters")) == b"another run's token"
+        redis_client().set(keys.job_lease_key("dead_letters"), "another run's token")
+    assert redis_client().get(keys.job_lease_key("dead_letters")) == b"another run's token"

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from events import jobs, lag, streams
-from events.connections import redis_client
-from events.delivery import committed_key
+from events import jobs, lag
 from events.models import Subscription
+from events.store import keys
+from events.store.connections import redis_client
+from events.store.keys import committed_key
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,7 @@ def consume(stream: str, partition: int, sub: str, *, read: int, commit: int) ->
     `commit` of them (ack and record the offset). Returns the ids read.
     """
     client = redis_client()
-    log = streams.log_key(stream, partition)
+    log = keys.log_key(stream, partition)
     client.xgroup_create(log, sub, id="0", mkstream=True)
     reply: Any = client.xreadgroup(sub, "session-a", {log: ">"}, count=read)
     ids = [entry_id.decode() for entry_id, _ in reply[0][1]]
@@ -47,7 +48,7 @@ def backlog(order_type) -> tuple[Subscription, str]:
     read by a session, the first of those committed; partition 1 is empty.
     """
     subscription = subscribe("order.created")
-    log = streams.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.stream_id, 0)
     ninety_seconds_ago = redis_now_ms() - 90_000
     for seq in range(5):
         redis_client().xadd(log, {"e": b"{}"}, id=f"{ninety_seconds_ago}-{seq}")
@@ -100,7 +101,7 @@ def test_it_agrees_with_the_stats_endpoint(backlog, client, admin_token):
 
 def test_a_partition_nobody_read_yet_counts_every_event_from_begin(order_type):
     subscription = subscribe("order.created")
-    log = streams.log_key(order_type.stream_id, 1)
+    log = keys.log_key(order_type.stream_id, 1)
     for _ in range(7):
         redis_client().xadd(log, {"e": b"{}"})
     lag.record(redis_client(), [subscription])

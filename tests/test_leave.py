@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from events.connections import redis_client
 from events.core.framing import Batch
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
-from events.hub import hub
-from events.leases import lease_key
-from events.sessions import sessions_key
+from events.store.connections import redis_client
+from events.store.hub import hub
+from events.store.keys import lease_key, sessions_key
 from events.stream_session import StreamSession
 from tests.test_stream_session import Collector, make_plan, publish, wait_for
 

@@ -12,14 +12,14 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import jobs, lag, metrics, streams
-from events.connections import redis_client
+from events import jobs, lag, metrics
 from events.core import exposition
-from events.delivery import committed_key
 from events.models import DeadLetter, Subscription
 from events.processes import free_port, wait_until
 from events.redis_server import redis_server_binary
-from events.sessions import sessions_key
+from events.store import keys
+from events.store.connections import redis_client
+from events.store.keys import committed_key, sessions_key
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def busy(order_type) -> Subscription:
     subscription = subscribe("order.created")
     sub = str(subscription.pk)
     client = redis_client()
-    log = streams.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.stream_id, 0)
     ninety_seconds_ago = redis_now_ms() - 90_000
     for seq in range(5):
         client.xadd(log, {"e": b"{}"}, id=f"{ninety_seconds_ago}-{seq}")
@@ -153,7 +153,7 @@ def test_it_counts_published_delivered_and_committed_events(client, busy):
 
 
 def test_published_counts_survive_retention(client, busy, order_type):
-    log = streams.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.stream_id, 0)
     redis_client().xtrim(log, maxlen=0)
     _, samples = scrape(client)
     at = {"event_type": "order.created", "partition": 0}
@@ -337,7 +337,7 @@ def redis_6_2(tmp_path: Path, settings) -> Any:
 def test_on_redis_6_2_it_reports_lengths_and_the_stats_job_s_lag(client, order_type, redis_6_2):
     subscription = subscribe("order.created")
     sub = str(subscription.pk)
-    log = streams.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.stream_id, 0)
     for _ in range(4):
         redis_6_2.xadd(log, {"e": b"{}"})
     redis_6_2.xgroup_create(log, sub, id="0")

@@ -7,8 +7,8 @@ import uuid
 import orjson
 import pytest
 
-from events.connections import redis_client
 from events.core.entries import EVENT
+from events.store.connections import redis_client
 from tests.conftest import bearer
 from tests.helpers import business_event, event_type_body, log_key
 

@@ -11,13 +11,17 @@ from typing import Any
 import pytest
 
 from events import dead_letters, jobs, recovery
-from events.connections import redis_client
 from events.core.plan import Plan
-from events.delivery import committed_key, control_channel, dead_key
-from events.leases import lease_key
 from events.models import DeadLetter, EventType
-from events.sessions import sessions_key
-from events.streams import log_key
+from events.store.connections import redis_client
+from events.store.keys import (
+    committed_key,
+    control_channel,
+    dead_key,
+    lease_key,
+    log_key,
+    sessions_key,
+)
 from tests.helpers import subscribe
 from tests.test_stream_session import make_plan, publish
 

@@ -10,11 +10,11 @@ import dataclasses
 from typing import Any
 
 from events import acks
-from events.connections import async_redis_client, redis_client
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
-from events.delivery import dead_key
 from events.shared_session import SharedSession
+from events.store.connections import async_redis_client, redis_client
+from events.store.keys import dead_key
 from tests.test_stream_session import Collector, make_plan, publish
 
 

@@ -18,10 +18,10 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.urls import path
 
-from events.connections import redis_client
 from events.consumers import SubscriptionSocket
 from events.processes import free_port
-from events.sessions import sessions_key
+from events.store.connections import redis_client
+from events.store.keys import sessions_key
 from tests.helpers import log_key, subscribe_over_api
 from tests.test_rebalancing import numbers, publish
 

@@ -10,15 +10,13 @@ import uuid
 
 import orjson
 
-from events import delivery
-from events.connections import async_redis_client, redis_client
 from events.core.framing import Batch
 from events.core.plan import Partition, Plan
 from events.core.stream_params import StreamParams
-from events.delivery import control_channel
-from events.sessions import sessions_key
+from events.store import ordered_delivery
+from events.store.connections import async_redis_client, redis_client
+from events.store.keys import control_channel, log_key, sessions_key
 from events.stream_session import StreamSession
-from events.streams import log_key
 
 
 def make_plan(partitions: int) -> Plan:
@@ -42,7 +40,7 @@ def publish(plan: Plan, partition: int, count: int, prefix: str = "e") -> list[s
 
 async def commit(plan: Plan, session: str, partition: int, offset: str) -> str:
     part = plan.partitions[partition]
-    return await delivery.commit(
+    return await ordered_delivery.commit(
         async_redis_client(), plan.subscription, session, part.stream, partition, offset
     )
 

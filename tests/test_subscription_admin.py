@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from events import streams
-from events.connections import redis_client
 from events.core.offsets import BEGIN
-from events.leases import lease_key
 from events.models import Cursor, Subscription
 from events.processes import free_port
+from events.store import keys
+from events.store.connections import redis_client
+from events.store.keys import lease_key
 
 pytestmark = pytest.mark.django_db
 
@@ -72,10 +72,10 @@ def cursors_of(subscription: Subscription) -> dict[int, str]:
 def test_a_subscription_created_in_the_admin_reads_from_the_end_as_of_its_creation(
     admin_client, order_type
 ):
-    newest = redis_client().xadd(streams.log_key(order_type.stream_id, 0), {"n": "1"}).decode()
+    newest = redis_client().xadd(keys.log_key(order_type.stream_id, 0), {"n": "1"}).decode()
     response = admin_client.post(ADD, form(order_type, read_from="end"))
     assert response.status_code == 302, response.content.decode()[-2000:]
-    redis_client().xadd(streams.log_key(order_type.stream_id, 0), {"n": "2"})
+    redis_client().xadd(keys.log_key(order_type.stream_id, 0), {"n": "2"})
     assert cursors_of(Subscription.objects.get()) == {0: newest, 1: BEGIN}
 
 
@@ -108,7 +108,7 @@ def test_deleting_a_subscription_in_the_admin_drops_its_redis_state(admin_client
     subscription = Subscription.objects.get()
     sub = str(subscription.pk)
     client = redis_client()
-    log = streams.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.stream_id, 0)
     client.xgroup_create(log, sub, id="0", mkstream=True)
     client.hset(lease_key(order_type.stream_id, 0, sub), mapping={"session": "s-1", "token": 1})
     response = admin_client.post(

@@ -8,13 +8,11 @@ import re
 
 import pytest
 
-from events import streams
-from events.connections import redis_client
-from events.delivery import committed_key
-from events.leases import lease_key
 from events.models import Subscription
 from events.processes import free_port
-from events.sessions import sessions_key
+from events.store import keys
+from events.store.connections import redis_client
+from events.store.keys import committed_key, lease_key, sessions_key
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
@@ -49,11 +47,11 @@ def test_the_change_page_shows_each_partitions_owner_offset_and_lag(admin_client
     minute_and_a_half_ago = redis_now_ms() - 90_000
     for seq in range(3):
         client.xadd(
-            streams.log_key(order_type.stream_id, 0),
+            keys.log_key(order_type.stream_id, 0),
             {"n": str(seq)},
             id=f"{minute_and_a_half_ago}-{seq}",
         )
-    client.xadd(streams.log_key(order_type.stream_id, 1), {"n": "x"})
+    client.xadd(keys.log_key(order_type.stream_id, 1), {"n": "x"})
     client.zadd(sessions_key(sub), {"session-a": FAR_FUTURE_MS, "session-b": FAR_FUTURE_MS})
     client.hset(
         lease_key(order_type.stream_id, 0, sub), mapping={"session": "session-a", "token": 1}
@@ -106,7 +104,7 @@ def test_an_expired_session_is_not_live(admin_client, order_type):
 
 def test_the_committed_offset_in_redis_is_the_one_shown(admin_client, order_type):
     subscription = subscribe("order.created")
-    log = streams.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.stream_id, 0)
     first = redis_client().xadd(log, {"n": "1"}).decode()
     redis_client().xadd(log, {"n": "2"})
     redis_client().set(committed_key(order_type.stream_id, 0, str(subscription.pk)), first)

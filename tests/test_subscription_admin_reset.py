@@ -7,14 +7,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from events import streams
-from events.connections import redis_client
 from events.core.offsets import BEGIN
-from events.delivery import resetting_key
-from events.leases import lease_key
 from events.models import Cursor, EventType, Subscription
 from events.processes import free_port
-from events.sessions import sessions_key
+from events.store import keys
+from events.store.connections import redis_client
+from events.store.keys import lease_key, resetting_key, sessions_key
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +22,7 @@ FAR_FUTURE_MS = 10**14
 
 
 def append(event_type: EventType, partition: int, count: int) -> list[str]:
-    log = streams.log_key(event_type.stream_id, partition)
+    log = keys.log_key(event_type.stream_id, partition)
     return [redis_client().xadd(log, {"n": str(i)}).decode() for i in range(count)]
 
 

@@ -1,5 +1,13 @@
-"""Lua fragments shared by the delivery scripts of ordered and shared subscriptions and of
-the reclaim job: each defines a local function that a script prepends to its body.
+"""Lua fragments shared by several scripts: each defines a local function that a script
+prepends to its body (`events/store/scripts.py` joins them).
+"""
+
+# The Redis server's clock in ms: every expiry and age is on it, never on a client's.
+NOW_MS_LUA = """
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
 """
 
 # Entry ids as (ms, seq) number pairs; Lua numbers are doubles, exact below 2^53, and
@@ -38,5 +46,26 @@ DEAD_LUA = """
 local function dead(key, group, log, entry, deliveries, reason)
   redis.call('XADD', key, '*', 'o', entry[1], 'n', deliveries, 'why', reason, unpack(entry[2]))
   redis.call('XACK', log, group, entry[1])
+end
+"""
+
+# Trim a partition by length and by age, approximately: XTRIM with `~` drops only whole
+# radix-tree nodes (cheap; a few entries past a limit may stay) and at most 100 nodes'
+# worth of entries per call (10,000 by default: a larger backlog goes over several calls).
+# Age is measured on the Redis server's clock, never a client's. Defines
+# trim(key, max events, max age in ms), 0 disabling a limit; it returns how many entries
+# went (uses now_ms). Publishing trims as it appends; the retention job trims
+# the partitions nobody publishes to.
+TRIM_LUA_FUNCTION = """
+local function trim(key, max_events, max_age)
+  local trimmed = 0
+  if max_events > 0 then
+    trimmed = trimmed + redis.call('XTRIM', key, 'MAXLEN', '~', max_events)
+  end
+  if max_age > 0 then
+    local floor = now_ms() - max_age
+    if floor > 0 then trimmed = trimmed + redis.call('XTRIM', key, 'MINID', '~', floor) end
+  end
+  return trimmed
 end
 """

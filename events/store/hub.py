@@ -19,13 +19,13 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from events.connections import CLIENT_OPTIONS, async_redis_client, loop_local
+from events.store.connections import CLIENT_OPTIONS, async_redis_client, loop_local
+from events.store.keys import CONTROL_PATTERN
 
 logger = logging.getLogger(__name__)
 
 BLOCK_MS = 1_000  # a read returns at least this often, to pick up a changed watch list
 RETRY_SECONDS = 0.5  # after a Redis error, before reading again
-CONTROL_PATTERN = "ss:ctl:*"
 SUBSCRIBE_TIMEOUT = 5.0  # seconds a new listener waits for the control subscription
 
 Wake = Callable[[], None]

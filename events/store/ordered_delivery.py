@@ -1,18 +1,10 @@
-"""Delivery on one partition of an ordered subscription: its consumer group, committed
-offset and the fenced steps on them.
+"""The scripts of ordered delivery on one partition: its consumer group, committed offset
+and the fenced steps on them (the keys are in events/store/keys.py).
 
 One consumer group per (subscription, partition), named after the subscription; the
 consumer is "<session>:<lease token>", one per time a session holds the partition (so what
 a session held before it lost the partition and took it back is judged as any earlier
-owner's). Keys share the partition's hash tag (DESIGN section 3):
-
-    ss:{et:<stream>:<p>}:log                 the partition's stream
-    ss:{et:<stream>:<p>}:lease:<sub>         {session, token, sent}: owner and last offset sent
-    ss:{et:<stream>:<p>}:committed:<sub>     the last committed offset (the DB keeps it too)
-    ss:{et:<stream>:<p>}:batches:<sub>       [consumer, end, end, ...]: the lease holder's
-                                             batches sent and not committed, by last offset
-    ss:{et:<stream>:<p>}:charged:<sub>       {consumer: last offset charged a delivery}
-    ss:{et:<stream>:<p>}:sent:<sub>          shared mode: {offset: "session batch"} unacked
+owner's).
 
 Delivery counts decide what becomes a dead letter, so they count failures, not reads: when
 a session ends (or loses the partition) with batches sent and not committed, its client
@@ -36,62 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from events.core.entries import Entry, Keep, entries_of
-from events.leases import Lease, lease_key
-from events.lua import DEAD_LUA, GROUP_LUA_FUNCTION, POSITION_LUA
-from events.streams import log_key, partition_tag
-
-
-def committed_key(stream: str, partition: int, subscription: str) -> str:
-    return f"ss:{partition_tag(stream, partition)}:committed:{subscription}"
-
-
-def dead_key(stream: str, partition: int, subscription: str) -> str:
-    """Stream of dead letters set aside on a partition, until the job stores them."""
-    return f"ss:{partition_tag(stream, partition)}:dead:{subscription}"
-
-
-def batches_key(stream: str, partition: int, subscription: str) -> str:
-    """The lease holder's consumer, then the last offset of each batch it sent on the
-    partition that its client has not committed yet, in order.
-    """
-    return f"ss:{partition_tag(stream, partition)}:batches:{subscription}"
-
-
-def charged_key(stream: str, partition: int, subscription: str) -> str:
-    """For each consumer whose time as the partition's owner ended with batches sent and not
-    committed, the last offset of the first of them: its claim charges a delivery up to it.
-    """
-    return f"ss:{partition_tag(stream, partition)}:charged:{subscription}"
-
-
-def sent_key(stream: str, partition: int, subscription: str) -> str:
-    """Shared mode, where sends are not in offset order: a hash of the offsets sent and not
-    yet acked, each to "<session> <batch number>". A claim charges a delivery only to the
-    events of the oldest such batch of their holder.
-    """
-    return f"ss:{partition_tag(stream, partition)}:sent:{subscription}"
-
-
-def generation_key(stream: str, partition: int, subscription: str) -> str:
-    """A counter that every reset (and delete) of the subscription's delivery state on the
-    partition moves: a background job that read it before compares it before writing.
-    """
-    return f"ss:{partition_tag(stream, partition)}:generation:{subscription}"
-
-
-def resetting_key(subscription: str) -> str:
-    """Set while a cursor reset runs: new sessions wait (409), as in Nakadi."""
-    return f"ss:{{sub:{subscription}}}:resetting"
-
-
-def control_channel(subscription: str) -> str:
-    """Pub/sub channel of a subscription's sessions: commits, rebalance, reset, delete."""
-    return f"ss:ctl:{subscription}"
-
+from events.store import control
+from events.store.keys import PartitionKeys, control_channel, log_key
+from events.store.leases import Lease
+from events.store.lua import DEAD_LUA, GROUP_LUA_FUNCTION, POSITION_LUA
+from events.store.scripts import Script, raise_first, run_all
 
 CLAIM_CHUNK = 1000  # entries per claim script: bounded work, and far below Lua's unpack limit
 
@@ -120,18 +64,18 @@ end
 # KEYS[6] batches; ARGV[1] session, ARGV[2] group, ARGV[3] the database's committed offset,
 # ARGV[4] the caller's consumer (see `Lease.consumer`)
 # Returns the committed offset, or false when the lease is not the caller's.
-PREPARE_LUA = (
-    POSITION_LUA
-    + GROUP_LUA_FUNCTION
-    + CLOSE_TENURE_LUA
-    + """
+PREPARE = Script(
+    POSITION_LUA,
+    GROUP_LUA_FUNCTION,
+    CLOSE_TENURE_LUA,
+    """
 if redis.call('HGET', KEYS[1], 'session') ~= ARGV[1] then return false end
 local committed = ensure_group(KEYS[2], KEYS[3], ARGV[2], ARGV[3], {KEYS[4], KEYS[5], KEYS[6]})
 close_tenure(KEYS[6], KEYS[4], committed)
 redis.call('RPUSH', KEYS[6], ARGV[4])
 redis.call('HSET', KEYS[1], 'sent', committed)
 return committed
-"""
+""",
 )
 
 # Claim, for the lease holder, what earlier owners left pending, in order.
@@ -144,10 +88,10 @@ return committed
 # are acked. An entry up to its holder's charge mark is charged the holder's delivery; any
 # other keeps its count: this claim's delivery replaces the holder's read or claim. One that
 # this claim would deliver more than max_deliveries times becomes a dead letter.
-CLAIM_LUA = (
-    POSITION_LUA
-    + DEAD_LUA
-    + """
+CLAIM = Script(
+    POSITION_LUA,
+    DEAD_LUA,
+    """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return false end
 local consumer = ARGV[1] .. ':' .. ARGV[2]
@@ -187,7 +131,7 @@ for _, entry in ipairs(claimed[2]) do
 end
 if #done > 0 then redis.call('XACK', KEYS[2], ARGV[3], unpack(done)) end
 return {claimed[1], entries, counts}
-"""
+""",
 )
 
 # Record batches about to be sent to the client of the lease holder: the last offset sent
@@ -196,7 +140,7 @@ return {claimed[1], entries, counts}
 # KEYS[1] lease, KEYS[2] batches; ARGV[1] session, ARGV[2] token, ARGV[3] last offset,
 # ARGV[4..] the last offset of each batch (none for entries only skipped).
 # Returns 1, or 0 without the lease.
-SENT_LUA = """
+SENT = Script("""
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'sent', ARGV[3])
@@ -209,7 +153,7 @@ if #ARGV > 3 then
   redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
 end
 return 1
-"""
+""")
 
 # Commit a cursor: ack every entry pending for the lease holder up to it, forget the
 # batches it covers, and tell the subscription's sessions. (What earlier owners left
@@ -220,9 +164,9 @@ return 1
 # ARGV[5] partition name for the message ("<stream>:<p>")
 # Returns 'committed', 'outdated' (at or before the committed offset: the keep-alive
 # commit), 'not_owner' or 'undelivered' (after the last offset sent to this session).
-COMMIT_LUA = (
-    POSITION_LUA
-    + """
+COMMIT = Script(
+    POSITION_LUA,
+    """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'sent', 'token')
 if lease[1] ~= ARGV[1] then return 'not_owner' end
 local consumer = ARGV[1] .. ':' .. lease[3]
@@ -261,7 +205,7 @@ if redis.call('LINDEX', KEYS[4], 0) == consumer then
 end
 redis.call('PUBLISH', ARGV[4], message .. ARGV[3])
 return 'committed'
-"""
+""",
 )
 
 # Give a partition back: release the lease (if still ours) and drop our consumer from the
@@ -271,7 +215,7 @@ return 'committed'
 # nothing is charged for it.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] charged, KEYS[4] batches; ARGV[1] session, ARGV[2]
 # token, ARGV[3] group, ARGV[4] '1' to charge what the client did not commit, else '0'
-RELEASE_LUA = """
+RELEASE_PARTITION = Script("""
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
 local consumer = ARGV[1] .. ':' .. ARGV[2]
@@ -285,7 +229,7 @@ elseif mine and ARGV[4] ~= '1' then
   redis.call('DEL', KEYS[4])
 end
 return 1
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -305,30 +249,20 @@ def retried_of(raw: Sequence[Any], counts: Sequence[int]) -> frozenset[str]:
 
 
 class Delivery:
-    """The delivery scripts, registered once on one asyncio client."""
+    """The ordered delivery steps, from a stream session's event loop."""
 
     def __init__(self, client: AsyncRedis, keep: Keep | None = None) -> None:
         self._client = client
         self._keep = keep
-        self._prepare = client.register_script(PREPARE_LUA)
-        self._claim = client.register_script(CLAIM_LUA)
-        self._sent = client.register_script(SENT_LUA)
-        self._release = client.register_script(RELEASE_LUA)
 
     async def prepare(self, lease: Lease, db_offset: str) -> str | None:
         """Group and baseline of a newly acquired partition; its committed offset, or None
         when the lease was lost meanwhile.
         """
-        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
-        keys = [
-            *_keys(lease),
-            charged_key(stream, partition, subscription),
-            sent_key(stream, partition, subscription),
-            batches_key(stream, partition, subscription),
-        ]
-        committed = await self._prepare(
-            keys=keys, args=[lease.session, lease.subscription, db_offset, lease.consumer]
-        )
+        k = _keys(lease)
+        keys = [k.lease, k.log, k.committed, k.charged, k.sent, k.batches]
+        args = [lease.session, lease.subscription, db_offset, lease.consumer]
+        committed = await PREPARE(self._client, keys, args)
         return None if committed is None else committed.decode()
 
     async def claim(
@@ -338,13 +272,12 @@ class Delivery:
         from `start`, now ours; those it would deliver more than `max_deliveries` times
         become dead letters.
         """
-        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
-        dead = dead_key(stream, partition, subscription)
-        charged = charged_key(stream, partition, subscription)
+        k = _keys(lease)
         count = min(count, CLAIM_CHUNK)
-        reply = await self._claim(
-            keys=[*_keys(lease), dead, charged],
-            args=[lease.session, lease.token, lease.subscription, start, count, max_deliveries],
+        reply = await CLAIM(
+            self._client,
+            [k.lease, k.log, k.committed, k.dead, k.charged],
+            [lease.session, lease.token, lease.subscription, start, count, max_deliveries],
         )
         if reply is None:
             return None
@@ -361,7 +294,7 @@ class Delivery:
         """
         async with self._client.pipeline(transaction=False) as pipe:
             for lease, count in reads:
-                key = log_key(lease.event_type, lease.partition)
+                key = log_key(lease.store_id, lease.partition)
                 pipe.xreadgroup(lease.subscription, lease.consumer, {key: ">"}, count=count)
             replies = await pipe.execute()
         return [entries_of(reply[0][1], self._keep) if reply else [] for reply in replies]
@@ -371,101 +304,44 @@ class Delivery:
         offsets) and `offset`, the last sent (the last of `batches`, or entries only skipped);
         False without the lease.
         """
-        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
-        keys = [
-            lease_key(stream, partition, subscription),
-            batches_key(stream, partition, subscription),
-        ]
+        k = _keys(lease)
         args: list[str | int] = [lease.session, lease.token, offset, *batches]
-        return bool(await self._sent(keys=keys, args=args))
+        return bool(await SENT(self._client, [k.lease, k.batches], args))
 
     async def release(self, lease: Lease, charge: bool = True) -> None:
         """Give the partition back. `charge`: what its client did not commit is charged a
         failed delivery (False when the server, not the client, ended the session).
         """
-        stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
-        await self._release(
-            keys=[
-                *_keys(lease)[:2],
-                charged_key(stream, partition, subscription),
-                batches_key(stream, partition, subscription),
-            ],
-            args=[lease.session, lease.token, lease.subscription, "1" if charge else "0"],
+        k = _keys(lease)
+        await RELEASE_PARTITION(
+            self._client,
+            [k.lease, k.log, k.charged, k.batches],
+            [lease.session, lease.token, lease.subscription, "1" if charge else "0"],
         )
 
 
-def _keys(lease: Lease) -> list[str]:
-    stream, partition, subscription = lease.event_type, lease.partition, lease.subscription
-    return [
-        lease_key(stream, partition, subscription),
-        log_key(stream, partition),
-        committed_key(stream, partition, subscription),
-    ]
+def _keys(lease: Lease) -> PartitionKeys:
+    return PartitionKeys(lease.store_id, lease.partition, lease.subscription)
 
 
 async def commit_all(
     client: AsyncRedis, calls: Sequence[tuple[str, str, str, int, str]]
 ) -> list[str]:
-    """`commit` for each (subscription, session, stream, partition, offset), in order, in
+    """`commit` for each (subscription, session, store id, partition, offset), in order, in
     one round trip.
     """
-    script = client.register_script(COMMIT_LUA)
-    async with client.pipeline(transaction=False) as pipe:
-        for subscription, session, stream, partition, offset in calls:
-            await script(
-                keys=_commit_keys(stream, partition, subscription),
-                args=[
-                    session,
-                    subscription,
-                    offset,
-                    control_channel(subscription),
-                    f"{stream}:{partition}",
-                ],
-                client=pipe,
-            )
-        results: list[bytes] = await pipe.execute()
+    runs = []
+    for subscription, session, store_id, partition, offset in calls:
+        k = PartitionKeys(store_id, partition, subscription)
+        name = control.partition_name(store_id, partition)
+        args = [session, subscription, offset, control_channel(subscription), name]
+        runs.append((COMMIT, [k.lease, k.log, k.committed, k.batches], args))
+    results = raise_first(await run_all(client, runs))
     return [result.decode() for result in results]
 
 
-def _commit_keys(stream: str, partition: int, subscription: str) -> list[str]:
-    return [
-        lease_key(stream, partition, subscription),
-        log_key(stream, partition),
-        committed_key(stream, partition, subscription),
-        batches_key(stream, partition, subscription),
-    ]
-
-
 async def commit(
-    client: AsyncRedis, subscription: str, session: str, stream: str, partition: int, offset: str
+    client: AsyncRedis, subscription: str, session: str, store_id: str, partition: int, offset: str
 ) -> str:
     """Commit `offset` on a partition for a session."""
-    return (await commit_all(client, [(subscription, session, stream, partition, offset)]))[0]
-
-
-def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
-    """A deleted subscription: its sessions close with `subscription_deleted`, and its
-    leases, groups, committed offsets and dead letters not yet stored go.
-    """
-    client.publish(control_channel(subscription), "deleted")
-    reset(client, subscription, partitions)
-    client.delete(*(dead_key(stream, p, subscription) for stream, p in partitions))
-
-
-def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
-    """Forget all delivery state of the subscription on these partitions: leases, groups
-    (with their pending entries), committed offsets and what was sent and charged; the next
-    session starts afresh from the database's cursors.
-    """
-    pipe = client.pipeline(transaction=False)
-    for stream, partition in partitions:
-        pipe.incr(generation_key(stream, partition, subscription))
-        pipe.delete(
-            lease_key(stream, partition, subscription),
-            committed_key(stream, partition, subscription),
-            batches_key(stream, partition, subscription),
-            charged_key(stream, partition, subscription),
-            sent_key(stream, partition, subscription),
-        )
-        pipe.execute_command("XGROUP", "DESTROY", log_key(stream, partition), subscription)
-    pipe.execute(raise_on_error=False)
+    return (await commit_all(client, [(subscription, session, store_id, partition, offset)]))[0]
