@@ -12,12 +12,13 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from events import acks, plans
+from events import plans
 from events.auth import api_view, principal_of
 from events.core.offsets import Cursor
 from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.http import json_response, read_json
+from events.store import shared_delivery
 from events.store.connections import async_redis_client
 
 MAX_ITEMS = 10_000
@@ -31,7 +32,7 @@ async def subscription_acks(request: HttpRequest, subscription_id: str) -> HttpR
     plan = await plans.cached(subscription_id, principal_of(request))
     body = read_json(request)
     results = await acknowledge(plan, body)
-    if all(item["result"] == acks.ACKED for item in results):
+    if all(item["result"] == shared_delivery.ACKED for item in results):
         return HttpResponse(status=204)
     return json_response({"items": results})
 
@@ -65,7 +66,7 @@ async def acknowledge(plan: Plan, body: Any) -> list[dict[str, Any]]:
         assert partition is not None  # parse_cursor checked it
         by_partition.setdefault(partition, []).append(index)
     groups = list(by_partition.items())
-    replies = await acks.ack(
+    replies = await shared_delivery.ack(
         async_redis_client(),
         plan,
         [(partition, [cursors[i].offset for i in indexes]) for partition, indexes in groups],

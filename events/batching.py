@@ -30,6 +30,7 @@ READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being fi
 
 # Sends batches to the client, in order: one write for several, where the transport allows.
 Send = Callable[[Sequence[Batch]], Awaitable[None]]
+Numbered = tuple[int, list[tuple[str, bytes]]]  # a batch about to go out, and its number
 
 
 class Batcher:
@@ -50,6 +51,7 @@ class Batcher:
         self._watchers: dict[str, Callable[[], None]] = {}
         self._wake = asyncio.Event()  # set when there may be something to do
         self._sent_events = 0
+        self._batches_sent = 0  # numbers each batch sent: their order across partitions
         self._last_cursor: Batch | None = None
         self._started = False  # the first batch tells that the stream started
         self._idle_ticks = 0  # flush timeouts passed without a partition to send on
@@ -254,41 +256,42 @@ class Batcher:
         once, before the first batch goes out, so that the client may commit any of them.
         False when the lease moved on (its next owner delivers them).
         """
-        checked = await self._mark_sent(owned, ready)
+        numbered = []
+        for events in ready:
+            self._batches_sent += 1
+            numbered.append((self._batches_sent, events))
+        checked = await self._mark_sent(owned, numbered)
         if checked is None:
             self._drop(owned)
             return False
-        ready = checked
-        if not ready:
+        if not checked:
             return False
         if not owned.unacked:
             owned.commit_clock = asyncio.get_running_loop().time()
         owned.keepalives = 0
         self._idle_ticks = 0
         out = []
-        for events in ready:
+        for number, events in checked:
             offset = events[-1][0]
             batch = self._batch(owned.partition, offset, [payload for _, payload in events])
             if self.plan.shared:  # each event is acked on its own, by its offset
                 batch = dataclasses.replace(batch, offsets=[o for o, _ in events])
             out.append(batch)
             owned.sent = offset
-            owned.unacked.extend(parse_offset(o) for o, _ in events)
+            owned.unacked.update((parse_offset(o), number) for o, _ in events)
             self._sent_events += len(events)
         self._last_cursor = out[-1]
         await self._emit(send, out)
         return True
 
-    async def _mark_sent(
-        self, owned: Owned, ready: list[list[tuple[str, bytes]]]
-    ) -> list[list[tuple[str, bytes]]] | None:
-        """Record what is about to be sent; the batches to send, or None when the
-        partition is no longer ours.
+    async def _mark_sent(self, owned: Owned, numbered: list[Numbered]) -> list[Numbered] | None:
+        """Record what is about to be sent: (number, batch) pairs; the ones to send, or None
+        when the partition is no longer ours.
         """
-        last = [batch[-1][0] for batch in ready]
+        last = [batch[-1][0] for _, batch in numbered]
         if not await self._delivery.mark_sent(owned.lease, last[-1], last):
             return None
-        return ready
+        return numbered
 
     async def _emit(self, send: Send, out: list[Batch]) -> None:
         if not self._started:

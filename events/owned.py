@@ -5,7 +5,6 @@ it; batching (`events/batching.py`) fills it from Redis and sends what it holds.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from events.core.plan import Partition
@@ -26,7 +25,8 @@ class Owned:
     ready: list[list[tuple[str, bytes]]] = field(default_factory=list)
     tail: str | None = None  # the last entry read, when it and those before it are skipped
     skipped: list[str] = field(default_factory=list)  # shared mode: skipped, to be acked
-    unacked: deque[tuple[int, int]] = field(default_factory=deque)  # sent, not committed
+    # Sent, not committed (acked): position -> the number of the batch it went in, in order.
+    unacked: dict[tuple[int, int], int] = field(default_factory=dict)
     flush_due: float = 0.0
     keepalives: int = 0  # empty batches in a row
     more: bool = True  # the last read may have left entries behind

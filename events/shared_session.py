@@ -11,19 +11,19 @@ once. Batches carry each event's offset, for the ack.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
-from events import acks
-from events.acks import SharedDelivery
+from events.batching import Numbered
 from events.core.entries import entries_of
 from events.core.offsets import parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.stream_params import StreamParams
 from events.owned import Owned
+from events.store import shared_delivery
 from events.store.hub import hub
 from events.store.leases import Lease
 from events.store.ordered_delivery import CLAIM_CHUNK, Claimed, retried_of
+from events.store.shared_delivery import SharedDelivery
 from events.stream_session import SESSION_TTL_MS, StreamSession
 
 
@@ -37,7 +37,7 @@ class SharedSession(StreamSession):
         self._shared = SharedDelivery(self._client)
         self._alone = True
         self._finish_started: float | None = None
-        self._batches_sent = 0  # numbers each batch sent, for the record of sends
+        self._known_live: list[str] = []  # the live sessions, as the last heartbeat read
 
     async def _admit(self, live: list[str]) -> None:
         if self.direct is not None:
@@ -49,6 +49,7 @@ class SharedSession(StreamSession):
             self._closing = "rebalance"
             return
         self._alone = live == [self.id]
+        self._known_live = live
         await self._reconcile()
         for owned in list(self._owned.values()):
             owned.claim_from = "0-0"  # look for entries idle past the ack timeout
@@ -83,7 +84,7 @@ class SharedSession(StreamSession):
 
     async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
         claimed, raw, counts = await self._shared.claim_idle(
-            self.plan, owned.partition, self.id, budget, self._alone
+            self.plan, owned.partition, self.id, budget, self._alone, self._known_live
         )
         # Alone, it may get back its own: what it sent (no longer waiting for that ack)
         # and what it still holds unsent (not to be added twice).
@@ -92,25 +93,19 @@ class SharedSession(StreamSession):
         entries = [entry for entry in entries_of(raw, self._keep) if entry[0] not in held]
         for offset, _ in entries:
             position = parse_offset(offset)
-            if position in owned.unacked:
-                owned.unacked.remove(position)
+            if owned.unacked.pop(position, None) is not None:
                 self._sent_events -= 1
         # Fewer than asked for: nothing more is idle now. (Dead letters count as claimed.)
         next_start = "0-0" if claimed < min(budget, CLAIM_CHUNK) else "more"
         return Claimed(next_start, entries, retried_of(raw, counts))
 
-    async def _mark_sent(
-        self, owned: Owned, ready: list[list[tuple[str, bytes]]]
-    ) -> list[list[tuple[str, bytes]]] | None:
+    async def _mark_sent(self, owned: Owned, numbered: list[Numbered]) -> list[Numbered] | None:
         """No lease to check; what is still this session's, its ack timeout counting from
         now (it may have waited in the buffer, or been claimed by another meanwhile).
         """
-        offsets: list[tuple[str, int]] = []
-        for batch in ready:
-            self._batches_sent += 1
-            offsets.extend((offset, self._batches_sent) for offset, _ in batch)
+        offsets = [(offset, number) for number, batch in numbered for offset, _ in batch]
         kept = await self._shared.refresh(self.plan, owned.partition, self.id, offsets)
-        return [b for batch in ready if (b := [e for e in batch if e[0] in kept])]
+        return [(n, b) for n, batch in numbered if (b := [e for e in batch if e[0] in kept])]
 
     def _skip(self, owned: Owned, offset: str) -> None:
         owned.skipped.append(offset)
@@ -123,10 +118,12 @@ class SharedSession(StreamSession):
                 items.append((owned.partition, owned.skipped))
                 owned.skipped = []
         if items:
-            await acks.ack(self._client, self.plan, items)
+            await shared_delivery.ack(self._client, self.plan, items)
 
     async def _give_back(self, owned: Owned, charge: bool) -> None:
-        await self._shared.give_back(self.plan, owned.partition, self.id, charge)
+        """Only the batch its client stopped in stays chargeable (`_failed_in`)."""
+        charged = min(owned.unacked.values()) if charge and owned.unacked else 0
+        await self._shared.give_back(self.plan, owned.partition, self.id, charged)
 
     def _commit_deadline(self) -> float:
         """Unacked events never end a shared session (another session gets them after the
@@ -162,8 +159,8 @@ class SharedSession(StreamSession):
             return
         gone = set(offsets)
         for offset in offsets:
-            with contextlib.suppress(ValueError):  # a skipped entry, or one claimed anew
-                owned.unacked.remove(parse_offset(offset))
+            # (not there: a skipped entry, or one claimed anew)
+            if owned.unacked.pop(parse_offset(offset), None) is not None:
                 if kind == "ack":
                     self._committed_events += 1
                 else:  # another session has it now: it no longer counts as sent here
@@ -195,5 +192,5 @@ class SharedSession(StreamSession):
             pending = {parse_offset(entry["message_id"].decode()) for entry in reply}
             stale = [p for p in owned.unacked if p not in pending]
             for position in stale:
-                owned.unacked.remove(position)
+                del owned.unacked[position]
                 self._sent_events -= 1

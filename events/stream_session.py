@@ -206,12 +206,14 @@ class StreamSession(Batcher):
         hub().unlisten(control_channel(self.plan.subscription), self._on_control)
         for owned in self._owned.values():
             self._unwatch(owned)
-        # What the client did not commit counts as a failed delivery, unless the server
-        # ended the session: a drain, or a session taken for dead.
-        charge = self._closing not in SERVER_ENDED
+        # What the client did not commit counts as one failed delivery, of the batch it
+        # stopped in: the first it did not commit, on whichever partition (what it was sent
+        # after that it never got to). Unless the server ended the session: a drain, or a
+        # session taken for dead.
+        failed = self._failed_in() if self._closing not in SERVER_ENDED else None
         try:
             for owned in list(self._owned.values()):
-                await self._give_back(owned, charge)
+                await self._give_back(owned, charge=owned is failed)
             self._owned.clear()
             await self._sessions.leave(self.plan.subscription, self.id)
             await self._sessions.drop_direct(self.plan.subscription, self.id)
@@ -222,6 +224,13 @@ class StreamSession(Batcher):
         finally:
             draining.untrack(self)
             self._left.set()
+
+    def _failed_in(self) -> Owned | None:
+        """The partition of the oldest batch sent and not committed (acked): where the
+        client stopped.
+        """
+        waiting = [o for o in self._owned.values() if o.unacked]
+        return min(waiting, key=lambda o: min(o.unacked.values()), default=None)
 
     async def _give_back(self, owned: Owned, charge: bool) -> None:
         """Hand a partition back as the session leaves; `charge`: what its client did not
@@ -255,8 +264,10 @@ class StreamSession(Batcher):
             if owned.partition.stream == stream and owned.partition.partition == int(number):
                 position = parse_offset(offset)
                 owned.committed = max(owned.committed, position)
-                while owned.unacked and owned.unacked[0] <= owned.committed:
-                    owned.unacked.popleft()
+                for position in list(owned.unacked):
+                    if position > owned.committed:
+                        break
+                    del owned.unacked[position]
                     self._committed_events += 1
                 # Any commit, also of the offset already committed (the keep-alive
                 # commit), restarts the partition's commit timeout.

@@ -62,6 +62,7 @@ class Model:
     owner: dict[int, str] = field(default_factory=dict)
     unclosed: dict[int, tuple[str, Batches]] = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)  # as Redis said at the last check
+    number_of: dict[str, int] = field(default_factory=dict)  # offset -> its last batch
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -78,8 +79,9 @@ class Model:
         """
         if len(batch) > 1:
             assert not any(self.events[o].charges for o in batch), ("not alone", batch)
-        number = next(self._numbers)
+        number = next(self._numbers)  # batches are numbered in the order sent
         for offset in batch:
+            self.number_of[offset] = number
             event = self.events[offset]
             if written:
                 event.sends += 1
@@ -98,28 +100,52 @@ class Model:
         event.acked = event.acked or done
 
     def ended(
-        self, session: str, batches: Mapping[int, Batches], charge: bool, holding: Iterable[int]
+        self,
+        session: str,
+        batches: Mapping[int, Batches],
+        holding: Iterable[int],
+        *,
+        charge: bool,
+        left: bool,
     ) -> None:
         """A session's time ends on the partitions it still thought it held (`holding`; one
         it handed over or saw lapse is no longer its own), with what its client did not
-        commit. Ordered: that is charged when the next session takes the partition
-        (`taken`), unless the server ended the session (a drain), which forgets it. Shared:
-        charges come with claims, but a drain's records of sends go.
+        commit (ack). Charged, unless the server ended the session (a drain): when the
+        session leaves (`left`, it knows), only the batch its client stopped in, its oldest
+        not committed on any partition; when it dies (a crash, a lapse), the first on each
+        partition (the known limit). Ordered, the charge comes when the next session takes
+        the partition (`taken`); shared, with the claims.
         """
+        holding = list(holding)
         if self.shared:
-            if not charge:
-                for event in self.events.values():
-                    if event.record is not None and event.record[0] == session:
-                        event.record = None
+            records = [e for e in self.events.values() if e.record and e.record[0] == session]
+            if charge and not left:
+                return
+            failed = min((e.record[1] for e in records if e.record and e.record[1]), default=None)
+            for event in records:
+                if not charge or event.record != (session, failed):
+                    event.record = None
             return
-        for partition in holding:
-            if self.owner.get(partition) != session:
-                continue  # another session took it since: its record is that one's
-            recorded = self.unclosed.get(partition, ("", []))[0] == session
-            if not charge:
+        mine = [p for p in holding if self.owner.get(p) == session]  # else another's record
+        # What it sent and its client did not commit; if its lease lapsed (and it has not
+        # seen that yet), what it had sent then was recorded.
+        sent = {
+            p: self.unclosed[p][1]
+            if self.unclosed.get(p, ("", []))[0] == session
+            else batches.get(p, [])
+            for p in mine
+        }
+        heads = {
+            p: waiting[0]
+            for p in mine
+            if (waiting := [b for b in sent[p] if position(b[-1]) > self.committed[p]])
+        }
+        failed = min(heads, key=lambda p: self.number_of[heads[p][0]], default=None)
+        for partition in mine:
+            if not charge or (left and partition != failed):
                 self.unclosed.pop(partition, None)
-            elif not recorded:  # (if its lease lapsed, what it had sent then was recorded)
-                self.unclosed[partition] = (session, batches.get(partition, []))
+            else:
+                self.unclosed[partition] = (session, sent[partition])
 
     def taken(self, partition: int, session: str) -> None:
         """Ordered: a session took the partition; its last owner's time closes, and the
@@ -133,10 +159,12 @@ class Model:
                 self.events[offset].charges += 1
                 self.events[offset].held_charge = True
 
-    def claimed(self, holders: Mapping[str, str], taken: Iterable[str]) -> None:
+    def claimed(
+        self, holders: Mapping[str, str], taken: Iterable[str], live: Iterable[str] = ()
+    ) -> None:
         """A claim took these offsets (delivered again, or set aside as dead letters) from
         their `holders`: they are no longer their holders' attempts. In shared mode the
-        claim decides the charges.
+        claim decides the charges; `live`, the sessions the claimer knew alive.
         """
         taken = list(taken)
         if self.shared:
@@ -145,13 +173,13 @@ class Model:
                 key = (holders[offset], self.events[offset].partition)
                 by_holder.setdefault(key, []).append(offset)
             for (holder, partition), offsets in by_holder.items():
-                self._shared_claim(holder, partition, offsets)
+                self._shared_claim(holder, partition, offsets, holder in set(live))
         for offset in taken:
             self.events[offset].held_charge = False
 
-    def _shared_claim(self, holder: str, partition: int, offsets: list[str]) -> None:
-        """On the partition, the holder's oldest batch not acked in full is charged; the
-        rest of what it sent there is marked uncharged.
+    def _shared_claim(self, holder: str, partition: int, offsets: list[str], live: bool) -> None:
+        """On the partition, the holder's oldest batch not acked in full is charged; if the
+        holder is gone, the rest of what it sent there is marked uncharged.
         """
         records = [
             e
@@ -161,7 +189,7 @@ class Model:
         numbers = [e.record[1] for e in records if e.record and e.record[1] is not None]
         head = min(numbers) if numbers else None
         for event in records:
-            if event.record is not None and event.record[1] != head:
+            if event.record is not None and event.record[1] != head and not live:
                 event.record = (holder, None)
         for offset in offsets:
             event = self.events[offset]

@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
-from events import acks, plans, recovery
+from events import plans, recovery
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
 from events.shared_session import SharedSession
-from events.store import ordered_delivery
+from events.store import ordered_delivery, shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import (
     committed_key,
@@ -216,11 +216,11 @@ class World:
         items = [(self.plan.partitions[p], offsets) for p, offsets in by_partition.items()]
 
         async def step() -> list[list[str]]:
-            return await acks.ack(async_redis_client(), self.plan, items)
+            return await shared_delivery.ack(async_redis_client(), self.plan, items)
 
         for (_, offsets), answers in zip(items, self.run(step()), strict=True):
             for offset, answer in zip(offsets, answers, strict=True):
-                self.model.acked(offset, answer == acks.ACKED)
+                self.model.acked(offset, answer == shared_delivery.ACKED)
         gone = {o for offsets in by_partition.values() for o in offsets}
         for batches in client.batches.values():
             batches[:] = [
@@ -233,7 +233,8 @@ class World:
         client = self.clients.pop(name)
         if drain:
             client.session._closing = "shutdown"
-        self.model.ended(client.session.id, client.take_batches(), not drain, _holding(client))
+        batches, holding = client.take_batches(), _holding(client)
+        self.model.ended(client.session.id, batches, holding, charge=not drain, left=True)
         self.run(client.session._leave(nudge=False))
         self._after()
 
@@ -247,10 +248,11 @@ class World:
             self._later += FAR
             with contextlib.suppress(ConnectionError):
                 self.run(client.session._flush(client.receive, self.loop.time() + self._later))
-            for batches in client.marked.values():
-                for batch in batches:
+            for marked in client.marked.values():
+                for batch in marked:
                     self.model.sent(client.session.id, batch, written=False)
-        self.model.ended(client.session.id, client.take_batches(), True, _holding(client))
+        batches, holding = client.take_batches(), _holding(client)
+        self.model.ended(client.session.id, batches, holding, charge=True, left=False)
         self.run(forget(client))
         redis_client().zadd(sessions_key(self.plan.subscription), {client.session.id: 0})
         self._after()
@@ -262,7 +264,8 @@ class World:
         client = self.clients[name]
         for owned in client.session._owned.values():
             owned.valid_until = float("-inf")  # its time fence: the lease may be gone
-        self.model.ended(client.session.id, client.take_batches(), True, _holding(client))
+        batches, holding = client.take_batches(), _holding(client)
+        self.model.ended(client.session.id, batches, holding, charge=True, left=False)
         self._drop_leases(lambda holder: holder == client.session.id)
         self._after()
 
@@ -308,13 +311,14 @@ class World:
             shared = session._shared
             claim_idle = shared.claim_idle
 
-            async def watched_idle(*args: Any, **kwargs: Any) -> Any:
+            async def watched_idle(*args: Any) -> Any:
                 before = self._holders()
-                result = await claim_idle(*args, **kwargs)
-                self._claimed(before, [entry[0].decode() for entry in result[1]])
+                result = await claim_idle(*args)
+                live = args[5] if len(args) > 5 else ()
+                self._claimed(before, [entry[0].decode() for entry in result[1]], live)
                 return result
 
-            shared.claim_idle = watched_idle  # type: ignore[method-assign]
+            shared.claim_idle = watched_idle  # type: ignore[method-assign,assignment]
             return
         ordered = session._delivery
         claim, prepare = ordered.claim, ordered.prepare
@@ -335,9 +339,11 @@ class World:
         ordered.prepare = watched_prepare  # type: ignore[method-assign,assignment]
         ordered.claim = watched  # type: ignore[method-assign]
 
-    def _claimed(self, before: dict[str, str], delivered: list[str]) -> None:
+    def _claimed(
+        self, before: dict[str, str], delivered: list[str], live: Sequence[str] = ()
+    ) -> None:
         dead = self._dead()
-        self.model.claimed(before, [o for o in before if o in delivered or o in dead])
+        self.model.claimed(before, [o for o in before if o in delivered or o in dead], live)
 
     def _step(self, name: str, step: Awaitable[Any]) -> None:
         """Run a session's step; tell the model what its client received."""

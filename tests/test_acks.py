@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from events import acks
-from events.acks import SharedDelivery
 from events.core.plan import Plan
 from events.recovery import RETIRE_CONSUMER_LUA
+from events.store import shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import batches_key, charged_key, dead_key, log_key, sent_key
 from events.store.ordered_delivery import retried_of
+from events.store.shared_delivery import SharedDelivery
 from tests.test_shared_session import shared_plan
 from tests.test_stream_session import publish
 
@@ -70,16 +70,20 @@ def send(plan: Plan, session: str, offsets: list[str], batch: int = 1) -> set[st
     return asyncio.run(main())
 
 
-def leave(plan: Plan, session: str, charge: bool = True) -> None:
+def leave(plan: Plan, session: str, charged_batch: int = 1) -> None:
+    """`session` leaves; its client stopped in batch `charged_batch` (0: the server ended it)."""
+
     async def main() -> None:
-        await shared().give_back(plan, plan.partitions[0], session, charge)
+        await shared().give_back(plan, plan.partitions[0], session, charged_batch)
 
     asyncio.run(main())
 
 
 def ack(plan: Plan, offsets: list[str]) -> list[list[str]]:
     async def main() -> list[list[str]]:
-        return await acks.ack(async_redis_client(), plan, [(plan.partitions[0], offsets)])
+        return await shared_delivery.ack(
+            async_redis_client(), plan, [(plan.partitions[0], offsets)]
+        )
 
     return asyncio.run(main())
 
@@ -139,7 +143,7 @@ def test_an_ack_forgets_that_the_event_was_sent():
     send(plan, "a", offsets)
     assert records(plan) == {o: "a 1" for o in offsets}
 
-    assert ack(plan, offsets[:1]) == [[acks.ACKED]]
+    assert ack(plan, offsets[:1]) == [[shared_delivery.ACKED]]
     assert records(plan) == {offsets[1]: "a 1"}
 
 
@@ -186,7 +190,9 @@ def test_only_the_oldest_batch_a_session_did_not_see_acked_is_charged():
     send(plan, "a", offsets[:1], batch=1)
     send(plan, "a", offsets[1:3], batch=2)
     send(plan, "a", offsets[3:], batch=3)
-    assert ack(plan, offsets[:1]) == [[acks.ACKED]]  # batch 1 done; its client stops in 2
+    assert ack(plan, offsets[:1]) == [
+        [shared_delivery.ACKED]
+    ]  # batch 1 done; its client stops in 2
     dies(plan, "a")
 
     assert claim(plan, "b") == offsets[3:]
@@ -198,7 +204,7 @@ def test_a_session_the_server_ends_charges_nothing():
     plan = shared_plan(1, max_deliveries=1)
     offsets = read_ahead(plan, 2)
     send(plan, "a", offsets)
-    leave(plan, "a", charge=False)  # a drain: its client did not fail
+    leave(plan, "a", charged_batch=0)  # a drain: its client did not fail
 
     assert claim(plan, "b") == offsets
     assert dead(plan) == []
@@ -230,3 +236,31 @@ def test_a_claim_taken_in_parts_charges_only_the_oldest_batch():
     assert claim(plan, "b", count=1) == offsets[1:]  # its client never got this far
     assert dead(plan) == offsets[:1]
     assert counts(plan) == {offsets[1]: 1}
+
+
+def test_a_session_leaving_keeps_only_the_batch_its_client_stopped_in_chargeable():
+    plan = shared_plan(1, max_deliveries=1)
+    offsets = read_ahead(plan, 3)
+    send(plan, "a", offsets[:1], batch=4)
+    send(plan, "a", offsets[1:], batch=7)
+    leave(plan, "a", charged_batch=4)  # its oldest batch on any partition
+
+    assert claim(plan, "b") == offsets[1:]
+    assert dead(plan) == offsets[:1]  # charged, and one delivery was all it may have
+    assert records(plan) == {}
+    assert counts(plan) == {offsets[1]: 1, offsets[2]: 1}
+
+
+def test_a_claim_from_a_live_session_leaves_the_rest_of_its_batches_chargeable():
+    plan = shared_plan(1, max_deliveries=1)
+    offsets = read_ahead(plan, 2)
+    send(plan, "a", offsets[:1], batch=1)
+    send(plan, "a", offsets[1:], batch=2)
+    dies(plan, "a")  # its entries are idle past the ack timeout; "a" itself lives on
+
+    async def main() -> list[str]:
+        _, raw, _ = await shared().claim_idle(plan, plan.partitions[0], "b", 1, False, ["a", "b"])
+        return [offset.decode() for offset, _ in raw]
+
+    assert asyncio.run(main()) == []  # batch 1: charged, and dead
+    assert records(plan) == {offsets[1]: "a 2"}  # not marked uncharged: "a" is alive

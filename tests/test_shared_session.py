@@ -9,10 +9,10 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from events import acks
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
 from events.shared_session import SharedSession
+from events.store import shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import dead_key
 from tests.test_stream_session import Collector, make_plan, publish
@@ -30,7 +30,7 @@ async def ack_all(plan: Plan, items: list[tuple[int, str]]) -> list[list[str]]:
     by_partition: dict[int, list[str]] = {}
     for partition, offset in items:
         by_partition.setdefault(partition, []).append(offset)
-    return await acks.ack(
+    return await shared_delivery.ack(
         async_redis_client(),
         plan,
         [(plan.partitions[p], offsets) for p, offsets in sorted(by_partition.items())],

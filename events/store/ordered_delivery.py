@@ -189,18 +189,21 @@ while true do
   if #pending < 500 then break end
 end
 redis.call('SET', KEYS[3], ARGV[3])
-if redis.call('LINDEX', KEYS[4], 0) == consumer then
-  local covered = 1  -- the batches list without its owner: whole batches this commit covers
-  while true do
-    local last = redis.call('LINDEX', KEYS[4], covered)
-    if not last then break end
-    local lms, lseq = position(last)
-    if after(lms, lseq, oms, oseq) then break end
-    covered = covered + 1
-  end
-  if covered > 1 then
-    redis.call('LTRIM', KEYS[4], covered - 1, -1)
-    redis.call('LSET', KEYS[4], 0, consumer)
+if redis.call('LLEN', KEYS[4]) > 1 and redis.call('LINDEX', KEYS[4], 0) == consumer then
+  local tms, tseq = position(redis.call('LINDEX', KEYS[4], -1))
+  if not after(tms, tseq, oms, oseq) then
+    redis.call('LTRIM', KEYS[4], 0, 0)  -- it covers every batch (the usual commit)
+  else
+    local covered = 1  -- whole batches this commit covers (the list without its owner)
+    while true do
+      local lms, lseq = position(redis.call('LINDEX', KEYS[4], covered))
+      if after(lms, lseq, oms, oseq) then break end
+      covered = covered + 1
+    end
+    if covered > 1 then
+      redis.call('LTRIM', KEYS[4], covered - 1, -1)
+      redis.call('LSET', KEYS[4], 0, consumer)
+    end
   end
 end
 redis.call('PUBLISH', ARGV[4], message .. ARGV[3])

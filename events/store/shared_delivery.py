@@ -1,16 +1,16 @@
-"""Delivery on a partition of a shared subscription (DESIGN section 4): every session is a
-competing consumer of the subscription's group, and each event is acknowledged on its own.
-Every Redis command of shared delivery is here.
+"""The scripts of shared delivery on a partition: every session is a competing consumer of
+the subscription's group, and each event is acknowledged on its own (the keys are in
+events/store/keys.py).
 
 What a session leaves unacknowledged past the ack timeout is claimed by another live
 session (XCLAIM with a minimum idle time, so two sessions never both get it); an event
 that a claim would deliver more than max_deliveries times becomes a dead letter instead.
 
-Delivery counts count failures, as in ordered mode (`events/delivery.py`): each send is
-recorded with its batch (`sent_key`: offset -> "session batch") until its ack, and a claim
-charges a delivery only to the events of the oldest batch their holder sent and its client
-has not acked in full: the client stopped in it. What it was sent after that batch, or read
-ahead and never sent, is delivered again without a charge.
+Delivery counts count failures, as in ordered mode: each send is recorded with its batch
+(`sent`: offset -> "<session> <batch number>") until its ack, and a claim charges a
+delivery only to the events of the oldest batch their holder sent on the partition and did
+not see acked in full: its client stopped in it. A session that leaves names the one batch
+to charge (its oldest not acked on any partition) and forgets its other records.
 """
 
 from __future__ import annotations
@@ -21,45 +21,41 @@ from typing import Any
 from redis.asyncio import Redis as AsyncRedis
 
 from events.core.plan import Partition, Plan
-from events.store.keys import (
-    charged_key,
-    committed_key,
-    control_channel,
-    dead_key,
-    log_key,
-    sent_key,
-)
+from events.store import control
+from events.store.keys import PartitionKeys, control_channel
 from events.store.lua import DEAD_LUA, GROUP_LUA_FUNCTION
 from events.store.ordered_delivery import CLAIM_CHUNK
+from events.store.scripts import Script, raise_first, run_all
 
 ACKED = "acked"
 NOT_PENDING = "not_pending"  # acked before, dead-lettered, or never delivered
 
 # The group of a partition, from the committed offset (Redis's, else the database's).
 # KEYS[1] log, KEYS[2] committed, KEYS[3] charged, KEYS[4] sent; ARGV[1] group,
-# ARGV[2] the database's offset.
-GROUP_LUA = (
-    GROUP_LUA_FUNCTION
-    + """
+# ARGV[2] the database's offset. Returns the committed offset.
+GROUP = Script(
+    GROUP_LUA_FUNCTION,
+    """
 return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {KEYS[3], KEYS[4]}))
-"""
+""",
 )
 
 # Claim entries idle past the ack timeout: other sessions' (or also our own, when this is
 # the only live session), oldest first. The sessions they are taken from are told, so that
-# they stop waiting for those acks. Of each holder, the oldest batch it sent and did not
-# see acked in full is charged a delivery: its client stopped in it. The rest the holder
-# sent is marked uncharged ("<session> ~"), as its client did not get that far, also for
-# the claims that take it later; what it read and never sent keeps its count. The claimed
-# ones are not sent by their new holder yet.
+# they stop waiting for those acks. Of each holder, the oldest batch it sent on the
+# partition and did not see acked in full is charged a delivery: its client stopped in it.
+# A holder that is gone (not among the live sessions the caller knows) gets no second
+# charge for the rest it sent: those records are marked uncharged ("<session> ~"), also for
+# the claims that take them later. What a holder read and never sent keeps its count. The
+# claimed entries are not sent by their new holder yet.
 # KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
 # ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
-# alone, ARGV[7] channel, ARGV[8] partition name ("<stream>:<p>")
+# alone, ARGV[7] channel, ARGV[8] partition name, ARGV[9..] the live sessions
 # Returns {how many were claimed (dead letters included), the entries to deliver, their
 # delivery counts}.
-CLAIM_IDLE_LUA = (
-    DEAD_LUA
-    + """
+CLAIM_IDLE = Script(
+    DEAD_LUA,
+    """
 local scan = redis.call('XPENDING', KEYS[1], ARGV[2], 'IDLE', ARGV[3], '-', '+', ARGV[4] * 4)
 local ids, counts, holder_of, owners = {}, {}, {}, {}
 for _, p in ipairs(scan) do
@@ -70,6 +66,8 @@ for _, p in ipairs(scan) do
   end
 end
 if #ids == 0 then return {0, {}, {}} end
+local live = {}
+for i = 9, #ARGV do live[ARGV[i]] = true end
 local records, heads = {}, {}
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
@@ -82,7 +80,9 @@ for i = 1, #all, 2 do
   end
 end
 for offset, record in pairs(records) do
-  if record[2] ~= heads[record[1]] then redis.call('HSET', KEYS[3], offset, record[1] .. ' ~') end
+  if record[2] ~= heads[record[1]] and not live[record[1]] then
+    redis.call('HSET', KEYS[3], offset, record[1] .. ' ~')
+  end
 end
 local charged = {}
 for _, id in ipairs(ids) do
@@ -112,14 +112,14 @@ for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], 
 end
 if #gone > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(gone)) end
 return {#ids, out, out_counts}
-"""
+""",
 )
 
 # Acknowledge events, each only while it is pending (for whichever session has it now),
 # and tell the sessions that had them.
-# KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] channel, ARGV[3] partition name
-# ("<stream>:<p>"), ARGV[4..] offsets. Returns 'acked' or 'not_pending' per offset.
-ACK_LUA = """
+# KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] channel, ARGV[3] partition name,
+# ARGV[4..] offsets. Returns 'acked' or 'not_pending' per offset.
+ACK = Script("""
 local results, owners = {}, {}
 for i = 4, #ARGV do
   redis.call('HDEL', KEYS[2], ARGV[i])
@@ -136,7 +136,7 @@ for owner, offsets in pairs(owners) do
   redis.call('PUBLISH', ARGV[2], 'ack ' .. owner .. ' ' .. ARGV[3] .. offsets)
 end
 return results
-"""
+""")
 
 # Just before a send: keep the entries still pending for the session, and restart their
 # ack timeout (XCLAIM JUSTID to itself: the idle time restarts, the count does not move),
@@ -146,7 +146,7 @@ return results
 # is neither kept nor recorded.)
 # KEYS[1] log, KEYS[2] sent; ARGV[1] group, ARGV[2] session, ARGV[3..] pairs of an offset
 # and its batch number. Returns the offsets kept.
-REFRESH_LUA = """
+REFRESH = Script("""
 local kept = {}
 for i = 3, #ARGV, 2 do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
@@ -157,65 +157,63 @@ for i = 3, #ARGV, 2 do
   end
 end
 return kept
-"""
+""")
 
-# A leaving session's entries become claimable by others at once (the claim charges a
-# delivery only to the oldest batch it did not see acked); then its consumer goes if
-# nothing is left pending. When the server ends the session (a drain, a lost session), its
-# client did not fail: its records of sends go, so that nothing is charged for it.
+# A leaving session's entries become claimable by others at once, and only the batch it
+# names stays chargeable: the oldest its client did not ack in full, on any partition
+# (a claim charges it); the records of its other sends go. A session the server ends (a
+# drain) names none. Then its consumer goes if nothing is left pending.
 # KEYS[1] log, KEYS[2] sent; ARGV[1] session, ARGV[2] group, ARGV[3] ack timeout in ms,
-# ARGV[4] '1' to charge what the client did not ack, else '0'
-GIVE_BACK_LUA = """
+# ARGV[4] the batch number to charge ('0': none). Returns how many entries it had pending.
+GIVE_BACK = Script("""
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[2], '-', '+', 10000, ARGV[1])
 if not ok then return 0 end
+local charged = ARGV[1] .. ' ' .. ARGV[4]
 local prefix = ARGV[1] .. ' '
 for _, p in ipairs(pending) do
   redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, p[1], 'IDLE', ARGV[3], 'JUSTID')
-  if ARGV[4] ~= '1' then
-    local record = redis.call('HGET', KEYS[2], p[1])
-    if record and string.sub(record, 1, #prefix) == prefix then
-      redis.call('HDEL', KEYS[2], p[1])
-    end
+  local record = redis.call('HGET', KEYS[2], p[1])
+  if record and record ~= charged and string.sub(record, 1, #prefix) == prefix then
+    redis.call('HDEL', KEYS[2], p[1])
   end
 end
 if #pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[2], ARGV[1]) end
 return #pending
-"""
+""")
+
+
+def _keys(plan: Plan, partition: Partition) -> PartitionKeys:
+    return PartitionKeys(partition.stream, partition.partition, plan.subscription)
 
 
 class SharedDelivery:
-    """The shared-mode scripts, registered once on one asyncio client."""
+    """The shared delivery steps, from a stream session's event loop."""
 
     def __init__(self, client: AsyncRedis) -> None:
-        self._group = client.register_script(GROUP_LUA)
-        self._claim_idle = client.register_script(CLAIM_IDLE_LUA)
-        self._give_back = client.register_script(GIVE_BACK_LUA)
-        self._refresh = client.register_script(REFRESH_LUA)
+        self._client = client
 
     async def prepare(self, plan: Plan, partition: Partition, db_offset: str) -> str:
         """Make sure the partition's group exists; returns the committed offset."""
-        stream, number, subscription = partition.stream, partition.partition, plan.subscription
-        keys = [
-            log_key(stream, number),
-            committed_key(stream, number, subscription),
-            charged_key(stream, number, subscription),
-            sent_key(stream, number, subscription),
-        ]
-        committed: bytes = await self._group(keys=keys, args=[plan.subscription, db_offset])
+        k = _keys(plan, partition)
+        keys = [k.log, k.committed, k.charged, k.sent]
+        committed: bytes = await GROUP(self._client, keys, [plan.subscription, db_offset])
         return committed.decode()
 
     async def claim_idle(
-        self, plan: Plan, partition: Partition, session: str, count: int, alone: bool
+        self,
+        plan: Plan,
+        partition: Partition,
+        session: str,
+        count: int,
+        alone: bool,
+        live: Sequence[str] = (),
     ) -> tuple[int, list[Any], list[int]]:
         """Up to `count` (at most CLAIM_CHUNK) entries left unacked past the ack timeout,
         now `session`'s: how many it claimed, those to deliver (raw entries, as XCLAIM
-        returns them; the others became dead letters) and their delivery counts.
+        returns them; the others became dead letters) and their delivery counts. `live`:
+        the sessions the caller knows to be alive.
         """
-        keys = [
-            log_key(partition.stream, partition.partition),
-            dead_key(partition.stream, partition.partition, plan.subscription),
-            sent_key(partition.stream, partition.partition, plan.subscription),
-        ]
+        k = _keys(plan, partition)
         args: list[str | int] = [
             session,
             plan.subscription,
@@ -224,9 +222,10 @@ class SharedDelivery:
             plan.max_deliveries,
             "1" if alone else "0",
             control_channel(plan.subscription),
-            f"{partition.stream}:{partition.partition}",
+            control.partition_name(partition.stream, partition.partition),
+            *live,
         ]
-        claimed, entries, counts = await self._claim_idle(keys=keys, args=args)
+        claimed, entries, counts = await CLAIM_IDLE(self._client, [k.log, k.dead, k.sent], args)
         return int(claimed), entries, counts
 
     async def refresh(
@@ -239,34 +238,20 @@ class SharedDelivery:
         """Of (offset, batch number) pairs about to be sent, the offsets still pending for
         `session`, their ack timeout restarted now and recorded as sent in their batch.
         """
-        keys = _keys(plan, partition)
+        k = _keys(plan, partition)
         pairs = [value for offset, batch in offsets for value in (offset, batch)]
-        kept = await self._refresh(keys=keys, args=[plan.subscription, session, *pairs])
+        kept = await REFRESH(self._client, [k.log, k.sent], [plan.subscription, session, *pairs])
         return {offset.decode() for offset in kept}
 
     async def give_back(
-        self, plan: Plan, partition: Partition, session: str, charge: bool = True
+        self, plan: Plan, partition: Partition, session: str, charged_batch: int = 0
     ) -> None:
-        """Let other sessions claim at once what `session` still has pending. `charge`:
-        what its client did not ack is charged a failed delivery (False when the server,
-        not the client, ended the session).
+        """Let other sessions claim at once what `session` still has pending; of what it
+        sent, only the batch `charged_batch` (0: none) is charged a failed delivery.
         """
-        keys = _keys(plan, partition)
-        args: list[str | int] = [
-            session,
-            plan.subscription,
-            plan.ack_timeout * 1000,
-            "1" if charge else "0",
-        ]
-        await self._give_back(keys=keys, args=args)
-
-
-def _keys(plan: Plan, partition: Partition) -> list[str]:
-    """The partition's log and its record of what was sent."""
-    return [
-        log_key(partition.stream, partition.partition),
-        sent_key(partition.stream, partition.partition, plan.subscription),
-    ]
+        k = _keys(plan, partition)
+        args: list[str | int] = [session, plan.subscription, plan.ack_timeout * 1000, charged_batch]
+        await GIVE_BACK(self._client, [k.log, k.sent], args)
 
 
 async def ack(
@@ -275,15 +260,11 @@ async def ack(
     """Acknowledge offsets, per partition, in one round trip; `acked` or `not_pending` per
     offset, in order.
     """
-    script = client.register_script(ACK_LUA)
     channel = control_channel(plan.subscription)
-    async with client.pipeline(transaction=False) as pipe:
-        for partition, offsets in items:
-            name = f"{partition.stream}:{partition.partition}"
-            await script(
-                keys=_keys(plan, partition),
-                args=[plan.subscription, channel, name, *offsets],
-                client=pipe,
-            )
-        replies: list[list[bytes]] = await pipe.execute()
+    runs = []
+    for partition, offsets in items:
+        k = _keys(plan, partition)
+        name = control.partition_name(partition.stream, partition.partition)
+        runs.append((ACK, [k.log, k.sent], [plan.subscription, channel, name, *offsets]))
+    replies = raise_first(await run_all(client, runs))
     return [[r.decode() for r in reply] for reply in replies]
