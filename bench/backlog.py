@@ -26,7 +26,7 @@ def setup(world: World, partitions: int) -> tuple[dict[str, str], str]:
     """
     tokens: dict[str, str] = world.django(
         "import json\n"
-        "from events.clients import create_client\n"
+        "from events.catalog.clients import create_client\n"
         "admin = create_client('bench-admin', is_admin=True)[1]\n"
         f"producer = create_client('bench-producer', publish=[{EVENT_TYPE!r}])[1]\n"
         f"consumer = create_client('bench-consumer', consume=[{EVENT_TYPE!r}])[1]\n"

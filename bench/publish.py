@@ -219,7 +219,7 @@ def setup_event_type(world: World, partitions: int) -> tuple[str, str]:
     """
     tokens = world.django(
         "import json\n"
-        "from events.clients import create_client\n"
+        "from events.catalog.clients import create_client\n"
         "admin = create_client('bench-admin', is_admin=True)[1]\n"
         f"producer = create_client('bench-producer', publish=[{EVENT_TYPE!r}])[1]\n"
         "print(json.dumps({'admin': admin, 'producer': producer}))\n"

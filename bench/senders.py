@@ -15,7 +15,8 @@ from bench.common import BenchError
 from bench.workload import EVENT_TYPE, RETENTION_MS, EventSource
 from events.core.entries import EVENT
 from events.store.keys import eid_key, log_key
-from events.streams import PUBLISH_LUA
+from events.store.partitions import PUBLISH
+from events.store.scripts import raise_first, run_all
 
 Send = Callable[[int], Awaitable[tuple[int, int]]]  # batch size → (events, bytes) stored
 
@@ -48,8 +49,7 @@ def direct_sender(client: aioredis.Redis, source: EventSource, stream: str) -> S
 
 
 def lua_sender(client: aioredis.Redis, source: EventSource, stream: str) -> Send:
-    """What `events.streams.append` sends, from here: one Lua call per partition."""
-    script = client.register_script(PUBLISH_LUA)
+    """What `events.store.partitions.append` sends, from here: one Lua call per partition."""
     dedup_seconds = 24 * 3600
 
     async def send(batch_size: int) -> tuple[int, int]:
@@ -64,10 +64,7 @@ def lua_sender(client: aioredis.Redis, source: EventSource, stream: str) -> Send
                 keys.append(log_key(stream, partition))
             keys.append(eid_key(stream, partition, eid))
             args.append(payload)
-        async with client.pipeline(transaction=False) as pipe:
-            for keys, args in grouped.values():
-                await script(keys=keys, args=args, client=pipe)
-            await pipe.execute()
+        raise_first(await run_all(client, [(PUBLISH, k, a) for k, a in grouped.values()]))
         return batch_size, sum(map(len, payloads))
 
     return send

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from events import plans
-from events.auth import api_view, principal_of
+from events.catalog import plans
+from events.catalog.auth import api_view, principal_of
 from events.core.offsets import Cursor
 from events.core.plan import Partition, Plan
 from events.core.problems import Problem

@@ -25,12 +25,12 @@ from django.utils.safestring import SafeString
 from events import (
     admin_dead_letters,  # noqa: F401  (registers the dead letter admin)
     admin_subscriptions,  # noqa: F401  (registers the subscription admin)
-    event_types,
-    streams,
 )
 from events.admin_views import REDIS_ERRORS, permitted_object
+from events.catalog import event_types
 from events.forms import CreateTokenForm, EventTypeForm, format_duration, pretty_schema
 from events.models import ApiToken, Client, EventType, EventTypeSchema, Grant, token_digest
+from events.store.partitions import delete_partitions, partition_info
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class EventTypeAdmin(admin.ModelAdmin):
     def partitions(self, obj: EventType) -> SafeString:
         """Each partition's offsets and length, read from Redis now; the error if it fails."""
         try:
-            infos = streams.partition_info(obj.stream_id, range(obj.partition_count))
+            infos = partition_info(obj.stream_id, range(obj.partition_count))
         except REDIS_ERRORS as error:
             logger.warning("Redis unavailable for the partitions of %s: %s", obj.name, error)
             return format_html(
@@ -230,7 +230,7 @@ def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, str, int]]) 
     """Delete the Redis streams of deleted event types; a warning if Redis fails."""
     for name, stream_id, partition_count in doomed:
         try:
-            streams.delete_partitions(stream_id, partition_count)
+            delete_partitions(stream_id, partition_count)
         except REDIS_ERRORS as error:
             messages.warning(
                 request,

@@ -1,5 +1,5 @@
 """The dead letter admin: what subscriptions set aside after `max_deliveries`, to read,
-replay to their subscription (`events.dead_letters.replay`) or discard.
+replay to their subscription (`events.catalog.dead_letters.replay`) or discard.
 
 Dead letters are records of what happened: nothing about one is edited. Replaying needs
 the model's change permission, discarding its delete permission.
@@ -20,8 +20,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from events import dead_letters
 from events.admin_views import REDIS_ERRORS, permitted_object
+from events.catalog import dead_letters
 from events.models import DeadLetter
 
 logger = logging.getLogger(__name__)

@@ -25,15 +25,16 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 
-from events import committed, cursor_api, lag, plans, stats, streams
+from events import cursor_api
 from events.admin_views import REDIS_ERRORS, permitted_object
+from events.catalog import committed, plans
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
 from events.forms import Position, ResetCursorsForm, SubscriptionForm
 from events.models import Cursor as CursorRow
 from events.models import Subscription
-from events.store import sessions, subscription_state
+from events.store import lag, partitions, sessions, stats, subscription_state
 from events.store.connections import redis_client
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def newest_offsets(plan: Plan) -> dict[Position, str]:
     newest = {
         (name, info.partition): info.newest_available_offset
         for (name, stream), numbers in by_type.items()
-        for info in streams.partition_info(stream, numbers)
+        for info in partitions.partition_info(stream, numbers)
     }
     return {p.position: newest[p.position] for p in plan.partitions}
 

@@ -12,14 +12,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
-from events import event_types, snapshots, streams
-from events.auth import Principal, api_view, principal_of
+from events.catalog import event_types, snapshots
+from events.catalog.auth import Principal, api_view, principal_of
 from events.core import publishing
 from events.core.problems import Problem
 from events.core.schemas import SchemaError
 from events.core.times import rfc3339
 from events.http import json_response, paginate, read_json
 from events.models import EventType, EventTypeSchema
+from events.store import partitions
 from events.streaming.publishing import publish
 
 
@@ -83,7 +84,7 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         if row.subscriptions.exists():
             raise Problem(409, f"Can't remove event type {name}, as it has subscriptions.")
         row.delete()
-        streams.delete_partitions(row.stream_id, row.partition_count)
+        partitions.delete_partitions(row.stream_id, row.partition_count)
         return HttpResponse(status=200)
     principal.require("publish", name)
     fields = event_types.parse(read_json(request))
@@ -131,7 +132,7 @@ def schema_detail(request: HttpRequest, name: str, version: str) -> HttpResponse
 _PARTITION_ID = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
-def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
+def _render_partition(info: partitions.PartitionInfo) -> dict[str, Any]:
     return {
         "partition": str(info.partition),
         "oldest_available_offset": info.oldest_available_offset,
@@ -144,7 +145,7 @@ def _render_partition(info: streams.PartitionInfo) -> dict[str, Any]:
 def partition_list(request: HttpRequest, name: str) -> HttpResponse:
     row = _event_type(name)
     principal_of(request).require("read", name)
-    infos = streams.partition_info(row.stream_id, range(row.partition_count))
+    infos = partitions.partition_info(row.stream_id, range(row.partition_count))
     return json_response([_render_partition(info) for info in infos])
 
 
@@ -154,7 +155,7 @@ def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpRes
     principal_of(request).require("read", name)
     if not _PARTITION_ID.fullmatch(partition) or int(partition) >= row.partition_count:
         raise Problem(404, f'Partition "{partition}" not found in EventType "{name}".')
-    [info] = streams.partition_info(row.stream_id, [int(partition)])
+    [info] = partitions.partition_info(row.stream_id, [int(partition)])
     return json_response(_render_partition(info))
 
 

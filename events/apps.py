@@ -9,6 +9,6 @@ class EventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from events import snapshots
+        from events.catalog import snapshots
 
         snapshots.connect_signals()

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis as AsyncRedis
 
-from events import cursor_writer
+from events.catalog import committed_writer
 from events.core.entries import Entry
 from events.core.framing import Batch
 from events.core.offsets import Cursor, parse_offset
@@ -219,7 +219,7 @@ class Batcher:
             )
             if result == "committed":
                 cursor = Cursor(partition.event_type, partition.partition, offset)
-                await cursor_writer.writer().write(self.plan.subscription, [cursor])
+                await committed_writer.writer().write(self.plan.subscription, [cursor])
 
     # -- sending ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events import cursor_writer
+from events.catalog import committed_writer
 from events.core.offsets import Cursor, parse_offset
 from events.core.plan import Plan
 from events.core.problems import Problem
@@ -92,7 +92,7 @@ async def record(plan: Plan, cursors: list[Cursor], results: list[str]) -> None:
     """
     done = [c for c, result in zip(cursors, results, strict=True) if result == COMMITTED]
     if done:
-        await cursor_writer.writer().write(plan.subscription, done)
+        await committed_writer.writer().write(plan.subscription, done)
 
 
 def render(body: Any, cursors: list[Cursor], results: list[str]) -> dict[str, Any]:

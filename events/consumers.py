@@ -22,8 +22,9 @@ from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from events import ack_api, commits, plans, snapshots
-from events.auth import redis_unavailable
+from events import ack_api, commits
+from events.catalog import plans, snapshots
+from events.catalog.auth import redis_unavailable
 from events.core import framing, stream_params
 from events.core.framing import Batch
 from events.core.plan import Plan, Position

@@ -7,13 +7,14 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from events import commits, committed, plans, stats
-from events.auth import Principal, api_view, principal_of
+from events import commits
+from events.catalog import committed, plans
+from events.catalog.auth import Principal, api_view, principal_of
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
 from events.http import json_response, read_json
-from events.store import sessions, subscription_state
+from events.store import sessions, stats, subscription_state
 from events.store.connections import redis_client
 from events.store.keys import control_channel, resetting_key
 

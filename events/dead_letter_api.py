@@ -11,8 +11,8 @@ import orjson
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from events import dead_letters, plans
-from events.auth import api_view, principal_of
+from events.catalog import dead_letters, plans
+from events.catalog.auth import api_view, principal_of
 from events.core.problems import Problem
 from events.core.times import rfc3339
 from events.http import json_response, paginate

@@ -2,7 +2,7 @@
 and where to reset a subscription's cursors.
 
 The event type form builds the body a Nakadi client would PUT and runs it through
-`events.event_types`, so the admin can never store what the API would refuse.
+`events.catalog.event_types`, so the admin can never store what the API would refuse.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from events import event_types, subscriptions
+from events.catalog import event_types, subscriptions
 from events.core.offsets import BEGIN, Cursor, CursorError, parse_offset
+from events.core.plan import Position
 from events.core.problems import Problem
 from events.core.topics import check_patterns
 from events.models import EventType, Subscription
-
-Position = tuple[str, int]  # (event type name, partition)
 
 _DURATION_PART = re.compile(r"(\d+)\s*(ms|d|h|m|s)", re.IGNORECASE)
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
@@ -260,7 +259,7 @@ class CreateTokenForm(forms.Form):
 
 
 class SubscriptionForm(forms.ModelForm):
-    """A new subscription, checked by the API's own rules (`events.subscriptions.parse`);
+    """A new subscription, checked by the API's own rules (`events.catalog.subscriptions.parse`);
     after creation only the delivery settings change, as its identity is fixed.
     """
 

@@ -20,12 +20,11 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from events import lag
 from events.core import exposition
 from events.core.exposition import Family
 from events.http import problem_response
 from events.models import DeadLetter, EventType, Subscription
-from events.store import sessions
+from events.store import lag, sessions
 from events.store.clock import now_ms
 from events.store.connections import redis_client
 from events.store.keys import log_key

@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from events import plans, subscriptions
-from events.auth import api_view, principal_of
+from events.catalog import plans, subscriptions
+from events.catalog.auth import api_view, principal_of
 from events.http import json_response, paginate, read_json
 from events.models import Subscription
 from events.store import subscription_state

@@ -109,7 +109,7 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = envstr("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 
-# Background jobs (events/jobs.py), enqueued by `manage.py rqcron events.cron`: seconds
+# Background jobs (events/jobs/), enqueued by `manage.py rqcron events.jobs.schedule`: seconds
 # between runs. Recovery after a dead server takes the lease time plus one period.
 JOB_PERIOD_SECONDS = envint("JOB_PERIOD_SECONDS", 5)
 RETENTION_PERIOD_SECONDS = envint("RETENTION_PERIOD_SECONDS", 60)

@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from events import snapshots
-from events.clients import create_client
+from events.catalog import snapshots
+from events.catalog.clients import create_client
 from events.models import EventType
 from events.processes import free_port, wait_until
 from events.redis_server import start_redis

@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
-from events import plans, recovery
+from events.catalog import plans
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
+from events.jobs import recovery
 from events.shared_session import SharedSession
 from events.store import ordered_delivery, shared_delivery
 from events.store.connections import async_redis_client, redis_client

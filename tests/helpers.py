@@ -94,7 +94,7 @@ def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> 
     """The billing application's subscription to `names` (from the beginning unless told),
     made as the API makes it.
     """
-    from events import subscriptions
+    from events.catalog import subscriptions
 
     body = {
         "owning_application": "billing",

@@ -8,11 +8,11 @@ import asyncio
 from typing import Any
 
 from events.core.plan import Plan
-from events.recovery import RETIRE_CONSUMER_LUA
 from events.store import shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import batches_key, charged_key, dead_key, log_key, sent_key
 from events.store.ordered_delivery import retried_of
+from events.store.recovery import RETIRE_CONSUMER
 from events.store.shared_delivery import SharedDelivery
 from tests.test_shared_session import shared_plan
 from tests.test_stream_session import publish
@@ -29,15 +29,13 @@ def read(plan: Plan, session: str, count: int) -> None:
 
 def dies(plan: Plan, session: str) -> None:
     """What the reclaim job does for a session whose heartbeat expired."""
-    redis_client().eval(
-        RETIRE_CONSUMER_LUA,
-        3,
+    keys = [
         log(plan),
         charged_key(plan.partitions[0].stream, 0, plan.subscription),
         batches_key(plan.partitions[0].stream, 0, plan.subscription),
-        plan.subscription,
-        session,
-        plan.ack_timeout * 1000,
+    ]
+    RETIRE_CONSUMER.run_sync(
+        redis_client(), keys, [plan.subscription, session, plan.ack_timeout * 1000]
     )
 
 

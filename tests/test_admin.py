@@ -11,11 +11,11 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from events import streams
-from events.clients import create_client
+from events.catalog.clients import create_client
 from events.forms import format_duration, parse_duration
 from events.models import ApiToken, Client, EventType, EventTypeSchema
 from events.processes import free_port
+from events.store import partitions
 from tests.conftest import bearer
 from tests.helpers import ORDER_SCHEMA, business_event, event_type_body
 
@@ -130,7 +130,7 @@ def test_the_partitions_section_shows_live_offsets_and_lengths(
     admin_client, client, producer_token, order_type
 ):
     publish(client, producer_token, "order.created", [business_event(f"A-{i}") for i in range(5)])
-    infos = streams.partition_info(EventType.objects.get(name="order.created").stream_id, [0, 1])
+    infos = partitions.partition_info(EventType.objects.get(name="order.created").stream_id, [0, 1])
     assert sum(info.length for info in infos) == 5
     html = admin_client.get(change_url(order_type)).content.decode()
     table = html[html.index('<table id="partitions">') :]
@@ -297,7 +297,7 @@ def test_deleting_an_event_type_drops_its_streams(admin_client, client, producer
     )
     assert response.status_code == 302
     assert not EventType.objects.exists()
-    assert all(info.length == 0 for info in streams.partition_info(stream_id, [0, 1]))
+    assert all(info.length == 0 for info in partitions.partition_info(stream_id, [0, 1]))
 
 
 def test_the_client_changelist_summarizes_grants(admin_client, producer_token, admin_token):

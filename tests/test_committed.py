@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from events import committed, cursor_writer
+from events.catalog import committed, committed_writer
 from events.core.offsets import Cursor
 from events.models import Cursor as CursorRow
 from events.models import Subscription
@@ -34,7 +34,7 @@ def test_a_cursor_never_moves_backwards(subscription):
 
 def test_commits_written_together_keep_the_newest_offset(subscription):
     async def scenario() -> None:
-        writer = cursor_writer.CursorWriter()
+        writer = committed_writer.CursorWriter()
         await asyncio.gather(
             writer.write(str(subscription.pk), [Cursor("orders", 0, "20-0")]),
             writer.write(str(subscription.pk), [Cursor("orders", 0, "10-0")]),

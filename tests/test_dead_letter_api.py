@@ -11,7 +11,7 @@ import orjson
 import pytest
 from django.utils import timezone
 
-from events.clients import create_client
+from events.catalog.clients import create_client
 from events.models import DeadLetter, EventType, Subscription
 from events.processes import free_port
 from events.store import keys

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from django.contrib.auth.models import User
 
-from events import subscriptions
+from events.catalog import subscriptions
 from events.models import DeadLetter, EventType
 from events.store import keys
 from events.store.connections import redis_client

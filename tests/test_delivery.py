@@ -8,7 +8,6 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from events.recovery import RETIRE_CONSUMER_LUA
 from events.store import ordered_delivery, subscription_state
 from events.store.connections import redis_client
 from events.store.keys import (
@@ -22,6 +21,7 @@ from events.store.keys import (
 )
 from events.store.leases import Leases
 from events.store.ordered_delivery import Delivery
+from events.store.recovery import RETIRE_CONSUMER
 
 SUB = "sub-1"
 
@@ -358,16 +358,8 @@ def test_a_consumer_s_charge_mark_goes_with_the_consumer():
         await d.prepare(b, "BEGIN")  # a's time as owner ends: its charge mark
         kept = await client.hgetall(marks)
         await d.claim(b, "0-0", 10, max_deliveries=10)
-        await client.eval(
-            RETIRE_CONSUMER_LUA,
-            3,
-            log_key("s", 0),
-            marks,
-            batches_key("s", 0, SUB),
-            SUB,
-            a.consumer,
-            0,
-        )
+        keys = [log_key("s", 0), marks, batches_key("s", 0, SUB)]
+        await RETIRE_CONSUMER(client, keys, [SUB, a.consumer, 0])
         await d.mark_sent(b, ids[0], [ids[0]])
         return kept, await client.hkeys(marks), b
 

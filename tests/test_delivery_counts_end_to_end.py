@@ -1,8 +1,9 @@
 """Delivery counts end to end, over a real Daphne (issue 10): a consumer that stops on a
 poison event has been sent the healthy events behind it too, and only the poison event
 becomes a dead letter, whether the consumer closes its stream after a data batch or a
-keep-alive, its server is killed, the subscription is shared, or a batch holds the poison
-event and a healthy one.
+keep-alive, its server is killed, the subscription is shared, a batch holds the poison
+event and a healthy one, the healthy one is on another partition, or the session loses
+its partition and takes it back.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import Any
 import httpx
 
 from events import jobs
+from events.models import EventType
 from events.processes import wait_until
-from tests.helpers import subscribe_over_api
+from events.store import keys
+from events.store.connections import redis_client
+from tests.helpers import business_event, event_type_body, subscribe_over_api
 from tests.streams import Stream
 from tests.test_rebalancing import numbers
 from tests.test_recovery_end_to_end import LEASE_SECONDS, _sessions
@@ -158,4 +162,63 @@ def test_on_a_shared_subscription_only_the_poison_event_is_dead_lettered(
     healthy = stream(streams, live_server, consumer_token, subscription, **params)
     healthy.wait(lambda s: len(s.events) == 2, timeout=3)
     assert sorted(numbers(healthy.events)) == ["fine-0", "fine-1"]
+    assert dead_letters(consumer_api, subscription) == [("poison-0", 2)]
+
+
+def test_a_healthy_event_on_another_partition_is_not_charged_with_the_poison_event(
+    consumer_api, live_server, consumer_token, streams
+):
+    body = event_type_body(partitions=2, partition_strategy="user_defined")
+    assert consumer_api.post("/api/event-types", json=body).status_code == 201
+    subscription = consumer_api.post(
+        "/api/subscriptions",
+        json={
+            "owning_application": "shop",
+            "event_types": ["order.created"],
+            "read_from": "begin",
+            "max_deliveries": 2,
+        },
+    ).json()["id"]
+    events = [business_event("poison-0"), business_event("fine-1")]
+    events[0]["metadata"]["partition"], events[1]["metadata"]["partition"] = "0", "1"
+    answer = consumer_api.post("/api/event-types/order.created/events", json=events)
+    assert answer.status_code == 200, answer.text
+    params = {"batch_limit": 1, "batch_flush_timeout": 1}
+    for _ in range(2):  # the client commits each batch it handled, and stops on the poison
+        failing = stream(streams, live_server, consumer_token, subscription, **params)
+        failing.wait(lambda s: len(s.events) == 2)
+        assert numbers(failing.data_batches()[0]["events"]) == ["poison-0"]  # sent first
+        failing.close()
+        wait_until(
+            lambda: not _sessions(consumer_api, subscription),
+            timeout=LEASE_SECONDS / 2,
+            interval=0.05,
+            message="the failed session to leave",
+        )
+
+    healthy = stream(streams, live_server, consumer_token, subscription, **params)
+    healthy.wait(lambda s: len(s.events) == 1, timeout=3)
+    assert numbers(healthy.events) == ["fine-1"]  # sent after the poison: never charged
+    assert dead_letters(consumer_api, subscription) == [("poison-0", 2)]
+
+
+def test_a_session_that_loses_its_partition_and_takes_it_back_charges_only_its_first_batch(
+    consumer_api, live_server, consumer_token, streams
+):
+    subscription = subscribe_over_api(consumer_api, max_deliveries=2)
+    publish_poison_first(consumer_api)
+    params = {"batch_limit": 1, "batch_flush_timeout": 1}
+    failing = stream(streams, live_server, consumer_token, subscription, **params)
+    failing.wait(lambda s: len(s.events) == 3)
+    # Redis loses the lease (as a failover may): at its next heartbeat the session finds
+    # the partition gone, takes it back and claims what it held: the first batch, charged.
+    event_type = EventType.objects.get(name="order.created")
+    redis_client().delete(keys.lease_key(event_type.stream_id, 0, subscription))
+    failing.wait(lambda s: len(s.events) == 6)
+    assert numbers(failing.events) == ["poison-0", "fine-0", "fine-1"] * 2
+    assert crash_on_first_batch(failing, consumer_api, subscription) == ["poison-0"]
+
+    healthy = stream(streams, live_server, consumer_token, subscription, **params)
+    healthy.wait(lambda s: len(s.events) == 2, timeout=3)
+    assert numbers(healthy.events) == ["fine-0", "fine-1"]
     assert dead_letters(consumer_api, subscription) == [("poison-0", 2)]

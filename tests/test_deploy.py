@@ -45,5 +45,5 @@ def test_exactly_one_scheduler_runs_the_projects_cron_module():
     assert scheduler["replicas"] == 1
     assert scheduler["strategy"]["type"] == "Recreate"  # never two during a rollout
     command = scheduler["template"]["spec"]["containers"][0]["command"]
-    assert command[-2:] == ["rqcron", "events.cron"]
+    assert command[-2:] == ["rqcron", "events.jobs.schedule"]
     importlib.import_module(command[-1])  # the schedule module exists and loads

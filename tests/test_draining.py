@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from events.clients import create_client
+from events.catalog.clients import create_client
 from tests.helpers import business_event, subscribe_over_api
 from tests.streams import Stream
 

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from events import jobs, lag
+from events import jobs
+from events.jobs import lag as lag_job
 from events.models import Subscription
-from events.store import keys
+from events.store import keys, lag
 from events.store.connections import redis_client
+from events.store.job_leases import exclusive
 from events.store.keys import committed_key
 from tests.helpers import subscribe
 
@@ -63,7 +65,7 @@ def partitions(snapshot: lag.Snapshot, subscription: Subscription) -> dict:
 
 def test_it_records_unconsumed_pending_and_lag_of_every_partition(backlog):
     subscription, _ = backlog
-    assert lag.record(redis_client(), [subscription]) == 2
+    assert lag_job.record(redis_client(), [subscription]) == 2
 
     rows = partitions(lag.snapshot(redis_client()), subscription)
     busy = rows[("order.created", 0)]
@@ -82,7 +84,7 @@ def test_it_records_unconsumed_pending_and_lag_of_every_partition(backlog):
 
 def test_it_agrees_with_the_stats_endpoint(backlog, client, admin_token):
     subscription, _ = backlog
-    lag.record(redis_client(), [subscription])
+    lag_job.record(redis_client(), [subscription])
     api = client.get(
         f"/api/subscriptions/{subscription.pk}/stats?show_time_lag=true",
         HTTP_AUTHORIZATION=f"Bearer {admin_token}",
@@ -104,7 +106,7 @@ def test_a_partition_nobody_read_yet_counts_every_event_from_begin(order_type):
     log = keys.log_key(order_type.stream_id, 1)
     for _ in range(7):
         redis_client().xadd(log, {"e": b"{}"})
-    lag.record(redis_client(), [subscription])
+    lag_job.record(redis_client(), [subscription])
     row = partitions(lag.snapshot(redis_client()), subscription)[("order.created", 1)]
     assert (row["unconsumed_events"], row["pending"]) == (7, None)
 
@@ -112,7 +114,7 @@ def test_a_partition_nobody_read_yet_counts_every_event_from_begin(order_type):
 def test_the_snapshot_carries_the_time_of_the_run_on_redis_s_clock(backlog):
     subscription, _ = backlog
     before = redis_now_ms()
-    lag.record(redis_client(), [subscription])
+    lag_job.record(redis_client(), [subscription])
     after = redis_now_ms()
 
     snapshot = lag.snapshot(redis_client())
@@ -146,11 +148,11 @@ def test_a_second_run_records_the_same_and_changes_nothing_else(backlog, order_t
             "committed": client.get(committed_key(order_type.stream_id, 0, str(subscription.pk))),
         }
 
-    assert lag.record(client, [subscription]) == 2
+    assert lag_job.record(client, [subscription]) == 2
     first = lag.snapshot(client)
     before = delivery_state()
 
-    assert lag.record(client, [subscription]) == 2
+    assert lag_job.record(client, [subscription]) == 2
 
     second = lag.snapshot(client)
     assert delivery_state() == before
@@ -165,20 +167,20 @@ def test_a_second_run_records_the_same_and_changes_nothing_else(backlog, order_t
 def test_deleted_subscriptions_drop_out_of_the_next_snapshot(backlog, order_type):
     subscription, _ = backlog
     other = subscribe("order.created", group="other")
-    lag.record(redis_client(), [subscription, other])
+    lag_job.record(redis_client(), [subscription, other])
     assert set(lag.snapshot(redis_client())["subscriptions"]) == {
         str(subscription.pk),
         str(other.pk),
     }
-    lag.record(redis_client(), [other])
+    lag_job.record(redis_client(), [other])
     assert set(lag.snapshot(redis_client())["subscriptions"]) == {str(other.pk)}
-    lag.record(redis_client(), [])
+    lag_job.record(redis_client(), [])
     assert lag.snapshot(redis_client())["subscriptions"] == {}
 
 
 def test_the_stats_job_measures_every_subscription_once_at_a_time(backlog):
     subscription, _ = backlog
-    with jobs.exclusive("stats") as taken:
+    with exclusive("stats") as taken:
         assert taken
         assert jobs.stats() == jobs.SKIPPED
     assert lag.snapshot(redis_client())["at"] is None
@@ -193,7 +195,7 @@ def test_the_change_page_shows_the_recorded_lag_and_when(admin_client, backlog):
     assert "Lag (as of the last stats run)" in html
     assert 'id="recorded-lag-none"' in html
 
-    lag.record(redis_client(), [subscription])
+    lag_job.record(redis_client(), [subscription])
     html = admin_client.get(url).content.decode()
     assert "As of the last stats run" in html
     row = re.search(

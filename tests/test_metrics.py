@@ -12,8 +12,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import jobs, lag, metrics
+from events import jobs, metrics
 from events.core import exposition
+from events.jobs import lag
 from events.models import DeadLetter, Subscription
 from events.processes import free_port, wait_until
 from events.redis_server import redis_server_binary

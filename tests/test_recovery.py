@@ -1,4 +1,4 @@
-"""The reclaim job's Redis work (events.recovery) and the jobs' leases, against the real
+"""The reclaim job (events/jobs/recovery.py) and the jobs' leases, against the real
 redis-server: expired sessions, their leases and consumers, lost groups; two runs at once.
 """
 
@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
-from events import dead_letters, jobs, recovery
+from events import jobs
+from events.catalog import dead_letters
 from events.core.plan import Plan
+from events.jobs import recovery
 from events.models import DeadLetter, EventType
 from events.store.connections import redis_client
+from events.store.job_leases import exclusive
 from events.store.keys import (
     committed_key,
     control_channel,
@@ -70,6 +73,22 @@ def test_reclaim_clears_what_dead_sessions_left_and_nudges_the_live_ones():
     client.xautoclaim(logs[0], sub, "live", 0, "0-0")  # the new owner claims it
     assert counts(recovery.reclaim(client, plan))[2] == 1
     assert {c["name"] for c in client.xinfo_consumers(logs[0], sub)} == {b"live"}
+
+
+def test_a_live_session_s_consumers_of_earlier_leases_go_once_nothing_is_pending_for_them():
+    client = redis_client()
+    plan = make_plan(1)
+    sub, log = plan.subscription, log_key(plan.partitions[0].stream, 0)
+    publish(plan, 0, 2)
+    client.xgroup_create(log, sub, "0")
+    client.zadd(sessions_key(sub), {"s": FOREVER})
+    client.hset(lease_key(plan.partitions[0].stream, 0, sub), mapping={"session": "s", "token": 3})
+    client.xreadgroup(sub, "s:1", {log: ">"}, count=1)  # its first lease: read, then claimed
+    client.xautoclaim(log, sub, "s:3", 0, "0-0")
+    client.xreadgroup(sub, "s:2", {log: ">"}, count=1)  # its second: still pending
+
+    assert counts(recovery.reclaim(client, plan))[2] == 1
+    assert {c["name"] for c in client.xinfo_consumers(log, sub)} == {b"s:2", b"s:3"}
 
 
 def committed_at_the_second_of_five() -> tuple[Plan, list[str]]:
@@ -153,7 +172,7 @@ def test_storing_twice_without_the_lease_still_keeps_one_row_each(order_type):
     _stage(order_type, str(subscription.pk), 20)
     found = list(type(subscription).objects.prefetch_related("event_types"))
 
-    results = _at_once([lambda: dead_letters.store(found), lambda: dead_letters.store(found)])
+    results = _at_once([lambda: dead_letters.collect(found), lambda: dead_letters.collect(found)])
 
     assert DeadLetter.objects.filter(subscription=subscription).count() == 20
     assert sum(results) == 20  # a row is new once, whichever run wrote it
@@ -163,7 +182,7 @@ def test_storing_twice_without_the_lease_still_keeps_one_row_each(order_type):
 def test_a_job_whose_lease_is_held_does_nothing(order_type):
     subscription = subscribe(order_type.name)
     _stage(order_type, str(subscription.pk), 1)
-    with jobs.exclusive("dead_letters") as taken:
+    with exclusive("dead_letters") as taken:
         assert taken
         assert jobs.dead_letters() == jobs.SKIPPED
     assert DeadLetter.objects.count() == 0

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from events import dead_letters, jobs
+from events import jobs
+from events.catalog import dead_letters
 from events.models import DeadLetter
 from events.processes import wait_until
 from tests.conftest import ROOT

@@ -7,9 +7,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from events import jobs, retention
-from events.store import keys
+from events import jobs
+from events.catalog.event_types import retention_targets
+from events.store import keys, partitions
 from events.store.connections import redis_client
+from events.store.job_leases import exclusive
 from tests.conftest import bearer
 from tests.helpers import business_event, event_type_row
 
@@ -51,7 +53,7 @@ def test_it_trims_old_events_from_a_partition_nobody_publishes_to(order_type):
     write_old(log, 3 * NODE, age_ms=2 * HOUR_MS)  # retention is one hour
     fresh = write_new(log, 5)
 
-    trimmed = retention.trim_all(redis_client())
+    trimmed = partitions.trim_all(redis_client(), retention_targets())
 
     length, ids = state(log)
     assert trimmed == 3 * NODE + 5 - length
@@ -62,14 +64,14 @@ def test_it_trims_old_events_from_a_partition_nobody_publishes_to(order_type):
 def test_a_partition_whose_events_are_all_old_is_emptied(order_type):
     log = keys.log_key(order_type.stream_id, 1)
     write_old(log, 250, age_ms=2 * HOUR_MS)
-    assert retention.trim_all(redis_client()) == 250
+    assert partitions.trim_all(redis_client(), retention_targets()) == 250
     assert redis_client().xlen(log) == 0
 
 
 def test_events_within_the_retention_time_stay(order_type):
     log = keys.log_key(order_type.stream_id, 0)
     write_old(log, 2 * NODE, age_ms=HOUR_MS // 2)
-    assert retention.trim_all(redis_client()) == 0
+    assert partitions.trim_all(redis_client(), retention_targets()) == 0
     assert redis_client().xlen(log) == 2 * NODE
 
 
@@ -79,7 +81,7 @@ def test_it_trims_by_length_to_about_the_maximum(order_type):
     log = keys.log_key(order_type.stream_id, 0)
     newest = write_new(log, 5 * NODE)
 
-    trimmed = retention.trim_all(redis_client())
+    trimmed = partitions.trim_all(redis_client(), retention_targets())
 
     length, ids = state(log)
     assert trimmed == 5 * NODE - length
@@ -94,16 +96,16 @@ def test_a_second_run_trims_nothing_and_changes_nothing(order_type):
         log = keys.log_key(order_type.stream_id, partition)
         write_old(log, 2 * NODE, age_ms=2 * HOUR_MS)
         write_new(log, 3 * NODE)
-    assert retention.trim_all(redis_client()) > 0
+    assert partitions.trim_all(redis_client(), retention_targets()) > 0
     before = [state(keys.log_key(order_type.stream_id, p)) for p in (0, 1)]
 
-    assert retention.trim_all(redis_client()) == 0
+    assert partitions.trim_all(redis_client(), retention_targets()) == 0
 
     assert [state(keys.log_key(order_type.stream_id, p)) for p in (0, 1)] == before
 
 
 def test_it_does_not_create_streams_for_partitions_never_written(order_type):
-    assert retention.trim_all(redis_client()) == 0
+    assert partitions.trim_all(redis_client(), retention_targets()) == 0
     assert redis_client().keys("ss:*") == []
 
 
@@ -120,20 +122,20 @@ def test_it_trims_every_partition_of_every_event_type(order_type):
     for log in logs:
         write_old(log, 120, age_ms=2 * HOUR_MS)
 
-    assert retention.trim_all(redis_client()) == 5 * 120
+    assert partitions.trim_all(redis_client(), retention_targets()) == 5 * 120
     assert [redis_client().xlen(log) for log in logs] == [0] * 5
 
 
 def test_partitions_are_trimmed_in_batches_of_one_round_trip(order_type, monkeypatch):
-    monkeypatch.setattr(retention, "BATCH", 1)  # two partitions: two pipelines
+    monkeypatch.setattr(partitions, "TRIM_BATCH", 1)  # two partitions: two pipelines
     for partition in (0, 1):
         write_old(keys.log_key(order_type.stream_id, partition), 10, age_ms=2 * HOUR_MS)
-    assert retention.trim_all(redis_client()) == 20
+    assert partitions.trim_all(redis_client(), retention_targets()) == 20
 
 
 def test_the_retention_job_reports_what_it_trimmed_and_runs_once_at_a_time(order_type):
     write_old(keys.log_key(order_type.stream_id, 0), 10, age_ms=2 * HOUR_MS)
-    with jobs.exclusive("retention") as taken:
+    with exclusive("retention") as taken:
         assert taken
         assert jobs.retention() == jobs.SKIPPED
     assert jobs.retention() == {"trimmed": 10}

@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from events.clients import create_client
+from events.catalog.clients import create_client
 from tests.helpers import business_event, event_type_body
 from tests.streams import Stream
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from events.clients import create_client
+from events.catalog.clients import create_client
 from events.models import Subscription
 from tests.conftest import bearer
 from tests.helpers import event_type_body

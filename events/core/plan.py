@@ -1,6 +1,6 @@
 """What a stream session knows of a subscription: its partitions (with the ids their Redis
 keys use), its committed cursors when it was loaded, and its settings. Pure values;
-`events/plans.py` loads them from the database.
+`events/catalog/plans.py` loads them from the database.
 """
 
 from __future__ import annotations

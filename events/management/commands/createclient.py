@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from events.clients import create_client
+from events.catalog.clients import create_client
 from events.models import Client
 
 

@@ -73,8 +73,8 @@ class Command(BaseCommand):
             env = {**os.environ, "REDIS_URL": self._redis(children)}
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             children.append(("worker", spawn([*manage, "rqworker", "default"], env=env)))
-            # Exactly one scheduler enqueues the background jobs (events/cron.py).
-            scheduler = spawn([*manage, "rqcron", "events.cron", "-l", "WARNING"], env=env)
+            # Exactly one scheduler enqueues the background jobs (events/jobs/schedule.py).
+            scheduler = spawn([*manage, "rqcron", "events.jobs.schedule", "-l", "WARNING"], env=env)
             children.append(("scheduler", scheduler))
             for number, listener in enumerate(listeners, start=1):
                 fd = listener.fileno()

@@ -1,29 +1,22 @@
 """Lag snapshots: what the `stats` job measured of every subscription, kept in Redis for the
 admin and `/metrics`, which then read one hash instead of every partition.
 
-    ss:stats:lag    hash: subscription id → JSON {"at": ms, "partitions": [PartitionLag, …]}
+    ss:stats:lag    hash: subscription id -> JSON {"at": ms, "partitions": [PartitionLag, …]}
     ss:stats:at     when the last run measured (ms, Redis's clock)
 
-The numbers are those of `GET /api/subscriptions/{id}/stats` (events/stats.py), plus the
-pending count. Each run replaces the whole snapshot at once, so deleted subscriptions drop
-out of it.
+The numbers are those of `GET /api/subscriptions/{id}/stats` (events/store/stats.py), plus
+the pending count. Each run replaces the whole snapshot at once, so deleted subscriptions
+drop out of it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
 from typing import TypedDict
 
 import orjson
 import redis
 
-from events import plans, stats
-from events.models import Subscription
-from events.store.clock import now_ms
 from events.store.keys import LAG_AT_KEY, LAG_SNAPSHOT_KEY
-
-logger = logging.getLogger(__name__)
 
 
 class PartitionLag(TypedDict):
@@ -44,31 +37,14 @@ class Snapshot(TypedDict):
     subscriptions: dict[str, SubscriptionLag]
 
 
-def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
-    """Measure every partition of every subscription and store the snapshot, replacing the
-    last one; returns how many partitions were measured. A subscription that Redis fails to
-    answer for is logged and left out of this snapshot; the others are kept.
-    """
-    at = now_ms(client)
-    measured: dict[str, bytes] = {}
-    count = 0
-    for subscription in subscriptions:
-        plan = plans.of(subscription)
-        try:
-            partitions = [_lag(s) for s in stats.partition_stats(plan, client)]
-        except redis.RedisError as error:
-            logger.warning("stats of subscription %s failed: %s", plan.subscription, error)
-            continue
-        measured[plan.subscription] = orjson.dumps({"at": at, "partitions": partitions})
-        count += len(partitions)
+def store_snapshot(client: redis.Redis, at: int, measured: dict[str, bytes]) -> None:
+    """Replace the snapshot: subscription id -> its encoded SubscriptionLag, measured at `at`."""
     with client.pipeline(transaction=True) as pipe:  # readers see the old or the new one
         pipe.delete(LAG_SNAPSHOT_KEY)
         if measured:
             pipe.hset(LAG_SNAPSHOT_KEY, mapping=measured)  # type: ignore[arg-type]
         pipe.set(LAG_AT_KEY, at)
         pipe.execute()
-    logger.debug("stats measured %s partitions of %s subscriptions", count, len(measured))
-    return count
 
 
 def snapshot(client: redis.Redis) -> Snapshot:
@@ -90,13 +66,3 @@ def of_subscription(client: redis.Redis, subscription_id: str) -> SubscriptionLa
         return None
     found: SubscriptionLag = orjson.loads(raw)
     return found
-
-
-def _lag(measured: stats.PartitionStats) -> PartitionLag:
-    return {
-        "event_type": measured.partition.event_type,
-        "partition": measured.partition.partition,
-        "unconsumed_events": measured.unconsumed_events,
-        "pending": measured.pending,
-        "consumer_lag_seconds": measured.consumer_lag_seconds,
-    }

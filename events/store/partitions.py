@@ -1,28 +1,30 @@
-"""The Redis layout of event-type partitions, and every Redis command on them.
-
-All keys of one partition share the hash tag `{et:<type>:<p>}`, so each multi-key step is
-one Lua script on one slot (DESIGN section 3). Offsets are Redis entry ids `<ms>-<seq>`.
+"""The logs of event-type partitions: appending (publishing, replays), trimming (retention),
+reading their bounds, deleting them. Offsets are Redis entry ids `<ms>-<seq>`.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import NoScriptError
 
+from events.core.entries import EVENT, REPLAY_FOR
 from events.core.offsets import BEGIN, next_offset
 from events.core.publishing import PartitionBatch, Retention
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import eid_key, log_key
 from events.store.lua import NOW_MS_LUA, TRIM_LUA_FUNCTION
+from events.store.scripts import Script, run_all, run_all_sync
+
+logger = logging.getLogger(__name__)
+
+TRIM_BATCH = 256  # partitions trimmed per pipelined round trip
 
 # Append a batch to one partition, once per eid.
-# KEYS[1]   the partition's stream; KEYS[2..n+1] one de-duplication key per event, or KEYS[1]
+# KEYS[1]   the partition's log; KEYS[2..n+1] one de-duplication key per event, or KEYS[1]
 #           again for an event without an eid (every key stays in the partition's slot)
 # ARGV[1]   de-duplication window, seconds
 # ARGV[2]   retention: max events (0: no length limit)
@@ -32,10 +34,10 @@ from events.store.lua import NOW_MS_LUA, TRIM_LUA_FUNCTION
 # The marker is set first (one command, not GET then SET); should XADD then fail, the
 # marker is removed again, so that a retry stores the event instead of calling it a
 # duplicate. A script's writes are not rolled back: events before a failure stay stored.
-PUBLISH_LUA = (
-    NOW_MS_LUA
-    + TRIM_LUA_FUNCTION
-    + """
+PUBLISH = Script(
+    NOW_MS_LUA,
+    TRIM_LUA_FUNCTION,
+    """
 local ttl = tonumber(ARGV[1])
 local stored = 0
 for i = 4, #ARGV do
@@ -52,50 +54,71 @@ for i = 4, #ARGV do
 end
 trim(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 return stored
-"""
+""",
+)
+
+# Trim one partition by its retention. KEYS[1] the partition's log
+# ARGV[1] max events (0: no length limit), ARGV[2] max age in ms (0: no time limit)
+# Returns how many entries were trimmed (0 for a log that does not exist).
+TRIM = Script(
+    NOW_MS_LUA,
+    TRIM_LUA_FUNCTION,
+    "return trim(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n",
 )
 
 
-PUBLISH_SHA = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
-
-
 async def append(
-    stream: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
+    store_id: str, batches: Sequence[PartitionBatch], retention: Retention, dedup_seconds: int
 ) -> list[int | Exception]:
     """Store each batch on its partition in one pipelined round trip.
 
     Per batch: how many of its events were new, or the exception that stopped it (the
     events before the failing one are stored and marked, so a retry does not repeat them).
     """
-    client = async_redis_client()
-    calls = []
+    runs = []
     for batch in batches:
-        keys = [log_key(stream, batch.partition)]
-        keys += [eid_key(stream, batch.partition, eid) if eid else keys[0] for eid in batch.eids]
+        keys = [log_key(store_id, batch.partition)]
+        keys += [eid_key(store_id, batch.partition, eid) if eid else keys[0] for eid in batch.eids]
         args = [dedup_seconds, retention.max_events, retention.max_age_ms, *batch.payloads]
-        calls.append((keys, args))
-    results = await _evalsha_all(client, calls)
-    if any(isinstance(r, NoScriptError) for r in results):
-        # Redis restarted or flushed its scripts: load it once, and run again exactly the
-        # calls it refused (NOSCRIPT means the script did not run).
-        await client.script_load(PUBLISH_LUA)
-        retried = iter(
-            await _evalsha_all(
-                client,
-                [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)],
-            )
-        )
-        results = [next(retried) if isinstance(r, NoScriptError) else r for r in results]
+        runs.append((PUBLISH, keys, args))
+    results = await run_all(async_redis_client(), runs)
     return [r if isinstance(r, Exception) else int(r) for r in results]
 
 
-async def _evalsha_all(client: AsyncRedis, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-    """EVALSHA of the publish script for each call, in one pipeline (no SCRIPT EXISTS first)."""
-    async with client.pipeline(transaction=False) as pipe:
-        for keys, args in calls:
-            pipe.evalsha(PUBLISH_SHA, len(keys), *keys, *args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-    return results
+def append_replay(client: redis.Redis, store_id: str, partition: int, body: str, for_: str) -> str:
+    """Append a dead letter's event again, for the one subscription `for_`; its new offset."""
+    fields: Any = {EVENT: body.encode(), REPLAY_FOR: for_}
+    offset: Any = client.xadd(log_key(store_id, partition), fields)
+    return str(offset.decode())
+
+
+# (store id, partition, max events, max age in ms) of a partition with a retention limit
+RetentionTarget = tuple[str, int, int, int]
+
+
+def trim_all(client: redis.Redis, targets: Sequence[RetentionTarget]) -> int:
+    """Trim each partition to its limits; returns how many entries went.
+
+    One pipelined round trip per `TRIM_BATCH` partitions. Idempotent: a second run right
+    after finds nothing more to trim.
+    """
+    trimmed = 0
+    for chunk in _chunks(targets, TRIM_BATCH):
+        runs = [
+            (TRIM, [log_key(s, p)], [max_events, max_age]) for s, p, max_events, max_age in chunk
+        ]
+        for reply in run_all_sync(client, runs):
+            if isinstance(reply, Exception):
+                raise reply
+            trimmed += int(reply)
+    if trimmed:
+        logger.info("retention trimmed %s entries", trimmed)
+    return trimmed
+
+
+def _chunks(items: Sequence[RetentionTarget], size: int) -> Iterator[Sequence[RetentionTarget]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -106,7 +129,7 @@ class PartitionInfo:
     length: int
 
 
-def partition_info(stream: str, partitions: Sequence[int]) -> list[PartitionInfo]:
+def partition_info(store_id: str, partitions: Sequence[int]) -> list[PartitionInfo]:
     """Oldest and newest offsets and length of each partition, in one round trip.
 
     As in Nakadi, newest is the last event ever appended (BEGIN if none) and an empty
@@ -114,7 +137,7 @@ def partition_info(stream: str, partitions: Sequence[int]) -> list[PartitionInfo
     """
     pipe = redis_client().pipeline(transaction=False)
     for p in partitions:
-        pipe.xinfo_stream(log_key(stream, p))
+        pipe.xinfo_stream(log_key(store_id, p))
     replies = pipe.execute(raise_on_error=False)
     infos = []
     for p, reply in zip(partitions, replies, strict=True):
@@ -130,7 +153,7 @@ def partition_info(stream: str, partitions: Sequence[int]) -> list[PartitionInfo
     return infos
 
 
-def delete_partitions(stream: str, partition_count: int) -> None:
-    """Drop every stream of an event type (its eid markers expire on their own)."""
+def delete_partitions(store_id: str, partition_count: int) -> None:
+    """Drop every log of an event type (its eid markers expire on their own)."""
     client: redis.Redis = redis_client()
-    client.delete(*(log_key(stream, p) for p in range(partition_count)))
+    client.delete(*(log_key(store_id, p) for p in range(partition_count)))

@@ -96,9 +96,9 @@ def redis_unavailable(error: Exception) -> Problem:
 
 def api_view(*methods: str) -> Callable[[View], View]:
     """Authenticate, allow only `methods`, and answer a raised Problem; sync or async views
-    (async views read the principal from `events.snapshots`, without a database hop).
+    (async views read the principal from `events.catalog.snapshots`, without a database hop).
     """
-    from events import snapshots  # it builds on this module
+    from events.catalog import snapshots  # it builds on this module
 
     allowed = ", ".join(methods)
 

@@ -17,6 +17,7 @@ from events.core.schema_paths import defines, event_defines
 from events.core.schemas import SchemaError, parse_schema
 from events.core.times import rfc3339
 from events.models import EVENT_TYPE_NAME_RE, EventType, EventTypeSchema
+from events.store.partitions import RetentionTarget
 
 CATEGORIES = {c.value for c in EventType.Category}
 STRATEGIES = {s.value for s in EventType.PartitionStrategy}
@@ -369,4 +370,17 @@ def render(event_type: EventType) -> dict[str, Any]:
         out["options"]["retention_max_events"] = event_type.retention_max_events
     if event_type.audience:
         out["audience"] = event_type.audience
+    return out
+
+
+def retention_targets() -> list[RetentionTarget]:
+    """Every partition that has a retention limit, with its limits (the retention job)."""
+    rows = EventType.objects.values_list(
+        "stream_id", "partition_count", "retention_max_events", "retention_time_ms"
+    )
+    out: list[RetentionTarget] = []
+    for store_id, count, max_events, max_age in rows:
+        limits = (max(max_events or 0, 0), max(max_age or 0, 0))
+        if limits != (0, 0):
+            out += [(store_id, p, *limits) for p in range(count)]
     return out

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, connection
 
-from events import committed
+from events.catalog import committed
 from events.core.offsets import Cursor, parse_offset
 from events.store.connections import loop_local
 

@@ -1,4 +1,4 @@
-"""Dead letters: events a subscription could not get processed (DESIGN section 6).
+"""Dead letters: events a subscription could not get processed (docs/architecture.md#jobs).
 
 A delivery script that would deliver an event more than `max_deliveries` times instead
 adds it to the partition's dead-letter stream in Redis and acks it, atomically, so the
@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import redis
 from django.db import transaction
 from django.utils import timezone
 
-from events.core.entries import EVENT, REPLAY_FOR
+from events.core.entries import DEAD_DELIVERIES, DEAD_OFFSET, DEAD_REASON, EVENT
 from events.core.topics import keeper
 from events.models import DeadLetter, EventType, Subscription
+from events.store import dead_letters as store
+from events.store import partitions
 from events.store.connections import redis_client
-from events.store.keys import dead_key, log_key
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500  # dead letters moved per partition and read
 
 
-def store(subscriptions: Iterable[Subscription], client: redis.Redis | None = None) -> int:
+def collect(subscriptions: Iterable[Subscription], client: redis.Redis | None = None) -> int:
     """Move the dead letters Redis holds for these subscriptions into the database;
     returns how many rows were new.
     """
@@ -45,10 +45,8 @@ def store(subscriptions: Iterable[Subscription], client: redis.Redis | None = No
     ]
     stored = 0
     while targets:
-        pipe = client.pipeline(transaction=False)
-        for subscription, event_type, p in targets:
-            pipe.xrange(dead_key(event_type.stream_id, p, str(subscription.pk)), count=BATCH)
-        replies = pipe.execute()
+        keys = [(event_type.stream_id, p, str(sub.pk)) for sub, event_type, p in targets]
+        replies = store.read(client, keys, BATCH)
         more = []
         for target, entries in zip(targets, replies, strict=True):
             if entries:
@@ -75,10 +73,10 @@ def _store(
             subscription=subscription,
             event_type=event_type,
             partition=partition,
-            offset=fields[b"o"].decode(),
+            offset=fields[DEAD_OFFSET].decode(),
             body=fields[EVENT].decode(),
-            deliveries=int(fields[b"n"]),
-            reason=fields[b"why"].decode(),
+            deliveries=int(fields[DEAD_DELIVERIES]),
+            reason=fields[DEAD_REASON].decode(),
         )
         for _, fields in entries
         if keep(fields)
@@ -86,16 +84,13 @@ def _store(
     _save(rows)
     # Rows first, then out of Redis. Each entry is counted (and logged) by the run whose
     # XDEL removed it, so overlapping runs neither lose one nor count it twice.
-    key = dead_key(event_type.stream_id, partition, str(subscription.pk))
-    pipe = client.pipeline(transaction=False)
-    for entry_id, _ in entries:
-        pipe.xdel(key, entry_id)
-    removed = pipe.execute()
+    target = (event_type.stream_id, partition, str(subscription.pk))
+    removed = store.delete(client, target, [entry_id for entry_id, _ in entries])
     kept = {row.offset: row for row in rows}
     added = [
-        kept[fields[b"o"].decode()]
+        kept[fields[DEAD_OFFSET].decode()]
         for (_, fields), gone in zip(entries, removed, strict=True)
-        if gone and fields[b"o"].decode() in kept
+        if gone and fields[DEAD_OFFSET].decode() in kept
     ]
     for row in added:
         logger.warning(
@@ -135,17 +130,21 @@ def replay(dead_letter: DeadLetter, client: redis.Redis | None = None) -> str | 
         ).update(status=DeadLetter.Status.REPLAYED, replayed_at=timezone.now())
     if not claimed:
         return None
-    key = log_key(dead_letter.event_type.stream_id, dead_letter.partition)
-    fields: Any = {EVENT: dead_letter.body.encode(), REPLAY_FOR: str(dead_letter.subscription_id)}
     try:
-        offset: Any = client.xadd(key, fields)
+        offset = partitions.append_replay(
+            client,
+            dead_letter.event_type.stream_id,
+            dead_letter.partition,
+            dead_letter.body,
+            str(dead_letter.subscription_id),
+        )
     except redis.RedisError:
         DeadLetter.objects.filter(pk=dead_letter.pk).update(
             status=DeadLetter.Status.DEAD, replayed_at=None
         )
         raise
     dead_letter.refresh_from_db()
-    return offset.decode()
+    return offset
 
 
 def discard(dead_letters: Iterable[DeadLetter]) -> int:

@@ -13,12 +13,11 @@ from collections.abc import Iterable, Mapping
 from django.db import transaction
 from django.utils import timezone
 
-from events import streams
 from events.core.offsets import BEGIN, Cursor, parse_offset
+from events.core.plan import Position
 from events.models import Cursor as CursorRow
 from events.models import EventType, Subscription
-
-Position = tuple[str, int]  # (event type name, partition)
+from events.store import partitions
 
 
 def initialize(subscription: Subscription) -> None:
@@ -37,7 +36,7 @@ def initialize(subscription: Subscription) -> None:
         if not missing:
             continue
         if subscription.read_from == Subscription.ReadFrom.END:
-            infos = streams.partition_info(event_type.stream_id, missing)
+            infos = partitions.partition_info(event_type.stream_id, missing)
             offsets = {info.partition: info.newest_available_offset for info in infos}
         elif subscription.read_from == Subscription.ReadFrom.CURSORS:
             offsets = {p: initial.get((event_type.name, p), BEGIN) for p in missing}

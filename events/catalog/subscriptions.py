@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from events import committed
+from events.catalog import committed
 from events.core import defaults
 from events.core.offsets import CursorError, parse_cursor
 from events.core.problems import Problem

@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-from events.auth import Principal, authenticate
+from events.catalog.auth import Principal, authenticate
 from events.models import ApiToken, Client, EventType, Grant, Subscription, token_digest
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import AUTH_EPOCH_KEY, event_type_version_key, subscription_version_key
