@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import redis
 
-from events.processes import free_port, listen, server_command, wait_until
-from events.redis_server import start_redis
+from streamsite.processes import free_port, listen, server_command, wait_until
+from streamsite.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"

@@ -38,7 +38,7 @@ from bench.consume_report import render_latency, render_throughput, report
 from bench.consumers import Consumed, SubscriptionReader, consumer_http, drain_direct, subscribe
 from bench.cpu import CpuMeter
 from bench.latency import Latency, measure_latency
-from events.processes import default_server_count
+from streamsite.processes import default_server_count
 
 HELP = "events/s one subscription session receives and commits; publish-to-delivery latency"
 PHASES = ("throughput", "latency")

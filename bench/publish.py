@@ -50,8 +50,8 @@ from bench.results import rounded
 from bench.senders import Send, api_sender, direct_sender, lua_sender
 from bench.workload import EVENT_TYPE, EventSource, create_event_type, event_type_body
 from events.core.entries import EVENT
-from events.processes import default_server_count
 from events.store.keys import log_key
+from streamsite.processes import default_server_count
 
 HELP = "events/s through the REST API against pipelined XADD straight to Redis"
 PATHS = ("api", "lua", "direct")

@@ -14,9 +14,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from events import ack_api, api, cursor_api, draining  # noqa: E402
-from events.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
-from events.routing import AsyncView, ByMethod  # noqa: E402
+from events.api import acks, cursors, event_types  # noqa: E402
+from events.api.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
+from events.api.routing import AsyncView, ByMethod  # noqa: E402
+from events.streaming import draining  # noqa: E402
 
 django_http = ASGIStaticFilesHandler(django_application)
 
@@ -36,18 +37,18 @@ application = ProtocolTypeRouter(
                 # (its other methods and paths go to Django).
                 path(
                     "api/event-types/<str:name>/events",
-                    ByMethod({"POST": AsyncView(api.publish_events)}, default=django_http),  # type: ignore[arg-type]
+                    ByMethod({"POST": AsyncView(event_types.publish_events)}, default=django_http),  # type: ignore[arg-type]
                 ),
                 path(
                     "api/subscriptions/<str:subscription_id>/cursors",
                     ByMethod(  # type: ignore[arg-type]
-                        {"POST": AsyncView(cursor_api.subscription_cursors)}, default=django_http
+                        {"POST": AsyncView(cursors.subscription_cursors)}, default=django_http
                     ),
                 ),
                 path(
                     "api/subscriptions/<str:subscription_id>/acks",
                     ByMethod(  # type: ignore[arg-type]
-                        {"POST": AsyncView(ack_api.subscription_acks)}, default=django_http
+                        {"POST": AsyncView(acks.subscription_acks)}, default=django_http
                     ),
                 ),
                 re_path(r"", django_http),  # type: ignore[arg-type]

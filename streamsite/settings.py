@@ -44,17 +44,17 @@ INSTALLED_APPS = [
     "events",
 ]
 
-# Django's stock middleware, skipped for /api/ (events/middleware.py says why).
+# Django's stock middleware, skipped for /api/ (events/api/middleware.py says why).
 MIDDLEWARE = [
-    "events.middleware.SecurityMiddleware",
-    "events.middleware.ProblemMiddleware",
-    "events.middleware.AllowedHostsMiddleware",
-    "events.middleware.SessionMiddleware",
-    "events.middleware.CommonMiddleware",
-    "events.middleware.CsrfViewMiddleware",
-    "events.middleware.AuthenticationMiddleware",
-    "events.middleware.MessageMiddleware",
-    "events.middleware.XFrameOptionsMiddleware",
+    "events.api.middleware.SecurityMiddleware",
+    "events.api.middleware.ProblemMiddleware",
+    "events.api.middleware.AllowedHostsMiddleware",
+    "events.api.middleware.SessionMiddleware",
+    "events.api.middleware.CommonMiddleware",
+    "events.api.middleware.CsrfViewMiddleware",
+    "events.api.middleware.AuthenticationMiddleware",
+    "events.api.middleware.MessageMiddleware",
+    "events.api.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "streamsite.urls"

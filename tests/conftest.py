@@ -16,9 +16,9 @@ from django.db import connection
 from events.catalog import snapshots
 from events.catalog.clients import create_client
 from events.models import EventType
-from events.processes import free_port, wait_until
-from events.redis_server import start_redis
 from events.store.connections import redis_client
+from streamsite.processes import free_port, wait_until
+from streamsite.redis_server import start_redis
 from tests.helpers import event_type_row
 from tests.streams import Stream
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from events.core.framing import Batch
-from events.stream_session import StreamSession
+from events.streaming.ordered_session import OrderedSession
 from tests.delivery_model import Batches
 
 
@@ -19,7 +19,7 @@ class Client:
     """A session and its client: the batches it received, per partition, in order."""
 
     name: str
-    session: StreamSession
+    session: OrderedSession
     batches: dict[int, Batches] = field(default_factory=dict)  # not committed yet
     marked: dict[int, Batches] = field(default_factory=dict)  # marked sent, never written
     crashing: bool = False  # its next write fails: marked sent, never received

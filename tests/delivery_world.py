@@ -27,7 +27,6 @@ from events.catalog import plans
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
 from events.jobs import recovery
-from events.shared_session import SharedSession
 from events.store import ordered_delivery, shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import (
@@ -39,7 +38,8 @@ from events.store.keys import (
     sessions_key,
 )
 from events.store.sessions import Sessions
-from events.stream_session import StreamSession
+from events.streaming.ordered_session import OrderedSession
+from events.streaming.shared_session import SharedSession
 from tests.delivery_clients import Client, forget
 from tests.delivery_model import Model, Observed, position
 from tests.helpers import event_type_row, subscribe
@@ -112,8 +112,8 @@ class World:
     def join(self) -> str:
         name = next(self._names)
 
-        async def make() -> StreamSession:
-            kind = SharedSession if self.shared else StreamSession
+        async def make() -> OrderedSession:
+            kind = SharedSession if self.shared else OrderedSession
             session = kind(self.plan, self.params)
             session.id = f"session-{name}"  # not random: shares follow the sorted ids
             await Sessions(async_redis_client()).register(
@@ -306,7 +306,7 @@ class World:
 
     # -- telling the model -------------------------------------------------------------------
 
-    def _watch(self, session: StreamSession) -> None:
+    def _watch(self, session: OrderedSession) -> None:
         """Tell the model of each claim (and, ordered, each take) as it happens."""
         if isinstance(session, SharedSession):
             shared = session._shared

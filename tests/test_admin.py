@@ -11,11 +11,11 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from events.admin.forms import format_duration, parse_duration
 from events.catalog.clients import create_client
-from events.forms import format_duration, parse_duration
 from events.models import ApiToken, Client, EventType, EventTypeSchema
-from events.processes import free_port
 from events.store import partitions
+from streamsite.processes import free_port
 from tests.conftest import bearer
 from tests.helpers import ORDER_SCHEMA, business_event, event_type_body
 

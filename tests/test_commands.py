@@ -18,7 +18,7 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
 from events.models import ApiToken, Client, token_digest
-from events.processes import free_port, wait_until
+from streamsite.processes import free_port, wait_until
 from tests.conftest import ROOT
 
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from events.catalog.clients import create_client
 from events.models import DeadLetter, EventType, Subscription
-from events.processes import free_port
 from events.store import keys
 from events.store.connections import redis_client
+from streamsite.processes import free_port
 from tests.conftest import bearer
 from tests.helpers import business_event, event_type_row, subscribe
 

@@ -13,9 +13,9 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from events.models import DeadLetter, EventType, Subscription
-from events.processes import free_port
 from events.store import keys
 from events.store.connections import redis_client
+from streamsite.processes import free_port
 from tests.helpers import business_event, event_type_row, subscribe
 
 pytestmark = pytest.mark.django_db

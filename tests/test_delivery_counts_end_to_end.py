@@ -15,9 +15,9 @@ import httpx
 
 from events import jobs
 from events.models import EventType
-from events.processes import wait_until
 from events.store import keys
 from events.store.connections import redis_client
+from streamsite.processes import wait_until
 from tests.helpers import business_event, event_type_body, subscribe_over_api
 from tests.streams import Stream
 from tests.test_rebalancing import numbers

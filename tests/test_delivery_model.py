@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from events import shared_session, stream_session
 from events.core.stream_params import StreamParams
+from events.streaming import ordered_session, shared_session
 from tests.delivery_world import TTL_MS, World
 
 Step = tuple[str, tuple[Any, ...]]
@@ -165,7 +165,7 @@ def shrink(
 @pytest.fixture
 def lasting_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sessions and leases that outlive the test's steps: only the steps make them lapse."""
-    monkeypatch.setattr(stream_session, "SESSION_TTL_MS", TTL_MS)
+    monkeypatch.setattr(ordered_session, "SESSION_TTL_MS", TTL_MS)
     monkeypatch.setattr(shared_session, "SESSION_TTL_MS", TTL_MS)
 
 

@@ -16,13 +16,13 @@ from events.core.stream_params import StreamParams
 from events.store.connections import redis_client
 from events.store.hub import hub
 from events.store.keys import lease_key, sessions_key
-from events.stream_session import StreamSession
+from events.streaming.ordered_session import OrderedSession
 from tests.test_stream_session import Collector, make_plan, publish, wait_for
 
 PARAMS = StreamParams(batch_flush_timeout=30, commit_timeout=60, max_uncommitted_events=100)
 
 
-def has_left(plan: Plan, session: StreamSession) -> bool:
+def has_left(plan: Plan, session: OrderedSession) -> bool:
     """Whether the session gave its partition back and left the subscription."""
     partition = plan.partitions[0]
     lease = lease_key(partition.stream, partition.partition, plan.subscription)
@@ -39,7 +39,7 @@ async def ended(task: asyncio.Task[str], within: float = 2.0) -> bool:
 def test_a_cancel_in_the_same_turn_as_a_wake_up_ends_the_session_and_frees_its_partition():
     async def scenario() -> tuple[bool, bool]:
         plan = make_plan(1)
-        session = StreamSession(plan, PARAMS)
+        session = OrderedSession(plan, PARAMS)
         await session.open()
         task = asyncio.create_task(session.run(Collector()))
         await wait_for(lambda: len(session._owned) == 1)
@@ -87,7 +87,7 @@ def test_a_cancel_swallowed_by_code_the_session_awaited_still_ends_it_at_once():
     async def scenario() -> tuple[bool, bool]:
         plan = make_plan(1)
         publish(plan, 0, 1)
-        session = StreamSession(plan, PARAMS)
+        session = OrderedSession(plan, PARAMS)
         await session.open()
         send = SwallowingSend()
         task = asyncio.create_task(session.run(send))

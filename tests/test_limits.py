@@ -57,7 +57,7 @@ def test_a_host_not_allowed_is_refused_on_the_api_too(client, producer_token):
 def test_a_redis_that_does_not_answer_is_a_503_with_a_retry_hint(
     client, producer_token, order_type, settings
 ):
-    from events.processes import free_port
+    from streamsite.processes import free_port
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     response = client.post(

@@ -12,15 +12,16 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import jobs, metrics
+from events import jobs
+from events.api import metrics
 from events.core import exposition
 from events.jobs import lag
 from events.models import DeadLetter, Subscription
-from events.processes import free_port, wait_until
-from events.redis_server import redis_server_binary
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import committed_key, sessions_key
+from streamsite.processes import free_port, wait_until
+from streamsite.redis_server import redis_server_binary
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from events.docs import OPENAPI_PATH
+from events.api.openapi import OPENAPI_PATH
 from events.models import DeadLetter, EventType, Subscription
 from tests.conftest import LiveServer, bearer
 from tests.helpers import business_event, event_type_body

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from events.processes import PortBusy, listen
+from streamsite.processes import PortBusy, listen
 
 
 def test_it_opens_one_socket_per_server_on_one_port():

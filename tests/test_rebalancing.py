@@ -54,7 +54,7 @@ def owners(consumer_api, subscription: str) -> dict[str, str | None]:
 def wait_for_owners(
     consumer_api, subscription: str, expected, timeout: float = 10.0
 ) -> dict[str, str | None]:
-    from events.processes import wait_until
+    from streamsite.processes import wait_until
 
     found: dict[str, str | None] = {}
 

@@ -16,13 +16,13 @@ import httpx
 from events import jobs
 from events.catalog import dead_letters
 from events.models import DeadLetter
-from events.processes import wait_until
+from streamsite.processes import wait_until
 from tests.conftest import ROOT
 from tests.helpers import business_event, subscribe_over_api
 from tests.streams import Stream
 from tests.test_rebalancing import numbers, open_stream, publish
 
-LEASE_SECONDS = 6.0  # events.stream_session.SESSION_TTL_MS
+LEASE_SECONDS = 6.0  # events.streaming.ordered_session.SESSION_TTL_MS
 
 
 # A consumer in a process of its own: it commits its first batch, says so, and is killed

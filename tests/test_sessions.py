@@ -7,10 +7,10 @@ import asyncio
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from events.processes import wait_until
 from events.store.connections import redis_client
 from events.store.keys import sessions_key
 from events.store.sessions import Sessions
+from streamsite.processes import wait_until
 
 
 def run(scenario):

@@ -11,10 +11,10 @@ from typing import Any
 
 from events.core.plan import Plan
 from events.core.stream_params import StreamParams
-from events.shared_session import SharedSession
 from events.store import shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import dead_key
+from events.streaming.shared_session import SharedSession
 from tests.test_stream_session import Collector, make_plan, publish
 
 

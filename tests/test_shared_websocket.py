@@ -18,10 +18,10 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.urls import path
 
-from events.consumers import SubscriptionSocket
-from events.processes import free_port
+from events.api.consumers import SubscriptionSocket
 from events.store.connections import redis_client
 from events.store.keys import sessions_key
+from streamsite.processes import free_port
 from tests.helpers import log_key, subscribe_over_api
 from tests.test_rebalancing import numbers, publish
 

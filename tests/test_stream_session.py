@@ -1,4 +1,4 @@
-"""A StreamSession driven directly against the real redis-server: limits across
+"""A OrderedSession driven directly against the real redis-server: limits across
 partitions, called-off hand-overs, per-partition commit timeouts. No database and no HTTP:
 the session makes no ORM call once it is open.
 """
@@ -16,7 +16,7 @@ from events.core.stream_params import StreamParams
 from events.store import ordered_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import control_channel, log_key, sessions_key
-from events.stream_session import StreamSession
+from events.streaming.ordered_session import OrderedSession
 
 
 def make_plan(partitions: int) -> Plan:
@@ -90,7 +90,7 @@ def test_limits_hold_across_partitions():
         params = StreamParams(
             batch_limit=1, stream_limit=1, batch_flush_timeout=1, stream_timeout=1, commit_timeout=1
         )
-        limited = StreamSession(plan, params)
+        limited = OrderedSession(plan, params)
         await limited.open()
         one = Collector()
         first = await limited.run(one)
@@ -104,7 +104,7 @@ def test_limits_hold_across_partitions():
             stream_timeout=1,
             commit_timeout=1,
         )
-        windowed = StreamSession(plan, params)
+        windowed = OrderedSession(plan, params)
         await windowed.open()
         two = Collector()
         second = await windowed.run(two)
@@ -119,7 +119,7 @@ def test_limits_hold_across_partitions():
 def test_a_hand_over_that_is_called_off_loses_nothing():
     async def scenario() -> tuple[list[str], int]:
         plan = make_plan(2)
-        session = StreamSession(
+        session = OrderedSession(
             plan, StreamParams(batch_limit=2, max_uncommitted_events=100, batch_flush_timeout=30)
         )
         await session.open()
@@ -155,7 +155,7 @@ def test_a_hand_over_that_is_called_off_loses_nothing():
 def test_commits_on_one_partition_do_not_hold_off_another_partitions_commit_timeout():
     async def scenario() -> tuple[str, float]:
         plan = make_plan(2)
-        session = StreamSession(
+        session = OrderedSession(
             plan, StreamParams(batch_limit=1, batch_flush_timeout=1, commit_timeout=1)
         )
         await session.open()
@@ -181,7 +181,7 @@ def test_commits_on_one_partition_do_not_hold_off_another_partitions_commit_time
 def test_a_partition_whose_lease_may_have_lapsed_is_not_read_until_renewed():
     async def scenario() -> tuple[bool, bool]:
         plan = make_plan(1)
-        session = StreamSession(plan, StreamParams(batch_flush_timeout=1))
+        session = OrderedSession(plan, StreamParams(batch_flush_timeout=1))
         await session.open()
         out = Collector()
         task = asyncio.create_task(session.run(out))

@@ -8,10 +8,10 @@ import pytest
 
 from events.core.offsets import BEGIN
 from events.models import Cursor, Subscription
-from events.processes import free_port
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import lease_key
+from streamsite.processes import free_port
 
 pytestmark = pytest.mark.django_db
 

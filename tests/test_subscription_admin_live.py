@@ -9,10 +9,10 @@ import re
 import pytest
 
 from events.models import Subscription
-from events.processes import free_port
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import committed_key, lease_key, sessions_key
+from streamsite.processes import free_port
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db

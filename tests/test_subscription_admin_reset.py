@@ -9,10 +9,10 @@ from django.contrib.admin.models import LogEntry
 
 from events.core.offsets import BEGIN
 from events.models import Cursor, EventType, Subscription
-from events.processes import free_port
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import lease_key, resetting_key, sessions_key
+from streamsite.processes import free_port
 from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db

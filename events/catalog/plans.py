@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from events.catalog import committed
+from events.catalog import committed, snapshots
 from events.catalog.auth import Principal
 from events.core.plan import Partition, Plan
 from events.core.problems import Problem
@@ -42,8 +42,6 @@ async def cached(subscription_id: str, principal: Principal) -> Plan:
     """The plan, without offsets, from this process's copy while the subscription is
     unchanged (a commit needs no database read for it); 404 / 403 as `load`.
     """
-    from events.catalog import snapshots  # it builds on the models this module reads
-
     plan = await snapshots.subscription(
         subscription_id, lambda key: of(subscription(key), with_offsets=False)
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -25,7 +24,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from events.catalog.auth import Principal, authenticate
 from events.models import ApiToken, Client, EventType, Grant, Subscription, token_digest
-from events.store.connections import async_redis_client, redis_client
+from events.store import versions
 from events.store.keys import AUTH_EPOCH_KEY, event_type_version_key, subscription_version_key
 
 logger = logging.getLogger(__name__)
@@ -71,22 +70,10 @@ def clear() -> None:
     _subscriptions.clear()
 
 
-async def _version(key: str) -> bytes:
-    """The current version at `key`. A missing one (Redis was flushed or lost data) is
-    started anew at a random value, so that no copy cached before is trusted again.
-    """
-    client = async_redis_client()
-    version: Any = await client.get(key)
-    if version is None:
-        await client.set(key, uuid.uuid4().hex, nx=True)
-        version = await client.get(key)
-    return version or b""
-
-
 async def principal(authorization: str | None) -> Principal:
     """`auth.authenticate`, from this process's copy while no client, grant or token changed."""
     key = token_digest(authorization or "")
-    version = await _version(AUTH_EPOCH_KEY)
+    version = await versions.read(AUTH_EPOCH_KEY)
     found = _principals.get(key, version)
     if found is None:
         found = await sync_to_async(authenticate)(authorization)  # 401 is not cached
@@ -111,7 +98,7 @@ async def subscription(subscription_id: str, load: Callable[[str], T]) -> T:
 async def _cached(
     cache: VersionedCache[Any], key: str, version_key: str, load: Callable[[str], T]
 ) -> T:
-    version = await _version(version_key)
+    version = await versions.read(version_key)
     found = cache.get(key, version)
     if found is None:
         found = await sync_to_async(load)(key)
@@ -121,9 +108,7 @@ async def _cached(
 
 def _bump(key: str) -> None:
     try:
-        # A random value, not INCR: a counter restarted after data loss would repeat old
-        # versions and make stale copies look current.
-        redis_client().set(key, uuid.uuid4().hex)
+        versions.bump(key)
     except redis.RedisError as error:
         logger.warning("could not bump %s (caches catch up within %.0f s): %s", key, MAX_AGE, error)
 

@@ -157,3 +157,12 @@ def render(subscription: Subscription) -> dict[str, Any]:
     if subscription.read_from == "cursors":
         out["initial_cursors"] = subscription.initial_cursors
     return out
+
+
+def partitions_of(subscription: Subscription) -> list[tuple[str, int]]:
+    """The subscription's partitions, as (store id, partition)."""
+    return [
+        (et.stream_id, p)
+        for et in subscription.event_types.all()
+        for p in range(et.partition_count)
+    ]

@@ -1,5 +1,5 @@
 """RFC 9457 problem details: every error the API gives is `application/problem+json`.
-`Problem` is raised anywhere below a view; `events/http.py` renders it.
+`Problem` is raised anywhere below a view; `events/api/http.py` renders it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One StreamHub per event loop (so per server process): it tells local stream sessions
+"""One Hub per event loop (so per server process): it tells local stream sessions
 when their partitions have new entries and passes them their subscription's control
 messages, so that Redis load grows with partitions, not with connections (DESIGN section 8).
 
@@ -32,7 +32,7 @@ Wake = Callable[[], None]
 OnMessage = Callable[[str], None]
 
 
-class StreamHub:
+class Hub:
     def __init__(self, url: str) -> None:
         self._url = url
         self._watchers: dict[str, set[Wake]] = {}
@@ -198,4 +198,4 @@ class StreamHub:
 
 
 # The running event loop's hub.
-hub = loop_local(lambda: StreamHub(settings.REDIS_URL))
+hub = loop_local(lambda: Hub(settings.REDIS_URL))

@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
 
+from events.core.offsets import parse_offset
 from events.core.plan import Partition, Plan
 from events.store import control
 from events.store.keys import PartitionKeys, control_channel
@@ -242,6 +243,24 @@ class SharedDelivery:
         pairs = [value for offset, batch in offsets for value in (offset, batch)]
         kept = await REFRESH(self._client, [k.log, k.sent], [plan.subscription, session, *pairs])
         return {offset.decode() for offset in kept}
+
+    async def pending(
+        self, plan: Plan, partitions: Sequence[Partition], session: str
+    ) -> list[set[tuple[int, int]] | None]:
+        """What is pending for `session` on each partition (None where Redis failed to
+        say), in one round trip.
+        """
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                key = _keys(plan, partition).log
+                pipe.xpending_range(key, plan.subscription, "-", "+", 10_000, consumername=session)
+            replies = await pipe.execute(raise_on_error=False)
+        return [
+            None
+            if isinstance(reply, Exception)
+            else {parse_offset(entry["message_id"].decode()) for entry in reply}
+            for reply in replies
+        ]
 
     async def give_back(
         self, plan: Plan, partition: Partition, session: str, charged_batch: int = 0

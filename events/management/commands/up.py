@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from events.processes import (
+from streamsite.processes import (
     PortBusy,
     default_server_count,
     drain,
@@ -32,7 +32,7 @@ from events.processes import (
     spawn,
     stop,
 )
-from events.redis_server import start_redis, wait_for_redis
+from streamsite.redis_server import start_redis, wait_for_redis
 
 
 class Command(BaseCommand):

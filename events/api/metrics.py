@@ -20,9 +20,9 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
+from events.api.http import problem_response
 from events.core import exposition
 from events.core.exposition import Family
-from events.http import problem_response
 from events.models import DeadLetter, EventType, Subscription
 from events.store import lag, sessions
 from events.store.clock import now_ms

@@ -1,5 +1,6 @@
-"""Acknowledging events of a shared subscription, one by one (DESIGN section 4):
-`POST /api/subscriptions/{id}/acks` and `{"ack": [...]}` on the WebSocket.
+"""Acknowledging events of a shared subscription, one by one
+(docs/architecture.md#shared-subscriptions): for `POST /api/subscriptions/{id}/acks` and
+`{"ack": [...]}` on the WebSocket.
 
 An ack takes an event out of the subscription's pending entries, whichever session has it
 now; an event that is not pending (acked before, dead-lettered, never delivered) is
@@ -10,31 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-
-from events.catalog import plans
-from events.catalog.auth import api_view, principal_of
 from events.core.offsets import Cursor
 from events.core.plan import Partition, Plan
 from events.core.problems import Problem
-from events.http import json_response, read_json
 from events.store import shared_delivery
 from events.store.connections import async_redis_client
 
 MAX_ITEMS = 10_000
-
-
-@api_view("POST")
-async def subscription_acks(request: HttpRequest, subscription_id: str) -> HttpResponse:
-    """204 when every event was acked; 200 with a result per item otherwise. Served
-    without Django's request handling, as commits are (`events.routing.AsyncView`).
-    """
-    plan = await plans.cached(subscription_id, principal_of(request))
-    body = read_json(request)
-    results = await acknowledge(plan, body)
-    if all(item["result"] == shared_delivery.ACKED for item in results):
-        return HttpResponse(status=204)
-    return json_response({"items": results})
 
 
 def parse_items(plan: Plan, body: Any) -> list[Cursor]:

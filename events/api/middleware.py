@@ -22,8 +22,8 @@ from django.middleware.common import CommonMiddleware as _Common
 from django.middleware.csrf import CsrfViewMiddleware as _CsrfView
 from django.middleware.security import SecurityMiddleware as _Security
 
+from events.api.http import problem_response, response_of
 from events.core.problems import Problem
-from events.http import problem_response, response_of
 
 # Token-authenticated API calls, load balancers' probes and Prometheus's scrapes of
 # /metrics: no sessions, CSRF or messages. A scraper sends a bearer token at most, never a

@@ -11,11 +11,11 @@ import orjson
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from events.api.decorators import api_view, principal_of
+from events.api.http import json_response, paginate
 from events.catalog import dead_letters, plans
-from events.catalog.auth import api_view, principal_of
 from events.core.problems import Problem
 from events.core.times import rfc3339
-from events.http import json_response, paginate
 from events.models import DeadLetter, Subscription
 
 

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from events.admin_views import REDIS_ERRORS, permitted_object
+from events.admin.views import REDIS_ERRORS, permitted_object
 from events.catalog import dead_letters
 from events.models import DeadLetter
 

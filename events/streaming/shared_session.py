@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import asyncio
 
-from events.batching import Numbered
 from events.core.entries import entries_of
 from events.core.offsets import parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.stream_params import StreamParams
-from events.owned import Owned
-from events.store import shared_delivery
+from events.store import control, shared_delivery
 from events.store.hub import hub
 from events.store.leases import Lease
 from events.store.ordered_delivery import CLAIM_CHUNK, Claimed, retried_of
 from events.store.shared_delivery import SharedDelivery
-from events.stream_session import SESSION_TTL_MS, StreamSession
+from events.streaming.batcher import Numbered
+from events.streaming.ordered_session import SESSION_TTL_MS, OrderedSession
+from events.streaming.owned import Owned
 
 
-class SharedSession(StreamSession):
-    """Open with `open()`, then `run(send)` until it closes, as a StreamSession."""
+class SharedSession(OrderedSession):
+    """Open with `open()`, then `run(send)` until it closes, as a OrderedSession."""
 
     def __init__(
         self, plan: Plan, params: StreamParams, direct: list[Position] | None = None
@@ -139,19 +139,19 @@ class SharedSession(StreamSession):
         """Besides the ordered session's messages: `ack <session> <partition> <offsets>`
         (its client acked them) and `lost …` (another session claimed them, unacked).
         """
-        kind, _, rest = text.partition(" ")
-        if kind not in ("ack", "lost"):
+        kind, words = control.parse(text)
+        if kind not in (control.ACK, control.LOST):
             super()._on_control(text)
             return
-        session, partition, *offsets = rest.split(" ")
+        session, partition, *offsets = words
         if session != self.id:
             return
-        stream, _, number = partition.rpartition(":")
+        store_id, number = control.parse_partition_name(partition)
         owned = next(
             (
                 o
                 for o in self._owned.values()
-                if o.partition.stream == stream and o.partition.partition == int(number)
+                if o.partition.stream == store_id and o.partition.partition == number
             ),
             None,
         )
@@ -161,7 +161,7 @@ class SharedSession(StreamSession):
         for offset in offsets:
             # (not there: a skipped entry, or one claimed anew)
             if owned.unacked.pop(parse_offset(offset), None) is not None:
-                if kind == "ack":
+                if kind == control.ACK:
                     self._committed_events += 1
                 else:  # another session has it now: it no longer counts as sent here
                     self._sent_events -= 1
@@ -180,16 +180,10 @@ class SharedSession(StreamSession):
         waiting = [o for o in self._owned.values() if o.unacked]
         if not waiting:
             return
-        async with self._client.pipeline(transaction=False) as pipe:
-            for owned in waiting:
-                pipe.xpending_range(
-                    owned.key, self.plan.subscription, "-", "+", 10_000, consumername=self.id
-                )
-            replies = await pipe.execute(raise_on_error=False)
-        for owned, reply in zip(waiting, replies, strict=True):
-            if isinstance(reply, Exception):
+        held = await self._shared.pending(self.plan, [o.partition for o in waiting], self.id)
+        for owned, pending in zip(waiting, held, strict=True):
+            if pending is None:
                 continue
-            pending = {parse_offset(entry["message_id"].decode()) for entry in reply}
             stale = [p for p in owned.unacked if p not in pending]
             for position in stale:
                 del owned.unacked[position]

@@ -7,12 +7,11 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from events.api.decorators import api_view, principal_of
+from events.api.http import json_response, paginate, read_json
 from events.catalog import plans, subscriptions
-from events.catalog.auth import api_view, principal_of
-from events.http import json_response, paginate, read_json
 from events.models import Subscription
-from events.store import subscription_state
-from events.store.connections import redis_client
+from events.streaming import lifecycle
 
 
 @api_view("GET", "POST")
@@ -43,11 +42,6 @@ def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpRespo
     if request.method == "GET":
         return json_response(subscriptions.render(subscription))
     plans.require_consume(principal_of(request), subscription)
-    partitions = [
-        (et.stream_id, p)
-        for et in subscription.event_types.all()
-        for p in range(et.partition_count)
-    ]
-    subscription.delete()
-    subscription_state.forget(redis_client(), str(subscription_id), partitions)
+    with lifecycle.deleting([subscription]):
+        subscription.delete()
     return HttpResponse(status=204)

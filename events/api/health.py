@@ -7,8 +7,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
-from events import draining
 from events.store.connections import redis_client
+from events.streaming import draining
 
 
 @require_safe

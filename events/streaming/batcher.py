@@ -1,7 +1,7 @@
 """The reading and sending half of a stream session: it reads the partitions the session
 holds, within the session's limits, cuts their entries into batches (one partition per
 batch) and sends them (DESIGN section 4). `events/core/framing.py` is a batch's wire shape;
-which partitions a session holds is `events/stream_session.py`'s concern.
+which partitions a session holds is `events/streaming/ordered_session.py`'s concern.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from events.core.framing import Batch
 from events.core.offsets import Cursor, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.stream_params import StreamParams
-from events.owned import Owned
 from events.store import ordered_delivery
 from events.store.connections import async_redis_client
 from events.store.hub import hub
 from events.store.ordered_delivery import Claimed, Delivery
+from events.streaming.owned import Owned
 
 READ_MARGIN = 2.0  # seconds a lease must still hold when a read is sent (the time fence)
 READ_AHEAD = 1_000  # events read ahead per partition, beyond the batch being filled

@@ -7,7 +7,7 @@ while running comes from Redis: new entries through the hub, commits, rebalance 
 cursor resets and deletes through the subscription's control channel.
 
 This module is the session's membership: joining, heartbeats, which partitions it holds,
-hand-over and leaving. Reading and sending what it holds is `events/batching.py`.
+hand-over and leaving. Reading and sending what it holds is `events/streaming/batcher.py`.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ import logging
 
 import redis
 
-from events import draining
-from events.batching import Batcher, Send
 from events.core.offsets import parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.rebalance import TooManySessions, fair_share
 from events.core.stream_params import StreamParams
-from events.owned import Owned
+from events.store import control, subscription_state
 from events.store.hub import hub
-from events.store.keys import control_channel, resetting_key
+from events.store.keys import control_channel
 from events.store.leases import Leases
 from events.store.sessions import Sessions
+from events.streaming import draining
+from events.streaming.batcher import Batcher, Send
+from events.streaming.owned import Owned
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def _end_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-class StreamSession(Batcher):
+class OrderedSession(Batcher):
     """Open with `open()` (may raise a Problem: 409), then `run(send)` until it closes.
 
     Hooks a subclass may override, besides `Batcher`'s: `_admit` (room to join),
@@ -81,11 +82,11 @@ class StreamSession(Batcher):
         draining.track(self)
         try:
             await hub().listen(channel, self._on_control)
-            if await self._client.exists(resetting_key(self.plan.subscription)):
+            if await subscription_state.is_resetting(self._client, self.plan.subscription):
                 raise Problem(409, "A cursor reset of this subscription is in progress; retry.")
             live = await self._sessions.register(self.plan.subscription, self.id, SESSION_TTL_MS)
             await self._admit(live)
-            await self._client.publish(channel, "rebalance")
+            await control.publish(self._client, self.plan.subscription, control.REBALANCE)
         except BaseException:
             await self._leave(nudge=False)
             raise
@@ -218,7 +219,7 @@ class StreamSession(Batcher):
             await self._sessions.leave(self.plan.subscription, self.id)
             await self._sessions.drop_direct(self.plan.subscription, self.id)
             if nudge:
-                await self._client.publish(control_channel(self.plan.subscription), "rebalance")
+                await control.publish(self._client, self.plan.subscription, control.REBALANCE)
         except Exception as error:  # leases and the session lapse on their own
             logger.warning("session %s could not leave cleanly: %s", self.id, error)
         finally:
@@ -241,27 +242,30 @@ class StreamSession(Batcher):
     # -- control messages ---------------------------------------------------------------
 
     def _on_control(self, text: str) -> None:
-        kind, _, rest = text.partition(" ")
-        if kind == "commit":
-            session, partition, offset = rest.split(" ")
+        """A control message of the subscription (events/store/control.py)."""
+        kind, words = control.parse(text)
+        if kind == control.COMMIT:
+            session, partition, offset = words
             if session == self.id:
-                self._on_commit(partition, offset)
-        elif kind == "rebalance":
+                self.on_commit(*control.parse_partition_name(partition), offset)
+        elif kind == control.REBALANCE:
             self._rebalance = True
-        elif kind == "resync":  # messages may have been missed while Redis was away
+        elif kind == control.RESYNC:  # messages may have been missed while Redis was away
             self._rebalance = True
             for owned in self._owned.values():
                 owned.on_entries()
-        elif kind == "reset":
+        elif kind == control.RESET:
             self._closing = "cursor_reset"
-        elif kind == "deleted":
+        elif kind == control.DELETED:
             self._closing = "subscription_deleted"
         self._wake.set()
 
-    def _on_commit(self, partition: str, offset: str) -> None:
-        stream, _, number = partition.rpartition(":")
+    def on_commit(self, store_id: str, partition: int, offset: str) -> None:
+        """Its client committed `offset` on a partition (told by the commit's process
+        directly, or through the control channel; twice is harmless).
+        """
         for owned in self._owned.values():
-            if owned.partition.stream == stream and owned.partition.partition == int(number):
+            if owned.partition.stream == store_id and owned.partition.partition == partition:
                 position = parse_offset(offset)
                 owned.committed = max(owned.committed, position)
                 for position in list(owned.unacked):
@@ -388,4 +392,4 @@ class StreamSession(Batcher):
                 await self._delivery.release(owned.lease)
                 released = True
         if released:
-            await self._client.publish(control_channel(self.plan.subscription), "rebalance")
+            await control.publish(self._client, self.plan.subscription, control.REBALANCE)

@@ -1,15 +1,18 @@
 """The subscription admin: create and edit subscriptions, see their committed cursors and
 live state in Redis (sessions, owners, lag), and reset their cursors.
 
-Creation goes through the API's rules (`events.forms.SubscriptionForm`) and initializes
+Creation goes through the API's rules (`events.admin.forms.SubscriptionForm`) and initializes
 the cursors at once, as `POST /api/subscriptions` does; a reset is the API's PATCH
-(`events.cursor_api.reset`), so sessions close with `cursor_reset` either way.
+(`events.streaming.lifecycle.reset_cursors`), so sessions close with `cursor_reset` either
+way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,17 +28,17 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 
-from events import cursor_api
-from events.admin_views import REDIS_ERRORS, permitted_object
+from events.admin.forms import Position, ResetCursorsForm, SubscriptionForm
+from events.admin.views import REDIS_ERRORS, permitted_object
 from events.catalog import committed, plans
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
-from events.forms import Position, ResetCursorsForm, SubscriptionForm
 from events.models import Cursor as CursorRow
 from events.models import Subscription
-from events.store import lag, partitions, sessions, stats, subscription_state
+from events.store import lag, partitions, sessions, stats
 from events.store.connections import redis_client
+from events.streaming import lifecycle
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
@@ -187,14 +190,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
             )
 
     def delete_model(self, request: HttpRequest, obj: Subscription) -> None:
-        doomed = _live_keys([obj])
-        super().delete_model(request, obj)
-        _forget(request, doomed)
+        with _forgetting(request, [obj]):
+            super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        doomed = _live_keys(queryset)
-        super().delete_queryset(request, queryset)
-        _forget(request, doomed)
+        with _forgetting(request, list(queryset)):
+            super().delete_queryset(request, queryset)
 
     @admin.display(description="event types")
     def types(self, obj: Subscription) -> str:
@@ -295,7 +296,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ) -> None:
         """One reset, reported in a message and the subscription's history."""
         try:
-            cursor_api.reset(plan, cursors)
+            lifecycle.reset_cursors(plan, cursors)
         except Problem as problem:
             self.message_user(request, f"{subscription}: {problem.detail}", messages.ERROR)
             return
@@ -317,25 +318,15 @@ class SubscriptionAdmin(admin.ModelAdmin):
         )
 
 
-def _live_keys(subscriptions: Any) -> list[tuple[str, list[tuple[str, int]]]]:
-    """(subscription id, its partitions as (stream, partition)) of each subscription."""
-    return [
-        (
-            str(s.pk),
-            [(et.stream_id, p) for et in s.event_types.all() for p in range(et.partition_count)],
-        )
-        for s in subscriptions
-    ]
-
-
-def _forget(request: HttpRequest, doomed: list[tuple[str, list[tuple[str, int]]]]) -> None:
-    """Close the sessions of deleted subscriptions and drop their groups and leases, as
-    the API's DELETE does; a warning if Redis fails (leases lapse, groups stay).
+@contextlib.contextmanager
+def _forgetting(request: HttpRequest, subscriptions: list[Subscription]) -> Iterator[None]:
+    """Around a delete: close the sessions of the deleted subscriptions and drop their
+    groups and leases, as the API's DELETE does; a warning if Redis fails (leases lapse,
+    groups stay).
     """
     try:
-        client = redis_client()
-        for subscription, partitions in doomed:
-            subscription_state.forget(client, subscription, partitions)
+        with lifecycle.deleting(subscriptions):
+            yield
     except REDIS_ERRORS as error:
         messages.warning(
             request,

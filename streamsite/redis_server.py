@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from events.processes import spawn, stop, wait_until
+from streamsite.processes import spawn, stop, wait_until
 
 
 def redis_server_binary() -> str:

@@ -7,25 +7,20 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from events import commits
-from events.catalog import committed, plans
-from events.catalog.auth import Principal, api_view, principal_of
-from events.core.offsets import Cursor
-from events.core.plan import Plan
+from events.api.decorators import api_view, principal_of
+from events.api.http import json_response, read_json
+from events.catalog import plans
+from events.catalog.auth import Principal
 from events.core.problems import Problem
-from events.http import json_response, read_json
-from events.store import sessions, stats, subscription_state
-from events.store.connections import redis_client
-from events.store.keys import control_channel, resetting_key
-
-RESET_LOCK_SECONDS = 30  # a reset that died half-way stops blocking new sessions after this
+from events.store import stats
+from events.streaming import commits, lifecycle
 
 
 @api_view("GET", "POST", "PATCH")
 async def subscription_cursors(request: HttpRequest, subscription_id: str) -> HttpResponse:
     """Async, for the commit: it is the hot path of every consumer (one per batch or so),
     and needs no database read, only the write of the committed cursors. Served without
-    Django's request handling (`events.routing.AsyncView`, see streamsite.asgi).
+    Django's request handling (`events.api.routing.AsyncView`, see streamsite.asgi).
     """
     principal = principal_of(request)
     if request.method == "GET":
@@ -63,30 +58,8 @@ def _cursors(subscription_id: str, principal: Principal) -> HttpResponse:
 
 def _reset(subscription_id: str, principal: Principal, body: object) -> HttpResponse:
     plan = plans.load(subscription_id, principal)
-    reset(plan, commits.parse_items(plan, body))
+    lifecycle.reset_cursors(plan, commits.parse_items(plan, body))
     return HttpResponse(status=204)
-
-
-def reset(plan: Plan, cursors: list[Cursor]) -> None:
-    """Close every session of the subscription with `cursor_reset`, then move the cursors
-    (backwards too) and forget the Redis state of those partitions; 409 while another
-    reset runs. New sessions are refused (409) until it is done.
-    """
-    client = redis_client()
-    lock = resetting_key(plan.subscription)
-    if not client.set(lock, "1", nx=True, ex=RESET_LOCK_SECONDS):
-        raise Problem(409, "A cursor reset of this subscription is already in progress.")
-    try:
-        client.publish(control_channel(plan.subscription), "reset")
-        sessions.forget(client, plan.subscription)
-        partitions = [plan.find((c.event_type, c.partition)) for c in cursors]
-        targets = [(p.stream, p.partition) for p in partitions if p is not None]
-        # Redis first: should it fail, the database still has the old cursors, and the
-        # groups of the next sessions are built from those, consistently.
-        subscription_state.reset(client, plan.subscription, targets)
-        committed.reset(plans.subscription(plan.subscription), cursors)
-    finally:
-        client.delete(lock)
 
 
 @api_view("GET")

@@ -1,6 +1,6 @@
 """The streaming endpoints as Channels consumers: NDJSON / SSE over HTTP, and WebSocket.
 
-They are thin: parse and authorize once, open a `StreamSession`, frame its batches, and
+They are thin: parse and authorize once, open a `OrderedSession`, frame its batches, and
 end the session the moment the client leaves. Channels does not deliver `http.disconnect`
 while `handle()` runs, so the HTTP stream races its writer against the receive channel
 itself (the Starlette pattern; DESIGN section 9).
@@ -22,16 +22,16 @@ from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from events import ack_api, commits
+from events.api.decorators import redis_unavailable
+from events.api.http import response_of
 from events.catalog import plans, snapshots
-from events.catalog.auth import redis_unavailable
 from events.core import framing, stream_params
 from events.core.framing import Batch
 from events.core.plan import Plan, Position
 from events.core.problems import Problem
-from events.http import response_of
-from events.shared_session import SharedSession
-from events.stream_session import StreamSession
+from events.streaming import acks, commits
+from events.streaming.ordered_session import OrderedSession
+from events.streaming.shared_session import SharedSession
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _direct(plan: Plan, items: Any) -> list[Position]:
 
 async def open_session(
     scope: dict[str, Any], subscription_id: str, values: dict[str, Any]
-) -> StreamSession:
+) -> OrderedSession:
     """Authorize, check the parameters and open a session; a Problem says why not."""
     principal = await snapshots.principal(_header(scope, b"authorization"))
     try:
@@ -71,7 +71,7 @@ async def open_session(
     if not float(values.get("commit_timeout") or 0):  # unset or 0: the subscription's own
         params = dataclasses.replace(params, commit_timeout=float(plan.commit_timeout))
     direct = _direct(plan, values["partitions"]) if "partitions" in values else None
-    kind = SharedSession if plan.shared else StreamSession
+    kind = SharedSession if plan.shared else OrderedSession
     session = kind(plan, params, direct)
     await session.open()
     return session
@@ -108,7 +108,7 @@ class SubscriptionStream(AsyncHttpConsumer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
 
-    async def _stream(self, session: StreamSession) -> None:
+    async def _stream(self, session: OrderedSession) -> None:
         """Send the headers, then batches until the session closes or the client leaves."""
         sse = framing.accepts_sse(_header(self.scope, b"accept") or "")
         await self.send_headers(
@@ -184,7 +184,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
     the HTTP status, since a handshake refusal cannot carry a reason.
     """
 
-    session: StreamSession | None = None
+    session: OrderedSession | None = None
     _task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -216,7 +216,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         await self.send(text_data=orjson.dumps({"problem": problem.body()}).decode())
         await self.close(code=4000 + problem.status)
 
-    async def _stream(self, session: StreamSession) -> None:
+    async def _stream(self, session: OrderedSession) -> None:
         async def send_batches(out: Sequence[Batch]) -> None:
             for batch in out:  # a frame each: one batch object per frame
                 await self.send(text_data=batch.encode().decode())
@@ -256,13 +256,13 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
                 await self._task
 
 
-async def _reply(session: StreamSession, message: Any) -> dict[str, Any]:
+async def _reply(session: OrderedSession, message: Any) -> dict[str, Any]:
     """The answer to `{"ack": [event, ...]}` or `{"commit": [cursor, ...]}`; a Problem
     says what is wrong.
     """
     if isinstance(message, dict) and "ack" in message:
         events = _items(message["ack"], 'Send {"ack": [event, ...]} with at least one event.')
-        items = await ack_api.acknowledge(session.plan, {"items": events})
+        items = await acks.acknowledge(session.plan, {"items": events})
         return {"ack": {"items": items}}
     if isinstance(message, dict) and "commit" in message:
         cursors = _items(

@@ -12,13 +12,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
+from events.api.decorators import api_view, principal_of
+from events.api.http import json_response, paginate, read_json
 from events.catalog import event_types, snapshots
-from events.catalog.auth import Principal, api_view, principal_of
+from events.catalog.auth import Principal
 from events.core import publishing
 from events.core.problems import Problem
 from events.core.schemas import SchemaError
 from events.core.times import rfc3339
-from events.http import json_response, paginate, read_json
 from events.models import EventType, EventTypeSchema
 from events.store import partitions
 from events.streaming.publishing import publish

@@ -1,6 +1,6 @@
 """A partition a stream session holds: its lease, and what the session has read, sent and
-seen committed of it. Membership (`events/stream_session.py`) takes, hands over and drops
-it; batching (`events/batching.py`) fills it from Redis and sends what it holds.
+seen committed of it. Membership (`events/streaming/ordered_session.py`) takes, hands over and drops
+it; batching (`events/streaming/batcher.py`) fills it from Redis and sends what it holds.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse
 
+from events.api.http import response_of
 from events.core.problems import Problem
-from events.http import response_of
 
 logger = logging.getLogger(__name__)
 
