@@ -20,6 +20,7 @@ from events.models import DeadLetter, Subscription
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import committed_key, sessions_key
+from events.store.metrics import PartitionRead
 from streamsite.processes import free_port, wait_until
 from streamsite.redis_server import redis_server_binary
 from tests.helpers import subscribe
@@ -288,7 +289,7 @@ def test_label_values_and_help_are_escaped_as_the_format_requires():
 
 
 def test_before_redis_7_published_is_the_length_and_groups_are_not_counted():
-    read = metrics.PartitionRead("t", 0, entries_added=None, length=7, groups=[])
+    read = PartitionRead("t", 0, entries_added=None, length=7, groups=[])
     assert metrics.published(read) == 7
     assert metrics.group_counts({"name": b"s", "pending": 2}, None) is None
 

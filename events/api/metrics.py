@@ -2,7 +2,7 @@
 
 Counters come from Redis's own stream counters, read at scrape time (a few pipelined round
 trips, however many partitions); lag comes from the `stats` job's last snapshot
-(events/lag.py), so a scrape never measures lag itself; dead letters from the database.
+(events/store/lag.py), so a scrape never measures lag itself; dead letters from the database.
 When `settings.METRICS_TOKEN` is set, a scrape must send it as a bearer token.
 """
 
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -27,37 +26,9 @@ from events.models import DeadLetter, EventType, Subscription
 from events.store import lag, sessions
 from events.store.clock import now_ms
 from events.store.connections import redis_client
-from events.store.keys import log_key
+from events.store.metrics import PartitionRead, read_partitions
 
 logger = logging.getLogger(__name__)
-
-BATCH = 256  # partitions read per pipelined round trip
-
-# A partition's counters without its first and last entries, which XINFO STREAM also
-# returns (up to two whole events per partition and scrape).
-# KEYS[1] the partition's stream. Returns {entries ever added (-1 before Redis 7, which
-# does not count them), current length}; {0, 0} for a stream never written.
-STREAM_COUNTS_LUA = """
-local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
-if not ok then return {0, 0} end
-local added, length = -1, 0
-for i = 1, #info, 2 do
-  if info[i] == 'entries-added' then added = info[i + 1]
-  elseif info[i] == 'length' then length = info[i + 1] end
-end
-return {added, length}
-"""
-
-
-@dataclass(frozen=True)
-class PartitionRead:
-    """What a scrape read of one partition."""
-
-    event_type: str
-    partition: int
-    entries_added: int | None  # None before Redis 7
-    length: int
-    groups: list[dict[str, Any]]  # XINFO GROUPS; one group per subscription, by its id
 
 
 def published(read: PartitionRead) -> int:
@@ -158,7 +129,7 @@ def collect(client: redis.Redis) -> list[Family]:
         )
         for p in range(count)
     ]
-    for read in _read_partitions(client, partitions):
+    for read in read_partitions(client, partitions):
         labels = {"event_type": read.event_type, "partition": read.partition}
         out["streamsite_events_published_total"].add(published(read), **labels)
         for group in read.groups:
@@ -208,35 +179,6 @@ def collect(client: redis.Redis) -> list[Family]:
                 dead.get((subscription, status), 0), subscription=subscription, status=status
             )
     return list(out.values())
-
-
-def _read_partitions(
-    client: redis.Redis, partitions: Sequence[tuple[str, str, int]]
-) -> Iterator[PartitionRead]:
-    """Counters and groups of each (event type, stream id, partition), one round trip per
-    `BATCH` partitions.
-    """
-    sha = client.script_load(STREAM_COUNTS_LUA)
-    for start in range(0, len(partitions), BATCH):
-        batch = partitions[start : start + BATCH]
-        pipe = client.pipeline(transaction=False)
-        for _, stream, p in batch:
-            key = log_key(stream, p)
-            pipe.evalsha(sha, 1, key)
-            pipe.xinfo_groups(key)
-        replies = pipe.execute(raise_on_error=False)
-        for i, (name, _, p) in enumerate(batch):
-            counts, groups = replies[2 * i], replies[2 * i + 1]
-            if isinstance(counts, Exception):
-                raise counts
-            added, length = (int(n) for n in counts)
-            yield PartitionRead(
-                name,
-                p,
-                None if added < 0 else added,
-                length,
-                [] if isinstance(groups, Exception) else list(groups),  # no stream: no groups
-            )
 
 
 def _authorized(request: HttpRequest) -> bool:
