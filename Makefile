@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow test-bench lint bench clean
+.PHONY: run test test-slow test-pure test-bench lint bench clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(VENV)/.dev
 ## test-slow: only the slow runs (chaos, long model-based walks)
 test-slow: $(VENV)/.dev
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## test-pure: only the pure tests, which start no redis-server
+test-pure: $(VENV)/.dev
+	$(BIN)/python -m pytest -m no_redis $(PYTEST_ARGS)
 
 ## test-bench: smoke-test the benchmarks (make bench measures)
 test-bench: $(VENV)/.dev

@@ -19,13 +19,24 @@ from events.models import EventType
 from events.store.connections import redis_client
 from streamsite.processes import free_port, wait_until
 from streamsite.redis_server import start_redis
+from tests import recording
 from tests.helpers import event_type_row
 from tests.streams import Stream
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
+CORE = ROOT / "tests" / "core"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The core is pure (tests/test_layout.py keeps it so): its tests need no Redis."""
+    for item in items:
+        if item.path.is_relative_to(CORE):
+            item.add_marker(pytest.mark.no_redis)
+
+
+@pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of the test session's own, on a free loopback port."""
     port = free_port()
@@ -40,8 +51,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def clean_redis(redis_url: str) -> None:
-    """Each test starts on an empty keyspace, and so with no cached copies of rows."""
+def clean_redis(request: pytest.FixtureRequest) -> None:
+    """Each test starts on an empty keyspace, and so with no cached copies of rows.
+
+    A test marked no_redis starts no redis-server: it is pointed at a closed port, so a
+    Redis call it makes after all fails loudly instead of finding someone else's Redis.
+    """
+    if request.node.get_closest_marker("no_redis"):
+        settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+        return
+    settings.REDIS_URL = request.getfixturevalue("redis_url")
     redis_client().flushdb()
     snapshots.clear()
 
@@ -89,6 +108,13 @@ def order_type(db) -> EventType:
 def stranger_token(db) -> str:
     """A client with no grants at all."""
     return create_client("stranger")[1]
+
+
+@pytest.fixture
+def internal_service() -> Iterator[recording.RecordingServer]:
+    """A recording HTTP server on a loopback port: what a remote `$ref` would call."""
+    with recording.internal_service() as server:
+        yield server
 
 
 def bearer(token: str) -> dict[str, str]:

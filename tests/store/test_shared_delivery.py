@@ -14,8 +14,7 @@ from events.store.keys import batches_key, charged_key, dead_key, log_key, sent_
 from events.store.ordered_delivery import retried_of
 from events.store.recovery import RETIRE_CONSUMER
 from events.store.shared_delivery import SharedDelivery
-from tests.test_shared_session import shared_plan
-from tests.test_stream_session import publish
+from tests.sessions import publish, shared_plan
 
 
 def log(plan: Plan) -> str:

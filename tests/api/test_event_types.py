@@ -316,3 +316,26 @@ def test_odd_partition_ids_are_404(client, producer_token, partition):
         f"/api/event-types/order.created/partitions/{partition}", **bearer(producer_token)
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["remote $ref", "unknown $schema"])
+def test_the_api_refuses_a_remote_schema_with_422_without_fetching_it(
+    client, admin_token, internal_service, kind
+):
+    url = internal_service.url
+    schema = (
+        {"type": "object", "properties": {"a": {"$ref": f"{url}/x"}}}
+        if kind == "remote $ref"
+        else {"$schema": f"{url}/meta-schema", "type": "object"}
+    )
+    response = client.post(
+        "/api/event-types",
+        orjson.dumps(event_type_body(json_schema=schema)),
+        content_type="application/json",
+        **bearer(admin_token),
+    )
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert "not supported" in response.json()["detail"]
+    assert internal_service.requests == []
+    assert not EventType.objects.exists()

@@ -8,6 +8,8 @@ import pytest
 
 from streamsite.processes import PortBusy, listen
 
+pytestmark = pytest.mark.no_redis
+
 
 def test_it_opens_one_socket_per_server_on_one_port():
     sockets = listen("127.0.0.1", 0, count=3)

@@ -184,6 +184,7 @@ def assert_valid(document: Any, location: str, answer: str = "") -> None:
 # -- the document itself ---------------------------------------------------------------
 
 
+@pytest.mark.no_redis
 def test_it_is_an_openapi_3_1_document() -> None:
     assert re.fullmatch(r"3\.1\.\d+", SPEC["openapi"])
     assert isinstance(SPEC["info"]["title"], str)
@@ -205,6 +206,7 @@ def test_it_is_an_openapi_3_1_document() -> None:
     }
 
 
+@pytest.mark.no_redis
 def test_it_gives_every_operation_an_id_a_summary_a_tag_and_described_responses() -> None:
     tags = {tag["name"] for tag in SPEC["tags"]}
     ids = [operation["operationId"] for _, _, operation in operations()]
@@ -221,6 +223,7 @@ def test_it_gives_every_operation_an_id_a_summary_a_tag_and_described_responses(
             assert deref(response, "")[0]["description"], f"{where} {status}"
 
 
+@pytest.mark.no_redis
 def test_it_declares_every_path_parameter_as_required() -> None:
     for path, method, operation in operations():
         declared = [
@@ -233,6 +236,7 @@ def test_it_declares_every_path_parameter_as_required() -> None:
         assert all(p["in"] in ("query", "header", "path", "cookie") for p in declared)
 
 
+@pytest.mark.no_redis
 def test_it_resolves_every_ref() -> None:
     found = list(refs(SPEC))
     assert found
@@ -244,6 +248,7 @@ def test_it_resolves_every_ref() -> None:
             pytest.fail(f"{ref} does not resolve")
 
 
+@pytest.mark.no_redis
 def test_it_holds_only_valid_json_schema_2020_12() -> None:
     for name, schema in SPEC["components"]["schemas"].items():
         Draft202012Validator.check_schema(schema)
@@ -256,6 +261,7 @@ def test_it_holds_only_valid_json_schema_2020_12() -> None:
             Draft202012Validator.check_schema(media["schema"])
 
 
+@pytest.mark.no_redis
 def test_it_uses_only_the_bearer_security_scheme() -> None:
     assert SPEC["components"]["securitySchemes"] == {
         "bearerAuth": {
@@ -269,6 +275,7 @@ def test_it_uses_only_the_bearer_security_scheme() -> None:
     assert public == {"/api/openapi.json", "/api/openapi.yaml", "/health/live", "/health/ready"}
 
 
+@pytest.mark.no_redis
 def test_it_documents_exactly_the_routes_the_server_serves() -> None:
     routes = django_routes()
     assert "/api/event-types/{name}/events" in routes
@@ -286,6 +293,7 @@ def test_it_documents_exactly_the_routes_the_server_serves() -> None:
     assert set(SPEC["paths"]) == routes | streams
 
 
+@pytest.mark.no_redis
 def test_it_describes_every_websocket_route() -> None:
     """OpenAPI cannot model a WebSocket: each one is described in the text instead."""
     sockets = channels_routes()["websocket"]
@@ -676,6 +684,7 @@ def test_it_describes_the_health_probes(client):
 # -- serving the document and the docs page ----------------------------------------------
 
 
+@pytest.mark.no_redis
 def test_it_serves_the_document_as_json_and_yaml_without_a_token(client):
     as_json = client.get("/api/openapi.json")
     assert as_json.status_code == 200
@@ -689,6 +698,7 @@ def test_it_serves_the_document_as_json_and_yaml_without_a_token(client):
     assert_matches_spec("get", "/api/openapi.yaml", as_yaml)
 
 
+@pytest.mark.no_redis
 def test_it_renders_a_self_contained_docs_page_with_every_operation(client):
     response = client.get("/docs")
     assert response.status_code == 200
@@ -704,6 +714,7 @@ def test_it_renders_a_self_contained_docs_page_with_every_operation(client):
     assert not re.search(r"<script|<link|<img|@import|url\(", html)
 
 
+@pytest.mark.no_redis
 def test_it_sends_the_site_root_to_the_docs(client):
     response = client.get("/")
     assert response.status_code == 302

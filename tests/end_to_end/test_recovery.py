@@ -19,11 +19,8 @@ from events.models import DeadLetter
 from streamsite.processes import wait_until
 from tests.conftest import ROOT
 from tests.helpers import business_event, subscribe_over_api
+from tests.live import LEASE_SECONDS, numbers, open_stream, publish, session_ids
 from tests.streams import Stream
-from tests.test_rebalancing import numbers, open_stream, publish
-
-LEASE_SECONDS = 6.0  # events.streaming.ordered_session.SESSION_TTL_MS
-
 
 # A consumer in a process of its own: it commits its first batch, says so, and is killed
 # while it holds the second.
@@ -122,7 +119,7 @@ def test_a_poison_event_is_dead_lettered_and_later_events_keep_flowing(
         # A closed stream gives its partition back at once (tests/test_leave.py), not when
         # its lease lapses: well within the lease time, so a lapsed lease cannot pass.
         wait_until(
-            lambda: not _sessions(consumer_api, subscription),
+            lambda: not session_ids(consumer_api, subscription),
             timeout=LEASE_SECONDS / 2,
             interval=0.05,
             message="the crashed session to leave",
@@ -146,11 +143,6 @@ def test_a_poison_event_is_dead_lettered_and_later_events_keep_flowing(
     healthy.wait(lambda s: len(s.events) == 3)
     assert numbers(healthy.events)[2] == "poison-0"  # delivered again, to this subscription
     assert healthy.last_cursor()["offset"] == new_offset
-
-
-def _sessions(consumer_api, subscription: str) -> list[str]:
-    stats = consumer_api.get(f"/api/subscriptions/{subscription}/stats").json()
-    return [p["stream_id"] for p in stats["items"][0]["partitions"] if p.get("stream_id")]
 
 
 def ack(api: httpx.Client, subscription: str, batch: dict[str, Any]) -> httpx.Response:

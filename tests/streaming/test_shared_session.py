@@ -6,7 +6,6 @@ goes to another session, and max_deliveries applies.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from events.core.plan import Plan
@@ -15,15 +14,7 @@ from events.store import shared_delivery
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import dead_key
 from events.streaming.shared_session import SharedSession
-from tests.test_stream_session import Collector, make_plan, publish
-
-
-def shared_plan(partitions: int, **changes: object) -> Plan:
-    return dataclasses.replace(make_plan(partitions), mode="shared", **changes)  # type: ignore[arg-type]
-
-
-def offsets_of(out: Collector) -> list[tuple[int, str]]:
-    return [(b.partition, o) for b in out.batches for o in b.offsets]
+from tests.sessions import Collector, offsets_of, publish, shared_plan
 
 
 async def ack_all(plan: Plan, items: list[tuple[int, str]]) -> list[list[str]]:

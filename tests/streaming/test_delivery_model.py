@@ -21,7 +21,7 @@ import pytest
 
 from events.core.stream_params import StreamParams
 from events.streaming import ordered_session, shared_session
-from tests.delivery_world import TTL_MS, World
+from tests.streaming.delivery_world import TTL_MS, World
 
 Step = tuple[str, tuple[Any, ...]]
 Config = dict[str, int]

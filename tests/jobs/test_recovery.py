@@ -26,7 +26,7 @@ from events.store.keys import (
     sessions_key,
 )
 from tests.helpers import subscribe
-from tests.test_stream_session import make_plan, publish
+from tests.sessions import make_plan, publish
 
 FOREVER = 10**15  # a session expiry far in the future (ms)
 

@@ -23,7 +23,7 @@ from events.store.connections import redis_client
 from events.store.keys import sessions_key
 from streamsite.processes import free_port
 from tests.helpers import log_key, subscribe_over_api
-from tests.test_rebalancing import numbers, publish
+from tests.live import numbers, publish
 
 REPLY_SECONDS = 10.0  # the deadline for any one frame we wait for
 

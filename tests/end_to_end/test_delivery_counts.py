@@ -19,9 +19,8 @@ from events.store import keys
 from events.store.connections import redis_client
 from streamsite.processes import wait_until
 from tests.helpers import business_event, event_type_body, subscribe_over_api
+from tests.live import LEASE_SECONDS, numbers, session_ids
 from tests.streams import Stream
-from tests.test_rebalancing import numbers
-from tests.test_recovery_end_to_end import LEASE_SECONDS, _sessions
 
 
 def stream(streams: list[Stream], server: Any, token: str, subscription: str, **params) -> Stream:
@@ -53,7 +52,7 @@ def crash_on_first_batch(opened: Stream, api: httpx.Client, subscription: str) -
     first = numbers(opened.data_batches()[0]["events"])
     opened.close()
     wait_until(
-        lambda: not _sessions(api, subscription),
+        lambda: not session_ids(api, subscription),
         timeout=LEASE_SECONDS / 2,
         interval=0.05,
         message="the failed session to leave",
@@ -136,7 +135,7 @@ def test_a_server_killed_while_its_client_failed_on_the_poison_event_charges_it_
 
     def lapsed() -> bool:
         jobs.reclaim()  # what the scheduler runs every JOB_PERIOD_SECONDS
-        return not _sessions(consumer_api, subscription)
+        return not session_ids(consumer_api, subscription)
 
     wait_until(lapsed, timeout=LEASE_SECONDS + 10, interval=0.5, message="the lease to lapse")
     failing = stream(streams, live_server, consumer_token, subscription, **params)
@@ -190,7 +189,7 @@ def test_a_healthy_event_on_another_partition_is_not_charged_with_the_poison_eve
         assert numbers(failing.data_batches()[0]["events"]) == ["poison-0"]  # sent first
         failing.close()
         wait_until(
-            lambda: not _sessions(consumer_api, subscription),
+            lambda: not session_ids(consumer_api, subscription),
             timeout=LEASE_SECONDS / 2,
             interval=0.05,
             message="the failed session to leave",

@@ -11,7 +11,7 @@ import orjson
 
 from events.core.framing import Batch
 from events.streaming.ordered_session import OrderedSession
-from tests.delivery_model import Batches
+from tests.streaming.delivery_model import Batches
 
 
 @dataclass

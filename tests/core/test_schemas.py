@@ -1,78 +1,22 @@
 """Schema checks: nothing a schema names is ever fetched, and a bad schema is a SchemaError.
 
-A recording HTTP server on a loopback port stands in for an internal service that a
-remote `$ref` or `$schema` would make the server call (SSRF).
+tests.recording.internal_service stands in for an internal service that a remote `$ref`
+or `$schema` would make the server call (SSRF).
 """
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
 from events.core.schemas import SchemaError, compiled_validator, parse_schema
-from events.models import EventType
-from tests.conftest import bearer
-from tests.helpers import event_type_body
-
-
-class RecordingServer(http.server.ThreadingHTTPServer):
-    """Answers every GET with a valid schema, and remembers the paths asked for."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _RecordingHandler)
-        self.requests: list[str] = []
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-
-class _RecordingHandler(http.server.BaseHTTPRequestHandler):
-    server: RecordingServer
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        body = b'{"type": "object"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def internal_service() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+from tests.recording import remote_schemas
 
 
 def text(schema: dict[str, Any]) -> str:
     return orjson.dumps(schema).decode()
-
-
-def remote_schemas(url: str) -> list[dict[str, Any]]:
-    return [
-        {"$ref": f"{url}/root"},
-        {"properties": {"a": {"$ref": f"{url}/property"}}},
-        {"allOf": [{"$ref": f"{url}/all-of"}]},
-        {"definitions": {"a": {"$ref": f"{url}/definition"}}},
-        {"$id": f"{url}/base", "properties": {"a": {"$ref": "relative"}}},
-        {"$schema": f"{url}/meta-schema", "type": "object"},
-    ]
 
 
 def test_a_schema_naming_a_remote_uri_is_refused_and_nothing_is_fetched(internal_service):
@@ -140,27 +84,3 @@ def test_a_schema_nested_too_deep_is_a_schema_error_not_a_crash():
         parse_schema(nested)
     with pytest.raises(SchemaError):
         parse_schema('{"allOf": ' + "[" * 1000 + "]" * 1000 + "}")
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("kind", ["remote $ref", "unknown $schema"])
-def test_the_api_refuses_a_remote_schema_with_422_without_fetching_it(
-    client, admin_token, internal_service, kind
-):
-    url = internal_service.url
-    schema = (
-        {"type": "object", "properties": {"a": {"$ref": f"{url}/x"}}}
-        if kind == "remote $ref"
-        else {"$schema": f"{url}/meta-schema", "type": "object"}
-    )
-    response = client.post(
-        "/api/event-types",
-        orjson.dumps(event_type_body(json_schema=schema)),
-        content_type="application/json",
-        **bearer(admin_token),
-    )
-    assert response.status_code == 422, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    assert "not supported" in response.json()["detail"]
-    assert internal_service.requests == []
-    assert not EventType.objects.exists()

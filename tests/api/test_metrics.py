@@ -269,6 +269,7 @@ def test_only_get_and_head_are_allowed(client, db):
 # The exposition format and the fallbacks, without Redis.
 
 
+@pytest.mark.no_redis
 def test_label_values_and_help_are_escaped_as_the_format_requires():
     family = exposition.Family("x_total", "counter", 'Back\\slash and\nnewline "kept"')
     tricky = 'quote " backslash \\ newline \n end'
@@ -288,12 +289,14 @@ def test_label_values_and_help_are_escaped_as_the_format_requires():
     assert parsed["y"].samples[1].value != parsed["y"].samples[1].value  # NaN
 
 
+@pytest.mark.no_redis
 def test_before_redis_7_published_is_the_length_and_groups_are_not_counted():
     read = PartitionRead("t", 0, entries_added=None, length=7, groups=[])
     assert metrics.published(read) == 7
     assert metrics.group_counts({"name": b"s", "pending": 2}, None) is None
 
 
+@pytest.mark.no_redis
 def test_a_group_without_entries_read_is_placed_by_its_lag():
     group = {"name": b"s", "pending": 1, "entries-read": None, "lag": 4}
     assert metrics.group_counts(group, entries_added=10) == (6, 5)

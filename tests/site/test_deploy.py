@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import yaml
 from django.urls import resolve
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "k8s"
+from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy" / "k8s"
 
 
 def manifests() -> dict[str, dict]:

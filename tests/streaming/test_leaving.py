@@ -17,7 +17,7 @@ from events.store.connections import redis_client
 from events.store.hub import hub
 from events.store.keys import lease_key, sessions_key
 from events.streaming.ordered_session import OrderedSession
-from tests.test_stream_session import Collector, make_plan, publish, wait_for
+from tests.sessions import Collector, make_plan, publish, wait_for
 
 PARAMS = StreamParams(batch_flush_timeout=30, commit_timeout=60, max_uncommitted_events=100)
 

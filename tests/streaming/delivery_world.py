@@ -40,9 +40,9 @@ from events.store.keys import (
 from events.store.sessions import Sessions
 from events.streaming.ordered_session import OrderedSession
 from events.streaming.shared_session import SharedSession
-from tests.delivery_clients import Client, forget
-from tests.delivery_model import Model, Observed, position
 from tests.helpers import event_type_row, subscribe
+from tests.streaming.delivery_clients import Client, forget
+from tests.streaming.delivery_model import Model, Observed, position
 
 T = TypeVar("T")
 FAR = 10**6  # seconds: longer than any flush timeout
