@@ -224,9 +224,9 @@ def setup_event_type(world: World, partitions: int) -> tuple[str, str]:
         f"producer = create_client('bench-producer', publish=[{EVENT_TYPE!r}])[1]\n"
         "print(json.dumps({'admin': admin, 'producer': producer}))\n"
     )
-    stream_id = create_event_type(world, tokens["admin"], event_type_body(partitions), partitions)
+    store_id = create_event_type(world, tokens["admin"], event_type_body(partitions), partitions)
     token: str = tokens["producer"]
-    return token, stream_id
+    return token, store_id
 
 
 async def measure(world: World, token: str, stream: str, args: argparse.Namespace) -> list[Phase]:

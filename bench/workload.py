@@ -179,12 +179,12 @@ def create_event_type(world: World, admin_token: str, body: dict[str, Any], part
     count = response.json()["number_of_partitions"]
     if count != partitions:
         raise BenchError(f"asked for {partitions} partitions, the server made {count}")
-    stream_id: str = world.django(
+    store_id: str = world.django(
         "import json\n"
         "from events.models import EventType\n"
-        f"print(json.dumps(EventType.objects.get(name={body['name']!r}).stream_id))\n"
+        f"print(json.dumps(EventType.objects.get(name={body['name']!r}).store_id))\n"
     )
-    return stream_id
+    return store_id
 
 
 class EventSource:

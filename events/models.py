@@ -1,6 +1,8 @@
-"""The durable half of Streamsite: event types and the clients that call the API.
+"""The durable half of Streamsite: event types, subscriptions, committed cursors, dead
+letters and the clients that call the API.
 
-Live state (streams, offsets, leases) is in Redis; see `events.streams`.
+Live state (the partitions' logs, offsets, leases, sessions) is in Redis; its layout is in
+events/store/keys.py.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ EVENT_TYPE_NAME_RE = r"^[a-zA-Z][-0-9a-zA-Z_]*(\.[0-9a-zA-Z][-0-9a-zA-Z_]*)*\Z"
 TOKEN_PREFIX = "ss_"
 
 
-def new_stream_id() -> str:
-    """A random id for an event type's Redis keys (see EventType.stream_id)."""
+def new_store_id() -> str:
+    """A random id for an event type's Redis keys (see EventType.store_id)."""
     return secrets.token_hex(8)
 
 
@@ -55,8 +57,10 @@ class EventType(models.Model):
     partition_key_fields = models.JSONField(default=list, blank=True)
     partition_count = models.PositiveIntegerField(default=1)
     # Redis keys use this, not the name: a type deleted and created again under the same
-    # name must not meet the old one's streams or eid markers (they outlive a delete).
-    stream_id = models.CharField(max_length=32, unique=True, default=new_stream_id, editable=False)
+    # name must not meet the old one's logs or eid markers (they outlive a delete).
+    store_id = models.CharField(
+        max_length=32, unique=True, default=new_store_id, editable=False, db_column="stream_id"
+    )
     schema = models.TextField(help_text="The JSON schema, as a JSON string.")
     schema_version = models.CharField(max_length=32, default="1.0.0")
     schema_created_at = models.DateTimeField(default=timezone.now)
@@ -230,8 +234,10 @@ def subscription_identity(owning_application: str, event_types: list[str], group
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class Cursor(models.Model):
-    """The committed position of a subscription on one partition of an event type."""
+class CommittedCursor(models.Model):
+    """The committed position of a subscription on one partition of an event type (the
+    row; events.core.offsets.Cursor is the value a client sends and receives).
+    """
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="cursors")
     event_type = models.ForeignKey(EventType, on_delete=models.CASCADE, related_name="cursors")
@@ -240,6 +246,7 @@ class Cursor(models.Model):
     committed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = "cursor"  # as the admin has always shown it
         ordering = ["event_type", "partition"]
         constraints = [
             models.UniqueConstraint(

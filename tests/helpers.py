@@ -87,7 +87,7 @@ def log_key(name: str, partition: int) -> str:
     """The Redis stream of a partition of the event type called `name`."""
     from events.models import EventType
 
-    return keys.log_key(EventType.objects.get(name=name).stream_id, partition)
+    return keys.log_key(EventType.objects.get(name=name).store_id, partition)
 
 
 def subscribe(*names: str, read_from: str = "begin", group: str = "default") -> Subscription:

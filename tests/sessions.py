@@ -30,7 +30,7 @@ def make_plan(partitions: int) -> Plan:
 
 
 def publish(plan: Plan, partition: int, count: int, prefix: str = "e") -> list[str]:
-    key = log_key(plan.partitions[partition].stream, partition)
+    key = log_key(plan.partitions[partition].store_id, partition)
     return [
         redis_client().xadd(key, {"e": orjson.dumps(f"{prefix}{i}")}).decode() for i in range(count)
     ]
@@ -39,7 +39,7 @@ def publish(plan: Plan, partition: int, count: int, prefix: str = "e") -> list[s
 async def commit(plan: Plan, session: str, partition: int, offset: str) -> str:
     part = plan.partitions[partition]
     return await ordered_delivery.commit(
-        async_redis_client(), plan.subscription, session, part.stream, partition, offset
+        async_redis_client(), plan.subscription, session, part.store_id, partition, offset
     )
 
 

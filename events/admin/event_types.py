@@ -175,12 +175,12 @@ class EventTypeAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: EventType) -> None:
         super().delete_model(request, obj)
-        _drop_streams(request, [(obj.name, obj.stream_id, obj.partition_count)])
+        _drop_logs(request, [(obj.name, obj.store_id, obj.partition_count)])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[EventType]) -> None:
-        doomed = list(queryset.values_list("name", "stream_id", "partition_count"))
+        doomed = list(queryset.values_list("name", "store_id", "partition_count"))
         super().delete_queryset(request, queryset)
-        _drop_streams(request, doomed)
+        _drop_logs(request, doomed)
 
     @admin.display(description="retention", ordering="retention_time_ms")
     def retention(self, obj: EventType) -> str:
@@ -193,7 +193,7 @@ class EventTypeAdmin(admin.ModelAdmin):
     def partitions(self, obj: EventType) -> SafeString:
         """Each partition's offsets and length, read from Redis now; the error if it fails."""
         try:
-            infos = partition_info(obj.stream_id, range(obj.partition_count))
+            infos = partition_info(obj.store_id, range(obj.partition_count))
         except REDIS_ERRORS as error:
             logger.warning("Redis unavailable for the partitions of %s: %s", obj.name, error)
             return format_html(
@@ -215,11 +215,11 @@ class EventTypeAdmin(admin.ModelAdmin):
         )
 
 
-def _drop_streams(request: HttpRequest, doomed: Iterable[tuple[str, str, int]]) -> None:
-    """Delete the Redis streams of deleted event types; a warning if Redis fails."""
-    for name, stream_id, partition_count in doomed:
+def _drop_logs(request: HttpRequest, doomed: Iterable[tuple[str, str, int]]) -> None:
+    """Delete the partition logs of deleted event types; a warning if Redis fails."""
+    for name, store_id, partition_count in doomed:
         try:
-            delete_partitions(stream_id, partition_count)
+            delete_partitions(store_id, partition_count)
         except REDIS_ERRORS as error:
             messages.warning(
                 request,

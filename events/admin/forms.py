@@ -318,12 +318,12 @@ class ResetCursorsForm(forms.Form):
     validation, `cursors()` are the cursors to reset to.
     """
 
-    BEGIN, END, OFFSETS = "begin", "end", "offsets"
+    TO_BEGIN, TO_END, TO_OFFSETS = "begin", "end", "offsets"
     target = forms.ChoiceField(
         choices=[
-            (BEGIN, "To the beginning: re-read every event still retained"),
-            (END, "To the end: skip every event published so far"),
-            (OFFSETS, "To the offsets typed below"),
+            (TO_BEGIN, "To the beginning: re-read every event still retained"),
+            (TO_END, "To the end: skip every event published so far"),
+            (TO_OFFSETS, "To the offsets typed below"),
         ],
         widget=forms.RadioSelect,
     )
@@ -363,7 +363,7 @@ class ResetCursorsForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
-        if cleaned.get("target") != self.OFFSETS:
+        if cleaned.get("target") != self.TO_OFFSETS:
             return cleaned
         typed = 0
         for i, position in enumerate(self.positions):
@@ -388,9 +388,9 @@ class ResetCursorsForm(forms.Form):
     def cursors(self) -> list[Cursor]:
         """The cursors to reset to; only after `is_valid()`."""
         target = self.cleaned_data["target"]
-        if target == self.BEGIN:
+        if target == self.TO_BEGIN:
             return [Cursor(name, p, BEGIN) for name, p in self.positions]
-        if target == self.END:
+        if target == self.TO_END:
             return [Cursor(name, p, self.newest[(name, p)]) for name, p in self.positions]
         return [
             Cursor(name, p, self.cleaned_data[f"offset_{i}"])

@@ -34,8 +34,7 @@ from events.catalog import committed, plans
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
-from events.models import Cursor as CursorRow
-from events.models import Subscription
+from events.models import CommittedCursor, Subscription
 from events.store import lag, partitions, sessions, stats
 from events.store.connections import redis_client
 from events.streaming import lifecycle
@@ -86,7 +85,7 @@ def read_live_state(subscription: Subscription) -> LiveState:
     partitions = stats.partition_stats(plan)
     client = redis_client()
     live = sessions.live_sync(client, plan.subscription)
-    owned = Counter(s.stream_id for s in partitions if s.state == "assigned")
+    owned = Counter(s.session for s in partitions if s.state == "assigned")
     return LiveState(partitions, [(session, owned[session]) for session in live])
 
 
@@ -94,11 +93,11 @@ def newest_offsets(plan: Plan) -> dict[Position, str]:
     """The newest offset of each partition of the plan, in its order; one read per type."""
     by_type: dict[tuple[str, str], list[int]] = {}
     for p in plan.partitions:
-        by_type.setdefault((p.event_type, p.stream), []).append(p.partition)
+        by_type.setdefault((p.event_type, p.store_id), []).append(p.partition)
     newest = {
         (name, info.partition): info.newest_available_offset
-        for (name, stream), numbers in by_type.items()
-        for info in partitions.partition_info(stream, numbers)
+        for (name, store_id), numbers in by_type.items()
+        for info in partitions.partition_info(store_id, numbers)
     }
     return {p.position: newest[p.position] for p in plan.partitions}
 
@@ -106,7 +105,7 @@ def newest_offsets(plan: Plan) -> dict[Position, str]:
 class CursorInline(admin.TabularInline):
     """The committed cursors, read-only: move them with "Reset cursors"."""
 
-    model = CursorRow
+    model = CommittedCursor
     verbose_name = "committed cursor"
     extra = 0
     can_delete = False

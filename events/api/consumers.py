@@ -27,6 +27,7 @@ from events.api.http import response_of
 from events.catalog import plans, snapshots
 from events.core import framing, stream_params
 from events.core.framing import Batch
+from events.core.offsets import BEGIN
 from events.core.plan import Plan, Position
 from events.core.problems import Problem
 from events.streaming import acks, commits
@@ -51,7 +52,7 @@ def _direct(plan: Plan, items: Any) -> list[Position]:
     for item in items:
         if not isinstance(item, dict):
             raise Problem(422, '"partitions" items must be {event_type, partition} objects.')
-        cursor = plan.parse_cursor({**item, "offset": "BEGIN"})
+        cursor = plan.parse_cursor({**item, "offset": BEGIN})
         positions.append((cursor.event_type, cursor.partition))
     if len(set(positions)) != len(positions):
         raise Problem(422, '"partitions" names a partition more than once.')
@@ -138,7 +139,7 @@ class SubscriptionStream(AsyncHttpConsumer):
         try:
             reason = writer.result()
         except Exception:
-            logger.exception("stream %s failed", session.id)
+            logger.exception("session %s failed", session.id)
             await self.send_body(b"")
             return
         last = session.last_batch(framing.close_info(reason))
@@ -224,7 +225,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         try:
             reason = await session.run(send_batches)
         except Exception:
-            logger.exception("stream %s failed", session.id)
+            logger.exception("session %s failed", session.id)
             await self.close(code=1011)
             return
         await send_batches([session.last_batch(framing.close_info(reason))])

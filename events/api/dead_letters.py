@@ -55,7 +55,7 @@ def parse_status(value: str | None) -> str | None:
 
 def _subscription(request: HttpRequest, subscription_id: str) -> Subscription:
     """The subscription, if the caller may consume it: 404, then 403, otherwise."""
-    subscription = plans.subscription(subscription_id)
+    subscription = plans.get_subscription(subscription_id)
     plans.require_consume(principal_of(request), subscription)
     return subscription
 

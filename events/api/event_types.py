@@ -85,7 +85,7 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         if row.subscriptions.exists():
             raise Problem(409, f"Can't remove event type {name}, as it has subscriptions.")
         row.delete()
-        partitions.delete_partitions(row.stream_id, row.partition_count)
+        partitions.delete_partitions(row.store_id, row.partition_count)
         return HttpResponse(status=200)
     principal.require("publish", name)
     fields = event_types.parse(read_json(request))
@@ -146,7 +146,7 @@ def _render_partition(info: partitions.PartitionInfo) -> dict[str, Any]:
 def partition_list(request: HttpRequest, name: str) -> HttpResponse:
     row = _event_type(name)
     principal_of(request).require("read", name)
-    infos = partitions.partition_info(row.stream_id, range(row.partition_count))
+    infos = partitions.partition_info(row.store_id, range(row.partition_count))
     return json_response([_render_partition(info) for info in infos])
 
 
@@ -156,7 +156,7 @@ def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpRes
     principal_of(request).require("read", name)
     if not _PARTITION_ID.fullmatch(partition) or int(partition) >= row.partition_count:
         raise Problem(404, f'Partition "{partition}" not found in EventType "{name}".')
-    [info] = partitions.partition_info(row.stream_id, [int(partition)])
+    [info] = partitions.partition_info(row.store_id, [int(partition)])
     return json_response(_render_partition(info))
 
 
@@ -164,7 +164,7 @@ def _publishing_target(name: str) -> publishing.Target:
     row = _event_type(name)
     return publishing.Target(
         name=row.name,
-        stream_id=row.stream_id,
+        store_id=row.store_id,
         category=row.category,
         partition_strategy=row.partition_strategy,
         partition_key_fields=tuple(row.partition_key_fields),

@@ -32,7 +32,7 @@ def ready(request: HttpRequest) -> JsonResponse:
         checks["database"] = "ok"
     except Exception as error:  # any driver's error means "not ready"
         checks["database"] = f"error: {error}"
-    if draining.draining():
+    if draining.is_draining():
         checks["server"] = "draining: it is shutting down"
     ok = all(value == "ok" for value in checks.values())
     return JsonResponse(

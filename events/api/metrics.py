@@ -123,9 +123,9 @@ def collect(client: redis.Redis) -> list[Family]:
     now = now_ms(client)
 
     partitions = [
-        (name, stream, p)
-        for name, stream, count in EventType.objects.order_by("name").values_list(
-            "name", "stream_id", "partition_count"
+        (name, store_id, p)
+        for name, store_id, count in EventType.objects.order_by("name").values_list(
+            "name", "store_id", "partition_count"
         )
         for p in range(count)
     ]

@@ -38,7 +38,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "DELETE")
 def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpResponse:
-    subscription = plans.subscription(subscription_id)
+    subscription = plans.get_subscription(subscription_id)
     if request.method == "GET":
         return json_response(subscriptions.render(subscription))
     plans.require_consume(principal_of(request), subscription)

@@ -15,15 +15,14 @@ from django.utils import timezone
 
 from events.core.offsets import BEGIN, Cursor, parse_offset
 from events.core.plan import Position
-from events.models import Cursor as CursorRow
-from events.models import EventType, Subscription
+from events.models import CommittedCursor, EventType, Subscription
 from events.store import partitions
 
 
 def initialize(subscription: Subscription) -> None:
     """Give every partition of the subscription a cursor, if it has none yet."""
     have = set(
-        CursorRow.objects.filter(subscription=subscription).values_list(
+        CommittedCursor.objects.filter(subscription=subscription).values_list(
             "event_type_id", "partition"
         )
     )
@@ -36,23 +35,23 @@ def initialize(subscription: Subscription) -> None:
         if not missing:
             continue
         if subscription.read_from == Subscription.ReadFrom.END:
-            infos = partitions.partition_info(event_type.stream_id, missing)
+            infos = partitions.partition_info(event_type.store_id, missing)
             offsets = {info.partition: info.newest_available_offset for info in infos}
         elif subscription.read_from == Subscription.ReadFrom.CURSORS:
             offsets = {p: initial.get((event_type.name, p), BEGIN) for p in missing}
         else:
             offsets = {p: BEGIN for p in missing}
         rows += [
-            CursorRow(subscription=subscription, event_type=event_type, partition=p, offset=o)
+            CommittedCursor(subscription=subscription, event_type=event_type, partition=p, offset=o)
             for p, o in offsets.items()
         ]
-    CursorRow.objects.bulk_create(rows, ignore_conflicts=True)  # a concurrent start wins
+    CommittedCursor.objects.bulk_create(rows, ignore_conflicts=True)  # a concurrent start wins
 
 
 def offsets(subscription: Subscription) -> dict[Position, str]:
     """The committed offset of every partition (initializing the missing ones)."""
     initialize(subscription)
-    rows = CursorRow.objects.filter(subscription=subscription).select_related("event_type")
+    rows = CommittedCursor.objects.filter(subscription=subscription).select_related("event_type")
     return {(row.event_type.name, row.partition): row.offset for row in rows}
 
 
@@ -77,7 +76,7 @@ def record_all(cursors: Mapping[str, Iterable[Cursor]]) -> None:
 def _record(subscription_id: str, items: Iterable[Cursor]) -> None:
     now = timezone.now()
     for cursor in items:
-        rows = CursorRow.objects.select_for_update().filter(
+        rows = CommittedCursor.objects.select_for_update().filter(
             subscription_id=subscription_id,
             event_type__name=cursor.event_type,
             partition=cursor.partition,
@@ -87,7 +86,7 @@ def _record(subscription_id: str, items: Iterable[Cursor]) -> None:
             event_type = EventType.objects.filter(name=cursor.event_type).first()
             if event_type is None or not Subscription.objects.filter(pk=subscription_id).exists():
                 continue
-            CursorRow.objects.create(
+            CommittedCursor.objects.create(
                 subscription_id=subscription_id,
                 event_type=event_type,
                 partition=cursor.partition,
@@ -100,13 +99,13 @@ def _record(subscription_id: str, items: Iterable[Cursor]) -> None:
             row.save(update_fields=["offset", "committed_at"])
 
 
-def reset(subscription: Subscription, cursors: Iterable[Cursor]) -> None:
+def overwrite(subscription: Subscription, cursors: Iterable[Cursor]) -> None:
     """Set cursors to the given offsets, backwards too (a reset)."""
     types = {et.name: et for et in subscription.event_types.all()}
     now = timezone.now()
     with transaction.atomic():
         for cursor in cursors:
-            CursorRow.objects.update_or_create(
+            CommittedCursor.objects.update_or_create(
                 subscription=subscription,
                 event_type=types[cursor.event_type],
                 partition=cursor.partition,

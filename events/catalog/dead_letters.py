@@ -29,7 +29,7 @@ from events.store.connections import redis_client
 
 logger = logging.getLogger(__name__)
 
-BATCH = 500  # dead letters moved per partition and read
+PER_READ = 500  # dead letters moved per partition and read
 
 
 def collect(subscriptions: Iterable[Subscription], client: redis.Redis | None = None) -> int:
@@ -45,13 +45,13 @@ def collect(subscriptions: Iterable[Subscription], client: redis.Redis | None = 
     ]
     stored = 0
     while targets:
-        keys = [(event_type.stream_id, p, str(sub.pk)) for sub, event_type, p in targets]
-        replies = store.read(client, keys, BATCH)
+        keys = [(event_type.store_id, p, str(sub.pk)) for sub, event_type, p in targets]
+        replies = store.read(client, keys, PER_READ)
         more = []
         for target, entries in zip(targets, replies, strict=True):
             if entries:
                 stored += _store(client, *target, entries)
-            if len(entries) == BATCH:
+            if len(entries) == PER_READ:
                 more.append(target)
         targets = more
     return stored
@@ -84,7 +84,7 @@ def _store(
     _save(rows)
     # Rows first, then out of Redis. Each entry is counted (and logged) by the run whose
     # XDEL removed it, so overlapping runs neither lose one nor count it twice.
-    target = (event_type.stream_id, partition, str(subscription.pk))
+    target = (event_type.store_id, partition, str(subscription.pk))
     removed = store.delete(client, target, [entry_id for entry_id, _ in entries])
     kept = {row.offset: row for row in rows}
     added = [
@@ -133,7 +133,7 @@ def replay(dead_letter: DeadLetter, client: redis.Redis | None = None) -> str | 
     try:
         offset = partitions.append_replay(
             client,
-            dead_letter.event_type.stream_id,
+            dead_letter.event_type.store_id,
             dead_letter.partition,
             dead_letter.body,
             str(dead_letter.subscription_id),

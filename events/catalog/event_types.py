@@ -376,7 +376,7 @@ def render(event_type: EventType) -> dict[str, Any]:
 def retention_targets() -> list[RetentionTarget]:
     """Every partition that has a retention limit, with its limits (the retention job)."""
     rows = EventType.objects.values_list(
-        "stream_id", "partition_count", "retention_max_events", "retention_time_ms"
+        "store_id", "partition_count", "retention_max_events", "retention_time_ms"
     )
     out: list[RetentionTarget] = []
     for store_id, count, max_events, max_age in rows:

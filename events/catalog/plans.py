@@ -1,5 +1,5 @@
 """Loading a subscription's plan (`events/core/plan.py`) from the database once: its
-partitions (with their Redis stream ids) and committed cursors.
+partitions (with their store ids) and committed cursors.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from events.core.problems import Problem
 from events.models import Subscription
 
 
-def subscription(subscription_id: str) -> Subscription:
+def get_subscription(subscription_id: str) -> Subscription:
     """The subscription, with its event types; 404 if there is none."""
     missing = Problem(404, f'Subscription "{subscription_id}" does not exist.')
     try:
@@ -33,7 +33,7 @@ def require_consume(principal: Principal, subscription: Subscription) -> None:
 
 def load(subscription_id: str, principal: Principal) -> Plan:
     """The plan of a subscription the principal may consume (404 / 403 otherwise)."""
-    found = subscription(subscription_id)
+    found = get_subscription(subscription_id)
     require_consume(principal, found)
     return of(found)
 
@@ -43,7 +43,7 @@ async def cached(subscription_id: str, principal: Principal) -> Plan:
     unchanged (a commit needs no database read for it); 404 / 403 as `load`.
     """
     plan = await snapshots.subscription(
-        subscription_id, lambda key: of(subscription(key), with_offsets=False)
+        subscription_id, lambda key: of(get_subscription(key), with_offsets=False)
     )
     for name in plan.partition_counts:
         principal.require("consume", name)
@@ -55,7 +55,7 @@ def of(found: Subscription, with_offsets: bool = True) -> Plan:
     a cursor one (`committed.initialize`; for read_from end that reads Redis).
     """
     partitions = tuple(
-        Partition(et.name, et.stream_id, p)
+        Partition(et.name, et.store_id, p)
         for et in sorted(found.event_types.all(), key=lambda et: et.name)
         for p in range(et.partition_count)
     )

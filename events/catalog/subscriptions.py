@@ -162,7 +162,5 @@ def render(subscription: Subscription) -> dict[str, Any]:
 def partitions_of(subscription: Subscription) -> list[tuple[str, int]]:
     """The subscription's partitions, as (store id, partition)."""
     return [
-        (et.stream_id, p)
-        for et in subscription.event_types.all()
-        for p in range(et.partition_count)
+        (et.store_id, p) for et in subscription.event_types.all() for p in range(et.partition_count)
     ]

@@ -19,7 +19,7 @@ Position = tuple[str, int]  # (event type name, partition)
 @dataclass(frozen=True)
 class Partition:
     event_type: str
-    stream: str  # the event type's stream_id, used in every Redis key
+    store_id: str  # the event type's EventType.store_id, in every Redis key
     partition: int
 
     @property

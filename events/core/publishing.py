@@ -49,7 +49,7 @@ class Target:
     """What publishing needs to know of an event type: a plain snapshot, no ORM."""
 
     name: str
-    stream_id: str  # the event type's Redis key prefix (not its name)
+    store_id: str  # the event type's Redis key prefix (not its name)
     category: str
     partition_strategy: str
     partition_key_fields: Sequence[str]

@@ -19,7 +19,7 @@ from events.store.lag import PartitionLag, store_snapshot
 logger = logging.getLogger(__name__)
 
 
-def record(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
+def record_lag(client: redis.Redis, subscriptions: Sequence[Subscription]) -> int:
     """Measure every partition of every subscription and store the snapshot, replacing the
     last one; returns how many partitions were measured. A subscription that Redis fails to
     answer for is logged and left out of this snapshot; the others are kept.

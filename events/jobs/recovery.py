@@ -92,7 +92,7 @@ def reclaim(
                 logger.warning("rebuilt the group of %s on %s from %s", sub, partition, offset)
             continue
         if state.holder is not None and state.holder not in live_set:
-            key = lease_key(partition.stream, partition.partition, sub)
+            key = lease_key(partition.store_id, partition.partition, sub)
             done.leases_dropped += drop_if_held_by(client, key, state.holder)
         for name in state.consumers:
             if _retirable(name, state.consumer, live_set):

@@ -63,4 +63,4 @@ def stats() -> dict[str, Any]:
     with exclusive("stats") as taken:
         if not taken:
             return SKIPPED
-        return {"partitions": lag.record(redis_client(), _subscriptions())}
+        return {"partitions": lag.record_lag(redis_client(), _subscriptions())}

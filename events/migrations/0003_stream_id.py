@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
             model_name="eventtype",
             name="stream_id",
             field=models.CharField(
-                max_length=32, unique=True, default=events.models.new_stream_id, editable=False
+                max_length=32, unique=True, default=events.models.new_store_id, editable=False
             ),
         ),
     ]

@@ -11,11 +11,11 @@ import redis
 from events.core.entries import Fields
 from events.store.keys import dead_key
 
-Target = tuple[str, int, str]  # (store id, partition, subscription)
+DeadLetters = tuple[str, int, str]  # (store id, partition, subscription)
 DeadEntry = tuple[bytes, Fields]  # its id on the dead-letter stream, and its fields
 
 
-def read(client: redis.Redis, targets: Sequence[Target], count: int) -> list[list[DeadEntry]]:
+def read(client: redis.Redis, targets: Sequence[DeadLetters], count: int) -> list[list[DeadEntry]]:
     """Up to `count` of the oldest dead letters of each target, in one round trip."""
     pipe = client.pipeline(transaction=False)
     for store_id, partition, subscription in targets:
@@ -24,7 +24,7 @@ def read(client: redis.Redis, targets: Sequence[Target], count: int) -> list[lis
     return replies
 
 
-def delete(client: redis.Redis, target: Target, ids: Sequence[bytes]) -> list[bool]:
+def delete(client: redis.Redis, target: DeadLetters, ids: Sequence[bytes]) -> list[bool]:
     """Delete stored dead letters from Redis; for each, whether this call removed it."""
     key = dead_key(*target)
     pipe = client.pipeline(transaction=False)

@@ -47,7 +47,7 @@ class Hub:
     # -- new entries ---------------------------------------------------------------------
 
     def watch(self, key: str, wake: Wake) -> None:
-        """Call `wake()` whenever the stream at `key` gets entries, until `unwatch`."""
+        """Call `wake()` whenever the partition log at `key` gets entries, until `unwatch`."""
         new = key not in self._watchers
         self._watchers.setdefault(key, set()).add(wake)
         if self._reader is None:

@@ -13,13 +13,13 @@ import redis
 from events.store.keys import log_key
 from events.store.scripts import Script, run_all_sync
 
-BATCH = 256  # partitions read per pipelined round trip
+PARTITIONS_PER_ROUND_TRIP = 256  # partitions read per pipelined round trip
 
 
 # A partition's counters without its first and last entries, which XINFO STREAM also
 # returns (up to two whole events per partition and scrape).
-# KEYS[1] the partition's stream. Returns {entries ever added (-1 before Redis 7, which
-# does not count them), current length}; {0, 0} for a stream never written.
+# KEYS[1] the partition's log. Returns {entries ever added (-1 before Redis 7, which
+# does not count them), current length}; {0, 0} for a log never written.
 STREAM_COUNTS = Script("""
 local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
 if not ok then return {0, 0} end
@@ -46,11 +46,11 @@ class PartitionRead:
 def read_partitions(
     client: redis.Redis, partitions: Sequence[tuple[str, str, int]]
 ) -> Iterator[PartitionRead]:
-    """Counters and groups of each (event type, stream id, partition), one round trip per
-    `BATCH` partitions (two).
+    """Counters and groups of each (event type, store id, partition), one round trip per
+    `PARTITIONS_PER_ROUND_TRIP` partitions (two).
     """
-    for start in range(0, len(partitions), BATCH):
-        batch = partitions[start : start + BATCH]
+    for start in range(0, len(partitions), PARTITIONS_PER_ROUND_TRIP):
+        batch = partitions[start : start + PARTITIONS_PER_ROUND_TRIP]
         keys = [log_key(store_id, p) for _, store_id, p in batch]
         all_counts = run_all_sync(client, [(STREAM_COUNTS, [key], []) for key in keys])
         pipe = client.pipeline(transaction=False)
@@ -66,5 +66,5 @@ def read_partitions(
                 p,
                 None if added < 0 else added,
                 length,
-                [] if isinstance(groups, Exception) else list(groups),  # no stream: no groups
+                [] if isinstance(groups, Exception) else list(groups),  # no log: no groups
             )

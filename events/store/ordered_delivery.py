@@ -160,8 +160,8 @@ return 1
 # pending is claimed, in order, before anything newer is read, so nothing of theirs lies
 # below an offset sent to this one.)
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] batches
-# ARGV[1] session (stream id), ARGV[2] group, ARGV[3] offset, ARGV[4] channel,
-# ARGV[5] partition name for the message ("<stream>:<p>")
+# ARGV[1] session id, ARGV[2] group, ARGV[3] offset, ARGV[4] channel,
+# ARGV[5] partition name for the message ("<store id>:<p>")
 # Returns 'committed', 'outdated' (at or before the committed offset: the keep-alive
 # commit), 'not_owner' or 'undelivered' (after the last offset sent to this session).
 COMMIT = Script(

@@ -89,7 +89,7 @@ def partition_state(client: redis.Redis, plan: Plan) -> list[PartitionState]:
     """Each partition's state, in one round trip."""
     pipe = client.pipeline(transaction=False)
     for p in plan.partitions:
-        keys = PartitionKeys(p.stream, p.partition, plan.subscription)
+        keys = PartitionKeys(p.store_id, p.partition, plan.subscription)
         pipe.get(keys.generation)
         pipe.hmget(keys.lease, "session", "token")
         pipe.xinfo_consumers(keys.log, plan.subscription)
@@ -122,7 +122,7 @@ def retire_consumer(
     """Delete a consumer that has nothing pending (True); else, with `idle_ms`, make what it
     has pending claimable by others at once.
     """
-    k = PartitionKeys(partition.stream, partition.partition, subscription)
+    k = PartitionKeys(partition.store_id, partition.partition, subscription)
     keys = [k.log, k.charged, k.batches]
     return bool(RETIRE_CONSUMER.run_sync(client, keys, [subscription, consumer, idle_ms]))
 
@@ -133,14 +133,14 @@ def rebuild_group(
     """Create the partition's lost group from `offset` (unless Redis kept a committed
     offset, or a reset moved the generation); True when it was created.
     """
-    k = PartitionKeys(partition.stream, partition.partition, subscription)
+    k = PartitionKeys(partition.store_id, partition.partition, subscription)
     keys = [k.log, k.committed, k.charged, k.sent, k.batches, k.generation]
     return bool(REBUILD_GROUP.run_sync(client, keys, [subscription, offset, generation]))
 
 
 def oldest_pending(client: redis.Redis, partition: Partition, subscription: str) -> str | None:
     """The oldest entry pending in the partition's group, if any."""
-    summary: Any = client.xpending(log_key(partition.stream, partition.partition), subscription)
+    summary: Any = client.xpending(log_key(partition.store_id, partition.partition), subscription)
     oldest = summary["min"]
     return oldest.decode() if isinstance(oldest, bytes) else oldest
 
@@ -149,5 +149,5 @@ def advance(
     client: redis.Redis, partition: Partition, subscription: str, mark: str, generation: str
 ) -> bool:
     """Move the committed offset forward to `mark` (never back); True when it moved."""
-    k = PartitionKeys(partition.stream, partition.partition, subscription)
+    k = PartitionKeys(partition.store_id, partition.partition, subscription)
     return bool(ADVANCE.run_sync(client, [k.committed, k.generation], [mark, generation]))

@@ -184,7 +184,7 @@ return #pending
 
 
 def _keys(plan: Plan, partition: Partition) -> PartitionKeys:
-    return PartitionKeys(partition.stream, partition.partition, plan.subscription)
+    return PartitionKeys(partition.store_id, partition.partition, plan.subscription)
 
 
 class SharedDelivery:
@@ -223,7 +223,7 @@ class SharedDelivery:
             plan.max_deliveries,
             "1" if alone else "0",
             control_channel(plan.subscription),
-            control.partition_name(partition.stream, partition.partition),
+            control.partition_name(partition.store_id, partition.partition),
             *live,
         ]
         claimed, entries, counts = await CLAIM_IDLE(self._client, [k.log, k.dead, k.sent], args)
@@ -283,7 +283,7 @@ async def ack(
     runs = []
     for partition, offsets in items:
         k = _keys(plan, partition)
-        name = control.partition_name(partition.stream, partition.partition)
+        name = control.partition_name(partition.store_id, partition.partition)
         runs.append((ACK, [k.log, k.sent], [plan.subscription, channel, name, *offsets]))
     replies = raise_first(await run_all(client, runs))
     return [[r.decode() for r in reply] for reply in replies]

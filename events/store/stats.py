@@ -21,7 +21,7 @@ from events.store.keys import committed_key, lease_key, log_key
 class PartitionStats:
     partition: Partition
     state: str  # assigned | reassigning | unassigned
-    stream_id: str | None
+    session: str | None  # the session streaming it (shown as Nakadi's stream_id)
     direct: bool  # streamed by a session that asked for it by name
     committed: str
     unconsumed_events: int | None  # None: unknown without scanning the partition
@@ -36,8 +36,8 @@ class PartitionStats:
         }
         if self.unconsumed_events is not None:
             out["unconsumed_events"] = self.unconsumed_events
-        if self.stream_id:
-            out["stream_id"] = self.stream_id
+        if self.session:
+            out["stream_id"] = self.session
         if show_time_lag:
             out["consumer_lag_seconds"] = self.consumer_lag_seconds
         return out
@@ -52,9 +52,9 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
     direct = {p for session, taken in claims.items() if session in live for p in taken}
     pipe = client.pipeline(transaction=False)
     for p in plan.partitions:
-        key = log_key(p.stream, p.partition)
-        pipe.hget(lease_key(p.stream, p.partition, plan.subscription), "session")
-        pipe.get(committed_key(p.stream, p.partition, plan.subscription))
+        key = log_key(p.store_id, p.partition)
+        pipe.hget(lease_key(p.store_id, p.partition, plan.subscription), "session")
+        pipe.get(committed_key(p.store_id, p.partition, plan.subscription))
         pipe.xinfo_groups(key)
         pipe.xpending(key, plan.subscription)
         pipe.xlen(key)
@@ -67,7 +67,7 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
     ]
     pipe = client.pipeline(transaction=False)
     for p, offset in zip(plan.partitions, committed, strict=True):
-        pipe.xrange(log_key(p.stream, p.partition), _after(offset), count=1)
+        pipe.xrange(log_key(p.store_id, p.partition), _after(offset), count=1)
     oldest_unconsumed = pipe.execute()
     out = []
     for p, row, offset, oldest in zip(

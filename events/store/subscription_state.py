@@ -38,7 +38,9 @@ def close_sessions(client: redis.Redis, subscription: str, message: str) -> None
     sessions.forget(client, subscription)
 
 
-def reset(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
+def reset_delivery(
+    client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]
+) -> None:
     """Forget all delivery state of the subscription on these (store id, partition)s:
     leases, groups (with their pending entries), committed offsets and what was sent and
     charged; the next session starts afresh from the database's cursors. The reset
@@ -58,5 +60,5 @@ def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[st
     leases, groups, committed offsets and dead letters not yet stored go.
     """
     control.publish_sync(client, subscription, control.DELETED)
-    reset(client, subscription, partitions)
+    reset_delivery(client, subscription, partitions)
     client.delete(*(PartitionKeys(s, p, subscription).dead for s, p in partitions))

@@ -16,11 +16,12 @@ from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.store import shared_delivery
 from events.store.connections import async_redis_client
+from events.streaming import commits
 
 MAX_ITEMS = 10_000
 
 
-def parse_items(plan: Plan, body: Any) -> list[Cursor]:
+def parse_acks(plan: Plan, body: Any) -> list[Cursor]:
     """The events of an `{"items": [{event_type, partition, offset}, ...]}` body; 422 for
     anything malformed, or when the subscription is not shared.
     """
@@ -30,19 +31,14 @@ def parse_items(plan: Plan, body: Any) -> list[Cursor]:
             "Only a shared subscription acknowledges events one by one; an ordered one "
             "commits cursors (POST /api/subscriptions/{id}/cursors).",
         )
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not items:
-        raise Problem(422, 'The body must be {"items": [event, ...]} with at least one event.')
-    if len(items) > MAX_ITEMS:
-        raise Problem(422, f"At most {MAX_ITEMS} events per request.")
-    return [plan.parse_cursor(item) for item in items]
+    return commits.parse_items(plan, body, noun="event", limit=MAX_ITEMS)
 
 
 async def acknowledge(plan: Plan, body: Any) -> list[dict[str, Any]]:
     """Ack the events of a request body; each item with its result (`acked` or
     `not_pending`), in the order given.
     """
-    cursors = parse_items(plan, body)
+    cursors = parse_acks(plan, body)
     by_partition: dict[Partition, list[int]] = {}
     for index, cursor in enumerate(cursors):
         partition = plan.find((cursor.event_type, cursor.partition))

@@ -16,7 +16,7 @@ from redis.asyncio import Redis as AsyncRedis
 from events.catalog import committed_writer
 from events.core.entries import Entry
 from events.core.framing import Batch
-from events.core.offsets import Cursor, parse_offset
+from events.core.offsets import BEGIN, Cursor, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.stream_params import StreamParams
 from events.store import ordered_delivery
@@ -213,7 +213,7 @@ class Batcher:
                 self._client,
                 self.plan.subscription,
                 self.id,
-                partition.stream,
+                partition.store_id,
                 partition.partition,
                 offset,
             )
@@ -319,6 +319,6 @@ class Batcher:
         if last is None:
             first = self.plan.partitions[0]
             owned = self._owned.get(first.position)
-            offset = owned.sent if owned else self.plan.offsets.get(first.position, "BEGIN")
+            offset = owned.sent if owned else self.plan.offsets.get(first.position, BEGIN)
             return Batch(first.event_type, first.partition, offset, self.id, info=info)
         return Batch(last.event_type, last.partition, last.offset, last.cursor_token, info=info)

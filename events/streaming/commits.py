@@ -21,11 +21,17 @@ COMMITTED = "committed"
 OUTDATED = "outdated"
 
 
-def parse_items(plan: Plan, body: Any) -> list[Cursor]:
-    """The cursors of a `{"items": [...]}` body; 422 for anything malformed."""
+def parse_items(
+    plan: Plan, body: Any, *, noun: str = "cursor", limit: int | None = None
+) -> list[Cursor]:
+    """The cursors of a `{"items": [...]}` body (of commits, or of shared acks: `noun`
+    says which); 422 for anything malformed or for more than `limit` items.
+    """
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
-        raise Problem(422, 'The body must be {"items": [cursor, ...]} with at least one cursor.')
+        raise Problem(422, f'The body must be {{"items": [{noun}, ...]}} with at least one {noun}.')
+    if limit is not None and len(items) > limit:
+        raise Problem(422, f"At most {limit} {noun}s per request.")
     return [plan.parse_cursor(item) for item in items]
 
 
@@ -51,7 +57,7 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
     async with client.pipeline(transaction=False) as pipe:
         for _, partition in targets:
             pipe.hmget(
-                lease_key(partition.stream, partition.partition, plan.subscription),
+                lease_key(partition.store_id, partition.partition, plan.subscription),
                 "session",
                 "sent",
             )
@@ -59,7 +65,7 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
     for (cursor, _), (holder, sent) in zip(targets, leases, strict=True):
         _check(cursor, session, holder, sent)
     calls = [
-        (plan.subscription, session, partition.stream, partition.partition, cursor.offset)
+        (plan.subscription, session, partition.store_id, partition.partition, cursor.offset)
         for cursor, partition in targets
     ]
     results = await ordered_delivery.commit_all(client, calls)

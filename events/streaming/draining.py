@@ -34,7 +34,7 @@ _sessions: weakref.WeakSet[Drainable] = weakref.WeakSet()
 _draining = False
 
 
-def draining() -> bool:
+def is_draining() -> bool:
     """True once this process started its drain: it takes no new streams."""
     return _draining
 

@@ -28,11 +28,11 @@ def reset_cursors(plan: Plan, cursors: list[Cursor]) -> None:
     try:
         subscription_state.close_sessions(client, plan.subscription, control.RESET)
         partitions = [plan.find((c.event_type, c.partition)) for c in cursors]
-        targets = [(p.stream, p.partition) for p in partitions if p is not None]
+        targets = [(p.store_id, p.partition) for p in partitions if p is not None]
         # Redis first: should it fail, the database still has the old cursors, and the
         # groups of the next sessions are built from those, consistently.
-        subscription_state.reset(client, plan.subscription, targets)
-        committed.reset(plans.subscription(plan.subscription), cursors)
+        subscription_state.reset_delivery(client, plan.subscription, targets)
+        committed.overwrite(plans.get_subscription(plan.subscription), cursors)
     finally:
         subscription_state.release_reset_lock(client, plan.subscription)
 

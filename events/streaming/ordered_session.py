@@ -18,7 +18,7 @@ import logging
 
 import redis
 
-from events.core.offsets import parse_offset
+from events.core.offsets import BEGIN, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.rebalance import TooManySessions, fair_share
@@ -77,7 +77,7 @@ class OrderedSession(Batcher):
     async def open(self) -> None:
         """Register the session; 409 when the subscription has no partition left for it."""
         channel = control_channel(self.plan.subscription)
-        if draining.draining():
+        if draining.is_draining():
             raise Problem(503, "This server is shutting down; retry.", headers={"Retry-After": "1"})
         draining.track(self)
         try:
@@ -265,7 +265,7 @@ class OrderedSession(Batcher):
         directly, or through the control channel; twice is harmless).
         """
         for owned in self._owned.values():
-            if owned.partition.stream == store_id and owned.partition.partition == partition:
+            if owned.partition.store_id == store_id and owned.partition.partition == partition:
                 position = parse_offset(offset)
                 owned.committed = max(owned.committed, position)
                 for position in list(owned.unacked):
@@ -355,18 +355,18 @@ class OrderedSession(Batcher):
 
     async def _holders(self, pool: list[Position]) -> dict[Position, str]:
         partitions = [self.plan.find(position) for position in pool]
-        where = [(p.stream, p.partition) for p in partitions if p is not None]
+        where = [(p.store_id, p.partition) for p in partitions if p is not None]
         holders = await self._leases.holders(where, self.plan.subscription)
         return {p: h for p, h in zip(pool, holders, strict=True) if h is not None}
 
     async def _take(self, partition: Partition) -> None:
         sent_at = asyncio.get_running_loop().time()
         lease = await self._leases.acquire(
-            partition.stream, partition.partition, self.plan.subscription, self.id, SESSION_TTL_MS
+            partition.store_id, partition.partition, self.plan.subscription, self.id, SESSION_TTL_MS
         )
         if lease is None:  # its owner hands it over once it committed what it was sent
             return
-        offset = self.plan.offsets.get(partition.position, "BEGIN")
+        offset = self.plan.offsets.get(partition.position, BEGIN)
         committed = await self._delivery.prepare(lease, offset)
         if committed is None:
             return

@@ -36,7 +36,7 @@ class Owned:
 
     @property
     def key(self) -> str:
-        return log_key(self.partition.stream, self.partition.partition)
+        return log_key(self.partition.store_id, self.partition.partition)
 
     def on_entries(self) -> None:
         """The hub's wake-up: the partition has new entries."""

@@ -40,7 +40,7 @@ async def publish(
     if not prepared.batches:
         return Outcome(422 if items else 200, items)
     ordered = list(prepared.batches.values())
-    results = await partitions.append(target.stream_id, ordered, target.retention, dedup_seconds)
+    results = await partitions.append(target.store_id, ordered, target.retention, dedup_seconds)
     failed: dict[int, str] = {}
     for batch, result in zip(ordered, results, strict=True):
         if isinstance(result, Exception):

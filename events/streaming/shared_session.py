@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from events.core.entries import entries_of
-from events.core.offsets import parse_offset
+from events.core.offsets import BEGIN, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
 from events.core.stream_params import StreamParams
@@ -68,9 +68,9 @@ class SharedSession(OrderedSession):
                 await self._take(partition)
 
     async def _take(self, partition: Partition) -> None:
-        offset = self.plan.offsets.get(partition.position, "BEGIN")
+        offset = self.plan.offsets.get(partition.position, BEGIN)
         committed = await self._shared.prepare(self.plan, partition, offset)
-        lease = Lease(partition.stream, partition.partition, self.plan.subscription, self.id, 0)
+        lease = Lease(partition.store_id, partition.partition, self.plan.subscription, self.id, 0)
         owned = Owned(
             partition,
             lease,
@@ -151,7 +151,7 @@ class SharedSession(OrderedSession):
             (
                 o
                 for o in self._owned.values()
-                if o.partition.stream == store_id and o.partition.partition == number
+                if o.partition.store_id == store_id and o.partition.partition == number
             ),
             None,
         )

@@ -32,7 +32,7 @@ def test_an_operator_sees_live_offsets_and_creates_a_token_that_works(live_serve
         events = [business_event(f"A-{i}") for i in range(4)]
         assert http.post("/api/event-types/order.created/events", json=events).status_code == 200
     event_type = EventType.objects.get(name="order.created")
-    infos = partitions.partition_info(event_type.stream_id, range(event_type.partition_count))
+    infos = partitions.partition_info(event_type.store_id, range(event_type.partition_count))
     assert sum(info.length for info in infos) == 4
 
     with operator_page(live_server.url) as page:

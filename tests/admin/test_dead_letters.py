@@ -62,7 +62,7 @@ def shown_messages(response) -> list[str]:
 
 
 def log_entries(event_type: EventType, partition: int):
-    return redis_client().xrange(keys.log_key(event_type.stream_id, partition))
+    return redis_client().xrange(keys.log_key(event_type.store_id, partition))
 
 
 @pytest.fixture

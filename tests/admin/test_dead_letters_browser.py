@@ -63,6 +63,6 @@ def test_an_operator_replays_a_dead_letter_from_the_list(live_server, order_type
 
     dead.refresh_from_db()
     assert dead.status == DeadLetter.Status.REPLAYED
-    ((_, fields),) = redis_client().xrange(keys.log_key(order_type.stream_id, 1))
+    ((_, fields),) = redis_client().xrange(keys.log_key(order_type.store_id, 1))
     assert fields == {b"e": event.encode(), b"r": str(billing.pk).encode()}
     assert SCREENSHOT.stat().st_size > 10_000

@@ -130,7 +130,7 @@ def test_the_partitions_section_shows_live_offsets_and_lengths(
     admin_client, client, producer_token, order_type
 ):
     publish(client, producer_token, "order.created", [business_event(f"A-{i}") for i in range(5)])
-    infos = partitions.partition_info(EventType.objects.get(name="order.created").stream_id, [0, 1])
+    infos = partitions.partition_info(EventType.objects.get(name="order.created").store_id, [0, 1])
     assert sum(info.length for info in infos) == 5
     html = admin_client.get(change_url(order_type)).content.decode()
     table = html[html.index('<table id="partitions">') :]
@@ -291,13 +291,13 @@ def test_an_event_type_breaking_the_api_rules_is_refused_on_add(admin_client):
 
 def test_deleting_an_event_type_drops_its_streams(admin_client, client, producer_token, order_type):
     publish(client, producer_token, "order.created", [business_event()])
-    stream_id = EventType.objects.get(name="order.created").stream_id
+    store_id = EventType.objects.get(name="order.created").store_id
     response = admin_client.post(
         reverse("admin:events_eventtype_delete", args=[order_type.pk]), {"post": "yes"}
     )
     assert response.status_code == 302
     assert not EventType.objects.exists()
-    assert all(info.length == 0 for info in partitions.partition_info(stream_id, [0, 1]))
+    assert all(info.length == 0 for info in partitions.partition_info(store_id, [0, 1]))
 
 
 def test_the_client_changelist_summarizes_grants(admin_client, producer_token, admin_token):

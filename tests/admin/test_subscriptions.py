@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from events.core.offsets import BEGIN
-from events.models import Cursor, Subscription
+from events.models import CommittedCursor, Subscription
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import lease_key
@@ -55,7 +55,9 @@ def test_the_admin_refuses_what_the_api_refuses(admin_client, order_type):
 def test_the_pages_render_with_cursors_read_only(admin_client, order_type):
     admin_client.post(ADD, form(order_type))
     subscription = Subscription.objects.get()
-    Cursor.objects.filter(subscription=subscription, partition=1).update(offset="1795252632832-4")
+    CommittedCursor.objects.filter(subscription=subscription, partition=1).update(
+        offset="1795252632832-4"
+    )
     listing = admin_client.get("/admin/events/subscription/")
     assert "billing" in listing.content.decode()
     page = admin_client.get(f"/admin/events/subscription/{subscription.pk}/change/")
@@ -66,16 +68,18 @@ def test_the_pages_render_with_cursors_read_only(admin_client, order_type):
 
 
 def cursors_of(subscription: Subscription) -> dict[int, str]:
-    return dict(Cursor.objects.filter(subscription=subscription).values_list("partition", "offset"))
+    return dict(
+        CommittedCursor.objects.filter(subscription=subscription).values_list("partition", "offset")
+    )
 
 
 def test_a_subscription_created_in_the_admin_reads_from_the_end_as_of_its_creation(
     admin_client, order_type
 ):
-    newest = redis_client().xadd(keys.log_key(order_type.stream_id, 0), {"n": "1"}).decode()
+    newest = redis_client().xadd(keys.log_key(order_type.store_id, 0), {"n": "1"}).decode()
     response = admin_client.post(ADD, form(order_type, read_from="end"))
     assert response.status_code == 302, response.content.decode()[-2000:]
-    redis_client().xadd(keys.log_key(order_type.stream_id, 0), {"n": "2"})
+    redis_client().xadd(keys.log_key(order_type.store_id, 0), {"n": "2"})
     assert cursors_of(Subscription.objects.get()) == {0: newest, 1: BEGIN}
 
 
@@ -108,13 +112,13 @@ def test_deleting_a_subscription_in_the_admin_drops_its_redis_state(admin_client
     subscription = Subscription.objects.get()
     sub = str(subscription.pk)
     client = redis_client()
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     client.xgroup_create(log, sub, id="0", mkstream=True)
-    client.hset(lease_key(order_type.stream_id, 0, sub), mapping={"session": "s-1", "token": 1})
+    client.hset(lease_key(order_type.store_id, 0, sub), mapping={"session": "s-1", "token": 1})
     response = admin_client.post(
         f"/admin/events/subscription/{sub}/delete/", {"post": "yes"}, follow=True
     )
     assert response.status_code == 200
     assert not Subscription.objects.exists()
-    assert not client.exists(lease_key(order_type.stream_id, 0, sub))
+    assert not client.exists(lease_key(order_type.store_id, 0, sub))
     assert client.xinfo_groups(log) == []

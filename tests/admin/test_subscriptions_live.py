@@ -47,17 +47,17 @@ def test_the_change_page_shows_each_partitions_owner_offset_and_lag(admin_client
     minute_and_a_half_ago = redis_now_ms() - 90_000
     for seq in range(3):
         client.xadd(
-            keys.log_key(order_type.stream_id, 0),
+            keys.log_key(order_type.store_id, 0),
             {"n": str(seq)},
             id=f"{minute_and_a_half_ago}-{seq}",
         )
-    client.xadd(keys.log_key(order_type.stream_id, 1), {"n": "x"})
+    client.xadd(keys.log_key(order_type.store_id, 1), {"n": "x"})
     client.zadd(sessions_key(sub), {"session-a": FAR_FUTURE_MS, "session-b": FAR_FUTURE_MS})
     client.hset(
-        lease_key(order_type.stream_id, 0, sub), mapping={"session": "session-a", "token": 1}
+        lease_key(order_type.store_id, 0, sub), mapping={"session": "session-a", "token": 1}
     )
     client.hset(
-        lease_key(order_type.stream_id, 1, sub), mapping={"session": "session-gone", "token": 4}
+        lease_key(order_type.store_id, 1, sub), mapping={"session": "session-gone", "token": 4}
     )
 
     html = change_page(admin_client, subscription)
@@ -104,10 +104,10 @@ def test_an_expired_session_is_not_live(admin_client, order_type):
 
 def test_the_committed_offset_in_redis_is_the_one_shown(admin_client, order_type):
     subscription = subscribe("order.created")
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     first = redis_client().xadd(log, {"n": "1"}).decode()
     redis_client().xadd(log, {"n": "2"})
-    redis_client().set(committed_key(order_type.stream_id, 0, str(subscription.pk)), first)
+    redis_client().set(committed_key(order_type.store_id, 0, str(subscription.pk)), first)
     html = change_page(admin_client, subscription)
     # No session read the partition yet, so Redis has no group to count from: the count
     # is unknown rather than a scan of the partition.

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from events.core.offsets import BEGIN
-from events.models import Cursor, EventType, Subscription
+from events.models import CommittedCursor, EventType, Subscription
 from events.store import keys
 from events.store.connections import redis_client
 from events.store.keys import lease_key, resetting_key, sessions_key
@@ -22,12 +22,12 @@ FAR_FUTURE_MS = 10**14
 
 
 def append(event_type: EventType, partition: int, count: int) -> list[str]:
-    log = keys.log_key(event_type.stream_id, partition)
+    log = keys.log_key(event_type.store_id, partition)
     return [redis_client().xadd(log, {"n": str(i)}).decode() for i in range(count)]
 
 
 def cursors_of(subscription: Subscription) -> dict[int, str]:
-    rows = Cursor.objects.filter(subscription=subscription)
+    rows = CommittedCursor.objects.filter(subscription=subscription)
     return dict(rows.values_list("partition", "offset"))
 
 
@@ -61,7 +61,7 @@ def hold(subscription: Subscription, event_type: EventType, partition: int, sess
     sub = str(subscription.pk)
     redis_client().zadd(sessions_key(sub), {session: FAR_FUTURE_MS})
     redis_client().hset(
-        lease_key(event_type.stream_id, partition, sub), mapping={"session": session, "token": 1}
+        lease_key(event_type.store_id, partition, sub), mapping={"session": session, "token": 1}
     )
 
 
@@ -90,7 +90,7 @@ def test_resetting_to_the_beginning_moves_the_cursors_and_closes_the_sessions(
     assert any("were reset" in note for note in notes(response)), notes(response)
     sub = str(subscription.pk)
     assert not redis_client().exists(sessions_key(sub))
-    assert not redis_client().exists(lease_key(order_type.stream_id, 0, sub))
+    assert not redis_client().exists(lease_key(order_type.store_id, 0, sub))
     assert "Reset cursors: order.created/0 to BEGIN" in LogEntry.objects.get().change_message
 
 
@@ -104,7 +104,7 @@ def test_resetting_to_the_end_skips_everything_published_so_far(admin_client, or
 def test_typed_offsets_move_only_the_partitions_given(admin_client, order_type):
     first = append(order_type, 0, 2)[0]
     subscription = subscribe("order.created", read_from="end")
-    Cursor.objects.filter(subscription=subscription, partition=1).update(offset="1-0")
+    CommittedCursor.objects.filter(subscription=subscription, partition=1).update(offset="1-0")
     confirm(admin_client, subscription, target="offsets", offset_0=first, offset_1="")
     assert cursors_of(subscription) == {0: first, 1: "1-0"}
 

@@ -231,7 +231,7 @@ def test_it_refuses_another_client_without_the_consume_grant(
     assert_problem(client.delete(url(billing, dead.pk), **bearer(other_token)), 403)
     dead.refresh_from_db()
     assert dead.status == DeadLetter.Status.DEAD
-    assert redis_client().xlen(keys.log_key(order_type.stream_id, 0)) == 0
+    assert redis_client().xlen(keys.log_key(order_type.store_id, 0)) == 0
 
 
 def test_it_needs_the_consume_grant_on_every_event_type_of_the_subscription(
@@ -267,7 +267,7 @@ def test_it_replays_a_dead_letter_to_its_subscription_once(
     assert response.status_code == 200, response.content
     offset = response.json()["offset"]
     assert response.json() == {"offset": offset}
-    ((entry_id, fields),) = redis_client().xrange(keys.log_key(order_type.stream_id, 1))
+    ((entry_id, fields),) = redis_client().xrange(keys.log_key(order_type.store_id, 1))
     assert entry_id.decode() == offset
     assert fields == {b"e": dead.body.encode(), b"r": str(billing.pk).encode()}
     dead.refresh_from_db()
@@ -277,7 +277,7 @@ def test_it_replays_a_dead_letter_to_its_subscription_once(
     assert (shown["status"], shown["replayed_at"] is not None) == ("replayed", True)
     again = client.post(url(billing, dead.pk, "replay"), **bearer(owner_token))
     assert_problem(again, 409, "replayed already")
-    assert redis_client().xlen(keys.log_key(order_type.stream_id, 1)) == 1
+    assert redis_client().xlen(keys.log_key(order_type.store_id, 1)) == 1
 
 
 def test_a_replay_without_redis_answers_503_and_leaves_the_dead_letter_dead(

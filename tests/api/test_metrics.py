@@ -70,7 +70,7 @@ def busy(order_type) -> Subscription:
     subscription = subscribe("order.created")
     sub = str(subscription.pk)
     client = redis_client()
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     ninety_seconds_ago = redis_now_ms() - 90_000
     for seq in range(5):
         client.xadd(log, {"e": b"{}"}, id=f"{ninety_seconds_ago}-{seq}")
@@ -78,7 +78,7 @@ def busy(order_type) -> Subscription:
     reply: Any = client.xreadgroup(sub, "session-a", {log: ">"}, count=3)
     first = reply[0][1][0][0]
     client.xack(log, sub, first)
-    client.set(committed_key(order_type.stream_id, 0, sub), first)
+    client.set(committed_key(order_type.store_id, 0, sub), first)
     client.zadd(sessions_key(sub), {"session-a": FAR_FUTURE_MS, "session-old": 1})
     DeadLetter.objects.create(
         subscription=subscription,
@@ -93,7 +93,7 @@ def busy(order_type) -> Subscription:
 
 
 def test_it_serves_every_family_with_help_type_and_labels(client, busy):
-    lag.record(redis_client(), [busy])
+    lag.record_lag(redis_client(), [busy])
     families, samples = scrape(client)
 
     assert families == {
@@ -156,7 +156,7 @@ def test_it_counts_published_delivered_and_committed_events(client, busy):
 
 
 def test_published_counts_survive_retention(client, busy, order_type):
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     redis_client().xtrim(log, maxlen=0)
     _, samples = scrape(client)
     at = {"event_type": "order.created", "partition": 0}
@@ -217,7 +217,7 @@ def test_two_scrapes_and_two_stats_runs_with_nothing_happening_report_the_same(c
 def test_a_deleted_subscription_is_not_reported_though_the_last_snapshot_has_it(
     client, busy, order_type
 ):
-    lag.record(redis_client(), [busy])
+    lag.record_lag(redis_client(), [busy])
     sub = str(busy.pk)
     busy.delete()  # its group and snapshot stay until delivery.forget and the next run
     _, samples = scrape(client)
@@ -343,7 +343,7 @@ def redis_6_2(tmp_path: Path, settings) -> Any:
 def test_on_redis_6_2_it_reports_lengths_and_the_stats_job_s_lag(client, order_type, redis_6_2):
     subscription = subscribe("order.created")
     sub = str(subscription.pk)
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     for _ in range(4):
         redis_6_2.xadd(log, {"e": b"{}"})
     redis_6_2.xgroup_create(log, sub, id="0")

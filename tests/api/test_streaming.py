@@ -47,7 +47,7 @@ def numbers(events) -> list[str]:
     return [e["order_number"] for e in events]
 
 
-def test_a_stream_delivers_every_event_in_order_with_the_stream_id(consumer_api, open_stream):
+def test_a_stream_delivers_every_event_in_order_with_the_store_id(consumer_api, open_stream):
     subscription = setup_subscription(consumer_api)
     publish(consumer_api, *(f"A-{i}" for i in range(25)))
     stream = open_stream(

@@ -8,8 +8,7 @@ import pytest
 
 from events.catalog import committed, committed_writer
 from events.core.offsets import Cursor
-from events.models import Cursor as CursorRow
-from events.models import Subscription
+from events.models import CommittedCursor, Subscription
 from tests.helpers import event_type_row
 
 
@@ -23,7 +22,7 @@ def subscription(transactional_db) -> Subscription:
 
 
 def offset(subscription: Subscription) -> str:
-    return CursorRow.objects.get(subscription=subscription, partition=0).offset
+    return CommittedCursor.objects.get(subscription=subscription, partition=0).offset
 
 
 def test_a_cursor_never_moves_backwards(subscription):

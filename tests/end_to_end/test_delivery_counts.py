@@ -212,7 +212,7 @@ def test_a_session_that_loses_its_partition_and_takes_it_back_charges_only_its_f
     # Redis loses the lease (as a failover may): at its next heartbeat the session finds
     # the partition gone, takes it back and claims what it held: the first batch, charged.
     event_type = EventType.objects.get(name="order.created")
-    redis_client().delete(keys.lease_key(event_type.stream_id, 0, subscription))
+    redis_client().delete(keys.lease_key(event_type.store_id, 0, subscription))
     failing.wait(lambda s: len(s.events) == 6)
     assert numbers(failing.events) == ["poison-0", "fine-0", "fine-1"] * 2
     assert crash_on_first_batch(failing, consumer_api, subscription) == ["poison-0"]

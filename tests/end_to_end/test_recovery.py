@@ -30,7 +30,7 @@ url, token, subscription = sys.argv[1:4]
 client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=None)
 params = {"batch_limit": 4, "max_uncommitted_events": 100, "batch_flush_timeout": 1}
 with client.stream("GET", f"/api/subscriptions/{subscription}/events", params=params) as r:
-    stream_id = r.headers["X-Nakadi-StreamId"]
+    store_id = r.headers["X-Nakadi-StreamId"]
     seen = 0
     for line in r.iter_lines():
         batch = orjson.loads(line)
@@ -39,7 +39,7 @@ with client.stream("GET", f"/api/subscriptions/{subscription}/events", params=pa
         seen += 1
         if seen == 1:
             answer = client.post(f"/api/subscriptions/{subscription}/cursors",
-                json={"items": [batch["cursor"]]}, headers={"X-Nakadi-StreamId": stream_id})
+                json={"items": [batch["cursor"]]}, headers={"X-Nakadi-StreamId": store_id})
             assert answer.status_code == 204, answer.text
         else:
             print("holding", flush=True)

@@ -50,11 +50,11 @@ def backlog(order_type) -> tuple[Subscription, str]:
     read by a session, the first of those committed; partition 1 is empty.
     """
     subscription = subscribe("order.created")
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     ninety_seconds_ago = redis_now_ms() - 90_000
     for seq in range(5):
         redis_client().xadd(log, {"e": b"{}"}, id=f"{ninety_seconds_ago}-{seq}")
-    consume(order_type.stream_id, 0, str(subscription.pk), read=3, commit=1)
+    consume(order_type.store_id, 0, str(subscription.pk), read=3, commit=1)
     return subscription, log
 
 
@@ -65,7 +65,7 @@ def partitions(snapshot: lag.Snapshot, subscription: Subscription) -> dict:
 
 def test_it_records_unconsumed_pending_and_lag_of_every_partition(backlog):
     subscription, _ = backlog
-    assert lag_job.record(redis_client(), [subscription]) == 2
+    assert lag_job.record_lag(redis_client(), [subscription]) == 2
 
     rows = partitions(lag.snapshot(redis_client()), subscription)
     busy = rows[("order.created", 0)]
@@ -84,7 +84,7 @@ def test_it_records_unconsumed_pending_and_lag_of_every_partition(backlog):
 
 def test_it_agrees_with_the_stats_endpoint(backlog, client, admin_token):
     subscription, _ = backlog
-    lag_job.record(redis_client(), [subscription])
+    lag_job.record_lag(redis_client(), [subscription])
     api = client.get(
         f"/api/subscriptions/{subscription.pk}/stats?show_time_lag=true",
         HTTP_AUTHORIZATION=f"Bearer {admin_token}",
@@ -103,10 +103,10 @@ def test_it_agrees_with_the_stats_endpoint(backlog, client, admin_token):
 
 def test_a_partition_nobody_read_yet_counts_every_event_from_begin(order_type):
     subscription = subscribe("order.created")
-    log = keys.log_key(order_type.stream_id, 1)
+    log = keys.log_key(order_type.store_id, 1)
     for _ in range(7):
         redis_client().xadd(log, {"e": b"{}"})
-    lag_job.record(redis_client(), [subscription])
+    lag_job.record_lag(redis_client(), [subscription])
     row = partitions(lag.snapshot(redis_client()), subscription)[("order.created", 1)]
     assert (row["unconsumed_events"], row["pending"]) == (7, None)
 
@@ -114,7 +114,7 @@ def test_a_partition_nobody_read_yet_counts_every_event_from_begin(order_type):
 def test_the_snapshot_carries_the_time_of_the_run_on_redis_s_clock(backlog):
     subscription, _ = backlog
     before = redis_now_ms()
-    lag_job.record(redis_client(), [subscription])
+    lag_job.record_lag(redis_client(), [subscription])
     after = redis_now_ms()
 
     snapshot = lag.snapshot(redis_client())
@@ -145,14 +145,14 @@ def test_a_second_run_records_the_same_and_changes_nothing_else(backlog, order_t
                 for p in client.xpending_range(log, str(subscription.pk), "-", "+", 100)
             ],
             "entries": client.xrange(log),
-            "committed": client.get(committed_key(order_type.stream_id, 0, str(subscription.pk))),
+            "committed": client.get(committed_key(order_type.store_id, 0, str(subscription.pk))),
         }
 
-    assert lag_job.record(client, [subscription]) == 2
+    assert lag_job.record_lag(client, [subscription]) == 2
     first = lag.snapshot(client)
     before = delivery_state()
 
-    assert lag_job.record(client, [subscription]) == 2
+    assert lag_job.record_lag(client, [subscription]) == 2
 
     second = lag.snapshot(client)
     assert delivery_state() == before
@@ -167,14 +167,14 @@ def test_a_second_run_records_the_same_and_changes_nothing_else(backlog, order_t
 def test_deleted_subscriptions_drop_out_of_the_next_snapshot(backlog, order_type):
     subscription, _ = backlog
     other = subscribe("order.created", group="other")
-    lag_job.record(redis_client(), [subscription, other])
+    lag_job.record_lag(redis_client(), [subscription, other])
     assert set(lag.snapshot(redis_client())["subscriptions"]) == {
         str(subscription.pk),
         str(other.pk),
     }
-    lag_job.record(redis_client(), [other])
+    lag_job.record_lag(redis_client(), [other])
     assert set(lag.snapshot(redis_client())["subscriptions"]) == {str(other.pk)}
-    lag_job.record(redis_client(), [])
+    lag_job.record_lag(redis_client(), [])
     assert lag.snapshot(redis_client())["subscriptions"] == {}
 
 
@@ -195,7 +195,7 @@ def test_the_change_page_shows_the_recorded_lag_and_when(admin_client, backlog):
     assert "Lag (as of the last stats run)" in html
     assert 'id="recorded-lag-none"' in html
 
-    lag_job.record(redis_client(), [subscription])
+    lag_job.record_lag(redis_client(), [subscription])
     html = admin_client.get(url).content.decode()
     assert "As of the last stats run" in html
     row = re.search(

@@ -44,13 +44,13 @@ def test_reclaim_clears_what_dead_sessions_left_and_nudges_the_live_ones():
     client = redis_client()
     plan = make_plan(2)
     sub = plan.subscription
-    logs = [log_key(p.stream, p.partition) for p in plan.partitions]
+    logs = [log_key(p.store_id, p.partition) for p in plan.partitions]
     for p in range(2):
         publish(plan, p, 2)
         client.xgroup_create(logs[p], sub, "0")
     client.zadd(sessions_key(sub), {"dead": 1, "live": FOREVER})
-    client.hset(lease_key(plan.partitions[0].stream, 0, sub), mapping={"session": "dead"})
-    client.hset(lease_key(plan.partitions[1].stream, 1, sub), mapping={"session": "live"})
+    client.hset(lease_key(plan.partitions[0].store_id, 0, sub), mapping={"session": "dead"})
+    client.hset(lease_key(plan.partitions[1].store_id, 1, sub), mapping={"session": "live"})
     client.xreadgroup(sub, "dead", {logs[0]: ">"}, count=1)  # left pending
     read: Any = client.xreadgroup(sub, "gone", {logs[1]: ">"}, count=1)
     client.xack(logs[1], sub, read[0][1][0][0])  # nothing pending: may go
@@ -67,7 +67,7 @@ def test_reclaim_clears_what_dead_sessions_left_and_nudges_the_live_ones():
     assert nudge["data"] == b"rebalance"
     assert counts(second) == (0, 0, 0, 0)  # idempotent
     assert client.zrange(sessions_key(sub), 0, -1) == [b"live"]
-    assert client.hget(lease_key(plan.partitions[1].stream, 1, sub), "session") == b"live"
+    assert client.hget(lease_key(plan.partitions[1].store_id, 1, sub), "session") == b"live"
     names = {c["name"] for c in client.xinfo_consumers(logs[0], sub)}
     assert names == {b"dead"}  # kept: its pending entry was neither claimed nor acked
     client.xautoclaim(logs[0], sub, "live", 0, "0-0")  # the new owner claims it
@@ -78,11 +78,13 @@ def test_reclaim_clears_what_dead_sessions_left_and_nudges_the_live_ones():
 def test_a_live_session_s_consumers_of_earlier_leases_go_once_nothing_is_pending_for_them():
     client = redis_client()
     plan = make_plan(1)
-    sub, log = plan.subscription, log_key(plan.partitions[0].stream, 0)
+    sub, log = plan.subscription, log_key(plan.partitions[0].store_id, 0)
     publish(plan, 0, 2)
     client.xgroup_create(log, sub, "0")
     client.zadd(sessions_key(sub), {"s": FOREVER})
-    client.hset(lease_key(plan.partitions[0].stream, 0, sub), mapping={"session": "s", "token": 3})
+    client.hset(
+        lease_key(plan.partitions[0].store_id, 0, sub), mapping={"session": "s", "token": 3}
+    )
     client.xreadgroup(sub, "s:1", {log: ">"}, count=1)  # its first lease: read, then claimed
     client.xautoclaim(log, sub, "s:3", 0, "0-0")
     client.xreadgroup(sub, "s:2", {log: ">"}, count=1)  # its second: still pending
@@ -111,9 +113,9 @@ def test_a_lost_group_is_rebuilt_from_the_committed_cursor_never_from_the_end():
 
     assert counts(result)[3] == 1
     assert counts(again)[3] == 0
-    (group,) = client.xinfo_groups(log_key(part.stream, 0))
+    (group,) = client.xinfo_groups(log_key(part.store_id, 0))
     assert group["last-delivered-id"].decode() == offsets[1]
-    read: Any = client.xreadgroup(plan.subscription, "s", {log_key(part.stream, 0): ">"})
+    read: Any = client.xreadgroup(plan.subscription, "s", {log_key(part.store_id, 0): ">"})
     assert [entry_id.decode() for entry_id, _ in read[0][1]] == offsets[2:]
 
 
@@ -122,9 +124,9 @@ def test_a_rebuilt_group_prefers_the_newer_offset_redis_kept():
     plan, offsets = committed_at_the_second_of_five()
     part = plan.partitions[0]
     # The database lags Redis by the cursor writer's moment: Redis's own offset wins.
-    client.set(committed_key(part.stream, 0, plan.subscription), offsets[3])
+    client.set(committed_key(part.store_id, 0, plan.subscription), offsets[3])
     recovery.reclaim(client, plan)
-    (group,) = client.xinfo_groups(log_key(part.stream, 0))
+    (group,) = client.xinfo_groups(log_key(part.store_id, 0))
     assert group["last-delivered-id"].decode() == offsets[3]
 
 
@@ -132,7 +134,7 @@ def _stage(event_type: EventType, subscription_id: str, count: int) -> None:
     client = redis_client()
     for i in range(count):
         client.xadd(
-            dead_key(event_type.stream_id, 0, subscription_id),
+            dead_key(event_type.store_id, 0, subscription_id),
             {"o": f"1-{i}", "n": 10, "why": "max_deliveries", "e": b'{"n": %d}' % i},
         )
 
@@ -163,7 +165,7 @@ def test_two_runs_of_a_job_at_once_store_each_dead_letter_once(order_type):
     assert DeadLetter.objects.filter(subscription=subscription).count() == 30
     stored = sorted(r.get("stored", 0) for r in results)
     assert stored == [0, 30]  # one run did the work; the other skipped or found nothing
-    assert redis_client().xlen(dead_key(order_type.stream_id, 0, str(subscription.pk))) == 0
+    assert redis_client().xlen(dead_key(order_type.store_id, 0, str(subscription.pk))) == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -203,12 +205,12 @@ def test_the_reclaim_job_runs_over_every_subscription(order_type):
 def test_an_entry_the_subscription_does_not_deliver_is_no_dead_letter_of_it(order_type):
     subscription = subscribe(order_type.name)
     redis_client().xadd(
-        dead_key(order_type.stream_id, 0, str(subscription.pk)),
+        dead_key(order_type.store_id, 0, str(subscription.pk)),
         {"o": "1-0", "n": 10, "why": "max_deliveries", "e": b"{}", "r": "another-subscription"},
     )
     assert jobs.dead_letters() == {"stored": 0}
     assert not DeadLetter.objects.exists()
-    assert redis_client().xlen(dead_key(order_type.stream_id, 0, str(subscription.pk))) == 0
+    assert redis_client().xlen(dead_key(order_type.store_id, 0, str(subscription.pk))) == 0
 
 
 @pytest.mark.django_db

@@ -49,7 +49,7 @@ def state(key: str) -> tuple[int, list]:
 
 
 def test_it_trims_old_events_from_a_partition_nobody_publishes_to(order_type):
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     write_old(log, 3 * NODE, age_ms=2 * HOUR_MS)  # retention is one hour
     fresh = write_new(log, 5)
 
@@ -62,14 +62,14 @@ def test_it_trims_old_events_from_a_partition_nobody_publishes_to(order_type):
 
 
 def test_a_partition_whose_events_are_all_old_is_emptied(order_type):
-    log = keys.log_key(order_type.stream_id, 1)
+    log = keys.log_key(order_type.store_id, 1)
     write_old(log, 250, age_ms=2 * HOUR_MS)
     assert partitions.trim_all(redis_client(), retention_targets()) == 250
     assert redis_client().xlen(log) == 0
 
 
 def test_events_within_the_retention_time_stay(order_type):
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     write_old(log, 2 * NODE, age_ms=HOUR_MS // 2)
     assert partitions.trim_all(redis_client(), retention_targets()) == 0
     assert redis_client().xlen(log) == 2 * NODE
@@ -78,7 +78,7 @@ def test_events_within_the_retention_time_stay(order_type):
 def test_it_trims_by_length_to_about_the_maximum(order_type):
     order_type.retention_max_events = 50
     order_type.save()
-    log = keys.log_key(order_type.stream_id, 0)
+    log = keys.log_key(order_type.store_id, 0)
     newest = write_new(log, 5 * NODE)
 
     trimmed = partitions.trim_all(redis_client(), retention_targets())
@@ -93,15 +93,15 @@ def test_a_second_run_trims_nothing_and_changes_nothing(order_type):
     order_type.retention_max_events = 50
     order_type.save()
     for partition in (0, 1):
-        log = keys.log_key(order_type.stream_id, partition)
+        log = keys.log_key(order_type.store_id, partition)
         write_old(log, 2 * NODE, age_ms=2 * HOUR_MS)
         write_new(log, 3 * NODE)
     assert partitions.trim_all(redis_client(), retention_targets()) > 0
-    before = [state(keys.log_key(order_type.stream_id, p)) for p in (0, 1)]
+    before = [state(keys.log_key(order_type.store_id, p)) for p in (0, 1)]
 
     assert partitions.trim_all(redis_client(), retention_targets()) == 0
 
-    assert [state(keys.log_key(order_type.stream_id, p)) for p in (0, 1)] == before
+    assert [state(keys.log_key(order_type.store_id, p)) for p in (0, 1)] == before
 
 
 def test_it_does_not_create_streams_for_partitions_never_written(order_type):
@@ -117,8 +117,8 @@ def test_it_trims_every_partition_of_every_event_type(order_type):
         retention_time_ms=60_000,
         partition_count=3,
     )
-    logs = [keys.log_key(order_type.stream_id, p) for p in (0, 1)]
-    logs += [keys.log_key(other.stream_id, p) for p in (0, 1, 2)]
+    logs = [keys.log_key(order_type.store_id, p) for p in (0, 1)]
+    logs += [keys.log_key(other.store_id, p) for p in (0, 1, 2)]
     for log in logs:
         write_old(log, 120, age_ms=2 * HOUR_MS)
 
@@ -129,12 +129,12 @@ def test_it_trims_every_partition_of_every_event_type(order_type):
 def test_partitions_are_trimmed_in_batches_of_one_round_trip(order_type, monkeypatch):
     monkeypatch.setattr(partitions, "TRIM_BATCH", 1)  # two partitions: two pipelines
     for partition in (0, 1):
-        write_old(keys.log_key(order_type.stream_id, partition), 10, age_ms=2 * HOUR_MS)
+        write_old(keys.log_key(order_type.store_id, partition), 10, age_ms=2 * HOUR_MS)
     assert partitions.trim_all(redis_client(), retention_targets()) == 20
 
 
 def test_the_retention_job_reports_what_it_trimmed_and_runs_once_at_a_time(order_type):
-    write_old(keys.log_key(order_type.stream_id, 0), 10, age_ms=2 * HOUR_MS)
+    write_old(keys.log_key(order_type.store_id, 0), 10, age_ms=2 * HOUR_MS)
     with exclusive("retention") as taken:
         assert taken
         assert jobs.retention() == jobs.SKIPPED
@@ -156,4 +156,4 @@ def test_publishing_still_trims_a_partition_to_its_maximum_as_it_appends(
         **bearer(producer_token),
     )
     assert response.status_code == 200, response.content
-    assert 50 <= redis_client().xlen(keys.log_key(order_type.stream_id, 0)) < 50 + NODE
+    assert 50 <= redis_client().xlen(keys.log_key(order_type.store_id, 0)) < 50 + NODE

@@ -294,7 +294,7 @@ def test_a_commit_forgets_the_batches_it_covers_and_a_reset_forgets_all():
     assert batches() == ["a:1", ids[3]]
     redis_client().hset(sent_key("s", 0, SUB), ids[0], "a 1")
     redis_client().hset(charged_key("s", 0, SUB), "b", ids[0])
-    subscription_state.reset(redis_client(), SUB, [("s", 0)])
+    subscription_state.reset_delivery(redis_client(), SUB, [("s", 0)])
     keys = (batches_key("s", 0, SUB), charged_key("s", 0, SUB), sent_key("s", 0, SUB))
     assert not redis_client().exists(*keys)
 

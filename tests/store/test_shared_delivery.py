@@ -18,7 +18,7 @@ from tests.sessions import publish, shared_plan
 
 
 def log(plan: Plan) -> str:
-    return log_key(plan.partitions[0].stream, 0)
+    return log_key(plan.partitions[0].store_id, 0)
 
 
 def read(plan: Plan, session: str, count: int) -> None:
@@ -30,8 +30,8 @@ def dies(plan: Plan, session: str) -> None:
     """What the reclaim job does for a session whose heartbeat expired."""
     keys = [
         log(plan),
-        charged_key(plan.partitions[0].stream, 0, plan.subscription),
-        batches_key(plan.partitions[0].stream, 0, plan.subscription),
+        charged_key(plan.partitions[0].store_id, 0, plan.subscription),
+        batches_key(plan.partitions[0].store_id, 0, plan.subscription),
     ]
     RETIRE_CONSUMER.run_sync(
         redis_client(), keys, [plan.subscription, session, plan.ack_timeout * 1000]
@@ -95,7 +95,7 @@ def read_ahead(plan: Plan, count: int) -> list[str]:
 
 def records(plan: Plan) -> dict[str, str]:
     """What is recorded as sent: offset -> "session batch"."""
-    key = sent_key(plan.partitions[0].stream, 0, plan.subscription)
+    key = sent_key(plan.partitions[0].store_id, 0, plan.subscription)
     return {k.decode(): v.decode() for k, v in redis_client().hgetall(key).items()}
 
 
@@ -105,7 +105,7 @@ def counts(plan: Plan) -> dict[str, int]:
 
 
 def dead(plan: Plan) -> list[str]:
-    entries = redis_client().xrange(dead_key(plan.partitions[0].stream, 0, plan.subscription))
+    entries = redis_client().xrange(dead_key(plan.partitions[0].store_id, 0, plan.subscription))
     return [fields[b"o"].decode() for _, fields in entries]
 
 

@@ -60,7 +60,7 @@ class World:
         self.params = params
         self.model = Model(shared, partitions, max_deliveries)
         name = f"model.{uuid.uuid4().hex[:8]}"
-        self.stream = event_type_row(name, partition_count=partitions).stream_id
+        self.store_id = event_type_row(name, partition_count=partitions).store_id
         self.plan: Plan = dataclasses.replace(
             plans.of(subscribe(name)),
             mode="shared" if shared else "ordered",
@@ -101,7 +101,7 @@ class World:
 
     def publish(self, partition: int, count: int) -> None:
         """Events whose bodies name their own offsets, so that a client can tell them."""
-        key = log_key(self.stream, partition)
+        key = log_key(self.store_id, partition)
         for _ in range(count):
             self._published[partition] += 1
             offset = f"{partition + 1}-{self._published[partition]}"  # unique across partitions
@@ -171,7 +171,7 @@ class World:
         async def step() -> str:
             sub, session = self.plan.subscription, client.session.id
             return await ordered_delivery.commit(
-                async_redis_client(), sub, session, self.stream, partition, offset
+                async_redis_client(), sub, session, self.store_id, partition, offset
             )
 
         result = self.run(step())
@@ -278,7 +278,7 @@ class World:
 
     def _drop_leases(self, of: Callable[[str], bool]) -> None:
         for p in self.plan.partitions:
-            key = lease_key(p.stream, p.partition, self.plan.subscription)
+            key = lease_key(p.store_id, p.partition, self.plan.subscription)
             holder = redis_client().hget(key, "session")
             if holder is not None and of(holder.decode()):
                 redis_client().delete(key)
@@ -286,7 +286,7 @@ class World:
     def time_passes(self) -> None:
         """Shared: everything pending is now idle past the ack timeout."""
         for p in self.plan.partitions:
-            key = log_key(p.stream, p.partition)
+            key = log_key(p.store_id, p.partition)
             for entry in self._pending_of(key):
                 redis_client().xclaim(
                     key,
@@ -392,7 +392,7 @@ class World:
         return {
             entry["message_id"].decode(): entry["consumer"].decode()
             for p in self.plan.partitions
-            for entry in self._pending_of(log_key(p.stream, p.partition))
+            for entry in self._pending_of(log_key(p.store_id, p.partition))
         }
 
     def _dead(self) -> dict[str, int]:
@@ -400,14 +400,14 @@ class World:
             fields[b"o"].decode(): int(fields[b"n"])
             for p in self.plan.partitions
             for _, fields in redis_client().xrange(
-                dead_key(p.stream, p.partition, self.plan.subscription)
+                dead_key(p.store_id, p.partition, self.plan.subscription)
             )
         }
 
     def _observe(self) -> Observed:
         observed = Observed(pending={}, dead=self._dead(), last_read={}, committed={})
         for p in self.plan.partitions:
-            key = log_key(p.stream, p.partition)
+            key = log_key(p.store_id, p.partition)
             for entry in self._pending_of(key):
                 observed.pending[entry["message_id"].decode()] = entry["times_delivered"]
             groups = redis_client().xinfo_groups(key) if redis_client().exists(key) else []
@@ -416,7 +416,7 @@ class World:
             )
             if not self.shared:
                 stored = redis_client().get(
-                    committed_key(p.stream, p.partition, self.plan.subscription)
+                    committed_key(p.store_id, p.partition, self.plan.subscription)
                 )
                 known = stored is not None and stored != b"BEGIN"
                 observed.committed[p.partition] = position(stored.decode()) if known else None

@@ -25,7 +25,7 @@ PARAMS = StreamParams(batch_flush_timeout=30, commit_timeout=60, max_uncommitted
 def has_left(plan: Plan, session: OrderedSession) -> bool:
     """Whether the session gave its partition back and left the subscription."""
     partition = plan.partitions[0]
-    lease = lease_key(partition.stream, partition.partition, plan.subscription)
+    lease = lease_key(partition.store_id, partition.partition, plan.subscription)
     return not redis_client().exists(lease) and (
         redis_client().zscore(sessions_key(plan.subscription), session.id) is None
     )

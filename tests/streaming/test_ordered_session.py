@@ -76,7 +76,9 @@ def test_a_hand_over_that_is_called_off_loses_nothing():
         assert await commit(plan, session.id, 1, last) == "committed"
         session.shutdown()
         await task
-        pending = redis_client().xpending(log_key(plan.partitions[1].stream, 1), plan.subscription)
+        pending = redis_client().xpending(
+            log_key(plan.partitions[1].store_id, 1), plan.subscription
+        )
         return out.events(1), pending["pending"]
 
     sent, pending = asyncio.run(scenario())

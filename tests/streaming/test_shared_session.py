@@ -135,7 +135,7 @@ def test_an_event_past_max_deliveries_becomes_a_dead_letter():
         session, out, task = await start(plan, params)
         poison = publish(plan, 0, 1, "poison")
         await out.wait(lambda: bool(offsets_of(out)))
-        dead = dead_key(plan.partitions[0].stream, 0, plan.subscription)
+        dead = dead_key(plan.partitions[0].store_id, 0, plan.subscription)
 
         async def until_dead() -> None:
             # Redis state has no event to wait on: poll it.
