@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from events.store import keys
+from events.store.clock import now_ms
+from events.store.connections import redis_client
 
 if TYPE_CHECKING:
     from events.models import EventType, Subscription
@@ -120,3 +122,8 @@ def subscribe_over_api(api: Any, partitions: int = 1, **fields: Any) -> str:
     response = api.post("/api/subscriptions", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+def lasting(ms: int = 10_000) -> int:
+    """An expiry `ms` from now on the Redis server's clock: a session's, for its leases."""
+    return now_ms(redis_client()) + ms

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
+from events.core.plan import Position
+
 P = TypeVar("P", bound=Hashable)
 
 
@@ -46,3 +48,27 @@ def fair_share(
     for session in by_holding:
         assignment.update((next(free), session) for _ in range(quota[session]))
     return assignment
+
+
+def direct_clash(
+    claims: Mapping[str, set[Position]],
+    live: Sequence[str],
+    session: str,
+    wanted: Sequence[Position],
+) -> Position | None:
+    """The first of the `wanted` partitions that another live session streams directly
+    (`claims`: session -> the partitions it asked for by name), or None.
+    """
+    taken = {p for other, ps in claims.items() if other in live and other != session for p in ps}
+    return min((p for p in wanted if p in taken), default=None)
+
+
+def automatic_pool(
+    partitions: Sequence[P], claims: Mapping[str, set[P]], live: Sequence[str]
+) -> tuple[list[P], list[str]]:
+    """The partitions open to automatic assignment (those no live session streams
+    directly), and the live sessions that share them (those that stream none directly).
+    """
+    direct_sessions = {session for session in claims if session in live}
+    direct = {p for session in direct_sessions for p in claims[session]}
+    return [p for p in partitions if p not in direct], [s for s in live if s not in direct_sessions]

@@ -61,3 +61,14 @@ def async_redis_client() -> aioredis.Redis:
     if client is None:
         client = per_loop[url] = aioredis.Redis.from_url(url, **CLIENT_OPTIONS)
     return client
+
+
+def end_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop but carries on because code it
+    awaited swallowed the cancellation: redis-py sends every command through
+    `asyncio.wait_for`, which on Python 3.11 does that when the cancellation lands just as
+    the send completes (CPython gh-86296, fixed in 3.12).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

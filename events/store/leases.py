@@ -1,10 +1,13 @@
 """Partition leases of ordered subscriptions: who may read and ack a partition, fenced.
 
-A lease is a hash {session, token, sent} with a TTL on the Redis server's clock (`sent`,
-the last offset sent to the holder, is ordered delivery's: events/store/ordered_delivery.py).
-Every acquisition increments the partition's epoch; the token is that epoch, so a session
-whose lease lapsed and was taken over holds a stale token, and every fenced step refuses
-it. Extension never recreates an expired lease (docs/architecture.md#redis-layout).
+A lease is a hash {session, token, sent} that expires with its session: at the expiry the
+session's last heartbeat gave it (events/store/sessions.py), on the Redis server's clock.
+So a lease names a live session, and a step that finds the caller's lease needs no other
+liveness check (the commit relies on that). `sent`, the last offset sent to the holder, is
+ordered delivery's (events/store/ordered_delivery.py). Every acquisition increments the
+partition's epoch; the token is that epoch, so a session whose lease lapsed and was taken
+over holds a stale token, and every fenced step refuses it. Extension never recreates an
+expired lease (docs/architecture.md#redis-layout).
 """
 
 from __future__ import annotations
@@ -17,29 +20,40 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from events.store.keys import epoch_key, lease_key
+from events.store.lua import NOW_MS_LUA
 from events.store.scripts import Script, run_all
 
 # Take the lease if it is free (or already ours), with a new fencing token.
-# KEYS[1] lease, KEYS[2] epoch; ARGV[1] session id, ARGV[2] lease time in ms
-# Returns the token, or false when another session holds the lease.
-ACQUIRE = Script("""
+# KEYS[1] lease, KEYS[2] epoch; ARGV[1] session id, ARGV[2] the session's expiry in ms
+# Returns the token, or false when another session holds the lease (or the session's
+# expiry has passed).
+ACQUIRE = Script(
+    NOW_MS_LUA,
+    """
 local holder = redis.call('HGET', KEYS[1], 'session')
 if holder and holder ~= ARGV[1] then return false end
+if tonumber(ARGV[2]) <= now_ms() then return false end
 local token = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'session', ARGV[1], 'token', token)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return token
-""")
+""",
+)
 
-# Extend our lease; never recreate one that expired or changed hands.
-# KEYS[1] lease; ARGV[1] session id, ARGV[2] token, ARGV[3] lease time in ms
+# Extend our lease to the session's new expiry; never recreate one that expired or
+# changed hands.
+# KEYS[1] lease; ARGV[1] session id, ARGV[2] token, ARGV[3] the session's expiry in ms
 # Returns 1 when extended, 0 when the lease is no longer ours.
-EXTEND = Script("""
+EXTEND = Script(
+    NOW_MS_LUA,
+    """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if tonumber(ARGV[3]) <= now_ms() then return 0 end
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
-""")
+""",
+)
 
 # Drop a lease if the given (dead) session still holds it (the reclaim job).
 # KEYS[1] lease; ARGV[1] session. Returns 1 when dropped, else 0.
@@ -79,25 +93,28 @@ class Leases:
         self._client = client
 
     async def acquire(
-        self, store_id: str, partition: int, subscription: str, session: str, ttl_ms: int
+        self, store_id: str, partition: int, subscription: str, session: str, expires_at: int
     ) -> Lease | None:
-        """The lease with a new token, or None while another session holds it."""
+        """The lease with a new token, lasting until `expires_at` (the session's expiry, in
+        ms on the Redis server's clock), or None while another session holds it.
+        """
         keys = [
             lease_key(store_id, partition, subscription),
             epoch_key(store_id, partition, subscription),
         ]
-        token = await ACQUIRE(self._client, keys, [session, ttl_ms])
+        token = await ACQUIRE(self._client, keys, [session, expires_at])
         if token is None:
             return None
         return Lease(store_id, partition, subscription, session, int(token))
 
-    async def extend(self, lease: Lease, ttl_ms: int) -> bool:
+    async def extend(self, lease: Lease, expires_at: int) -> bool:
         """True while the lease is still ours; False once it lapsed or moved."""
-        return bool(await EXTEND(self._client, [lease.key], [lease.session, lease.token, ttl_ms]))
+        args = [lease.session, lease.token, expires_at]
+        return bool(await EXTEND(self._client, [lease.key], args))
 
-    async def extend_all(self, leases: Sequence[Lease], ttl_ms: int) -> list[bool]:
+    async def extend_all(self, leases: Sequence[Lease], expires_at: int) -> list[bool]:
         """`extend` each, in one round trip."""
-        runs = [(EXTEND, [lease.key], [lease.session, lease.token, ttl_ms]) for lease in leases]
+        runs = [(EXTEND, [lease.key], [lease.session, lease.token, expires_at]) for lease in leases]
         return [_true(reply) for reply in await run_all(self._client, runs)]
 
     async def holders(

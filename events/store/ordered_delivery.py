@@ -156,29 +156,36 @@ return 1
 """)
 
 # Commit a cursor: ack every entry pending for the lease holder up to it, forget the
-# batches it covers, and tell the subscription's sessions. (What earlier owners left
+# batches it covers, and tell the session (through the subscription's control channel,
+# unless the caller tells it directly). The lease is the only liveness check a commit
+# needs: it expires with its session (events/store/leases.py). (What earlier owners left
 # pending is claimed, in order, before anything newer is read, so nothing of theirs lies
 # below an offset sent to this one.)
 # KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] batches
-# ARGV[1] session id, ARGV[2] group, ARGV[3] offset, ARGV[4] channel,
-# ARGV[5] partition name for the message ("<store id>:<p>")
-# Returns 'committed', 'outdated' (at or before the committed offset: the keep-alive
-# commit), 'not_owner' or 'undelivered' (after the last offset sent to this session).
+# ARGV[1] session id, ARGV[2] group, ARGV[3] offset, ARGV[4] channel ('' to publish
+# nothing), ARGV[5] partition name for the message ("<store id>:<p>")
+# Returns {'committed', the offset}, {'outdated', the committed offset} (the offset was at
+# or before it: the keep-alive commit), {'not_owner'} or {'undelivered'} (after the last
+# offset sent to this session).
 COMMIT = Script(
     POSITION_LUA,
     """
 local lease = redis.call('HMGET', KEYS[1], 'session', 'sent', 'token')
-if lease[1] ~= ARGV[1] then return 'not_owner' end
+if lease[1] ~= ARGV[1] then return {'not_owner'} end
 local consumer = ARGV[1] .. ':' .. lease[3]
 local oms, oseq = position(ARGV[3])
 local sms, sseq = position(lease[2])
-if after(oms, oseq, sms, sseq) then return 'undelivered' end
-local committed = redis.call('GET', KEYS[3])
+if after(oms, oseq, sms, sseq) then return {'undelivered'} end
+local committed = redis.call('GET', KEYS[3]) or 'BEGIN'
 local cms, cseq = position(committed)
-local message = 'commit ' .. ARGV[1] .. ' ' .. ARGV[5] .. ' '
+local function tell(offset)
+  if ARGV[4] ~= '' then
+    redis.call('PUBLISH', ARGV[4], 'commit ' .. ARGV[1] .. ' ' .. ARGV[5] .. ' ' .. offset)
+  end
+end
 if not after(oms, oseq, cms, cseq) then
-  redis.call('PUBLISH', ARGV[4], message .. (committed or 'BEGIN'))
-  return 'outdated'
+  tell(committed)
+  return {'outdated', committed}
 end
 while true do
   local pending = redis.call('XPENDING', KEYS[2], ARGV[2], '-', ARGV[3], 500, consumer)
@@ -206,8 +213,8 @@ if redis.call('LLEN', KEYS[4]) > 1 and redis.call('LINDEX', KEYS[4], 0) == consu
     end
   end
 end
-redis.call('PUBLISH', ARGV[4], message .. ARGV[3])
-return 'committed'
+tell(ARGV[3])
+return {'committed', ARGV[3]}
 """,
 )
 
@@ -327,24 +334,39 @@ def _keys(lease: Lease) -> PartitionKeys:
     return PartitionKeys(lease.store_id, lease.partition, lease.subscription)
 
 
+@dataclass(frozen=True)
+class Committed:
+    result: str  # committed | outdated | not_owner | undelivered
+    offset: str | None  # the partition's committed offset now (committed and outdated)
+
+
 async def commit_all(
-    client: AsyncRedis, calls: Sequence[tuple[str, str, str, int, str]]
-) -> list[str]:
-    """`commit` for each (subscription, session, store id, partition, offset), in order, in
-    one round trip.
+    client: AsyncRedis,
+    calls: Sequence[tuple[str, str, str, int, str]],
+    *,
+    publish: bool = True,
+) -> list[Committed]:
+    """`COMMIT` for each (subscription, session, store id, partition, offset), in order, in
+    one round trip; `publish`: tell the session through the control channel (else the
+    caller tells it).
     """
     runs = []
     for subscription, session, store_id, partition, offset in calls:
         k = PartitionKeys(store_id, partition, subscription)
+        channel = control_channel(subscription) if publish else ""
         name = control.partition_name(store_id, partition)
-        args = [session, subscription, offset, control_channel(subscription), name]
+        args = [session, subscription, offset, channel, name]
         runs.append((COMMIT, [k.lease, k.log, k.committed, k.batches], args))
-    results = raise_first(await run_all(client, runs))
-    return [result.decode() for result in results]
+    replies = raise_first(await run_all(client, runs))
+    return [
+        Committed(reply[0].decode(), reply[1].decode() if len(reply) > 1 else None)
+        for reply in replies
+    ]
 
 
 async def commit(
     client: AsyncRedis, subscription: str, session: str, store_id: str, partition: int, offset: str
 ) -> str:
-    """Commit `offset` on a partition for a session."""
-    return (await commit_all(client, [(subscription, session, store_id, partition, offset)]))[0]
+    """Commit `offset` on a partition for a session; returns the result."""
+    calls = [(subscription, session, store_id, partition, offset)]
+    return (await commit_all(client, calls))[0].result

@@ -10,6 +10,7 @@ for every reader at once, whether or not anyone has removed it yet (`reap`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,18 +25,19 @@ from events.store.scripts import Script, run_all_sync
 # Register a session, or extend one, and drop every expired session.
 # KEYS[1] the subscription's sessions; ARGV[1] session id, ARGV[2] time to live in ms
 # ARGV[3] '1' to register (create), '0' to heartbeat (only extend an existing session)
-# Returns the ids of the live sessions (by expiry; callers sort them), or false when a
-# heartbeat found its session gone (it expired: the session must stop, its partitions may
-# already have moved).
+# Returns {its new expiry in ms, the ids of the live sessions (by expiry; callers sort
+# them)}, or false when a heartbeat found its session gone (it expired: the session must
+# stop, its partitions may already have moved).
 TOUCH = Script(
     NOW_MS_LUA,
     """
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if ARGV[3] == '0' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return false end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local expires = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return {expires, redis.call('ZRANGE', KEYS[1], 0, -1)}
 """,
 )
 
@@ -45,6 +47,16 @@ LIVE = Script(
     NOW_MS_LUA,
     """
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')
+""",
+)
+
+# Whether one session is live. KEYS[1] sessions; ARGV[1] session id. Returns 1 or 0.
+IS_LIVE = Script(
+    NOW_MS_LUA,
+    """
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if expires and tonumber(expires) > now_ms() then return 1 end
+return 0
 """,
 )
 
@@ -63,25 +75,37 @@ return {expired, redis.call('ZRANGE', KEYS[1], 0, -1)}
 )
 
 
+@dataclass(frozen=True)
+class Membership:
+    """What registering or a heartbeat tells a session."""
+
+    expires_at: int  # ms on the Redis server's clock: its leases last until then, no longer
+    live: list[str]  # the live sessions, this one included, sorted
+
+
 class Sessions:
     """A subscription's sessions, from a stream session's event loop."""
 
     def __init__(self, client: AsyncRedis) -> None:
         self._client = client
 
-    async def register(self, subscription: str, session: str, ttl_ms: int) -> list[str]:
-        """Add a session; returns the live sessions, this one included, sorted."""
-        live = await TOUCH(self._client, [sessions_key(subscription)], [session, ttl_ms, 1])
-        return sorted(s.decode() for s in live)
+    async def register(self, subscription: str, session: str, ttl_ms: int) -> Membership:
+        """Add a session, live for `ttl_ms` from now."""
+        reply = await TOUCH(self._client, [sessions_key(subscription)], [session, ttl_ms, 1])
+        return _membership(reply)
 
-    async def heartbeat(self, subscription: str, session: str, ttl_ms: int) -> list[str] | None:
-        """Extend a live session; the live sessions, or None once this one has expired."""
-        live = await TOUCH(self._client, [sessions_key(subscription)], [session, ttl_ms, 0])
-        return None if live is None else sorted(s.decode() for s in live)
+    async def heartbeat(self, subscription: str, session: str, ttl_ms: int) -> Membership | None:
+        """Extend a live session by `ttl_ms` from now; None once it has expired."""
+        reply = await TOUCH(self._client, [sessions_key(subscription)], [session, ttl_ms, 0])
+        return None if reply is None else _membership(reply)
 
     async def live(self, subscription: str) -> list[str]:
         """The sessions whose expiry has not passed, sorted."""
         return _sorted(await LIVE(self._client, [sessions_key(subscription)], []))
+
+    async def is_live(self, subscription: str, session: str) -> bool:
+        """Whether `session`'s expiry has not passed."""
+        return bool(await IS_LIVE(self._client, [sessions_key(subscription)], [session]))
 
     async def leave(self, subscription: str, session: str) -> None:
         """Remove a session at once (a clean close), so others rebalance without waiting."""
@@ -127,6 +151,11 @@ def reap(client: redis.Redis, subscription: str) -> tuple[list[str], list[str]]:
 def forget(client: redis.Redis, subscription: str) -> None:
     """Drop every session of the subscription (a cursor reset closes them all)."""
     client.delete(sessions_key(subscription))
+
+
+def _membership(reply: Any) -> Membership:
+    expires_at, live = reply
+    return Membership(int(expires_at), _sorted(live))
 
 
 def _sorted(members: Any) -> list[str]:

@@ -3,6 +3,12 @@
 A commit is cumulative per partition: it acks, in Redis and fenced by the session's lease,
 every pending entry up to the offset, then records the offset in the database. Every
 cursor is checked before any is committed, so a refused request changes nothing.
+
+A commit of one partition is one script call: its lease names a live session or is gone
+(a lease expires with its session), so nothing else needs reading first. A commit of
+several partitions first reads their leases in one round trip, since no script can span
+partitions. Only a refusal asks whether the session is live, to say why. The session is
+told of its commit directly when it runs in this process, else through Redis.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from events.catalog import committed_writer
-from events.core.offsets import Cursor, parse_offset
-from events.core.plan import Plan
+from events.core.offsets import BEGIN, Cursor, parse_offset
+from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.store import ordered_delivery
 from events.store.connections import async_redis_client
-from events.store.keys import lease_key, sessions_key
+from events.store.keys import lease_key
+from events.store.sessions import Sessions
+from events.streaming import local
 
 COMMITTED = "committed"
 OUTDATED = "outdated"
@@ -47,47 +55,53 @@ async def commit(plan: Plan, session: str, cursors: list[Cursor]) -> list[str]:
             "POST /api/subscriptions/{id}/acks.",
         )
     client = async_redis_client()
-    if await client.zscore(sessions_key(plan.subscription), session) is None:
-        raise Problem(422, f"Stream {session!r} is not a live session of this subscription.")
     targets = []
     for cursor in cursors:
         partition = plan.find((cursor.event_type, cursor.partition))
         assert partition is not None  # parse_cursor checked it
         targets.append((cursor, partition))
-    async with client.pipeline(transaction=False) as pipe:
-        for _, partition in targets:
-            pipe.hmget(
-                lease_key(partition.store_id, partition.partition, plan.subscription),
-                "session",
-                "sent",
-            )
-        leases = await pipe.execute()
-    for (cursor, _), (holder, sent) in zip(targets, leases, strict=True):
-        _check(cursor, session, holder, sent)
+    if len(targets) > 1:
+        await _check_leases(plan, session, targets)
     calls = [
         (plan.subscription, session, partition.store_id, partition.partition, cursor.offset)
         for cursor, partition in targets
     ]
-    results = await ordered_delivery.commit_all(client, calls)
-    for (cursor, _), result in zip(targets, results, strict=True):
-        if result not in (COMMITTED, OUTDATED):
-            # The lease moved since the check above: store what Redis did commit, then
-            # refuse (the client's retry of those is answered `outdated`).
+    own = local.find(session)
+    replies = await ordered_delivery.commit_all(client, calls, publish=own is None)
+    results = [reply.result for reply in replies]
+    for (cursor, partition), reply in zip(targets, replies, strict=True):
+        if reply.offset is None:
+            # Refused, on the lease of a partition the check above found ours (if there
+            # were several): it moved since. Store what Redis did commit, then refuse (the
+            # client's retry of those is answered `outdated`).
             await record(plan, cursors, results)
-            raise Problem(422, _refusal(cursor, result))
+            raise Problem(422, await _refusal(plan, session, cursor, reply.result))
+        if own is not None:
+            own.on_commit(partition.store_id, partition.partition, reply.offset)
     return results
 
 
-def _check(cursor: Cursor, session: str, holder: bytes | None, sent: bytes | None) -> None:
-    if holder is None or holder.decode() != session:
-        raise Problem(422, _refusal(cursor, "not_owner"))
-    if sent is not None and cursor.position > parse_offset(sent.decode()):
-        raise Problem(422, _refusal(cursor, "undelivered"))
+async def _check_leases(plan: Plan, session: str, targets: list[tuple[Cursor, Partition]]) -> None:
+    """Refuse (422) before anything is committed unless the session holds each partition's
+    lease and was sent each offset.
+    """
+    async with async_redis_client().pipeline(transaction=False) as pipe:
+        for _, partition in targets:
+            key = lease_key(partition.store_id, partition.partition, plan.subscription)
+            pipe.hmget(key, "session", "sent")
+        leases = await pipe.execute()
+    for (cursor, _), (holder, sent) in zip(targets, leases, strict=True):
+        if holder is None or holder.decode() != session:
+            raise Problem(422, await _refusal(plan, session, cursor, "not_owner"))
+        if cursor.position > parse_offset(sent.decode() if sent else BEGIN):
+            raise Problem(422, await _refusal(plan, session, cursor, "undelivered"))
 
 
-def _refusal(cursor: Cursor, result: str) -> str:
+async def _refusal(plan: Plan, session: str, cursor: Cursor, result: str) -> str:
     where = f"partition {cursor.partition} of {cursor.event_type!r}"
     if result == "not_owner":
+        if not await Sessions(async_redis_client()).is_live(plan.subscription, session):
+            return f"Stream {session!r} is not a live session of this subscription."
         return f"The stream does not own {where}; only its owner may commit it."
     return f"Offset {cursor.offset} of {where} was never sent to this stream."
 

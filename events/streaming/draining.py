@@ -15,8 +15,9 @@ import logging
 import os
 import signal
 import threading
-import weakref
-from typing import Protocol
+
+from events.streaming import local
+from events.streaming.local import LocalSession
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +25,6 @@ DRAIN_SIGNAL = signal.SIGUSR1
 DRAIN_TIMEOUT = 10.0  # seconds the sessions get to close before the process stops anyway
 
 
-class Drainable(Protocol):
-    def shutdown(self) -> None: ...
-
-    async def closed(self) -> None: ...
-
-
-_sessions: weakref.WeakSet[Drainable] = weakref.WeakSet()
 _draining = False
 
 
@@ -39,15 +33,17 @@ def is_draining() -> bool:
     return _draining
 
 
-def track(session: Drainable) -> None:
-    """Close `session` with `shutdown` when the process drains."""
-    _sessions.add(session)
+def track(session: LocalSession) -> None:
+    """A session of this process begins: it closes with `shutdown` when the process drains
+    (at once, if it is draining already).
+    """
+    local.add(session)
     if _draining:
         session.shutdown()
 
 
-def untrack(session: Drainable) -> None:
-    _sessions.discard(session)
+def untrack(session: LocalSession) -> None:
+    local.discard(session)
 
 
 def install() -> None:
@@ -63,7 +59,7 @@ def _on_signal() -> None:
     if _draining:
         return
     _draining = True
-    logger.info("draining %d stream sessions", len(_sessions))
+    logger.info("draining %d stream sessions", len(local.every()))
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -72,7 +68,7 @@ def _on_signal() -> None:
 
 
 async def _drain() -> None:
-    sessions = list(_sessions)
+    sessions = local.every()
     for session in sessions:
         session.shutdown()
     if sessions:

@@ -21,13 +21,14 @@ import redis
 from events.core.offsets import BEGIN, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
-from events.core.rebalance import TooManySessions, fair_share
+from events.core.rebalance import TooManySessions, automatic_pool, direct_clash, fair_share
 from events.core.stream_params import StreamParams
 from events.store import control, subscription_state
+from events.store.connections import end_if_cancelled
 from events.store.hub import hub
 from events.store.keys import control_channel
 from events.store.leases import Leases
-from events.store.sessions import Sessions
+from events.store.sessions import Membership, Sessions
 from events.streaming import draining
 from events.streaming.batcher import Batcher, Send
 from events.streaming.owned import Owned
@@ -37,17 +38,6 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomputed, this often
 SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
 SERVER_ENDED = ("shutdown", "rebalance")  # close reasons that are no failure of the client
-
-
-def _end_if_cancelled() -> None:
-    """Raise CancelledError if this task was asked to stop but carries on because code it
-    awaited swallowed the cancellation: redis-py sends every command through
-    `asyncio.wait_for`, which on Python 3.11 does that when the cancellation lands just as
-    the send completes (CPython gh-86296, fixed in 3.12).
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class OrderedSession(Batcher):
@@ -70,6 +60,8 @@ class OrderedSession(Batcher):
         self._left = asyncio.Event()
         self._finishing: str | None = None  # why the stream ends once its commits are in
         self._live: list[str] | None = None  # the live sessions, as the heartbeat just read
+        self._expires_at = 0  # ms, Redis's clock: the session's expiry, and its leases'
+        self._valid_until = 0.0  # loop time before which that expiry surely has not passed
         self._committed_events = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -84,8 +76,12 @@ class OrderedSession(Batcher):
             await hub().listen(channel, self._on_control)
             if await subscription_state.is_resetting(self._client, self.plan.subscription):
                 raise Problem(409, "A cursor reset of this subscription is in progress; retry.")
-            live = await self._sessions.register(self.plan.subscription, self.id, SESSION_TTL_MS)
-            await self._admit(live)
+            sent_at = asyncio.get_running_loop().time()
+            membership = await self._sessions.register(
+                self.plan.subscription, self.id, SESSION_TTL_MS
+            )
+            self._renewed(membership, sent_at)
+            await self._admit(membership.live)
             await control.publish(self._client, self.plan.subscription, control.REBALANCE)
         except BaseException:
             await self._leave(nudge=False)
@@ -119,7 +115,7 @@ class OrderedSession(Batcher):
         heartbeat_due = loop.time()
         try:
             while self._closing is None:
-                _end_if_cancelled()
+                end_if_cancelled()
                 self._wake.clear()
                 now = loop.time()
                 if self._finishing is None and now >= stream_end:
@@ -182,7 +178,7 @@ class OrderedSession(Batcher):
         on streaming to a client that had left, holding its partitions until Daphne killed
         the request 10 s later. `asyncio.timeout_at` cancels nothing but this task.
         """
-        _end_if_cancelled()
+        end_if_cancelled()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(until):
                 await self._wake.wait()
@@ -276,6 +272,7 @@ class OrderedSession(Batcher):
                 # Any commit, also of the offset already committed (the keep-alive
                 # commit), restarts the partition's commit timeout.
                 owned.commit_clock = asyncio.get_running_loop().time()
+        self._wake.set()  # a hand-over or the stream's end may wait for this commit
 
     def _commit_deadline(self) -> float:
         """When the first partition with uncommitted events reaches its commit timeout
@@ -290,37 +287,39 @@ class OrderedSession(Batcher):
     async def _claim_direct(self, live: list[str]) -> None:
         assert self.direct is not None
         claims = await self._sessions.direct_claims(self.plan.subscription)
-        for session, taken in claims.items():
-            if session in live and session != self.id:
-                clash = sorted(taken & set(self.direct))
-                if clash:
-                    name, number = clash[0]
-                    raise Problem(
-                        409,
-                        f"Partition {number} of {name!r} is streamed directly by another session.",
-                    )
+        clash = direct_clash(claims, live, self.id, self.direct)
+        if clash is not None:
+            message = (
+                f"Partition {clash[1]} of {clash[0]!r} is streamed directly by another session."
+            )
+            raise Problem(409, message)
         await self._sessions.claim_direct(self.plan.subscription, self.id, self.direct)
 
     async def _pool(self, live: list[str]) -> tuple[list[Position], list[str]]:
         """The partitions open to automatic assignment and the sessions that share them."""
         claims = await self._sessions.direct_claims(self.plan.subscription)
-        direct_sessions = {session for session in claims if session in live}
-        direct = {p for session in direct_sessions for p in claims[session]}
-        pool = [p.position for p in self.plan.partitions if p.position not in direct]
-        return pool, [s for s in live if s not in direct_sessions]
+        return automatic_pool([p.position for p in self.plan.partitions], claims, live)
+
+    def _renewed(self, membership: Membership, sent_at: float) -> None:
+        """The session lives until `membership.expires_at`, a time-to-live after Redis ran
+        the request sent at `sent_at`, so surely until `sent_at` plus that time.
+        """
+        self._expires_at = membership.expires_at
+        self._valid_until = sent_at + SESSION_TTL_MS / 1000
 
     async def _heartbeat(self) -> None:
-        live = await self._sessions.heartbeat(self.plan.subscription, self.id, SESSION_TTL_MS)
-        if live is None:  # we were taken for dead: our partitions may have moved already
+        sent_at = asyncio.get_running_loop().time()
+        membership = await self._sessions.heartbeat(self.plan.subscription, self.id, SESSION_TTL_MS)
+        if membership is None:  # we were taken for dead: our partitions may have moved
             self._closing = "rebalance"
             return
-        self._live = live  # the assignment that follows needs no second read of it
-        sent_at = asyncio.get_running_loop().time()
+        self._renewed(membership, sent_at)
+        self._live = membership.live  # the assignment that follows needs no second read
         held = list(self._owned.values())
-        extended = await self._leases.extend_all([o.lease for o in held], SESSION_TTL_MS)
+        extended = await self._leases.extend_all([o.lease for o in held], self._expires_at)
         for owned, ok in zip(held, extended, strict=True):
             if ok:
-                owned.valid_until = sent_at + SESSION_TTL_MS / 1000
+                owned.valid_until = self._valid_until
             else:
                 logger.info("session %s lost %s", self.id, owned.partition)
                 self._drop(owned)
@@ -360,9 +359,12 @@ class OrderedSession(Batcher):
         return {p: h for p, h in zip(pool, holders, strict=True) if h is not None}
 
     async def _take(self, partition: Partition) -> None:
-        sent_at = asyncio.get_running_loop().time()
         lease = await self._leases.acquire(
-            partition.store_id, partition.partition, self.plan.subscription, self.id, SESSION_TTL_MS
+            partition.store_id,
+            partition.partition,
+            self.plan.subscription,
+            self.id,
+            self._expires_at,
         )
         if lease is None:  # its owner hands it over once it committed what it was sent
             return
@@ -376,7 +378,7 @@ class OrderedSession(Batcher):
             committed=parse_offset(committed),
             sent=committed,
             flush_due=asyncio.get_running_loop().time() + self.params.batch_flush_timeout,
-            valid_until=sent_at + SESSION_TTL_MS / 1000,
+            valid_until=self._valid_until,
         )
         owned = self._owned[partition.position]
         hub().watch(owned.key, self._watcher(owned))

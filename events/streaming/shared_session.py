@@ -44,12 +44,12 @@ class SharedSession(OrderedSession):
             raise Problem(422, "A shared subscription's sessions read every partition.")
 
     async def _heartbeat(self) -> None:
-        live = await self._sessions.heartbeat(self.plan.subscription, self.id, SESSION_TTL_MS)
-        if live is None:
+        membership = await self._sessions.heartbeat(self.plan.subscription, self.id, SESSION_TTL_MS)
+        if membership is None:
             self._closing = "rebalance"
             return
-        self._alone = live == [self.id]
-        self._known_live = live
+        self._alone = membership.live == [self.id]
+        self._known_live = membership.live
         await self._reconcile()
         for owned in list(self._owned.values()):
             owned.claim_from = "0-0"  # look for entries idle past the ack timeout

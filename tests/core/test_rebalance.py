@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from events.core.rebalance import TooManySessions, fair_share
+from events.core.rebalance import TooManySessions, automatic_pool, direct_clash, fair_share
 
 PARTITIONS = [("order.created", p) for p in range(8)] + [("order.paid", 0)]
 
@@ -57,3 +57,18 @@ def test_more_sessions_than_partitions_is_refused():
 
 def test_no_session_owns_nothing():
     assert fair_share(PARTITIONS, [], {}) == {}
+
+
+def test_a_direct_claim_clashes_only_with_another_live_session_s():
+    claims = {"a": {("t", 0), ("t", 1)}, "dead": {("t", 2)}, "me": {("t", 3)}}
+    live = ["a", "me"]
+    assert direct_clash(claims, live, "me", [("t", 2), ("t", 1), ("t", 0)]) == ("t", 0)
+    assert direct_clash(claims, live, "me", [("t", 2), ("t", 3)]) is None  # dead's, and mine
+
+
+def test_partitions_streamed_directly_leave_the_automatic_pool_with_their_sessions():
+    partitions = [("t", p) for p in range(4)]
+    claims = {"direct": {("t", 1)}, "dead": {("t", 2)}}
+    pool, sessions = automatic_pool(partitions, claims, ["auto", "direct"])
+    assert pool == [("t", 0), ("t", 2), ("t", 3)]
+    assert sessions == ["auto"]

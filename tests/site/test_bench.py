@@ -42,3 +42,5 @@ def test_the_consume_benchmark_runs_and_checks_what_it_consumed(tmp_path):
     results = run_quick("consume", tmp_path / "consume.json")
     assert results["api_to_direct"] > 0
     assert results["latency"]["events_measured"] > 0
+    assert [run["kind"] for run in results["commits"]] == ["refused", "1 partition", "4 partitions"]
+    assert all(run["requests"] == 100 for run in results["commits"])

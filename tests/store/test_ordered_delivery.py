@@ -22,6 +22,7 @@ from events.store.keys import (
 from events.store.leases import Leases
 from events.store.ordered_delivery import Delivery
 from events.store.recovery import RETIRE_CONSUMER
+from tests.helpers import lasting
 
 SUB = "sub-1"
 
@@ -58,7 +59,7 @@ async def takes_reads_and_sends(d, leases, name: str, count: int, sent: str | No
     """`name` takes the partition, reads `count` entries ahead and sends up to `sent`, in
     one batch.
     """
-    lease = await leases.acquire("s", 0, SUB, name, 10_000)
+    lease = await leases.acquire("s", 0, SUB, name, lasting())
     await d.prepare(lease, "BEGIN")
     await d.read([(lease, count)])
     if sent is not None:
@@ -69,7 +70,7 @@ async def takes_reads_and_sends(d, leases, name: str, count: int, sent: str | No
 async def dies_and_is_replaced_by(d, leases, client, name: str):
     """The owner dies (its lease lapses, nothing is released); `name` takes over."""
     await client.delete(lease_key("s", 0, SUB))
-    lease = await leases.acquire("s", 0, SUB, name, 10_000)
+    lease = await leases.acquire("s", 0, SUB, name, lasting())
     await d.prepare(lease, "BEGIN")
     return lease
 
@@ -78,7 +79,7 @@ def test_a_commit_acks_everything_up_to_its_offset_and_only_its_owner_may_commit
     ids = append(5)
 
     async def scenario(d, leases, client):
-        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        lease = await leases.acquire("s", 0, SUB, "a", lasting())
         assert await d.prepare(lease, "BEGIN") == "BEGIN"
         read = await d.read([(lease, 5)])
         assert [offset for offset, _ in read[0]] == ids
@@ -101,7 +102,7 @@ def test_a_new_owner_claims_what_the_old_one_left_pending_in_order():
     async def scenario(d, leases, client):
         old = await takes_reads_and_sends(d, leases, "old", 4, None)
         await d.release(old)
-        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        new = await leases.acquire("s", 0, SUB, "new", lasting())
         assert await d.claim(old, "0-0", 10, 10) is None  # fenced: no longer the old one's
         first = await d.claim(new, "0-0", 3, 10)
         rest = await d.claim(new, first.next_start, 3, 10)
@@ -120,7 +121,7 @@ def test_a_trimmed_pending_entry_is_acked_instead_of_claimed():
         old = await takes_reads_and_sends(d, leases, "old", 3, None)
         await client.xdel(log_key("s", 0), ids[1])
         await d.release(old)
-        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        new = await leases.acquire("s", 0, SUB, "new", lasting())
         return await d.claim(new, "0-0", 10, 10)
 
     claimed = run(scenario)
@@ -132,7 +133,7 @@ def test_the_group_starts_after_the_committed_offset():
     ids = append(3)
 
     async def scenario(d, leases, client):
-        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        lease = await leases.acquire("s", 0, SUB, "a", lasting())
         assert await d.prepare(lease, ids[1]) == ids[1]
         return await d.read([(lease, 10)])
 
@@ -143,12 +144,12 @@ def test_releasing_drops_the_consumer_only_when_nothing_is_pending_for_it():
     append(2)
 
     async def scenario(d, leases, client):
-        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        lease = await leases.acquire("s", 0, SUB, "a", lasting())
         await d.prepare(lease, "BEGIN")
         await d.read([(lease, 2)])
         await d.release(lease)
         consumers = await client.xinfo_consumers(log_key("s", 0), SUB)
-        idle = await leases.acquire("s", 0, SUB, "b", 10_000)
+        idle = await leases.acquire("s", 0, SUB, "b", lasting())
         await d.release(idle)
         after = await client.xinfo_consumers(log_key("s", 0), SUB)
         return consumers, after
@@ -162,7 +163,7 @@ def test_releasing_drops_the_consumer_only_when_nothing_is_pending_for_it():
 @pytest.mark.parametrize("offset", ["9-0", "10-0"])
 def test_offsets_compare_as_number_pairs_in_lua(offset):
     async def scenario(d, leases, client):
-        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        lease = await leases.acquire("s", 0, SUB, "a", lasting())
         await d.prepare(lease, "BEGIN")
         await d.mark_sent(lease, "10-0")
 
@@ -179,7 +180,7 @@ def test_a_claim_acks_instead_of_redelivering_what_is_already_committed():
         stale = await takes_reads_and_sends(d, leases, "stale", 3, None)
         await d.release(stale)
         await client.set(committed_key("s", 0, SUB), ids[1])  # a later owner committed these
-        new = await leases.acquire("s", 0, SUB, "new", 10_000)
+        new = await leases.acquire("s", 0, SUB, "new", lasting())
         return await d.claim(new, "0-0", 10, 10)
 
     claimed = run(scenario)
@@ -263,7 +264,7 @@ def test_each_holder_counts_only_what_it_sent_across_a_graceful_hand_over():
         await d.claim(second, "0-0", 10, max_deliveries=2)
         await d.mark_sent(second, ids[0], [ids[0]])  # sends one, then leaves cleanly
         await d.release(second)
-        third = await leases.acquire("s", 0, SUB, "third", 10_000)
+        third = await leases.acquire("s", 0, SUB, "third", lasting())
         await d.prepare(third, "BEGIN")
         return await d.claim(third, "0-0", 10, max_deliveries=2)
 
@@ -281,7 +282,7 @@ def test_a_commit_forgets_the_batches_it_covers_and_a_reset_forgets_all():
     ids = append(4)
 
     async def scenario(d, leases, client):
-        lease = await leases.acquire("s", 0, SUB, "a", 10_000)
+        lease = await leases.acquire("s", 0, SUB, "a", lasting())
         await d.prepare(lease, "BEGIN")
         await d.read([(lease, 4)])
         await d.mark_sent(lease, ids[3], [ids[0], ids[2], ids[3]])
@@ -307,7 +308,7 @@ def test_only_the_first_batch_its_client_did_not_commit_is_charged():
         await d.mark_sent(first, ids[4], [ids[0], ids[2], ids[4]])  # three batches at once
         assert await ordered_delivery.commit(client, SUB, "first", "s", 0, ids[0]) == "committed"
         await d.release(first)  # its client stopped within the second batch
-        second = await leases.acquire("s", 0, SUB, "second", 10_000)
+        second = await leases.acquire("s", 0, SUB, "second", lasting())
         await d.prepare(second, "BEGIN")
         return await d.claim(second, "0-0", 10, max_deliveries=1)
 
@@ -337,7 +338,7 @@ def test_a_session_the_server_ends_charges_nothing():
     async def scenario(d, leases, client):
         first = await takes_reads_and_sends(d, leases, "first", 2, ids[1])
         await d.release(first, charge=False)  # a drain: its client did not fail
-        second = await leases.acquire("s", 0, SUB, "second", 10_000)
+        second = await leases.acquire("s", 0, SUB, "second", lasting())
         await d.prepare(second, "BEGIN")
         return await d.claim(second, "0-0", 10, max_deliveries=1)
 
@@ -354,7 +355,7 @@ def test_a_consumer_s_charge_mark_goes_with_the_consumer():
     async def scenario(d, leases, client):
         a = await takes_reads_and_sends(d, leases, "a", 1, ids[0])
         await d.release(a)  # one entry still pending: the consumer and its batches stay
-        b = await leases.acquire("s", 0, SUB, "b", 10_000)
+        b = await leases.acquire("s", 0, SUB, "b", lasting())
         await d.prepare(b, "BEGIN")  # a's time as owner ends: its charge mark
         kept = await client.hgetall(marks)
         await d.claim(b, "0-0", 10, max_deliveries=10)

@@ -26,9 +26,9 @@ def run(scenario):
 
 def test_sessions_register_and_see_each_other_sorted():
     async def scenario(sessions):
-        assert await sessions.register("sub", "b", 10_000) == ["b"]
-        assert await sessions.register("sub", "a", 10_000) == ["a", "b"]
-        assert await sessions.heartbeat("sub", "b", 10_000) == ["a", "b"]
+        assert (await sessions.register("sub", "b", 10_000)).live == ["b"]
+        assert (await sessions.register("sub", "a", 10_000)).live == ["a", "b"]
+        assert (await sessions.heartbeat("sub", "b", 10_000)).live == ["a", "b"]
         assert await sessions.live("other") == []
 
     run(scenario)
