@@ -6,6 +6,9 @@ Phases, on one isolated Streamsite (its own redis-server and Daphne processes):
   direct      the limit: redis-py XREADGROUP (COUNT --batch-limit, every partition) + XACK
   api         one session of a new subscription (read_from begin) over NDJSON, committing
               asynchronously, until every stored event is committed
+  commits     one session is sent events in batches of one; they are committed one request
+              at a time (one cursor, or every partition's), against the same request refused
+              before any commit work (bench/commits.py)
   latency     a producer at --rate events/s (--publish-batch per request) while one session
               streams with batch_limit --latency-batch-limit; sent_ns in each event → receipt
 Targets: api ≥ half the direct rate; p99 publish-to-delivery under 20 ms at 1,000 events/s.
@@ -33,6 +36,7 @@ from bench.cli import (
     warn_if_busy,
     write_results,
 )
+from bench.commits import CommitRun, measure_commits, render_commits
 from bench.common import RESULTS_DIR, BenchError, World, compact_aof, exit_on_sigterm
 from bench.consume_report import render_latency, render_throughput, report
 from bench.consumers import Consumed, SubscriptionReader, consumer_http, drain_direct, subscribe
@@ -41,7 +45,7 @@ from bench.latency import Latency, measure_latency
 from streamsite.processes import default_server_count
 
 HELP = "events/s one subscription session receives and commits; publish-to-delivery latency"
-PHASES = ("throughput", "latency")
+PHASES = ("throughput", "commits", "latency")
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 164)
 
 
@@ -107,7 +111,7 @@ def measure_direct(
 
 async def measure(
     world: World, tokens: dict[str, str], stream: str, args: argparse.Namespace
-) -> tuple[list[Consumed], Latency | None]:
+) -> tuple[list[Consumed], list[CommitRun], Latency | None]:
     pids = {
         "daphne": [server.pid for server in world.server_processes],
         "redis": [world.redis_process.pid],
@@ -129,6 +133,11 @@ async def measure(
         for phase in phases:
             check_complete(phase, total, newest)
         world.check_alive()
+    commits: list[CommitRun] = []
+    if "commits" in args.phases:
+        console.print("[dim]commits: one request in flight, each kind in turn[/]")
+        commits = await measure_commits(world, tokens, args, pids)
+        world.check_alive()
     latency = None
     if "latency" in args.phases:
         console.print(
@@ -137,7 +146,7 @@ async def measure(
         )
         latency = await measure_latency(world, tokens, args, pids)
         world.check_alive()
-    return phases, latency
+    return phases, commits, latency
 
 
 # -- The command --------------------------------------------------------------------------
@@ -159,6 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ms from one commit's start to the next's, at least; 0: commit as soon as the "
         "previous commit is answered (default: %(default)s)",
     )
+    add("--commit-requests", positive(int), 1000, "requests of each kind in the commits phase")
     add("--rate", positive(int), 1000, "events/s the latency producer publishes")
     add("--publish-batch", positive(int), 10, "events per request of the latency producer")
     add("--latency-batch-limit", positive(int), 1, "batch_limit of the latency stream")
@@ -169,15 +179,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--phases",
         choices(PHASES, "phases"),
         ",".join(PHASES),
-        "comma-separated, of throughput, latency",
+        "comma-separated, of throughput, commits, latency",
     )
-    add_run_arguments(parser, "consume", quick="20,000 events, 2 s of latency after 0.5 s")
+    add_run_arguments(
+        parser,
+        "consume",
+        quick="20,000 events, 100 commit requests of each kind, 2 s of latency after 0.5 s",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark; 0 when it ran cleanly (whether or not it met the targets)."""
     if args.quick:
         args.events, args.latency_seconds, args.latency_warmup = 20_000, 2.0, 0.5
+        args.commit_requests = 100
     output: Path | None = args.output or (None if args.quick else RESULTS_DIR / "consume.json")
     exit_on_sigterm()
     started_at = datetime.now(UTC)
@@ -186,17 +201,19 @@ def main(args: argparse.Namespace) -> int:
         "redis-server share this machine's CPUs"
     )
 
-    def run(world: World) -> tuple[list[Consumed], Latency | None]:
+    def run(world: World) -> tuple[list[Consumed], list[CommitRun], Latency | None]:
         tokens, stream = setup(world, args.partitions)
         return asyncio.run(measure(world, tokens, stream, args))
 
     ran = run_in_world(args, console, run)
     if isinstance(ran, int):
         return ran
-    (phases, latency), machine, server_problems = ran
-    results = report(phases, latency, machine, args, started_at, server_problems)
+    (phases, commits, latency), machine, server_problems = ran
+    results = report(phases, commits, latency, machine, args, started_at, server_problems)
     if phases:
         console.print(render_throughput(phases, args))
+    if commits:
+        console.print(render_commits(commits))
     if latency is not None:
         console.print(render_latency(latency))
         cpu = ", ".join(f"{k} {latency.cpu_percent(k):.0f}%" for k in latency.cpu)

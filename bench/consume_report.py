@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.commits import CommitRun
 from bench.consumers import Consumed
 from bench.latency import Latency
 from bench.results import fmt, redis_setup, rounded, run_facts, shared_cpus_note
@@ -91,6 +92,7 @@ def render_latency(latency: Latency) -> Table:
         "delivery": latency.latencies,
         "  of it, after received_at": latency.after_receipt,
         "publish round trip": latency.paced.publish_seconds,
+        "commit round trip": latency.consumed.commit_seconds,
         "producer lag": latency.paced.lag_seconds,
     }
     for name, values in rows.items():
@@ -126,6 +128,7 @@ def throughput_json(phase: Consumed) -> dict[str, Any]:
 
 def report(
     phases: Sequence[Consumed],
+    commits: Sequence[CommitRun],
     latency: Latency | None,
     machine: dict[str, Any],
     args: argparse.Namespace,
@@ -157,6 +160,7 @@ def report(
         },
         "throughput": [throughput_json(phase) for phase in phases],
         "api_to_direct": rounded(ratio(phases)),
+        "commits": [run.as_json() for run in commits],
         "latency": latency.as_json() if latency is not None else None,
         "targets": verdicts(phases, latency),
         "server_log_problems": server_problems,

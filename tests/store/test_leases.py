@@ -74,3 +74,17 @@ def test_leases_are_per_subscription_and_partition():
         assert await leases.acquire("orders", 1, "sub-1", "b", lasting())
 
     run(scenario)
+
+
+def test_a_lease_ends_with_its_session_and_none_is_taken_for_a_session_past_its_expiry():
+    async def scenario(leases, client):
+        until = lasting(10_000)
+        lease = await leases.acquire("orders", 3, "sub", "a", until)
+        assert await client.pexpiretime(lease.key) == until
+        assert await leases.extend(lease, until + 5_000)
+        assert await client.pexpiretime(lease.key) == until + 5_000
+        assert not await leases.extend(lease, lasting(-1))  # the session's expiry passed
+        assert await leases.acquire("orders", 4, "sub", "a", lasting(-1)) is None
+        assert not await client.exists(lease_key("orders", 4, "sub"))
+
+    run(scenario)
