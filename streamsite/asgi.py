@@ -28,7 +28,7 @@ application = ProtocolTypeRouter(
         # thread hops (WhiteNoise's sync-only middleware made a trivial request take 5 ms).
         "http": URLRouter(
             [
-                # Streams are Channels consumers: no thread of their own (DESIGN section 9).
+                # Streams are Channels consumers: no thread of their own (docs/architecture.md).
                 path(
                     "api/subscriptions/<str:subscription_id>/events",
                     SubscriptionStream.as_asgi(),

@@ -3,7 +3,7 @@
 They are thin: parse and authorize once, open a `OrderedSession`, frame its batches, and
 end the session the moment the client leaves. Channels does not deliver `http.disconnect`
 while `handle()` runs, so the HTTP stream races its writer against the receive channel
-itself (the Starlette pattern; DESIGN section 9).
+itself (the Starlette pattern; docs/architecture.md#measured-facts-about-the-stack).
 """
 
 from __future__ import annotations

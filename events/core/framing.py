@@ -1,4 +1,5 @@
-"""Batches and their framing on the three transports (DESIGN section 5): pure functions.
+"""Batches and their framing on the three transports (docs/architecture.md#transports):
+pure functions.
 
 A batch is Nakadi's `{"cursor": {...}, "events": [...], "info": {...}}`; the events are
 spliced in as stored (already JSON), so a batch is encoded once, without re-parsing.

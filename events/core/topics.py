@@ -2,7 +2,7 @@
 dead letters meant for one subscription only. Pure functions, no Redis.
 
 Entries a subscription does not deliver still advance it (they are acked), or they would
-come back forever (DESIGN section 3).
+come back forever (docs/architecture.md#redis-layout).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""One Hub per event loop (so per server process): it tells local stream sessions
-when their partitions have new entries and passes them their subscription's control
-messages, so that Redis load grows with partitions, not with connections (DESIGN section 8).
+"""One Hub per event loop (so per server process): it tells local stream sessions when
+their partitions have new entries and passes them their subscription's control messages,
+so that Redis load grows with partitions, not with connections
+(docs/architecture.md#performance).
 
 New entries: one blocking XREAD over every partition some local session watches, on a
 connection of its own; when the set of partitions changes, CLIENT UNBLOCK cuts the current
-read short. The read continues from the last id it saw, never from `$` (DESIGN section 3).
-Control messages: one PSUBSCRIBE to every subscription's channel.
+read short. The read continues from the last id it saw, never from `$`
+(docs/architecture.md#redis-layout). Control messages: one PSUBSCRIBE to every
+subscription's channel.
 """
 
 from __future__ import annotations

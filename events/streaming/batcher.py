@@ -1,7 +1,8 @@
 """The reading and sending half of a stream session: it reads the partitions the session
 holds, within the session's limits, cuts their entries into batches (one partition per
-batch) and sends them (DESIGN section 4). `events/core/framing.py` is a batch's wire shape;
-which partitions a session holds is `events/streaming/ordered_session.py`'s concern.
+batch) and sends them (docs/architecture.md#the-path-of-an-event). `events/core/framing.py`
+is a batch's wire shape; which partitions a session holds is
+`events/streaming/ordered_session.py`'s concern.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The drain of a server process before it stops (DESIGN section 7).
+"""The drain of a server process before it stops (docs/architecture.md#deploys-and-faults).
 
 Daphne cancels every application instance at once on SIGTERM (measured: the client sees
 a cut transfer, and partitions wait for their leases to lapse). So the server is drained

@@ -1,10 +1,12 @@
 """A stream session of an ordered subscription: it owns a fair share of the partitions by
-fenced lease and sends their events in batches, one partition per batch (DESIGN section 4).
+fenced lease and sends their events in batches, one partition per batch
+(docs/architecture.md#ordered-subscriptions).
 
 The session is transport-free: it hands encoded batches to a `send` coroutine and returns
-its close reason. It makes no ORM call after `open` (DESIGN section 9); what it learns
-while running comes from Redis: new entries through the hub, commits, rebalance nudges,
-cursor resets and deletes through the subscription's control channel.
+its close reason. After `open` it reads nothing from the database (what it writes, cursors
+it commits itself, goes through the cursor writer); what it learns while running comes
+from Redis: new entries through the hub, commits, rebalance nudges, cursor resets and
+deletes through the subscription's control channel, or from a commit in its own process.
 
 This module is the session's membership: joining, heartbeats, which partitions it holds,
 hand-over and leaving. Reading and sending what it holds is `events/streaming/batcher.py`.

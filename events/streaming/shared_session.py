@@ -1,6 +1,7 @@
-"""A stream session of a shared subscription (DESIGN section 4): every session reads every
-partition as a competing consumer of the subscription's group, and its client acknowledges
-each event on its own (`POST …/acks` or the WebSocket), in any order.
+"""A stream session of a shared subscription: every session reads every partition as a
+competing consumer of the subscription's group, and its client acknowledges each event on
+its own (`POST …/acks` or the WebSocket), in any order
+(docs/architecture.md#shared-subscriptions).
 
 It is an ordered session without partition ownership: no leases, no 409, no hand-over.
 What a session leaves unacknowledged past the ack timeout is claimed by another live
