@@ -1,4 +1,4 @@
-"""The simulated clients of the model-based tests (`tests/delivery_world.py`): each keeps
+"""The simulated clients of the model-based tests (`tests/streaming/delivery_world.py`): each keeps
 the batches its session sent it, per partition, until it commits or acks them.
 """
 
@@ -23,6 +23,8 @@ class Client:
     batches: dict[int, Batches] = field(default_factory=dict)  # not committed yet
     marked: dict[int, Batches] = field(default_factory=dict)  # marked sent, never written
     crashing: bool = False  # its next write fails: marked sent, never received
+    # Every batch in the order the session sent it: (partition, offsets, written).
+    sent: list[tuple[int, list[str], bool]] = field(default_factory=list)
 
     async def receive(self, out: Sequence[Batch]) -> None:
         into = self.marked if self.crashing else self.batches
@@ -30,6 +32,7 @@ class Client:
             if batch.events:
                 offsets = [orjson.loads(event)["offset"] for event in batch.events]
                 into.setdefault(batch.partition, []).append(offsets)
+                self.sent.append((batch.partition, offsets, not self.crashing))
         if self.crashing:
             raise ConnectionError("the server process died mid-write")
 

@@ -1,6 +1,6 @@
 """A world for the model-based tests of delivery counting: real stream sessions (ordered or
 shared) on the real redis-server, stepped one action at a time, with the model of
-`tests/delivery_model.py` told what happened and checked against Redis after every step.
+`tests/streaming/delivery_model.py` told what happened and checked against Redis after every step.
 
 The sessions are driven through the methods their `run` loop calls (`_heartbeat`,
 `_assign`, `_fill`, `_flush`, `_leave`), so that batching, the isolation of events charged
@@ -247,11 +247,11 @@ class World:
         if mid_write:
             client.crashing = True
             self._later += FAR
+            before = len(client.sent)
             with contextlib.suppress(ConnectionError):
                 self.run(client.session._flush(client.receive, self.loop.time() + self._later))
-            for marked in client.marked.values():
-                for batch in marked:
-                    self.model.sent(client.session.id, batch, written=False)
+            for _, batch, _ in client.sent[before:]:
+                self.model.sent(client.session.id, batch, written=False)
         batches, holding = client.take_batches(), _holding(client)
         self.model.ended(client.session.id, batches, holding, charge=True, left=False)
         self.run(forget(client))
@@ -349,11 +349,10 @@ class World:
     def _step(self, name: str, step: Awaitable[Any]) -> None:
         """Run a session's step; tell the model what its client received."""
         client = self.clients[name]
-        before = {p: len(batches) for p, batches in client.batches.items()}
+        before = len(client.sent)
         self.run(step)
-        for partition, batches in client.batches.items():
-            for batch in batches[before.get(partition, 0) :]:
-                self.model.sent(client.session.id, batch)
+        for _, batch, _ in client.sent[before:]:  # numbered in the order they were sent
+            self.model.sent(client.session.id, batch)
         self._after()
 
     # -- after every step ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Model-based tests of delivery counting (issue 10): seeded random walks of publish, read
 ahead, send, commit or ack, client disconnect, drain, server crash (also mid-write), lease
 lapse, claim by a new session and the reclaim job, over one and two sessions of an ordered
-or a shared subscription, against the real redis-server. `tests/delivery_world.py` checks
+or a shared subscription, against the real redis-server. `tests/streaming/delivery_world.py` checks
 Redis against a plain-Python model after every step.
 
 A walk that fails is shrunk (steps are dropped while it still fails) and reported as a
@@ -257,6 +257,17 @@ def test_shared_sends_are_charged_by_the_oldest_batch_of_each_partition(world_of
         ("publish", (0, 4)), ("work", (0, 3, False)), ("ack", (1, [0, 13, 3])),
         ("publish", (1, 4)), ("work", (0, 1, False)), ("time_passes", ()),
         ("work", (1, 3, True)),
+    ])  # fmt: skip
+
+
+def test_a_shared_client_that_leaves_is_charged_the_batch_sent_first_of_all_partitions(world_of):
+    # Its timed-out events go out again, one a batch, on one partition, and a new event on
+    # the other: "the batch it stopped in" is the first of these in the order it was sent,
+    # whichever partition that is (the model once numbered batches partition by partition).
+    replay(True, {"partitions": 2, "batch_limit": 3, "window": 3, "max_deliveries": 2}, [
+        ("publish", (1, 2)), ("publish", (1, 2)), ("join", ()), ("crash", (0, False)),
+        ("work", (1, 1, True)), ("time_passes", ()), ("ack", (1, [12, 18])),
+        ("publish", (0, 1)), ("work", (0, 3, True)),
     ])  # fmt: skip
 
 
