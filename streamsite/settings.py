@@ -110,7 +110,8 @@ REDIS_URL = envstr("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 
 # Background jobs (events/jobs/), enqueued by `manage.py rqcron events.jobs.schedule`: seconds
-# between runs. Recovery after a dead server takes the lease time plus one period.
+# between runs. A dead server's partitions move once its sessions expire (6 s); the reclaim
+# job cleans up what they left within one more period.
 JOB_PERIOD_SECONDS = envint("JOB_PERIOD_SECONDS", 5)
 RETENTION_PERIOD_SECONDS = envint("RETENTION_PERIOD_SECONDS", 60)
 STATS_PERIOD_SECONDS = envint("STATS_PERIOD_SECONDS", 15)

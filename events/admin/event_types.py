@@ -1,8 +1,7 @@
 """The event type admin: event types with live partition offsets from Redis, and their
 schema history.
 
-Event type changes go through the API's own rules (`events.admin.forms.EventTypeForm`); tokens
-are shown once, on the page that created them, and stored only as digests.
+Event type changes go through the API's own rules (`events.admin.forms.EventTypeForm`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
-from events.store.connections import redis_client
+from events.store import connections
 from events.streaming import draining
 
 
@@ -22,7 +22,7 @@ def ready(request: HttpRequest) -> JsonResponse:
     """Redis and the database answer: this server can take traffic."""
     checks = {}
     try:
-        redis_client().ping()
+        connections.ping()
         checks["redis"] = "ok"
     except redis.RedisError as error:
         checks["redis"] = f"error: {error}"

@@ -1,4 +1,6 @@
-"""The API description (OpenAPI, `events/openapi.yaml`) and the human docs page built from it."""
+"""The API description (OpenAPI, `events/api/openapi.yaml`) and the human docs page built
+from it.
+"""
 
 from __future__ import annotations
 

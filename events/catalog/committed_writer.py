@@ -1,5 +1,6 @@
 """Writing committed cursors to the database: one thread and one connection per server
-process, and commits that arrive together share one transaction.
+process, and commits that arrive together are stored together (one transaction per
+subscription).
 
 A commit is answered only once its cursors are stored, as before; but the write no longer
 pays for a thread and a new database connection of its own (Django's ASGI handler gives
@@ -78,7 +79,9 @@ writer = loop_local(lambda: CursorWriter())
 
 
 def _store(batch: dict[Key, str]) -> None:
-    """In the writer's thread: one transaction; a broken connection is reopened once."""
+    """In the writer's thread: one transaction per subscription; a broken connection is
+    reopened once.
+    """
     by_subscription: dict[str, list[Cursor]] = {}
     for (subscription, event_type, partition), offset in batch.items():
         by_subscription.setdefault(subscription, []).append(Cursor(event_type, partition, offset))

@@ -3,8 +3,8 @@
 Who is calling (token → principal) and what an event type is (name → publishing target)
 are read on every publish; loading them from the database costs a thread and a connection
 per request. Each process caches them; any change to a client, grant, token or event type
-bumps a version counter in Redis after its transaction commits, and a request reads the
-counter (one async round trip, no thread) before trusting its copy. Entries also expire
+moves a version value in Redis after its transaction commits, and a request reads the
+value (one async round trip, no thread) before trusting its copy. Entries also expire
 after MAX_AGE, in case a bump was lost while Redis was away, or a change bypassed the
 model signals (a queryset `.update()`): write through `save()` and `delete()`.
 """

@@ -1,5 +1,7 @@
 """The Nakadi Subscription contract: reading a request body, creating a subscription once
-per identity, and rendering it back. No Redis here.
+per identity, and rendering it back. Redis is reached only through
+`committed.initialize` (read_from end reads each partition's newest offset) and the version
+bump of a saved row.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ job; docs/architecture.md#jobs), one subscription at a time:
 - Shared subscriptions have no cumulative commit: their durable cursor is the low-water
   mark (everything up to it acknowledged), kept here so that a rebuilt group starts there.
 
-The Redis steps are events/store/recovery.py's; this module adds the database's cursors.
+The Redis steps are in events/store/ (recovery.py, and sessions, leases and control
+messages); this module adds the database's cursors.
 Every step is idempotent: a second run, or two at once, finds nothing left to do.
 """
 
@@ -80,7 +81,7 @@ def reclaim(
     writes = any(s.group is None for s in states) or plan.shared
     if writes and offsets is not None:
         committed_offsets = offsets()
-    # A reset moves generations (checked by every write below) before it touches the
+    # A reset moves generations (checked by the rebuild and advance below) before it touches the
     # database, and holds its lock until it is done: offsets read now are either the new
     # ones, or the lock is still there.
     writes = writes and not subscription_state.is_resetting_sync(client, sub)

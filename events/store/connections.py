@@ -30,6 +30,11 @@ _async_clients = weakref.WeakKeyDictionary()
 T = TypeVar("T")
 
 
+def ping() -> None:
+    """Raise a RedisError unless Redis answers (the readiness probe)."""
+    redis_client().ping()
+
+
 def loop_local(factory: Callable[[], T]) -> Callable[[], T]:
     """A getter of one `factory()` object per running event loop (hubs, writers)."""
     made: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()

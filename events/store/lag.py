@@ -48,7 +48,7 @@ def store_snapshot(client: redis.Redis, at: int, measured: dict[str, bytes]) -> 
 
 
 def snapshot(client: redis.Redis) -> Snapshot:
-    """The last snapshot `record` stored (empty, with `at` None, before the first run)."""
+    """The last snapshot `store_snapshot` stored (empty, with `at` None, before the first run)."""
     with client.pipeline(transaction=True) as pipe:
         pipe.get(LAG_AT_KEY)
         pipe.hgetall(LAG_SNAPSHOT_KEY)

@@ -117,6 +117,18 @@ class Leases:
         runs = [(EXTEND, [lease.key], [lease.session, lease.token, expires_at]) for lease in leases]
         return [_true(reply) for reply in await run_all(self._client, runs)]
 
+    async def holdings(
+        self, partitions: Sequence[tuple[str, int]], subscription: str
+    ) -> list[tuple[str | None, str | None]]:
+        """(holder, last offset sent to it) of each (store id, partition)'s lease, in one
+        round trip; (None, None) for a lease nobody holds.
+        """
+        async with self._client.pipeline(transaction=False) as pipe:
+            for store_id, partition in partitions:
+                pipe.hmget(lease_key(store_id, partition, subscription), "session", "sent")
+            replies: list[Any] = await pipe.execute()
+        return [(_text(holder), _text(sent)) for holder, sent in replies]
+
     async def holders(
         self, partitions: Sequence[tuple[str, int]], subscription: str
     ) -> list[str | None]:
@@ -125,12 +137,16 @@ class Leases:
             for store_id, partition in partitions:
                 pipe.hget(lease_key(store_id, partition, subscription), "session")
             replies: list[Any] = await pipe.execute()
-        return [r.decode() if r is not None else None for r in replies]
+        return [_text(reply) for reply in replies]
 
 
 def drop_if_held_by(client: redis.Redis, key: str, session: str) -> bool:
     """Drop the lease at `key` if the (dead) `session` still holds it."""
     return bool(DROP.run_sync(client, [key], [session]))
+
+
+def _text(reply: bytes | None) -> str | None:
+    return reply.decode() if reply is not None else None
 
 
 def _true(reply: Any) -> bool:

@@ -225,6 +225,7 @@ return {'committed', ARGV[3]}
 # nothing is charged for it.
 # KEYS[1] lease, KEYS[2] log, KEYS[3] charged, KEYS[4] batches; ARGV[1] session, ARGV[2]
 # token, ARGV[3] group, ARGV[4] '1' to charge what the client did not commit, else '0'
+# Returns 1.
 RELEASE_PARTITION = Script("""
 local lease = redis.call('HMGET', KEYS[1], 'session', 'token')
 if lease[1] == ARGV[1] and lease[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end

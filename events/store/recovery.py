@@ -1,7 +1,8 @@
 """The Redis steps of recovery (the `reclaim` job, events/jobs/recovery.py): reading a
 subscription's partitions, retiring consumers, rebuilding lost groups, moving a shared
-subscription's low-water mark. Each write checks the partition's reset generation first,
-so a job that read the state before a cursor reset never undoes it.
+subscription's low-water mark. Rebuilding a group and moving the low-water mark check the
+partition's reset generation first, so a job that read the state before a cursor reset
+never undoes it (retiring a consumer that has nothing pending cannot).
 """
 
 from __future__ import annotations

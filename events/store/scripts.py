@@ -1,5 +1,5 @@
-"""The one way Streamsite runs Lua: a `Script` is a module constant (its source starts with a
-KEYS/ARGV/Returns header), run by EVALSHA; a Redis that does not know it yet (a restart, a
+"""The one way Streamsite runs Lua: a `Script` is a module constant (a comment above it says
+its KEYS, ARGV and what it returns), run by EVALSHA; a Redis that does not know it yet (a restart, a
 failover, SCRIPT FLUSH) answers NOSCRIPT, and the script is loaded and run again. Nothing
 is registered per call or per object, and a pipeline of scripts sends no SCRIPT EXISTS
 first (redis-py's registered scripts do: one more round trip per pipeline).

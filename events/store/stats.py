@@ -81,7 +81,7 @@ def partition_stats(plan: Plan, client: redis.Redis | None = None) -> list[Parti
         elif owner in live:
             state = "assigned"
         else:
-            state = "reassigning"  # its session is gone; the lease lapses within seconds
+            state = "reassigning"  # its session is not live (a lease ends with its session)
         unconsumed = _unconsumed(_group(groups, plan.subscription), pending, length, newest, offset)
         pending_count = None if isinstance(pending, Exception) else int(pending["pending"])
         out.append(

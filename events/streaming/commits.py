@@ -2,7 +2,9 @@
 
 A commit is cumulative per partition: it acks, in Redis and fenced by the session's lease,
 every pending entry up to the offset, then records the offset in the database. Every
-cursor is checked before any is committed, so a refused request changes nothing.
+cursor is checked before any is committed, so a refused request changes nothing (unless a
+lease moves between the check and the commit: then what was committed is stored, and the
+rest refused).
 
 A commit of one partition is one script call: its lease names a live session or is gone
 (a lease expires with its session), so nothing else needs reading first. A commit of
@@ -21,7 +23,7 @@ from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.store import ordered_delivery
 from events.store.connections import async_redis_client
-from events.store.keys import lease_key
+from events.store.leases import Leases
 from events.store.sessions import Sessions
 from events.streaming import local
 
@@ -85,15 +87,12 @@ async def _check_leases(plan: Plan, session: str, targets: list[tuple[Cursor, Pa
     """Refuse (422) before anything is committed unless the session holds each partition's
     lease and was sent each offset.
     """
-    async with async_redis_client().pipeline(transaction=False) as pipe:
-        for _, partition in targets:
-            key = lease_key(partition.store_id, partition.partition, plan.subscription)
-            pipe.hmget(key, "session", "sent")
-        leases = await pipe.execute()
+    partitions = [(p.store_id, p.partition) for _, p in targets]
+    leases = await Leases(async_redis_client()).holdings(partitions, plan.subscription)
     for (cursor, _), (holder, sent) in zip(targets, leases, strict=True):
-        if holder is None or holder.decode() != session:
+        if holder != session:
             raise Problem(422, await _refusal(plan, session, cursor, "not_owner"))
-        if cursor.position > parse_offset(sent.decode() if sent else BEGIN):
+        if cursor.position > parse_offset(sent or BEGIN):
             raise Problem(422, await _refusal(plan, session, cursor, "undelivered"))
 
 

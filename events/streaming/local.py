@@ -1,5 +1,6 @@
-"""The sessions this process serves, by id. The drain closes each of them; a commit made in
-this process tells its own session directly instead of through Redis.
+"""The sessions this process serves, by id. The drain closes each of them; a client's
+commit made in this process tells its own session directly instead of through Redis (the
+session's own commits of filtered tails still come back through its control channel).
 
 Held weakly: a session that ends and is dropped leaves the registry with it.
 """

@@ -116,8 +116,8 @@ def test_a_poison_event_is_dead_lettered_and_later_events_keep_flowing(
         crashing.wait(lambda s: len(s.events) == 1)
         assert numbers(crashing.events) == ["poison-0"]
         crashing.close()
-        # A closed stream gives its partition back at once (tests/test_leave.py), not when
-        # its lease lapses: well within the lease time, so a lapsed lease cannot pass.
+        # A closed stream gives its partition back at once (tests/streaming/test_leaving.py),
+        # not when its lease lapses: well within the lease time, so a lapsed lease cannot pass.
         wait_until(
             lambda: not session_ids(consumer_api, subscription),
             timeout=LEASE_SECONDS / 2,

@@ -1,5 +1,5 @@
 """A plain-Python model of delivery counting, for the model-based tests: what each event
-went through, and what Redis must therefore show (`tests/delivery_world.py` drives real
+went through, and what Redis must therefore show (`tests/streaming/delivery_world.py` drives real
 sessions and hands the model what happened and what Redis holds).
 
 The rule (README, "What counts as a failed delivery"): a delivery is charged to the events

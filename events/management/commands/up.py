@@ -89,7 +89,7 @@ class Command(BaseCommand):
             for listener in listeners:
                 listener.close()
             # Servers drain first, all at once: their streams close with `shutdown` and
-            # hand partitions over at once. Then the worker, then Redis.
+            # hand partitions over at once. Then the scheduler, the worker, then Redis.
             servers = [(n, p) for n, p in children if n.startswith("server")]
             for _, process in servers:
                 if process.poll() is None:
