@@ -52,8 +52,8 @@ return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {KEYS[3], KEYS[4]}))
 # KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
 # ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
 # alone, ARGV[7] channel, ARGV[8] partition name, ARGV[9..] the live sessions
-# Returns {how many were claimed (dead letters included), the entries to deliver, their
-# delivery counts}.
+# Returns {the ids claimed (dead letters and trimmed entries included), the entries to
+# deliver, their delivery counts}.
 CLAIM_IDLE = Script(
     DEAD_LUA,
     """
@@ -66,7 +66,7 @@ for _, p in ipairs(scan) do
     owners[p[2]] = (owners[p[2]] or '') .. ' ' .. p[1]
   end
 end
-if #ids == 0 then return {0, {}, {}} end
+if #ids == 0 then return {{}, {}, {}} end
 local live = {}
 for i = 9, #ARGV do live[ARGV[i]] = true end
 local records, heads = {}, {}
@@ -112,7 +112,7 @@ for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], 
   end
 end
 if #gone > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(gone)) end
-return {#ids, out, out_counts}
+return {ids, out, out_counts}
 """,
 )
 
@@ -208,11 +208,11 @@ class SharedDelivery:
         count: int,
         alone: bool,
         live: Sequence[str] = (),
-    ) -> tuple[int, list[Any], list[int]]:
+    ) -> tuple[list[str], list[Any], list[int]]:
         """Up to `count` (at most CLAIM_CHUNK) entries left unacked past the ack timeout,
-        now `session`'s: how many it claimed, those to deliver (raw entries, as XCLAIM
-        returns them; the others became dead letters) and their delivery counts. `live`:
-        the sessions the caller knows to be alive.
+        now `session`'s: the offsets it claimed, those to deliver (raw entries, as XCLAIM
+        returns them; the others became dead letters, or were trimmed) and their delivery
+        counts. `live`: the sessions the caller knows to be alive.
         """
         k = _keys(plan, partition)
         args: list[str | int] = [
@@ -227,7 +227,7 @@ class SharedDelivery:
             *live,
         ]
         claimed, entries, counts = await CLAIM_IDLE(self._client, [k.log, k.dead, k.sent], args)
-        return int(claimed), entries, counts
+        return [offset.decode() for offset in claimed], entries, counts
 
     async def refresh(
         self,

@@ -87,17 +87,16 @@ class SharedSession(OrderedSession):
         claimed, raw, counts = await self._shared.claim_idle(
             self.plan, owned.partition, self.id, budget, self._alone, self._known_live
         )
-        # Alone, it may get back its own: what it sent (no longer waiting for that ack)
-        # and what it still holds unsent (not to be added twice).
+        # Alone, it may get back its own: what it sent no longer waits for its ack (also
+        # what became a dead letter), and what it still holds unsent is not added twice.
+        for offset in claimed:
+            if owned.unacked.pop(parse_offset(offset), None) is not None:
+                self._sent_events -= 1
         held = {offset for offset, _ in owned.buffer}
         held.update(offset for batch in owned.ready for offset, _ in batch)
         entries = [entry for entry in entries_of(raw, self._keep) if entry[0] not in held]
-        for offset, _ in entries:
-            position = parse_offset(offset)
-            if owned.unacked.pop(position, None) is not None:
-                self._sent_events -= 1
         # Fewer than asked for: nothing more is idle now. (Dead letters count as claimed.)
-        next_start = "0-0" if claimed < min(budget, CLAIM_CHUNK) else "more"
+        next_start = "0-0" if len(claimed) < min(budget, CLAIM_CHUNK) else "more"
         return Claimed(next_start, entries, retried_of(raw, counts))
 
     async def _mark_sent(self, owned: Owned, numbered: list[Numbered]) -> list[Numbered] | None:

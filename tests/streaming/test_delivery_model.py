@@ -271,6 +271,16 @@ def test_a_shared_client_that_leaves_is_charged_the_batch_sent_first_of_all_part
     ])  # fmt: skip
 
 
+def test_a_shared_session_forgets_its_own_events_that_its_claim_dead_lettered(world_of):
+    # Alone, it claims its own timed-out event and the claim dead-letters it: that event
+    # no longer waits for an ack, so it is not "the batch its client stopped in" when the
+    # client leaves later; the batch sent after it is.
+    replay(True, {"partitions": 1, "batch_limit": 1, "window": 3, "max_deliveries": 1}, [
+        ("publish", (1, 4)), ("join", ()), ("work", (1, 3, False)), ("work", (0, 2, False)),
+        ("crash", (1, True)), ("time_passes", ()), ("work", (1, 2, True)),
+    ])  # fmt: skip
+
+
 def test_shared_batches_marked_just_before_a_crash_count_once(world_of):
     replay(True, {"partitions": 1, "batch_limit": 1, "window": 5, "max_deliveries": 3}, [
         ("publish", (1, 4)), ("publish", (0, 3)), ("leave", (0, True)), ("join", ()),
