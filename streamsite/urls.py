@@ -8,6 +8,7 @@ from events.api import health, metrics, openapi
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("events.api.urls")),
+    path("dashboard/", include("events.dashboard.urls")),
     path("docs", openapi.docs_page, name="docs"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),

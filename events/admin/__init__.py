@@ -9,3 +9,4 @@ from events.admin import clients, dead_letters, event_types, subscriptions  # no
 admin.site.site_header = "Streamsite"
 admin.site.site_title = "Streamsite"
 admin.site.index_title = "Event bus administration"
+admin.site.site_url = "/dashboard/"  # "View site": the live dashboard

@@ -11,8 +11,8 @@ import orjson
 import redis
 
 from events.catalog import plans
-from events.models import Subscription
-from events.store import stats
+from events.models import EventType, Subscription
+from events.store import history, stats
 from events.store.clock import now_ms
 from events.store.lag import PartitionLag, store_snapshot
 
@@ -37,8 +37,22 @@ def record_lag(client: redis.Redis, subscriptions: Sequence[Subscription]) -> in
         measured[plan.subscription] = orjson.dumps({"at": at, "partitions": partitions})
         count += len(partitions)
     store_snapshot(client, at, measured)
+    record_history(client, measured)
     logger.debug("stats measured %s partitions of %s subscriptions", count, len(measured))
     return count
+
+
+def record_history(client: redis.Redis, measured: dict[str, bytes]) -> None:
+    """Add the dashboard's samples (events/store/history.py): every subscription's lag just
+    measured, and every event type's published count, so that its charts show the last
+    hour also of a time nobody watched.
+    """
+    for subscription, encoded in measured.items():
+        rows = orjson.loads(encoded)["partitions"]
+        unconsumed = {f"{r['event_type']}/{r['partition']}": r["unconsumed_events"] for r in rows}
+        history.sample_lag(client, subscription, unconsumed)
+    types = list(EventType.objects.values_list("store_id", "partition_count"))
+    history.sample_published(client, types)
 
 
 def _lag(measured: stats.PartitionStats) -> PartitionLag:

@@ -26,10 +26,17 @@ subscription's own keys share `{sub:<id>}`. docs/architecture.md#redis-layout dr
     ss:{sub:<id>}:sessions                 ZSET session -> expiry (ms, Redis's clock)
     ss:{sub:<id>}:direct                   hash session -> JSON [[type, p], ...] it streams
     ss:{sub:<id>}:resetting                set while a cursor reset runs
+    ss:{sub:<id>}:closes                   list: the last sessions' ends, newest first
+                                           (events/store/closes.py)
     ss:ctl:<sub>                           pub/sub: the subscription's control messages
                                            (events/store/control.py)
     ss:job:<name>                          a background job's lease
     ss:stats:lag, ss:stats:at              the stats job's snapshot of lag, and when
+    ss:stats:published:<store id>          ZSET: an hour of samples of an event type's
+                                           published count (events/store/history.py)
+    ss:stats:lag-history:<sub>             ZSET: an hour of samples of a subscription's lag
+    ss:stats:sampled, …:sampled:<sub>      short gates: one sample a second, however many
+                                           dashboards poll
     ss:meta:...                            versions of cached rows (events/catalog/snapshots.py)
 """
 
@@ -163,6 +170,11 @@ def resetting_key(subscription: str) -> str:
     return f"ss:{{sub:{subscription}}}:resetting"
 
 
+def closes_key(subscription: str) -> str:
+    """List: how the subscription's last sessions ended, newest first (events/store/closes.py)."""
+    return f"ss:{{sub:{subscription}}}:closes"
+
+
 def control_channel(subscription: str) -> str:
     """Pub/sub channel of a subscription's sessions (events/store/control.py)."""
     return f"{CONTROL_PREFIX}{subscription}"
@@ -171,6 +183,23 @@ def control_channel(subscription: str) -> str:
 def job_lease_key(name: str) -> str:
     """A background job's lease (events/store/job_leases.py)."""
     return f"ss:job:{name}"
+
+
+def published_history_key(store_id: str) -> str:
+    """ZSET of samples of an event type's published count, scored by time (ms)."""
+    return f"ss:stats:published:{store_id}"
+
+
+def lag_history_key(subscription: str) -> str:
+    """ZSET of samples of a subscription's unconsumed events per partition, by time (ms)."""
+    return f"ss:stats:lag-history:{subscription}"
+
+
+def sampled_key(subscription: str | None = None) -> str:
+    """Set for a moment after a sample is taken (of every event type's count, or of one
+    subscription's lag), so that many pollers take one sample a second.
+    """
+    return f"ss:stats:sampled:{subscription}" if subscription else "ss:stats:sampled"
 
 
 def event_type_version_key(name: str) -> str:

@@ -31,7 +31,7 @@ from events.store.hub import hub
 from events.store.keys import control_channel
 from events.store.leases import Leases
 from events.store.sessions import Membership, Sessions
-from events.streaming import draining
+from events.streaming import closes, draining
 from events.streaming.batcher import Batcher, Send
 from events.streaming.owned import Owned
 
@@ -102,6 +102,7 @@ class OrderedSession(Batcher):
                 "another session.",
             )
 
+    @closes.recorded
     async def run(self, send: Send) -> str:
         """Stream until a close reason arises; returns it. Leaves the subscription on the way
         out (also when cancelled because the client went away). A cancellation always ends
