@@ -160,7 +160,7 @@ def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpRes
     return json_response(_render_partition(info))
 
 
-def _publishing_target(name: str) -> publishing.Target:
+def publishing_target(name: str) -> publishing.Target:
     row = _event_type(name)
     return publishing.Target(
         name=row.name,
@@ -179,7 +179,7 @@ def _publishing_target(name: str) -> publishing.Target:
 
 @api_view("POST")
 async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
-    target = await snapshots.target(name, _publishing_target)
+    target = await snapshots.target(name, publishing_target)
     principal = principal_of(request)
     principal.require("publish", name)
     events = read_json(request)

@@ -93,3 +93,11 @@ def paginate(
     if len(page) > limit:
         links["next"] = link(offset + limit)
     return {"items": [render(row) for row in page[:limit]], "_links": links}
+
+
+def header(scope: Any, name: bytes) -> str | None:
+    """A request header of an ASGI scope (`name` in lower case), or None."""
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None

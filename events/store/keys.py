@@ -38,6 +38,8 @@ subscription's own keys share `{sub:<id>}`. docs/architecture.md#redis-layout dr
     ss:stats:sampled, …:sampled:<sub>      short gates: one sample a second, however many
                                            dashboards poll
     ss:meta:...                            versions of cached rows (events/catalog/snapshots.py)
+    ss:meta:store-epoch                    names Redis's data set, for readers' positions
+                                           (events/store/tails.py)
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ CONTROL_PATTERN = CONTROL_PREFIX + "*"
 LAG_SNAPSHOT_KEY = "ss:stats:lag"
 LAG_AT_KEY = "ss:stats:at"
 AUTH_EPOCH_KEY = "ss:meta:auth-epoch"
+STORE_EPOCH_KEY = "ss:meta:store-epoch"  # names Redis's data set: new when it lost its data
 
 
 def partition_tag(store_id: str, partition: int) -> str:

@@ -1,0 +1,307 @@
+"""A reader: one connection that gets every event of the types it reads, in order per
+partition, from the process's reader hub (`events/store/tails.py`;
+docs/architecture.md#readers).
+
+The hub hands every reader the same `Chunk` of new entries; the batches cut from it are
+encoded once per (first entry, batch limit, topics) and shared by every reader that needs
+them, and only the SSE `id:` line, the reader's own position, is made per reader. A reader
+that is behind catches up through the hub's coalesced range reads, then follows live.
+
+A reader's output is bounded: what the server still holds for its client (the transport's
+buffer, `buffered()`) may not pass `READER_BUFFER_BYTES`, or the stream ends with
+`slow_consumer`; the client resumes from its last position when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from events.core import framing, positions
+from events.core.offsets import parse_offset
+from events.core.positions import UNREAD, TypePosition, format_position
+from events.core.stream_params import StreamParams
+from events.core.topics import matcher, topic_of
+from events.store.keys import log_key
+from events.store.tails import Chunk, tails
+from events.streaming.reader_start import END, ReadType, Start
+
+Send = Callable[[bytes], Awaitable[None]]
+Buffered = Callable[[], int]  # bytes the server still holds for the client
+
+# The reasons a reader's stream ends, beyond the session reasons of framing.close_info.
+SLOW_CONSUMER = "slow_consumer"
+TOKEN_EXPIRED = "token_expired"
+STREAM_TIMEOUT = "stream_timeout"
+STREAM_LIMIT = "stream_limit"
+KEEP_ALIVE_LIMIT = "keep_alive_limit"
+GONE = "gone"  # the client left
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    params: StreamParams
+    topics: tuple[str, ...] = ()
+    sse: bool = False
+    buffer_limit: int = 1 << 20
+    expires_at: float | None = None  # wall clock; the stream's token expires then
+
+
+# A batch cut from a chunk: the offset of its last event, its events, its JSON.
+Cut = tuple[str, list[bytes], bytes]
+
+
+def _encode(name: str, partition: int, offset: str, events: Sequence[bytes]) -> bytes:
+    cursor = orjson.dumps({"partition": str(partition), "offset": offset, "event_type": name})
+    return b'{"cursor":' + cursor + b',"events":[' + b",".join(events) + b"]}"
+
+
+class Reader:
+    def __init__(self, types: Sequence[ReadType], start: Start, epoch: str, options: ReaderOptions):
+        self.options = options
+        self._epoch = epoch
+        self._types = list(types)
+        self._slots = [
+            (t.name, p, log_key(t.store_id, p))
+            for t in types
+            for p in range(t.partition_count)
+            if start.offsets[(t.name, p)] != UNREAD
+        ]
+        self._index = {key: i for i, (_, _, key) in enumerate(self._slots)}
+        self._offsets = {
+            (t.name, p): start.offsets[(t.name, p)] for t in types for p in range(t.partition_count)
+        }
+        self._live = [False] * len(self._slots)
+        self._resets = start.resets
+        self._inbox: list[Chunk] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._match = matcher(options.topics) if options.topics else None
+        self._sent = 0
+        self.reason: str | None = None
+        self.id = str(uuid.uuid4())
+        self._ended = asyncio.Event()
+
+    # -- as a local session: the drain closes readers too --------------------------------
+
+    def shutdown(self) -> None:
+        self.stop("shutdown")
+
+    async def closed(self) -> None:
+        await self._ended.wait()
+
+    def on_commit(self, store_id: str, partition: int, offset: str) -> None:
+        pass  # readers do not commit
+
+    # -- called by the hub --------------------------------------------------------------
+
+    def deliver(self, chunk: Chunk) -> None:
+        if self._live[self._index[chunk.key]] and self.reason is None:
+            self._inbox.append(chunk)
+            self._wake()
+
+    def lost(self) -> None:
+        self.stop(positions.DATA_LOST)
+
+    def stop(self, reason: str) -> None:
+        """End the stream with `reason` (the client left, the server drains)."""
+        if self.reason is None:
+            self.reason = reason
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    # -- the stream ---------------------------------------------------------------------
+
+    def position(self) -> str:
+        """The position after everything sent: the SSE `id:` to resume from."""
+        return format_position(
+            self._epoch,
+            [
+                TypePosition(
+                    t.name,
+                    t.store_id,
+                    tuple(self._offsets[(t.name, p)] for p in range(t.partition_count)),
+                )
+                for t in self._types
+            ],
+        )
+
+    async def run(self, send: Send, buffered: Buffered) -> str:
+        """Send batches until the stream ends; returns why it ended."""
+        hub = tails()
+        try:
+            for i, (name, p, key) in enumerate(self._slots):
+                newest = await hub.follow(key, self)
+                if self._offsets[(name, p)] == END:
+                    self._offsets[(name, p)] = newest
+                self._live[i] = self._offsets[(name, p)] == newest
+            if self.options.sse:
+                for reason, where in self._resets:
+                    await send(self._reset_message(reason, where))
+            return await self._loop(send, buffered)
+        finally:
+            for _, _, key in self._slots:
+                hub.unfollow(key, self)
+            self._ended.set()
+
+    async def _loop(self, send: Send, buffered: Buffered) -> str:
+        loop = asyncio.get_running_loop()
+        params = self.options.params
+        deadline = loop.time() + params.stream_timeout
+        if self.options.expires_at is not None:
+            expiry = loop.time() + self.options.expires_at - time.time()
+        else:
+            expiry = float("inf")
+        keep_alive_due = loop.time() + params.batch_flush_timeout
+        idle_rounds = 0
+        while self.reason is None:
+            sent_before = self._sent
+            while self._inbox and self.reason is None:
+                await self._send_chunk(self._inbox.pop(0), send, buffered)
+            behind = [i for i, live in enumerate(self._live) if not live]
+            for i in behind:
+                if self.reason is None:
+                    await self._catch_up(i, send, buffered)
+            if self._sent != sent_before:
+                idle_rounds = 0
+                keep_alive_due = loop.time() + params.batch_flush_timeout
+            now = loop.time()
+            if self.reason is not None:
+                break
+            if now >= expiry:
+                return self._end(TOKEN_EXPIRED)
+            if now >= deadline:
+                return self._end(STREAM_TIMEOUT)
+            if now >= keep_alive_due:
+                idle_rounds += 1
+                if params.stream_keep_alive_limit and idle_rounds > params.stream_keep_alive_limit:
+                    return self._end(KEEP_ALIVE_LIMIT)
+                await send(self._keep_alive())
+                keep_alive_due = now + params.batch_flush_timeout
+                continue
+            if behind or self._inbox:
+                continue
+            self._wakeup = loop.create_future()
+            timer = loop.call_at(min(expiry, deadline, keep_alive_due), self._wake)
+            try:
+                await self._wakeup
+            finally:
+                timer.cancel()
+                self._wakeup = None
+        return self.reason or GONE
+
+    def _end(self, reason: str) -> str:
+        self.reason = reason
+        return reason
+
+    async def _catch_up(self, i: int, send: Send, buffered: Buffered) -> None:
+        name, p, key = self._slots[i]
+        hub = tails()
+        offset = self._offsets[(name, p)]
+        chunk = await hub.read_range(key, offset)
+        if not chunk.entries and chunk.last == offset:
+            # Nothing stored after it as far as that read saw: up to where the hub has
+            # delivered, nothing is missing, and from there on the reader follows live.
+            newest = hub.last(key)
+            if not positions.after(newest, offset):
+                self._live[i] = True
+                return
+            fresh = await hub.read_range(key, offset)
+            if not fresh.entries and fresh.last == offset:
+                self._offsets[(name, p)] = newest
+                self._live[i] = True
+                return
+            chunk = fresh
+        await self._send_chunk(chunk, send, buffered)
+
+    async def _send_chunk(self, chunk: Chunk, send: Send, buffered: Buffered) -> None:
+        name, p, _ = self._slots[self._index[chunk.key]]
+        offset = self._offsets[(name, p)]
+        if not positions.after(chunk.last, offset):
+            return  # nothing new for this reader
+        cuts = self._cuts(chunk, name, p, offset)
+        out: list[bytes] = []
+        limit = self.options.params.stream_limit
+        for last, events, encoded in cuts:
+            if limit and self._sent + len(events) > limit:
+                events = events[: limit - self._sent]
+                encoded = _encode(name, p, last, events)
+            self._sent += len(events)
+            self._offsets[(name, p)] = last
+            out.append(self._frame(encoded))
+            if limit and self._sent >= limit:
+                self.reason = STREAM_LIMIT
+                break
+        else:
+            self._offsets[(name, p)] = chunk.last  # entries skipped at the end advance too
+        if out:
+            await send(b"".join(out))
+        if buffered() > self.options.buffer_limit:
+            self.reason = SLOW_CONSUMER
+
+    def _cuts(self, chunk: Chunk, name: str, partition: int, offset: str) -> list[Cut]:
+        start = 0
+        if chunk.after != offset:
+            mark = parse_offset(offset)
+            while start < len(chunk.entries) and parse_offset(chunk.entries[start][0]) <= mark:
+                start += 1
+        memo_key = (start, self.options.params.batch_limit, self.options.topics)
+        cuts: list[Cut] | None = chunk.memo.get(memo_key)
+        if cuts is None:
+            cuts = chunk.memo[memo_key] = self._cut(chunk, name, partition, start)
+        return cuts
+
+    def _cut(self, chunk: Chunk, name: str, partition: int, start: int) -> list[Cut]:
+        size = self.options.params.batch_limit
+        cuts: list[Cut] = []
+        events: list[bytes] = []
+        last = ""
+        for entry_id, event in chunk.entries[start:]:
+            if event is None or (self._match is not None and not self._match(topic_of(event))):
+                continue
+            events.append(event)
+            last = entry_id
+            if len(events) == size:
+                cuts.append((last, events, _encode(name, partition, last, events)))
+                events = []
+        if events:
+            cuts.append((last, events, _encode(name, partition, last, events)))
+        return cuts
+
+    def _frame(self, encoded: bytes) -> bytes:
+        if not self.options.sse:
+            return encoded + b"\n"
+        return b"event: batch\nid: " + self.position().encode() + b"\ndata: " + encoded + b"\n\n"
+
+    def _keep_alive(self) -> bytes:
+        if self.options.sse:
+            return b"event: keep-alive\ndata: {}\n\n"
+        return b"".join(
+            b'{"cursor":'
+            + orjson.dumps(
+                {"partition": str(p), "offset": self._offsets[(name, p)], "event_type": name}
+            )
+            + b"}\n"
+            for name, p, _ in self._slots
+        )
+
+    def _reset_message(self, reason: str, where: list[tuple[str, int]]) -> bytes:
+        body = {
+            "reason": reason,
+            "partitions": [{"event_type": n, "partition": str(p)} for n, p in where],
+            "position": self.position(),
+        }
+        return b"event: reset\ndata: " + orjson.dumps(body) + b"\n\n"
+
+    def closing(self, reason: str) -> bytes:
+        """The stream's last message (SSE); NDJSON streams just end, as Nakadi's do."""
+        if not self.options.sse or reason == GONE:
+            return b""
+        return framing.sse_close(reason)
