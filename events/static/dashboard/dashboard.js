@@ -116,13 +116,23 @@ const Dash = (() => {
         { size: 36, font: "10px sans-serif", stroke: "#5f6b7a" },
       ],
       series: [{}, ...labels.map((label, i) => ({
-        label, stroke: colors[i % colors.length], width: 1.5, points: { show: false },
+        label, stroke: colors[i % colors.length], width: 1.5,
         fill: labels.length === 1 ? "rgba(31, 95, 191, 0.12)" : undefined,
       }))],
     };
     const plot = new uPlot(options, [[], ...labels.map(() => [])], node);
     window.addEventListener("resize", () => plot.setSize({ width: width(), height }));
     return plot;
+  }
+
+  /* Show `data` ([xs, ys…]) over what there is of the last hour, at least a minute, so
+     that a lone point stays visible. */
+  function draw(plot, data) {
+    const xs = data[0];
+    plot.setData(data);
+    if (!xs.length) return;
+    const last = xs[xs.length - 1];
+    plot.setScale("x", { min: Math.min(xs[0], last - 60), max: last });
   }
 
   /* Points [[t seconds, y], …] kept per key for an hour: add new ones, drop old ones. */
@@ -138,5 +148,5 @@ const Dash = (() => {
     return document.querySelector("meta[name=csrf-token]").content;
   }
 
-  return { poll, el, syncRows, setText, number, ago, short, chart, keepHour, csrf, setStatus };
+  return { poll, el, syncRows, setText, number, ago, short, chart, draw, keepHour, csrf, setStatus };
 })();

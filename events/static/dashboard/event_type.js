@@ -16,7 +16,7 @@
     setText(document.getElementById("published"), number(data.published));
     setText(document.getElementById("size"), number(data.size));
     if (!plot) plot = Dash.chart(document.getElementById("rate-chart"), ["events/s"], 160);
-    plot.setData([points.map((p) => p[0]), points.map((p) => p[1])]);
+    Dash.draw(plot, [points.map((p) => p[0]), points.map((p) => p[1])]);
     syncRows(document.querySelector("#partitions tbody"), data.partitions, (p) => p.partition,
       () => el("tr", {}, el("td", { class: "num" }), el("td", { class: "mono" }),
         el("td", { class: "mono" }), el("td", { class: "num" })),

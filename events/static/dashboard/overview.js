@@ -25,8 +25,8 @@
     setText(row.querySelector("[data-field=partitions]"), item.partitions);
     setText(row.querySelector("[data-field=size]"), number(item.size));
     setText(row.querySelector("[data-field=published]"), number(item.published));
-    if (!row._chart) row._chart = Dash.chart(row.querySelector(".spark"), ["events/s"], 70);
-    row._chart.setData([points.map((p) => p[0]), points.map((p) => p[1])]);
+    if (!row._chart) row._chart = Dash.chart(row.querySelector(".spark"), ["events/s"], 90);
+    Dash.draw(row._chart, [points.map((p) => p[0]), points.map((p) => p[1])]);
   }
 
   function subscriptionRow(item) {

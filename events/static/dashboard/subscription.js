@@ -17,7 +17,7 @@
       plotKeys = keys.join("|");
       plot = Dash.chart(document.getElementById("lag-chart"), keys, 200);
     }
-    plot.setData([
+    Dash.draw(plot, [
       samples.map((s) => s.at / 1000),
       ...keys.map((k) => samples.map((s) => (s.unconsumed[k] === undefined ? null : s.unconsumed[k]))),
     ]);

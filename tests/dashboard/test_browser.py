@@ -1,0 +1,137 @@
+"""The dashboard in a real headless Chromium against a real Daphne (`live_server`): an
+operator logs in through the admin, publishes, and watches the rate move, a consumer's
+session appear and leave, and (once the reader endpoint takes the session) the events
+arrive in the tail. See tests/browser.py for what it needs.
+
+Screenshots of each page go to $DASHBOARD_SCREENSHOTS (a temporary folder unless set);
+`DASHBOARD_SCREENSHOTS=docs/screenshots` refreshes the ones the README shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.contrib.auth.models import User
+
+from tests.browser import BROWSER, PASSWORD, operator_page, sync_api
+from tests.live import open_stream, publish, subscribe
+
+pytestmark = BROWSER
+
+SCREENSHOTS = Path(
+    os.environ.get("DASHBOARD_SCREENSHOTS")
+    or Path(tempfile.gettempdir()) / "streamsite-dashboard-screenshots"
+)
+VIEWPORT = {"width": 1100, "height": 820}
+expect = sync_api.expect
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"dashboard-{name}.png"
+    page.set_viewport_size(VIEWPORT)
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def operator() -> None:
+    # Rows first: Playwright's sync API runs an event loop, and Django refuses ORM calls
+    # while one is running.
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+
+
+def test_the_rate_moves_and_a_consumer_s_session_comes_and_goes(
+    live_server, consumer_api, consumer_token, streams
+):
+    operator()
+    subscription = subscribe(consumer_api, partitions=2)
+    with operator_page(live_server.url) as page:
+        page.goto("/admin/")
+        page.get_by_role("link", name="View site").click()
+        expect(page).to_have_url(re.compile(r"/dashboard/$"))
+        expect(page.locator("#connection")).to_contain_text("live")
+        row = page.locator("#event-types tbody tr", has_text="order.created")
+        rate = row.locator("[data-field=rate]")
+        expect(rate).to_have_text("0")
+        expect(row.locator("[data-field=partitions]")).to_have_text("2")
+
+        publish(consumer_api, 20)
+        published = time.monotonic()
+        expect(rate).not_to_have_text("0", timeout=2_000)
+        assert time.monotonic() - published < 2.0
+        expect(row.locator("[data-field=published]")).to_have_text("20")
+        publish(consumer_api, 10, prefix="B")
+        expect(row.locator("[data-field=size]")).to_have_text("30")
+        subscription_row = page.locator("#subscriptions tbody tr")
+        expect(subscription_row.locator("[data-field=unconsumed]")).to_have_text("30")
+        expect(page.locator("#health")).to_contain_text("Redis")
+        screenshot(page, "overview")
+
+        stream = open_stream(streams, live_server, consumer_token, subscription)
+        expect(subscription_row.locator("[data-field=sessions]")).to_have_text("1")
+        subscription_row.get_by_role("link").click()
+        expect(page).to_have_url(re.compile(f"/dashboard/subscriptions/{subscription}/$"))
+        sessions = page.locator("#sessions tbody tr")
+        expect(sessions).to_have_count(1)
+        expect(sessions).to_contain_text(stream.id)
+        owners = page.locator("#partitions tbody tr")
+        expect(owners).to_have_count(2)
+        for i in range(2):
+            expect(owners.nth(i)).to_contain_text(stream.id)
+        stream.wait(lambda s: len(s.events) == 30)
+        screenshot(page, "subscription")
+
+        stream.close()
+        expect(sessions).to_have_count(0)
+        expect(page.locator("#closes tbody")).to_contain_text("disconnected")
+
+
+def _reader_takes_the_session(base_url: str, page) -> bool:
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    with (
+        httpx.Client(base_url=base_url, cookies=cookies, timeout=5) as http,
+        http.stream(
+            "GET",
+            "/api/event-types/order.created/events",
+            headers={"Accept": "text/event-stream"},
+        ) as response,
+    ):
+        return response.status_code == 200
+
+
+def test_published_events_appear_in_the_event_type_s_tail(live_server, consumer_api):
+    operator()
+    subscribe(consumer_api, partitions=2)
+    with operator_page(live_server.url) as page:
+        if not _reader_takes_the_session(live_server.url, page):
+            pytest.skip("the reader endpoint does not take the Django session yet")
+        page.goto("/dashboard/")
+        page.locator("#event-types a", has_text="order.created").click()
+        expect(page.locator("h1")).to_have_text("order.created")
+        expect(page.locator("#tail-status")).to_have_text("live")
+        tail = page.locator("#tail tbody tr")
+
+        publish(consumer_api, 2, prefix="T")
+        expect(tail).to_have_count(2)
+        expect(page.locator("#tail tbody")).to_contain_text('"order_number":"T-0"')
+
+        page.fill("#tail-text", "t-1")  # the text filter hides the other rows
+        expect(page.locator("#tail tbody tr:visible")).to_have_count(1)
+        expect(page.locator("#tail-hidden")).to_have_text("1")
+        page.fill("#tail-text", "")
+
+        page.click("#tail-pause")
+        publish(consumer_api, 1, prefix="P")
+        expect(page.locator("#tail-pause")).to_have_text("Resume (1 new)")
+        expect(tail).to_have_count(2)
+        page.click("#tail-pause")
+        expect(tail).to_have_count(3)
+        expect(page.locator("#rate")).not_to_have_text("0")
+        screenshot(page, "event-type")
