@@ -44,3 +44,28 @@ def test_the_consume_benchmark_runs_and_checks_what_it_consumed(tmp_path):
     assert results["latency"]["events_measured"] > 0
     assert [run["kind"] for run in results["commits"]] == ["refused", "1 partition", "4 partitions"]
     assert all(run["requests"] == 100 for run in results["commits"])
+
+
+@pytest.mark.timeout(600)  # the first run also installs the peer's virtualenv
+def test_the_fanout_benchmark_feeds_every_reader_of_both_systems(tmp_path):
+    results = run_quick("fanout", tmp_path / "fanout.json")
+    runs = {row["system"]: row for row in results["results"]}
+    assert set(runs) == {"streamsite", "django-eventstream"}
+    for row in runs.values():
+        assert row["connected"] == row["readers"] == 200
+        assert row["deliveries"] == 200 * row["publishes"]
+        assert row["kb_per_connection"] > 0
+        assert row["to_last_reader_ms"]["p99"] >= row["reader_ms"]["p50"] > 0
+        assert row["server_us_per_delivery"] > 0
+    # One reader per worker parsed every message and held it to the SSE contract.
+    checks = runs["streamsite"]["contract_checks"]
+    assert checks
+    assert all(check["problems"] == [] for check in checks)
+    assert all(check["events_in_batches"] >= 5 for check in checks)
+    # The targets name 20,000 and 10,000 readers: not measured here; the comparison is.
+    held, p99, ahead = results["targets"]
+    assert held["measured"] is None
+    assert p99["measured"] is None
+    assert not held["pass"]
+    assert not p99["pass"]
+    assert {c["figure"] for c in ahead["comparisons"]} >= {"KB per connection"}
