@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -112,6 +113,15 @@ class Client(models.Model):
         default=False, help_text="Administer everything: event types, clients' data, all grants."
     )
     description = models.TextField(blank=True)
+    # A browser signed in as this user acts with this client's grants (README, "Browsers").
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_client",
+        help_text="A signed-in user who acts as this client in the browser (session auth).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

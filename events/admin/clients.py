@@ -47,10 +47,12 @@ class ApiTokenInline(admin.TabularInline):
 
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_admin", "grant_summary", "active_tokens", "created_at")
+    list_display = ("name", "is_admin", "grant_summary", "active_tokens", "user", "created_at")
     list_filter = ("is_admin",)
-    search_fields = ("name", "description", "grants__pattern")
-    fields = ("name", "is_admin", "description")
+    search_fields = ("name", "description", "grants__pattern", "user__username")
+    # `user`: who acts as this client in the browser, by the session (README, "Browsers").
+    fields = ("name", "is_admin", "description", "user")
+    autocomplete_fields = ("user",)
     actions = ("create_tokens",)
 
     def get_inlines(
@@ -59,7 +61,12 @@ class ClientAdmin(admin.ModelAdmin):
         return [GrantInline] if obj is None else [GrantInline, ApiTokenInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
-        return super().get_queryset(request).prefetch_related("grants", "tokens")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .prefetch_related("grants", "tokens")
+        )
 
     def get_urls(self) -> list[URLPattern]:
         create_token = self.admin_site.admin_view(self.create_token_view)

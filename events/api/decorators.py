@@ -1,6 +1,7 @@
-"""The checks every /api/ view needs: allowed methods, the caller's token, Redis's errors
-as 503s, CSRF off (token-authenticated API). Views stay thin: parse, authorize, call the
-domain, render.
+"""The checks every /api/ view needs: allowed methods, the caller (a token or the session,
+events/api/identity.py, which also makes Django's CSRF check of a session-authenticated
+call: Django's own is off here), Redis's errors as 503s. Views stay thin: parse, authorize,
+call the domain, render.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import redis
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from events.api import identity
 from events.api.http import response_of
-from events.catalog import snapshots
-from events.catalog.auth import Principal, authenticate
+from events.catalog.auth import Principal
 from events.core.problems import Problem
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ def api_view(*methods: str) -> Callable[[View], View]:
             ) -> HttpResponse:
                 try:
                     check_method(request)
-                    request.principal = await snapshots.principal(  # type: ignore[attr-defined]
-                        request.headers.get("Authorization")
+                    request.principal = await identity.principal_of_request(  # type: ignore[attr-defined]
+                        request
                     )
                     response: HttpResponse = await view(request, *args, **kwargs)
                     return response
@@ -82,8 +83,8 @@ def api_view(*methods: str) -> Callable[[View], View]:
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 check_method(request)
-                request.principal = authenticate(  # type: ignore[attr-defined]
-                    request.headers.get("Authorization")
+                request.principal = identity.principal_of_request_sync(  # type: ignore[attr-defined]
+                    request
                 )
                 response: HttpResponse = view(request, *args, **kwargs)
                 return response

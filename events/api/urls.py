@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from django.urls import path
 
-from events.api import acks, cursors, dead_letters, event_types, openapi, subscriptions
+from events.api import (
+    acks,
+    cursors,
+    dead_letters,
+    event_types,
+    openapi,
+    stream_tokens,
+    subscriptions,
+)
 
 urlpatterns = [
     path("openapi.json", openapi.openapi_json, name="openapi-json"),
     path("openapi.yaml", openapi.openapi_yaml, name="openapi-yaml"),
+    path("stream-tokens", stream_tokens.stream_token_list, name="stream-tokens"),
     path("event-types", event_types.event_type_list, name="event-types"),
     path("event-types/<str:name>", event_types.event_type_detail, name="event-type"),
     path("event-types/<str:name>/schemas", event_types.schema_list, name="schemas"),

@@ -1,45 +1,114 @@
-"""Bearer-token authentication and grants: who is calling, and what it may do.
+"""Who is calling, and what it may do: principals, their grants, and the scope of a stream
+token (README, "Browsers").
 
 `authenticate` is plain synchronous ORM code so that views, async views and Channels
-consumers share it (events/api/decorators.py wraps views with it).
+consumers share it (events/api/identity.py picks the credential of a request). Signed-in
+users are in events/catalog/users.py, stream tokens in events/catalog/stream_tokens.py.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from datetime import datetime
 
 from events.core.problems import Problem
-from events.models import ApiToken, token_digest
+from events.models import ApiToken, Client, token_digest
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="streamsite"'}
+READ, CONSUME = "read", "consume"  # the actions a stream token may carry
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a stream token allows: `read` of the event types matching `patterns`, or
+    `consume` of one `subscription`; always within its client's own grants.
+    """
+
+    action: str
+    patterns: tuple[str, ...] = ()
+    subscription: str | None = None
+
+    def allows(self, action: str, event_type: str) -> bool:
+        if action != self.action:
+            return False
+        if action == READ:
+            return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in self.patterns)
+        return True  # consume: which subscription is `Principal.require_subscription`'s check
+
+    def describe(self) -> str:
+        if self.action == READ:
+            return f"reading {', '.join(self.patterns)}"
+        return f"consuming subscription {self.subscription}"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated client behind a request, with its grants loaded once."""
+    """The authenticated caller of a request, with its grants loaded once.
 
-    client_id: int
+    `user_id` is set for a signed-in user (and the stream tokens it mints); `scope` and
+    `expires_at` for a stream token, None otherwise.
+    """
+
+    client_id: int | None
     name: str
     is_admin: bool
     grants: tuple[tuple[str, str], ...]  # (action, event-type name pattern)
+    user_id: int | None = None
+    scope: Scope | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def subject(self) -> str:
+        """Whom a stream token minted by this principal acts as when it is used."""
+        return f"user:{self.user_id}" if self.user_id is not None else f"client:{self.client_id}"
 
     def may(self, action: str, event_type: str) -> bool:
+        if self.scope is not None and not self.scope.allows(action, event_type):
+            return False
+        return self.covers(action, event_type)
+
+    def covers(self, action: str, pattern: str) -> bool:
+        """Whether the grants (not the scope) allow `action` on every name that `pattern`, a
+        name or a glob, can match: a grant's pattern must match the pattern itself.
+        """
         if self.is_admin:
             return True
         return any(
-            granted == action and fnmatch.fnmatchcase(event_type, pattern)
-            for granted, pattern in self.grants
+            granted == action and fnmatch.fnmatchcase(pattern, granted_pattern)
+            for granted, granted_pattern in self.grants
         )
 
     def require(self, action: str, event_type: str) -> None:
-        """Raise 403 unless this client may do `action` on `event_type`."""
-        if not self.may(action, event_type):
+        """Raise 403 unless this principal may do `action` on `event_type`."""
+        if self.scope is not None and not self.scope.allows(action, event_type):
+            raise Problem(
+                403,
+                f"This stream token allows {self.scope.describe()} only, "
+                f"not {action} of {event_type!r}.",
+            )
+        if not self.covers(action, event_type):
             raise Problem(403, f"Client {self.name!r} has no {action} grant for {event_type!r}.")
 
+    def require_subscription(self, subscription_id: str) -> None:
+        """Raise 403 if a stream token is used to consume another subscription than its own."""
+        scope = self.scope
+        if scope is not None and (scope.action != CONSUME or scope.subscription != subscription_id):
+            raise Problem(
+                403,
+                f"This stream token allows {scope.describe()} only, "
+                f"not consuming subscription {subscription_id}.",
+            )
+
     def require_admin(self, what: str) -> None:
-        if not self.is_admin:
+        if not self.is_admin or self.scope is not None:
             raise Problem(403, f"Only an admin client may {what}.")
+
+
+def principal_of_client(client: Client, user_id: int | None = None) -> Principal:
+    """The principal of a client row (its grants read here, or from a prefetch)."""
+    grants = tuple((grant.action, grant.pattern) for grant in client.grants.all())
+    return Principal(client.id, client.name, client.is_admin, grants, user_id=user_id)
 
 
 def authenticate(authorization: str | None) -> Principal:
@@ -58,6 +127,4 @@ def authenticate(authorization: str | None) -> Principal:
     )
     if row is None:
         raise Problem(401, "The API token is unknown or revoked.", headers=UNAUTHORIZED_HEADERS)
-    client = row.client
-    grants = tuple(client.grants.values_list("action", "pattern"))
-    return Principal(client.id, client.name, client.is_admin, grants)
+    return principal_of_client(row.client)

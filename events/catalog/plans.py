@@ -27,6 +27,10 @@ def get_subscription(subscription_id: str) -> Subscription:
 
 
 def require_consume(principal: Principal, subscription: Subscription) -> None:
+    """403 unless the principal may consume every event type of the subscription (and, for
+    a stream token, unless it is the token's subscription).
+    """
+    principal.require_subscription(str(subscription.pk))
     for event_type in subscription.event_types.all():
         principal.require("consume", event_type.name)
 
@@ -45,6 +49,7 @@ async def cached(subscription_id: str, principal: Principal) -> Plan:
     plan = await snapshots.subscription(
         subscription_id, lambda key: of(get_subscription(key), with_offsets=False)
     )
+    principal.require_subscription(plan.subscription)
     for name in plan.partition_counts:
         principal.require("consume", name)
     return plan

@@ -19,9 +19,12 @@ from typing import Any, Generic, TypeVar
 
 import redis
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
+from events.catalog import users
 from events.catalog.auth import Principal, authenticate
 from events.models import ApiToken, Client, EventType, Grant, Subscription, token_digest
 from events.store import versions
@@ -72,11 +75,28 @@ def clear() -> None:
 
 async def principal(authorization: str | None) -> Principal:
     """`auth.authenticate`, from this process's copy while no client, grant or token changed."""
-    key = token_digest(authorization or "")
+    return await _principal(token_digest(authorization or ""), authenticate, authorization)
+
+
+async def session_principal(session_key: str) -> Principal:
+    """`users.principal_of_session`, from this process's copy while no client, grant, token
+    or user changed and no one signed out (a session that only expires is refused once its
+    copy is MAX_AGE old).
+    """
+    key = "session:" + token_digest(session_key)
+    return await _principal(key, users.principal_of_session, session_key)
+
+
+async def subject_principal(subject: str) -> Principal:
+    """`users.principal_of_subject` (whom a stream token acts as), cached as `principal`."""
+    return await _principal("subject:" + subject, users.principal_of_subject, subject)
+
+
+async def _principal(key: str, load: Callable[[str], Principal], argument: Any) -> Principal:
     version = await versions.read(AUTH_EPOCH_KEY)
     found = _principals.get(key, version)
     if found is None:
-        found = await sync_to_async(authenticate)(authorization)  # 401 is not cached
+        found = await sync_to_async(load)(argument)  # a refusal (401, 403) is not cached
         _principals.put(key, version, found)
     return found
 
@@ -151,7 +171,8 @@ def _event_type_leaving(instance: EventType, **kwargs: Any) -> None:
 
 def connect_signals() -> None:
     """Bump the versions on every change; called once, from the app's ready()."""
-    for model in (Client, Grant, ApiToken):
+    user_logged_out.connect(_auth_changed, dispatch_uid="snapshots-logout")
+    for model in (Client, Grant, ApiToken, get_user_model()):
         post_save.connect(_auth_changed, sender=model, dispatch_uid=f"snapshots-{model.__name__}")
         post_delete.connect(
             _auth_changed, sender=model, dispatch_uid=f"snapshots-d-{model.__name__}"
