@@ -228,14 +228,21 @@ class Reader:
             return  # nothing new for this reader
         cuts = self._cuts(chunk, name, p, offset)
         out: list[bytes] = []
+        held = buffered()
+        budget = self.options.buffer_limit - held
         limit = self.options.params.stream_limit
         for last, events, encoded in cuts:
             if limit and self._sent + len(events) > limit:
                 events = events[: limit - self._sent]
                 encoded = _encode(name, p, last, events)
+            frame = self._frame(encoded, (name, p), last)
+            budget -= len(frame)
+            if budget < 0 and (out or held):  # one batch always fits an idle client
+                self.reason = SLOW_CONSUMER
+                break
+            out.append(frame)
             self._sent += len(events)
             self._offsets[(name, p)] = last
-            out.append(self._frame(encoded))
             if limit and self._sent >= limit:
                 self.reason = STREAM_LIMIT
                 break
@@ -243,8 +250,6 @@ class Reader:
             self._offsets[(name, p)] = chunk.last  # entries skipped at the end advance too
         if out:
             await send(b"".join(out))
-        if buffered() > self.options.buffer_limit:
-            self.reason = SLOW_CONSUMER
 
     def _cuts(self, chunk: Chunk, name: str, partition: int, offset: str) -> list[Cut]:
         start = 0
@@ -275,10 +280,15 @@ class Reader:
             cuts.append((last, events, _encode(name, partition, last, events)))
         return cuts
 
-    def _frame(self, encoded: bytes) -> bytes:
+    def _frame(self, encoded: bytes, at: tuple[str, int], offset: str) -> bytes:
+        """The batch on the wire; over SSE with the position after it as `id:`."""
         if not self.options.sse:
             return encoded + b"\n"
-        return b"event: batch\nid: " + self.position().encode() + b"\ndata: " + encoded + b"\n\n"
+        before = self._offsets[at]
+        self._offsets[at] = offset
+        position = self.position()
+        self._offsets[at] = before
+        return b"event: batch\nid: " + position.encode() + b"\ndata: " + encoded + b"\n\n"
 
     def _keep_alive(self) -> bytes:
         if self.options.sse:

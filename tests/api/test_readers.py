@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 
 import orjson
@@ -282,3 +284,54 @@ def test_nakadi_cursors_that_cannot_be_honoured(consumer_api, open_reader):
     assert open_reader(sse=False, headers={"X-Nakadi-Cursors": trimmed}).status == 412
     missing = orjson.dumps([{"partition": "7", "offset": "BEGIN"}]).decode()
     assert open_reader(sse=False, headers={"X-Nakadi-Cursors": missing}).status == 412
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_reader_that_stops_reading_is_closed_and_the_server_stays_flat(
+    consumer_api, live_server, consumer_token
+):
+    """Daphne buffers whatever is written: without a bound, this client would grow the
+    server by everything published (here ~24 MB).
+    """
+    create(consumer_api, partitions=1)
+    port = int(live_server.url.rsplit(":", 1)[1])
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds little
+    stalled.connect(("127.0.0.1", port))
+    stalled.sendall(
+        b"GET /api/event-types/order.created/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Accept: text/event-stream\r\nAuthorization: Bearer "
+        + consumer_token.encode()
+        + b"\r\n\r\n"
+    )
+    watcher = open_watcher(live_server.url, consumer_token)
+    padding = "x" * 40_000
+
+    def publish_rounds(prefix: str) -> int:
+        before = rss_bytes(live_server.process.pid)
+        for round_ in range(30):
+            publish(consumer_api, [f"{prefix}-{round_}-{i}" for i in range(20)], note=padding)
+        return rss_bytes(live_server.process.pid) - before
+
+    publish_rounds("warm")  # the server's own allocations for this much traffic
+    grown = publish_rounds("A")
+    watcher.wait_events(1200, timeout=30)  # everything was stored and served meanwhile
+    assert grown < 6_000_000, f"the server grew by {grown} bytes"
+    received = b""
+    stalled.settimeout(10)
+    while not received.endswith(b"0\r\n\r\n"):  # the response's last chunk
+        chunk = stalled.recv(1 << 16)
+        assert chunk, "the server dropped the connection instead of closing the stream"
+        received += chunk
+    stalled.close()
+    assert b"event: close\ndata: " in received
+    assert b'"close_reason":"slow_consumer"' in received
+    assert len(received) < 4_000_000
+
+
+def open_watcher(url: str, token: str) -> ReaderClient:
+    return ReaderClient(url, PATH, token=token)
