@@ -59,13 +59,15 @@
 
   function rowOf(cursor, event) {
     const metadata = event.metadata || {};
-    const json = JSON.stringify(event);
+    const { metadata: _, ...payload } = event; // the row shows metadata in its own cells
+    const json = JSON.stringify(payload);
     const row = el("tr", { class: "fresh" },
       el("td", { class: "mono" }, (metadata.received_at || "").replace("T", " ").slice(0, 23)),
       el("td", { class: "mono" }, `${cursor.partition}@${cursor.offset}`),
       el("td", {}, metadata.topic || ""),
-      el("td", { class: "event mono" }, json.length > 600 ? json.slice(0, 600) + "…" : json));
-    row.dataset.search = json.toLowerCase();
+      el("td", { class: "event mono", title: `eid ${metadata.eid || "?"}` },
+        json.length > 600 ? json.slice(0, 600) + "…" : json));
+    row.dataset.search = JSON.stringify(event).toLowerCase();
     row.hidden = !matches(row);
     return row;
   }
