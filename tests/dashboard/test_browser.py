@@ -92,6 +92,15 @@ def test_the_rate_moves_and_a_consumer_s_session_comes_and_goes(
         expect(sessions).to_have_count(0)
         expect(page.locator("#closes tbody")).to_contain_text("disconnected")
 
+        # At a phone's width nothing but the tables' own boxes scrolls sideways; a page
+        # that cannot reach the server says so.
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.goto("/dashboard/")
+        expect(page.locator("#event-types tbody tr")).to_have_count(1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.route(re.compile(r"/dashboard/api/"), lambda route: route.abort())
+        expect(page.locator("#connection")).to_contain_text("connection lost")
+
 
 def _reader_takes_the_session(base_url: str, page) -> bool:
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
