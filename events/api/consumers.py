@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,9 +24,10 @@ from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from events.api import identity
 from events.api.decorators import redis_unavailable
-from events.api.http import response_of
-from events.catalog import plans, snapshots
+from events.api.http import header, response_of
+from events.catalog import plans
 from events.core import framing, stream_params
 from events.core.framing import Batch
 from events.core.offsets import BEGIN
@@ -36,12 +39,7 @@ from events.streaming.shared_session import SharedSession
 
 logger = logging.getLogger(__name__)
 
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+TOKEN_EXPIRED = "token_expired"  # the close reason of a stream whose stream token expired
 
 
 def _direct(plan: Plan, items: Any) -> list[Position]:
@@ -61,9 +59,11 @@ def _direct(plan: Plan, items: Any) -> list[Position]:
 
 async def open_session(
     scope: dict[str, Any], subscription_id: str, values: dict[str, Any]
-) -> OrderedSession:
-    """Authorize, check the parameters and open a session; a Problem says why not."""
-    principal = await snapshots.principal(_header(scope, b"authorization"))
+) -> tuple[OrderedSession, datetime | None]:
+    """Authorize, check the parameters and open a session; a Problem says why not. Also
+    when the caller's stream token expires (None: never).
+    """
+    principal = await identity.principal_of_scope(scope)
     try:
         params = stream_params.parse({k: v for k, v in values.items() if k != "partitions"})
     except stream_params.StreamParamError as error:
@@ -75,7 +75,33 @@ async def open_session(
     kind = SharedSession if plan.shared else OrderedSession
     session = kind(plan, params, direct)
     await session.open()
-    return session
+    return session, principal.expires_at
+
+
+class Expiry:
+    """Ends a session with `shutdown` (its partitions handed over at once, nothing charged)
+    when the stream token it was opened with expires; the stream then closes with
+    `token_expired`.
+    """
+
+    def __init__(self, session: OrderedSession, expires_at: datetime | None) -> None:
+        self.expired = False
+        self._timer: asyncio.TimerHandle | None = None
+        if expires_at is not None:
+            delay = max(0.0, expires_at.timestamp() - time.time())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._end, session)
+
+    def _end(self, session: OrderedSession) -> None:
+        self.expired = True
+        session.shutdown()
+
+    def reason(self, reason: str) -> str:
+        """The close reason to tell the client."""
+        return TOKEN_EXPIRED if self.expired else reason
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class SubscriptionStream(AsyncHttpConsumer):
@@ -87,7 +113,7 @@ class SubscriptionStream(AsyncHttpConsumer):
 
     async def handle(self, body: bytes) -> None:
         try:
-            session = await open_session(
+            session, expires_at = await open_session(
                 self.scope, self.scope["url_route"]["kwargs"]["subscription_id"], self._values(body)
             )
         except Problem as problem:
@@ -97,10 +123,12 @@ class SubscriptionStream(AsyncHttpConsumer):
             await self._answer(redis_unavailable(error))
             return
         self._writer: asyncio.Task[str] | None = None
+        expiry = Expiry(session, expires_at)
         try:
-            await self._stream(session)
+            await self._stream(session, expiry)
         finally:
             # However handle() ends (also cancelled by the server), the session leaves.
+            expiry.cancel()
             writer = self._writer
             if writer is None:
                 await session.abandon()
@@ -109,9 +137,9 @@ class SubscriptionStream(AsyncHttpConsumer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
 
-    async def _stream(self, session: OrderedSession) -> None:
+    async def _stream(self, session: OrderedSession, expiry: Expiry) -> None:
         """Send the headers, then batches until the session closes or the client leaves."""
-        sse = framing.accepts_sse(_header(self.scope, b"accept") or "")
+        sse = framing.accepts_sse(header(self.scope, b"accept") or "")
         await self.send_headers(
             headers=[
                 (b"content-type", (framing.SSE if sse else framing.NDJSON).encode()),
@@ -137,7 +165,7 @@ class SubscriptionStream(AsyncHttpConsumer):
         if not writer.done():  # the client left: the caller ends the session at once
             return
         try:
-            reason = writer.result()
+            reason = expiry.reason(writer.result())
         except Exception:
             logger.exception("session %s failed", session.id)
             await self.send_body(b"")
@@ -187,6 +215,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
 
     session: OrderedSession | None = None
     _task: asyncio.Task[None] | None = None
+    _expiry: Expiry | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -200,7 +229,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         values = dict(parse_qsl(self.scope["query_string"].decode("latin-1")))
         try:
-            self.session = await open_session(
+            self.session, expires_at = await open_session(
                 self.scope, self.scope["url_route"]["kwargs"]["subscription_id"], values
             )
         except Problem as problem:
@@ -209,21 +238,22 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
         except (redis.ConnectionError, redis.TimeoutError) as error:
             await self._refuse(redis_unavailable(error))
             return
+        self._expiry = Expiry(self.session, expires_at)
         await self.accept(headers=[(b"x-nakadi-streamid", self.session.id.encode())])
-        self._task = asyncio.create_task(self._stream(self.session))
+        self._task = asyncio.create_task(self._stream(self.session, self._expiry))
 
     async def _refuse(self, problem: Problem) -> None:
         await self.accept()
         await self.send(text_data=orjson.dumps({"problem": problem.body()}).decode())
         await self.close(code=4000 + problem.status)
 
-    async def _stream(self, session: OrderedSession) -> None:
+    async def _stream(self, session: OrderedSession, expiry: Expiry) -> None:
         async def send_batches(out: Sequence[Batch]) -> None:
             for batch in out:  # a frame each: one batch object per frame
                 await self.send(text_data=batch.encode().decode())
 
         try:
-            reason = await session.run(send_batches)
+            reason = expiry.reason(await session.run(send_batches))
         except Exception:
             logger.exception("session %s failed", session.id)
             await self.close(code=1011)
@@ -251,6 +281,8 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
 
     async def _stop(self) -> None:
         """Cancel the stream; return once its session has left the subscription."""
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
