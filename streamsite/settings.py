@@ -40,12 +40,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "django_rq",
     "events",
 ]
 
 # Django's stock middleware, skipped for /api/ (events/api/middleware.py says why).
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",  # first: problems and refusals get CORS too
     "events.api.middleware.SecurityMiddleware",
     "events.api.middleware.ProblemMiddleware",
     "events.api.middleware.AllowedHostsMiddleware",
@@ -117,6 +119,21 @@ RETENTION_PERIOD_SECONDS = envint("RETENTION_PERIOD_SECONDS", 60)
 STATS_PERIOD_SECONDS = envint("STATS_PERIOD_SECONDS", 15)
 # A bearer token that GET /metrics requires; unset, /metrics is open (bind it privately).
 METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+
+# CORS for the API and the streams (django-cors-headers; events/api/cors.py applies the
+# same to the paths that skip Django). Other origins authenticate with tokens, never
+# cookies: no credentials.
+CORS_ALLOWED_ORIGINS = envlist("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_HEADERS = (
+    "authorization",
+    "content-type",
+    "last-event-id",
+    "x-nakadi-cursors",
+    "x-flow-id",
+)
+CORS_EXPOSE_HEADERS = ("X-Nakadi-StreamId", "Location", "Retry-After")
+CORS_ALLOW_CREDENTIALS = False
 
 # Limits of the API (Nakadi's defaults where it has one).
 MAX_EVENT_BYTES = envint("MAX_EVENT_BYTES", 1_000_000)
