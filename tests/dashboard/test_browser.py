@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium against a real Daphne (`live_server`): an
 operator logs in through the admin, publishes, and watches the rate move, a consumer's
-session appear and leave, and (once the reader endpoint takes the session) the events
-arrive in the tail. See tests/browser.py for what it needs.
+session appear and leave, and the events arrive in the tail, which reads the reader
+endpoint with the page's Django session (no token). See tests/browser.py for what it needs.
 
 Screenshots of each page go to $DASHBOARD_SCREENSHOTS (a temporary folder unless set);
 `DASHBOARD_SCREENSHOTS=docs/screenshots` refreshes the ones the README shows.
@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from django.contrib.auth.models import User
 
 from tests.browser import BROWSER, PASSWORD, operator_page, sync_api
@@ -102,33 +101,10 @@ def test_the_rate_moves_and_a_consumer_s_session_comes_and_goes(
         expect(page.locator("#connection")).to_contain_text("connection lost")
 
 
-def _reader_takes_the_session(base_url: str, page) -> bool:
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    with (
-        httpx.Client(base_url=base_url, cookies=cookies, timeout=5) as http,
-        http.stream(
-            "GET",
-            "/api/event-types/order.created/events",
-            headers={"Accept": "text/event-stream"},
-        ) as response,
-    ):
-        return response.status_code == 200
-
-
-def test_published_events_appear_in_the_event_type_s_tail(
-    live_server, consumer_api, consumer_token
-):
+def test_published_events_appear_in_the_event_type_s_tail(live_server, consumer_api):
     operator()
     subscribe(consumer_api, partitions=2)
     with operator_page(live_server.url) as page:
-        if not _reader_takes_the_session(live_server.url, page):
-            # Until the reader endpoint takes the page's session, the browser's requests to
-            # it carry the consumer's token, so that the tail itself is still tested.
-            def with_token(route) -> None:
-                headers = {**route.request.headers, "authorization": f"Bearer {consumer_token}"}
-                route.continue_(headers=headers)
-
-            page.route(re.compile(r"/api/event-types/[^/]+/events"), with_token)
         page.goto("/dashboard/")
         page.locator("#event-types a", has_text="order.created").click()
         expect(page.locator("h1")).to_have_text("order.created")
