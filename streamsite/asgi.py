@@ -16,7 +16,10 @@ from django.urls import path, re_path  # noqa: E402
 
 from events.api import acks, cursors, event_types  # noqa: E402
 from events.api.consumers import SubscriptionSocket, SubscriptionStream  # noqa: E402
-from events.api.routing import AsyncView, ByMethod  # noqa: E402
+from events.api.cors import Cors  # noqa: E402
+from events.api.readers import ReaderStream  # noqa: E402
+from events.api.routing import AsyncView, ByMethod, MethodNotAllowed  # noqa: E402
+from events.api.transport import WriteBufferProbe  # noqa: E402
 from events.streaming import draining  # noqa: E402
 
 django_http = ASGIStaticFilesHandler(django_application)
@@ -26,33 +29,46 @@ application = ProtocolTypeRouter(
         # The admin's static files are served here, in front of Django, straight from the
         # packages: every middleware must stay async-capable, or each request pays dozens of
         # thread hops (WhiteNoise's sync-only middleware made a trivial request take 5 ms).
-        "http": URLRouter(
-            [
-                # Streams are Channels consumers: no thread of their own (docs/architecture.md).
-                path(
-                    "api/subscriptions/<str:subscription_id>/events",
-                    SubscriptionStream.as_asgi(),
-                ),
-                # The hot paths, publishing and committing, skip Django's request handling
-                # (its other methods and paths go to Django).
-                path(
-                    "api/event-types/<str:name>/events",
-                    ByMethod({"POST": AsyncView(event_types.publish_events)}, default=django_http),  # type: ignore[arg-type]
-                ),
-                path(
-                    "api/subscriptions/<str:subscription_id>/cursors",
-                    ByMethod(  # type: ignore[arg-type]
-                        {"POST": AsyncView(cursors.subscription_cursors)}, default=django_http
+        # Outermost: the readers bound what Daphne holds for a slow client.
+        "http": WriteBufferProbe(
+            URLRouter(
+                [
+                    # Streams are Channels consumers: no thread of their own (docs/architecture.md).
+                    path(
+                        "api/subscriptions/<str:subscription_id>/events",
+                        Cors(SubscriptionStream.as_asgi()),  # type: ignore[arg-type]
                     ),
-                ),
-                path(
-                    "api/subscriptions/<str:subscription_id>/acks",
-                    ByMethod(  # type: ignore[arg-type]
-                        {"POST": AsyncView(acks.subscription_acks)}, default=django_http
+                    # The hot paths, publishing and committing, skip Django's request handling
+                    # (its other methods and paths go to Django).
+                    # Publishing is a hot path; a GET is a reader's stream.
+                    path(
+                        "api/event-types/<str:name>/events",
+                        Cors(  # type: ignore[arg-type]
+                            ByMethod(
+                                {
+                                    "POST": AsyncView(event_types.publish_events),
+                                    "GET": ReaderStream.as_asgi(),
+                                },
+                                default=MethodNotAllowed("GET", "POST"),
+                            )
+                        ),
                     ),
-                ),
-                re_path(r"", django_http),  # type: ignore[arg-type]
-            ]
+                    path("api/events", Cors(ReaderStream.as_asgi())),  # type: ignore[arg-type]
+                    path(
+                        "api/subscriptions/<str:subscription_id>/cursors",
+                        ByMethod(  # type: ignore[arg-type]
+                            {"POST": AsyncView(cursors.subscription_cursors)}, default=django_http
+                        ),
+                    ),
+                    path(
+                        "api/subscriptions/<str:subscription_id>/acks",
+                        ByMethod(  # type: ignore[arg-type]
+                            {"POST": AsyncView(acks.subscription_acks)}, default=django_http
+                        ),
+                    ),
+                    re_path(r"", django_http),  # type: ignore[arg-type]
+                ]
+            )
         ),
         "websocket": URLRouter(
             [path("ws/subscriptions/<str:subscription_id>", SubscriptionSocket.as_asgi())]

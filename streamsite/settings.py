@@ -147,6 +147,9 @@ if EID_DEDUP_SECONDS < 1:
     raise ValueError("EID_DEDUP_SECONDS must be at least 1 (second)")
 # Events in one publishing request: bounds the work and the answer of a refused batch.
 MAX_BATCH_EVENTS = envint("MAX_BATCH_EVENTS", 10_000)
+# Bytes a reader's client may fall behind by (what the server still holds for it) before
+# its stream ends with `slow_consumer`; it resumes from its last position.
+READER_BUFFER_BYTES = envint("READER_BUFFER_BYTES", 1_048_576)
 
 LOGGING = {
     "version": 1,

@@ -102,6 +102,13 @@ class ReaderStream(AsyncHttpConsumer):
         await self.send_body(reader.closing(reason))
 
     async def _open(self, sse: bool) -> Reader | None:
+        if self.scope["method"] != "GET":
+            raise Problem(
+                405,
+                f"{self.scope['method']} is not allowed here; use GET.",
+                headers={"Allow": "GET"},
+            )
+        principal = await identity.principal_of_scope(self.scope)
         values = parse_qsl(self.scope["query_string"].decode("latin-1"), keep_blank_values=True)
         query: dict[str, list[str]] = {}
         for key, value in values:
@@ -113,7 +120,6 @@ class ReaderStream(AsyncHttpConsumer):
             raise Problem(422, str(error)) from None
         patterns = _topics(query.get("topics", []))
         read_from = _read_from(single.get("read_from", "end"))
-        principal = await identity.principal_of_scope(self.scope)
         types = await self._types(principal, query)
         if draining.is_draining():
             if sse:

@@ -33,6 +33,24 @@ class ByMethod:
         await self.routes.get(scope.get("method", ""), self.default)(scope, receive, send)
 
 
+class MethodNotAllowed:
+    """405 with the methods a path serves, for a path whose methods are all routed here."""
+
+    def __init__(self, *methods: str) -> None:
+        self.allowed = ", ".join(methods)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        problem = Problem(
+            405,
+            f"{scope.get('method')} is not allowed here; use {self.allowed}.",
+            headers={"Allow": self.allowed},
+        )
+        response = response_of(problem)
+        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
+        await send({"type": "http.response.start", "status": 405, "headers": headers})
+        await send({"type": "http.response.body", "body": response.content})
+
+
 class AsyncView:
     """Serve one async `api_view` straight from ASGI, for the hot paths (publishing and
     committing): Django's ASGI handler costs a thread and several thread hops per request,

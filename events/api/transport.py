@@ -3,7 +3,7 @@ into Twisted's transport buffer at once, with no backpressure
 (docs/architecture.md#measured-facts-about-the-stack), so a stream that must bound what a
 slow client costs has to read that buffer itself.
 
-`with_write_buffer` wraps the ASGI application (outermost, before anything wraps `send`)
+`WriteBufferProbe` wraps the ASGI application (outermost, before anything wraps `send`)
 and puts a probe in the scope: `scope["extensions"][BUFFERED]()` is the number of bytes
 written for the connection and not yet handed to the kernel. Under another server the
 probe is missing and `buffered(scope)` reads 0: servers that push back need none.
@@ -40,16 +40,17 @@ def _probe(transport: Any) -> Callable[[], int]:
     return held
 
 
-def with_write_buffer(app: ASGIApp) -> ASGIApp:
-    async def application(scope: Any, receive: Any, send: Any) -> None:
+class WriteBufferProbe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app  # the wrapped application, for whoever inspects the routes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope.get("type") == "http":
             transport = _transport_of(send)
             if transport is not None:
                 extensions = {**(scope.get("extensions") or {}), BUFFERED: _probe(transport)}
                 scope = {**scope, "extensions": extensions}
-        await app(scope, receive, send)
-
-    return application
+        await self.app(scope, receive, send)
 
 
 def buffered(scope: Any) -> Callable[[], int]:
