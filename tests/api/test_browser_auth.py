@@ -7,8 +7,13 @@ token needs none.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import httpx
+import orjson
 import pytest
+import websockets
 from django.contrib.auth import get_user_model
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client as DjangoClient
@@ -212,3 +217,31 @@ def test_a_signed_out_session_is_refused_at_once(live_server, alice):
         assert http.post("/admin/logout/").status_code == 200  # the "logged out" page
         response = http.post(url, json=[business_event()])
         assert response.status_code == 401, response.text
+
+
+def test_a_signed_in_websocket_must_come_from_this_site(live_server, alice):
+    """Browsers send cookies on a cross-site WebSocket handshake, and CORS does not apply."""
+    session = session_of(alice)
+    with browser(live_server, session) as http:
+        subscription = subscribe_over_api(http)
+    url = (
+        f"{live_server.url.replace('http://', 'ws://')}/ws/subscriptions/{subscription}"
+        "?batch_flush_timeout=1"
+    )
+
+    async def first_frame(origin: str) -> tuple[dict, int | None]:
+        async with websockets.connect(
+            url, origin=origin, additional_headers={"Cookie": f"sessionid={session}"}
+        ) as socket:
+            frame = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+            if "problem" in frame:
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    await asyncio.wait_for(socket.recv(), 10)
+            return frame, socket.close_code
+
+    frame, code = asyncio.run(first_frame("https://evil.example"))
+    assert frame["problem"]["status"] == 403, frame
+    assert code == 4403
+    frame, code = asyncio.run(first_frame(live_server.url))
+    assert "problem" not in frame, frame
+    assert frame["info"]["stream_id"]
