@@ -152,3 +152,15 @@ def topical(order_number: str, topic: str) -> dict:
     event = business_event(order_number)
     event["metadata"]["topic"] = topic
     return event
+
+
+def test_a_staff_user_linked_to_no_client_is_told_why_the_tail_is_refused(
+    live_server, consumer_api
+):
+    User.objects.create_user("operator", password=PASSWORD, is_staff=True)
+    subscribe(consumer_api, partitions=1)
+    with operator_page(live_server.url) as page:
+        page.goto("/dashboard/event-types/order.created/")
+        expect(page.locator("#tail-status")).to_contain_text("is not linked to an API client")
+        expect(page.locator("#tail-status")).to_have_class(re.compile("lost"))
+        expect(page.locator("#connection")).to_contain_text("live")  # the rest still works

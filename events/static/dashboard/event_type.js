@@ -91,6 +91,24 @@
     }
   }
 
+  /* EventSource does not say why it was refused: ask once more, read the problem's
+     detail (e.g. a user linked to no client may not read), and stop reading. */
+  async function refused(url) {
+    tailStatus("the server refused the stream; retrying in 5 s", true);
+    const abort = new AbortController();
+    try {
+      const response = await fetch(url, {
+        headers: { Accept: "text/event-stream" }, credentials: "same-origin", signal: abort.signal,
+      });
+      if (!response.ok) {
+        let detail = `HTTP ${response.status}`;
+        try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+        tailStatus(`refused: ${detail}; retrying in 5 s`, true);
+      }
+    } catch (e) { /* the server is away: the status says so already */ }
+    abort.abort();
+  }
+
   function connect() {
     if (source) source.close();
     const params = new URLSearchParams();
@@ -112,7 +130,7 @@
     });
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) {
-        tailStatus("the server refused the stream; retrying in 5 s", true);
+        refused(source.url);
         setTimeout(connect, 5000);
       } else {
         tailStatus("connection lost; reconnecting…", true);
