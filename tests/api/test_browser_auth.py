@@ -245,3 +245,21 @@ def test_a_signed_in_websocket_must_come_from_this_site(live_server, alice):
     frame, code = asyncio.run(first_frame(live_server.url))
     assert "problem" not in frame, frame
     assert frame["info"]["stream_id"]
+
+
+def test_a_stream_opened_by_session_with_post_needs_the_csrf_token(live_server, alice):
+    """POST …/events (a stream with its parameters in the body) is a Channels consumer."""
+    session = session_of(alice)
+    with browser(live_server, session) as http:
+        subscription = subscribe_over_api(http)
+    url = f"/api/subscriptions/{subscription}/events"
+    with browser(live_server, session, csrf=False) as http:
+        refused = http.post(url, json={"batch_flush_timeout": 1})
+        assert refused.status_code == 403
+        assert "CSRF" in refused.json()["detail"]
+    with (
+        browser(live_server, session) as http,
+        http.stream("POST", url, json={"batch_flush_timeout": 1}) as opened,
+    ):
+        assert opened.status_code == 200
+        assert opened.headers["X-Nakadi-StreamId"]

@@ -20,7 +20,7 @@ from streamsite.processes import wait_until
 from tests.api.test_browser_auth import CSRF, page, session_of
 from tests.conftest import bearer
 from tests.event_streams import EventStream
-from tests.helpers import business_event, subscribe, subscribe_over_api
+from tests.helpers import business_event, event_type_body, subscribe, subscribe_over_api
 
 
 def mint(client: DjangoClient, body, **headers) -> tuple[int, dict]:
@@ -280,3 +280,34 @@ def test_minting_needs_a_caller(client, db):
         "/api/stream-tokens", {"event_types": ["order.*"]}, content_type="application/json"
     )
     assert response.status_code == 401
+
+
+def test_a_read_token_reads_its_event_types_only(live_server, admin_token):
+    """The readers (events/api/readers.py) ask the same principal: scope ∩ grants."""
+    dashboard_token = create_client("dashboard", read=["order.*", "payment.*"])[1]
+    with live_server.client(admin_token) as ops:
+        for name in ("order.created", "payment.done"):
+            body = event_type_body(name, owning_application="ops")
+            assert ops.post("/api/event-types", json=body).status_code == 201
+    with live_server.client(dashboard_token) as api:
+        token = api.post("/api/stream-tokens", json={"event_types": ["order.*"]}).json()["token"]
+    refused = EventStream(
+        live_server.url, "/api/event-types/payment.done/events", access_token=token
+    )
+    assert refused.status == 403, refused.problem
+    assert "allows reading order.* only" in refused.problem["detail"]
+    several = EventStream(
+        live_server.url, "/api/events", access_token=token, event_type=["payment.done"]
+    )
+    assert several.status == 403, several.problem
+    reading = EventStream(
+        live_server.url,
+        "/api/event-types/order.created/events",
+        access_token=token,
+        read_from="begin",
+        batch_flush_timeout=1,
+    )
+    try:
+        assert reading.status == 200, reading.problem
+    finally:
+        reading.close()
