@@ -6,16 +6,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('events', '0006_names'),
+        ("events", "0006_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='client',
-            name='user',
-            field=models.OneToOneField(blank=True, help_text='A signed-in user who acts as this client in the browser (session auth).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='api_client', to=settings.AUTH_USER_MODEL),
+            model_name="client",
+            name="user",
+            field=models.OneToOneField(
+                blank=True,
+                help_text="A signed-in user who acts as this client in the browser (session auth).",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="api_client",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]
