@@ -33,7 +33,7 @@ from events.core.framing import Batch
 from events.core.offsets import BEGIN
 from events.core.plan import Plan, Position
 from events.core.problems import Problem
-from events.streaming import acks, commits
+from events.streaming import acks, commits, draining
 from events.streaming.ordered_session import OrderedSession
 from events.streaming.shared_session import SharedSession
 
@@ -125,7 +125,8 @@ class SubscriptionStream(AsyncHttpConsumer):
         self._writer: asyncio.Task[str] | None = None
         expiry = Expiry(session, expires_at)
         try:
-            await self._stream(session, expiry)
+            with draining.sending():
+                await self._stream(session, expiry)
         finally:
             # However handle() ends (also cancelled by the server), the session leaves.
             expiry.cancel()
@@ -252,14 +253,15 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
             for batch in out:  # a frame each: one batch object per frame
                 await self.send(text_data=batch.encode().decode())
 
-        try:
-            reason = expiry.reason(await session.run(send_batches))
-        except Exception:
-            logger.exception("session %s failed", session.id)
-            await self.close(code=1011)
-            return
-        await send_batches([session.last_batch(framing.close_info(reason))])
-        await self.close(code=1000, reason=reason)
+        with draining.sending():
+            try:
+                reason = expiry.reason(await session.run(send_batches))
+            except Exception:
+                logger.exception("session %s failed", session.id)
+                await self.close(code=1011)
+                return
+            await send_batches([session.last_batch(framing.close_info(reason))])
+            await self.close(code=1000, reason=reason)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer one client message; whatever is wrong with it is answered with a

@@ -70,7 +70,8 @@ class ReaderStream(AsyncHttpConsumer):
         if reader is None:  # the server drains: an EventSource comes back elsewhere
             await self.send_body(framing.sse_close("shutdown"))
             return
-        await self._stream(reader)
+        with draining.sending():
+            await self._stream(reader)
 
     async def _stream(self, reader: Reader) -> None:
         async def send(data: bytes) -> None:

@@ -3,18 +3,20 @@
 Daphne cancels every application instance at once on SIGTERM (measured: the client sees
 a cut transfer, and partitions wait for their leases to lapse). So the server is drained
 first, on SIGUSR1: readiness turns 503, new streams get 503, every stream session closes
-with `shutdown` and hands its partitions over at once, and then the process sends itself
-SIGTERM. `manage.py up` drains its servers this way; in production, send SIGUSR1 first
+with `shutdown` and hands its partitions over at once (readers close too), and once every
+stream has written its last bytes the process sends itself SIGTERM. `manage.py up` drains its servers this way; in production, send SIGUSR1 first
 (the Kubernetes preStop hook in deploy/k8s does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
 
 from events.streaming import local
 from events.streaming.local import LocalSession
@@ -46,6 +48,23 @@ def untrack(session: LocalSession) -> None:
     local.discard(session)
 
 
+_sending: set[asyncio.Future[None]] = set()
+
+
+@contextlib.contextmanager
+def sending() -> Iterator[None]:
+    """Around a stream's writing: the drain stops the process only once every stream has
+    written its last bytes (a session that has left may still have its close to send).
+    """
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    _sending.add(done)
+    try:
+        yield
+    finally:
+        _sending.discard(done)
+        done.set_result(None)
+
+
 def install() -> None:
     """Drain on SIGUSR1; called by the ASGI module (a no-op outside the main thread, where
     Python allows no signal handler, e.g. when a test imports the module).
@@ -71,11 +90,16 @@ async def _drain() -> None:
     sessions = local.every()
     for session in sessions:
         session.shutdown()
-    if sessions:
-        _, pending = await asyncio.wait(
-            [asyncio.ensure_future(s.closed()) for s in sessions], timeout=DRAIN_TIMEOUT
-        )
+    waits = [asyncio.ensure_future(s.closed()) for s in sessions] + list(_sending)
+    if waits:
+        # The sessions leave, then their streams send their last batches and closes.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_TIMEOUT
+        _, pending = await asyncio.wait(waits, timeout=DRAIN_TIMEOUT)
+        streams = list(_sending)
+        if streams and not pending:
+            _, pending = await asyncio.wait(streams, timeout=max(0.0, deadline - loop.time()))
         if pending:
-            logger.warning("%d sessions did not close within %.0f s", len(pending), DRAIN_TIMEOUT)
+            logger.warning("%d streams did not close within %.0f s", len(pending), DRAIN_TIMEOUT)
     logger.info("drained; stopping")
     os.kill(os.getpid(), signal.SIGTERM)

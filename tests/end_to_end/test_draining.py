@@ -5,8 +5,11 @@ from __future__ import annotations
 import signal
 
 from events.catalog.clients import create_client
-from tests.helpers import business_event, subscribe_over_api
+from tests.helpers import business_event, event_type_body, subscribe_over_api
+from tests.readers import ReaderClient
 from tests.streams import Stream
+
+PATH = "/api/event-types/order.created/events"
 
 
 def test_sigusr1_closes_streams_with_shutdown_and_hands_partitions_over_at_once(
@@ -33,3 +36,22 @@ def test_sigusr1_closes_streams_with_shutdown_and_hands_partitions_over_at_once(
             assert [e["order_number"] for e in successor.events] == ["A-2"]
         finally:
             successor.close()
+
+
+def test_sigusr1_closes_readers_with_shutdown_and_the_process_still_stops(
+    live_server, doomed_server
+):
+    token = create_client("shop", publish=["order.*"], read=["order.*"])[1]
+    with live_server.client(token) as api:
+        assert api.post("/api/event-types", json=event_type_body()).status_code == 201
+        reader = ReaderClient(doomed_server.url, PATH, token=token, read_from="begin")
+        try:
+            api.post(PATH, json=[business_event("A-1")])
+            reader.wait_events(1)
+            doomed_server.process.send_signal(signal.SIGUSR1)
+            reader.wait_for(lambda: bool(reader.of("close")))
+            assert reader.of("close")[0].data["close_reason"] == "shutdown"
+            assert reader.of("close")[0].id is None
+            assert doomed_server.process.wait(15) == 0
+        finally:
+            reader.close()
