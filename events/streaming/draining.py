@@ -4,8 +4,9 @@ Daphne cancels every application instance at once on SIGTERM (measured: the clie
 a cut transfer, and partitions wait for their leases to lapse). So the server is drained
 first, on SIGUSR1: readiness turns 503, new streams get 503, every stream session closes
 with `shutdown` and hands its partitions over at once (readers close too), and once every
-stream has written its last bytes the process sends itself SIGTERM. `manage.py up` drains its servers this way; in production, send SIGUSR1 first
-(the Kubernetes preStop hook in deploy/k8s does).
+stream has written its last bytes the process sends itself SIGTERM. `manage.py up` drains
+its servers this way; in production, send SIGUSR1 first (the Kubernetes preStop hook in
+deploy/k8s does).
 """
 
 from __future__ import annotations
