@@ -6,9 +6,10 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: run test test-slow test-pure test-bench lint bench clean
 
-$(VENV)/.runtime: pyproject.toml
+$(VENV)/.runtime: pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -e .
+	$(PIP) install -e ./client
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
