@@ -6,6 +6,7 @@ runs one way; no module outgrows one concept. Read with `ast`, nothing is import
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+CLIENT = ROOT / "client" / "streamsite_client"
+# The client is installable on its own: the standard library and httpx, nothing else.
+CLIENT_MAY_IMPORT = {"httpx", "streamsite_client"}
 
 # Lower numbers are nearer the core; a module may import its own layer and those below.
 LAYERS = {
@@ -157,8 +161,32 @@ def test_lua_runs_only_through_the_store_s_scripts():
 def test_no_module_is_over_400_lines():
     long = {
         str(path.relative_to(ROOT)): lines
-        for path in [*EVENTS.rglob("*.py"), *(ROOT / "streamsite").rglob("*.py")]
+        for path in [
+            *EVENTS.rglob("*.py"),
+            *(ROOT / "streamsite").rglob("*.py"),
+            *CLIENT.rglob("*.py"),
+        ]
         if "migrations" not in path.parts
         and (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+@pytest.mark.no_redis
+def test_the_client_imports_only_the_standard_library_and_httpx():
+    """No Django, no `events`: the client speaks the public HTTP API, as any service would."""
+    reaching = []
+    for path in sorted(CLIENT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            reaching += [
+                f"{path.name}: {name}"
+                for name in names
+                if name.split(".")[0] not in CLIENT_MAY_IMPORT | sys.stdlib_module_names
+            ]
+    assert reaching == []

@@ -148,6 +148,7 @@ class AsyncSubscriptionStream:
         while not self._closed.is_set():
             url = self._endpoints.current()
             wait: float | None = None
+            reason: str | None = None
             error: Exception
             self._connection = asyncio.get_running_loop().create_task(self._read(url, backoff))
             try:
@@ -175,6 +176,8 @@ class AsyncSubscriptionStream:
                 self._queue.put_nowait(StreamEnded(f"the stream ended: {error}", str(error)))
                 return
             if step is After.RECONNECT_NOW:
+                if reason == "shutdown":
+                    self._endpoints.failed(url)  # that server is going away: try the next
                 log.info("stream closed (%s): reconnecting at once", error)
                 backoff.reset()
                 continue

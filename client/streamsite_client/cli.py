@@ -63,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("subscription", metavar="SUBSCRIPTION")
     c.add_argument("--streams", type=int, default=1, help="streams in parallel")
     c.add_argument("--batch-limit", type=int)
+    c.add_argument("--flush-timeout", type=float, default=1.0, help="seconds (default 1)")
     c.add_argument("--count", type=int, help="stop after at least this many events")
     c.set_defaults(command=consume)
 
@@ -201,7 +202,7 @@ def consume(client: Client, args: argparse.Namespace) -> int:
             if args.count is not None and count >= args.count:
                 done.set()
 
-    options = StreamOptions(batch_limit=args.batch_limit)
+    options = StreamOptions(batch_limit=args.batch_limit, flush_timeout=args.flush_timeout)
     processor = client.processor(args.subscription, handler, streams=args.streams, options=options)
     processor.start()
     try:

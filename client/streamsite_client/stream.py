@@ -174,6 +174,7 @@ class SubscriptionStream:
         while not self._closed.is_set():
             url = self._endpoints.current()
             wait: float | None = None
+            reason: str | None = None
             error: Exception
             try:
                 reason = self._read(url, backoff)
@@ -200,6 +201,8 @@ class SubscriptionStream:
                 self._queue.put(StreamEnded(f"the stream ended: {error}", str(error)))
                 return
             if step is After.RECONNECT_NOW:
+                if reason == "shutdown":
+                    self._endpoints.failed(url)  # that server is going away: try the next
                 log.info("stream closed (%s): reconnecting at once", error)
                 backoff.reset()
                 continue
