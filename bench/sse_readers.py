@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.common import BenchError
 from bench.sse_check import SseCheck
 
 SENT_NS = re.compile(rb'"sent_ns": ?(\d+)\D')
@@ -277,13 +278,17 @@ class ReaderPool:
         return [p.pid for p in self.processes if p.pid is not None]
 
     def _ask(self, *command: Any, timeout: float = 60.0) -> list[Any]:
-        for pipe in self._pipes:
-            pipe.send(command)
         answers = []
-        for pipe, process in zip(self._pipes, self.processes, strict=True):
-            if not pipe.poll(timeout):
-                raise TimeoutError(f"reader worker {process.pid} did not answer {command[0]!r}")
-            answers.append(pipe.recv())
+        try:
+            for pipe in self._pipes:
+                pipe.send(command)
+            for pipe, process in zip(self._pipes, self.processes, strict=True):
+                if not pipe.poll(timeout):
+                    raise BenchError(f"reader worker {process.pid} did not answer {command[0]!r}")
+                answers.append(pipe.recv())
+        except (EOFError, OSError) as error:
+            codes = [p.exitcode for p in self.processes]
+            raise BenchError(f"a reader worker died ({error!r}; exit codes {codes})") from None
         return answers
 
     def open(self, count: int) -> None:
@@ -292,6 +297,8 @@ class ReaderPool:
         for i, pipe in enumerate(self._pipes):
             pipe.send(("open", count // workers + (1 if i < count % workers else 0)))
         for pipe in self._pipes:
+            if not pipe.poll(60):
+                raise BenchError("a reader worker did not start opening readers")
             pipe.recv()
 
     def status(self) -> dict[str, Any]:
