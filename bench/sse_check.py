@@ -79,8 +79,8 @@ class SseCheck:
                 continue  # a comment (padding, heartbeats)
             name, _, value = line.partition(":")
             fields.setdefault(name, []).append(value.removeprefix(" "))
-        if not fields:
-            return
+        if not fields.keys() - {"retry"}:
+            return  # nothing, or only the reconnection delay: no event
         event = fields.get("event", ["message"])[-1]
         self.events[event] += 1
         has_id = "id" in fields
