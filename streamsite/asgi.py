@@ -76,7 +76,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-draining.install()  # SIGUSR1: close every stream with `shutdown`, then stop
+draining.install()  # SIGTERM or SIGUSR1: drain (close every stream with `shutdown`), then stop
 
 # Everything loaded so far lives as long as the process: keep it out of the collector's
 # scans, and collect young objects less often, since parsing one published batch of 1,000

@@ -50,12 +50,12 @@ def stop(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> 
     return process.returncode
 
 
-def drain(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> int | None:
-    """Ask a server to drain (SIGUSR1: it closes its streams and stops by itself); `stop`
-    it if it has not within `timeout`.
+def drain(process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> int | None:
+    """Ask a server to drain (SIGTERM: it closes its streams and stops by itself, within its
+    DRAIN_SECONDS); kill it if it has not within `timeout`.
     """
     if process.poll() is None:
-        process.send_signal(signal.SIGUSR1)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

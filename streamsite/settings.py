@@ -147,6 +147,11 @@ if EID_DEDUP_SECONDS < 1:
     raise ValueError("EID_DEDUP_SECONDS must be at least 1 (second)")
 # Events in one publishing request: bounds the work and the answer of a refused batch.
 MAX_BATCH_EVENTS = envint("MAX_BATCH_EVENTS", 10_000)
+# The drain on SIGTERM (events/streaming/draining.py): the whole drain ends within
+# DRAIN_SECONDS (keep Kubernetes' terminationGracePeriodSeconds above it); a session that
+# closed with `shutdown` accepts commits of what it sent for DRAIN_COMMIT_GRACE_SECONDS.
+DRAIN_SECONDS = envint("DRAIN_SECONDS", 20)
+DRAIN_COMMIT_GRACE_SECONDS = envint("DRAIN_COMMIT_GRACE_SECONDS", 5)
 # Bytes a reader's client may fall behind by (what the server still holds for it) before
 # its stream ends with `slow_consumer`; it resumes from its last position.
 READER_BUFFER_BYTES = envint("READER_BUFFER_BYTES", 1_048_576)

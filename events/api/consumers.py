@@ -112,6 +112,11 @@ class SubscriptionStream(AsyncHttpConsumer):
         await super().__call__(scope, receive, send)
 
     async def handle(self, body: bytes) -> None:
+        if draining.is_draining() and framing.accepts_sse(header(self.scope, b"accept") or ""):
+            # Any status but 200 ends an EventSource for good: tell it to come back.
+            await self.send_headers(headers=[(b"content-type", framing.SSE.encode())])
+            await self.send_body(framing.sse_start() + framing.sse_close("shutdown"))
+            return
         try:
             session, expires_at = await open_session(
                 self.scope, self.scope["url_route"]["kwargs"]["subscription_id"], self._values(body)
@@ -246,6 +251,7 @@ class SubscriptionSocket(AsyncWebsocketConsumer):
     async def _refuse(self, problem: Problem) -> None:
         await self.accept()
         await self.send(text_data=orjson.dumps({"problem": problem.body()}).decode())
+        # (Autobahn sends no 1012, "service restart": a draining server's refusal is 4503.)
         await self.close(code=4000 + problem.status)
 
     async def _stream(self, session: OrderedSession, expiry: Expiry) -> None:

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from events.api.cors import Cors
 from events.api.http import response_of
 from events.core.problems import Problem
+from events.streaming import draining
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class AsyncView:
         self._app = Cors(self._serve)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self._app(scope, receive, send)
+        with draining.sending():  # a drain answers a commit under way before it stops
+            await self._app(scope, receive, send)
 
     async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
         body, complete = await _read_body(receive, settings.MAX_REQUEST_BYTES)

@@ -19,11 +19,12 @@ import contextlib
 import logging
 
 import redis
+from django.conf import settings
 
 from events.core.offsets import BEGIN, parse_offset
 from events.core.plan import Partition, Plan, Position
 from events.core.problems import Problem
-from events.core.rebalance import TooManySessions, automatic_pool, direct_clash, fair_share
+from events.core.rebalance import TooManySessions, fair_share
 from events.core.stream_params import StreamParams
 from events.store import control, subscription_state
 from events.store.connections import end_if_cancelled
@@ -31,7 +32,7 @@ from events.store.hub import hub
 from events.store.keys import control_channel
 from events.store.leases import Leases
 from events.store.sessions import Membership, Sessions
-from events.streaming import closes, draining
+from events.streaming import assignment, closes, draining
 from events.streaming.batcher import Batcher, Send
 from events.streaming.owned import Owned
 
@@ -65,6 +66,7 @@ class OrderedSession(Batcher):
         self._expires_at = 0  # ms, Redis's clock: the session's expiry, and its leases'
         self._valid_until = 0.0  # loop time before which that expiry surely has not passed
         self._committed_events = 0
+        self._lingering: asyncio.Future[None] | None = None  # waiting for commits, drained
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -92,8 +94,8 @@ class OrderedSession(Batcher):
     async def _admit(self, live: list[str]) -> None:
         """Whether the subscription has room for this session (Problem 409 if not)."""
         if self.direct is not None:
-            await self._claim_direct(live)
-        pool, auto = await self._pool(live)
+            await assignment.claim_direct(self._sessions, self.plan, self.id, self.direct, live)
+        pool, auto = await assignment.pool(self._sessions, self.plan, live)
         if self.direct is None and len(auto) > len(pool):
             raise Problem(
                 409,
@@ -158,6 +160,8 @@ class OrderedSession(Batcher):
                     deadlines.append(self._idle_due)
                 deadlines.append(self._commit_deadline())
                 await self._pause(min(deadlines))
+            if self._closing == "shutdown":  # the server drains: what it holds goes out
+                await self._flush(send, loop.time(), force=True)
             return self._closing
         except redis.ResponseError as error:
             # A reset or delete destroys the groups under a session that is about to close.
@@ -171,15 +175,31 @@ class OrderedSession(Batcher):
                 return "rebalance"
             raise
         finally:
+            if self._closing == "shutdown" and self._uncommitted():
+                self._lingering = asyncio.ensure_future(self._linger())
+            else:
+                await asyncio.shield(self._leave(nudge=True))
+
+    async def _linger(self) -> None:
+        """After a `shutdown` close its client may still commit what it was sent, for
+        DRAIN_COMMIT_GRACE_SECONDS; then the session leaves and hands its partitions over.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + settings.DRAIN_COMMIT_GRACE_SECONDS
+        try:
+            while self._closing == "shutdown" and self._uncommitted() and loop.time() < end:
+                self._wake.clear()
+                await self._heartbeat()  # leases held; one lost ends what it covers
+                await self._pause(min(end, loop.time() + HEARTBEAT_SECONDS))
+        except (redis.RedisError, OSError) as error:
+            logger.warning("session %s stopped waiting for commits: %s", self.id, error)
+        finally:
             await asyncio.shield(self._leave(nudge=True))
 
     async def _pause(self, until: float) -> None:
-        """Wait for a wake-up, or until the loop time `until`; a cancellation ends it.
-
-        Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives in
-        the loop turn in which the wake-up comes (CPython gh-86296), and the session went
-        on streaming to a client that had left, holding its partitions until Daphne killed
-        the request 10 s later. `asyncio.timeout_at` cancels nothing but this task.
+        """Wait for a wake-up, or until the loop time `until`; a cancellation ends it. Not
+        `asyncio.wait_for`, which on Python 3.11 can swallow a cancellation (CPython
+        gh-86296): a session went on streaming to a client that had left.
         """
         end_if_cancelled()
         with contextlib.suppress(TimeoutError):
@@ -287,22 +307,6 @@ class OrderedSession(Batcher):
 
     # -- membership and assignment ------------------------------------------------------
 
-    async def _claim_direct(self, live: list[str]) -> None:
-        assert self.direct is not None
-        claims = await self._sessions.direct_claims(self.plan.subscription)
-        clash = direct_clash(claims, live, self.id, self.direct)
-        if clash is not None:
-            message = (
-                f"Partition {clash[1]} of {clash[0]!r} is streamed directly by another session."
-            )
-            raise Problem(409, message)
-        await self._sessions.claim_direct(self.plan.subscription, self.id, self.direct)
-
-    async def _pool(self, live: list[str]) -> tuple[list[Position], list[str]]:
-        """The partitions open to automatic assignment and the sessions that share them."""
-        claims = await self._sessions.direct_claims(self.plan.subscription)
-        return automatic_pool([p.position for p in self.plan.partitions], claims, live)
-
     def _renewed(self, membership: Membership, sent_at: float) -> None:
         """The session lives until `membership.expires_at`, a time-to-live after Redis ran
         the request sent at `sent_at`, so surely until `sent_at` plus that time.
@@ -342,8 +346,8 @@ class OrderedSession(Batcher):
         if self.direct is not None:
             mine = set(self.direct)
         else:
-            pool, auto = await self._pool(live)
-            holders = await self._holders(pool)
+            pool, auto = await assignment.pool(self._sessions, self.plan, live)
+            holders = await assignment.holders(self._leases, self.plan, pool)
             try:
                 share = fair_share(pool, auto, holders)
             except TooManySessions:  # sessions that joined meanwhile wait or get 409
@@ -354,12 +358,6 @@ class OrderedSession(Batcher):
         for partition in self.plan.partitions:
             if partition.position in mine and partition.position not in self._owned:
                 await self._take(partition)
-
-    async def _holders(self, pool: list[Position]) -> dict[Position, str]:
-        partitions = [self.plan.find(position) for position in pool]
-        where = [(p.store_id, p.partition) for p in partitions if p is not None]
-        holders = await self._leases.holders(where, self.plan.subscription)
-        return {p: h for p, h in zip(pool, holders, strict=True) if h is not None}
 
     async def _take(self, partition: Partition) -> None:
         lease = await self._leases.acquire(

@@ -93,7 +93,7 @@ class Command(BaseCommand):
             servers = [(n, p) for n, p in children if n.startswith("server")]
             for _, process in servers:
                 if process.poll() is None:
-                    process.send_signal(signal.SIGUSR1)
+                    process.send_signal(signal.SIGTERM)
             for name, process in reversed(children):
                 code = drain(process, name) if (name, process) in servers else stop(process, name)
                 self.stdout.write(f"Stopped {name} (exit {code}).")
