@@ -206,11 +206,14 @@ def consume(client: Client, args: argparse.Namespace) -> int:
     processor = client.processor(args.subscription, handler, streams=args.streams, options=options)
     processor.start()
     try:
-        while not done.wait(0.2) and not processor._stopping.is_set():
+        while not done.wait(0.2) and not processor.wait(0):
             pass
     finally:
         processor.stop()
     if broken:
+        # Python would complain when it flushes stdout at exit: the reader is gone.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("streamsite: stdout was closed; the batch in hand was not committed", file=sys.stderr)
         return FAILED
     if processor.failure is not None:
         raise processor.failure

@@ -84,6 +84,12 @@ class Processor:
         if self.failure is not None:
             raise self.failure
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` seconds for the processor to stop (by `stop()` or by an
+        error in `failure`); True when it has.
+        """
+        return self._stopping.wait(timeout)
+
     def stop(self, timeout: float = 30.0) -> None:
         """Let the handlers finish their batches, then close every stream."""
         self._stopping.set()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.client.helpers import TYPE, create_type, stored, subscribe
@@ -93,3 +97,48 @@ def test_consume_prints_each_batch_before_committing_it_and_stats_shows_the_lag(
     assert got == sorted(f"A-{i}" for i in range(8))
     after = streamsite(live_server, consumer_token, "stats", subscription, "--once")
     assert [int(r.split()[-2]) for r in after.stdout.splitlines()[1:]] == [0, 0]
+
+
+def on_a_terminal(server, token: str, *args: str, until: bytes, stdin: str = "") -> bytes:
+    """Run the command with stdout and stderr on a pseudo-terminal; what it wrote there
+    until `until` appeared (then it is stopped) or it exited.
+    """
+    env = {**os.environ, "STREAMSITE_URL": server.url, "STREAMSITE_TOKEN": token}
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [COMMAND, *args], stdin=subprocess.PIPE, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    assert process.stdin is not None
+    process.stdin.write(stdin.encode())
+    process.stdin.close()
+    seen = b""
+    try:
+        deadline = time.monotonic() + 20
+        while until not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:  # the command exited and closed the terminal
+                    break
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(10)
+        os.close(leader)
+    return seen
+
+
+def test_on_a_terminal_publish_draws_progress_and_stats_redraws_a_table(
+    live_server, consumer_api, consumer_token
+):
+    subscription = subscribe(consumer_api)
+    stdin = "\n".join(line(f"A-{i}") for i in range(5))
+    drawn = on_a_terminal(
+        live_server, consumer_token, "publish", TYPE, stdin=stdin, until=b"failed"
+    )
+    assert re.search(rb"\r5 events +[\d,]+/s +0 errors", drawn), drawn
+    table = on_a_terminal(live_server, consumer_token, "stats", subscription, until=b"unassigned")
+    assert table.startswith(b"\x1b[H\x1b[J" + subscription.encode())
+    assert re.search(rb"order\.created +0 +unassigned +- +5", table), table
