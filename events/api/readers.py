@@ -29,7 +29,7 @@ from events.api.http import header, response_of
 from events.api.transport import buffered
 from events.catalog import snapshots
 from events.catalog.auth import Principal
-from events.core import framing, stream_params, topics
+from events.core import framing, positions, stream_params, topics
 from events.core.offsets import BEGIN, CursorError, parse_offset
 from events.core.positions import START
 from events.core.problems import Problem
@@ -127,7 +127,19 @@ class ReaderStream(AsyncHttpConsumer):
                 return None
             raise Problem(503, "This server is shutting down; retry.", headers={"Retry-After": "1"})
         epoch = await tails().epoch()
-        start = await _start(self.scope, sse, types, read_from, single.get("lastEventId"))
+        if sse and positions.longest([(t.name, t.store_id, t.partition_count) for t in types]) > (
+            positions.MAX_LENGTH
+        ):
+            raise Problem(
+                422,
+                "These event types have too many partitions for one SSE stream: its "
+                "Last-Event-ID would not fit in a request header. Read them on several streams.",
+            )
+        globbed = "name" not in self.scope["url_route"]["kwargs"] and any(
+            _is_glob(n) for v in query.get("event_type", []) for n in v.split(",")
+        )
+        resume_at = single.get("lastEventId")
+        start = await _start(self.scope, sse, types, read_from, resume_at, globbed, epoch)
         options = ReaderOptions(
             params=params,
             topics=tuple(patterns),
@@ -208,7 +220,13 @@ def _read_from(value: str) -> str | int:
 
 
 async def _start(
-    scope: Any, sse: bool, types: list[ReadType], read_from: str | int, last_event_id: str | None
+    scope: Any,
+    sse: bool,
+    types: list[ReadType],
+    read_from: str | int,
+    last_event_id: str | None,
+    globbed: bool,
+    epoch: str,
 ) -> Start:
     if read_from == "end":
         fallback = reader_start.everywhere(types, END)
@@ -221,7 +239,7 @@ async def _start(
         return Start(reader_start.from_cursors(types, await _cursors(types, cursors)))
     resume = header(scope, b"last-event-id") or last_event_id
     if sse and resume:
-        return await reader_start.resume(types, resume, fallback)
+        return await reader_start.resume(types, resume, fallback, globbed, epoch)
     return Start(fallback)
 
 

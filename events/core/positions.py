@@ -21,7 +21,8 @@ from events.core.offsets import CursorError, parse_offset
 VERSION = "r1"
 START = "0-0"  # before the first entry of a partition
 UNREAD = "-"  # a partition the stream does not read
-MAX_LENGTH = 16_384  # a browser sends the id back as a header: keep it well within limits
+MAX_LENGTH = 8_000  # a browser sends the id back as a header: Daphne takes 16 KB of headers
+# in all, common proxies 8 KB
 
 _STORE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
@@ -45,6 +46,13 @@ class Position:
 
     def of(self, name: str) -> TypePosition | None:
         return next((t for t in self.types if t.name == name), None)
+
+
+def longest(types: Sequence[tuple[str, str, int]]) -> int:
+    """The longest position of (name, store id, partitions) types: every offset at its
+    longest (20 digits of ms, a 1-digit sequence as Redis makes in practice).
+    """
+    return len(VERSION) + 14 + sum(len(n) + len(s) + 3 + 23 * p for n, s, p in types)
 
 
 def format_position(epoch: str, types: Sequence[TypePosition]) -> str:

@@ -1,8 +1,9 @@
 """The readers' side of the process's hub (docs/architecture.md#readers): one blocking
 XREAD over every partition log a local reader follows, whose entries go to every reader
 as one shared `Chunk`, and the range reads of readers catching up, coalesced so that any
-number of readers asking for the same range cost one Redis read. No reader connection
-reads Redis on its own: Redis load grows with partitions, not with connections.
+number of readers asking for the same range cost one Redis read. Once streaming, no
+reader connection reads Redis on its own: Redis load grows with partitions, not with
+connections.
 
 The read continues from the last id it delivered, never from `$`, also after a Redis
 error; a Redis whose data set changed (its epoch key is new) is reported to every reader.
@@ -47,6 +48,7 @@ class Chunk:
     last: str  # the id read up to (entries deleted meanwhile are not in `entries`)
     entries: Sequence[tuple[str, bytes | None]]
     memo: dict[Any, Any] = field(default_factory=dict)
+    trimmed_to: str = "0-0"  # of a range read: the newest id the log had lost by then
 
 
 class Follower(Protocol):
@@ -68,8 +70,10 @@ async def store_epoch(client: aioredis.Redis) -> str:
     """The id of Redis's current data set, made on first use: a Redis that comes back
     without its data has a new one.
     """
-    await client.set(STORE_EPOCH_KEY, secrets.token_hex(6), nx=True)
-    value: Any = await client.get(STORE_EPOCH_KEY)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.set(STORE_EPOCH_KEY, secrets.token_hex(6), nx=True)
+        pipe.get(STORE_EPOCH_KEY)
+        _, value = await pipe.execute()
     return value.decode() if value else ""
 
 
@@ -129,9 +133,24 @@ class Tails:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def epoch(self) -> str:
-        if self._epoch is None:
-            self._epoch = await store_epoch(async_redis_client())
-        return self._epoch
+        """The store epoch now (read at every reader's start: a Redis that lost its data
+        has a new one, and what was cached of the old data set goes).
+        """
+        epoch = await store_epoch(async_redis_client())
+        if epoch != self._epoch:
+            self._moved(epoch)
+        return epoch
+
+    def _moved(self, epoch: str) -> None:
+        """Redis's data set changed: what is cached of the old one goes, and every follower
+        learns that its position may not mean what it did.
+        """
+        known, self._epoch = self._epoch, epoch
+        self._cached.clear()
+        if known is not None:
+            for followers in list(self._followers.values()):
+                for follower in list(followers):
+                    follower.lost()
 
     def last(self, key: str) -> str:
         """The id up to which followers of `key` have been given its entries."""
@@ -158,22 +177,33 @@ class Tails:
                 del self._followers[key]
                 self._last.pop(key, None)
 
-    async def read_range(self, key: str, after: str) -> Chunk:
-        """Up to RANGE_COUNT entries of `key` after `after`; equal reads share one."""
+    async def read_range(self, key: str, after: str, fresh: bool = False) -> Chunk:
+        """Up to RANGE_COUNT entries of `key` after `after`; equal reads share one, unless
+        `fresh`: then the read is sent from now on.
+        """
         wanted = (key, after)
         cached = self._cached.get(wanted)
-        if cached is not None:
+        if cached is not None and not fresh:
             return cached
-        pending = self._ranges.get(wanted)
+        pending = None if fresh else self._ranges.get(wanted)
         if pending is None:
-            pending = self._ranges[wanted] = asyncio.ensure_future(self._range(key, after))
-            pending.add_done_callback(lambda _: self._ranges.pop(wanted, None))
+            pending = asyncio.ensure_future(self._range(key, after))
+            if not fresh:
+                self._ranges[wanted] = pending
+                pending.add_done_callback(lambda _: self._ranges.pop(wanted, None))
         return await asyncio.shield(pending)
 
     async def _range(self, key: str, after: str) -> Chunk:
         start = "-" if after == "0-0" else "(" + after
-        raw: Any = await async_redis_client().xrange(key, min=start, count=RANGE_COUNT)
-        chunk = Chunk(key, after, raw[-1][0].decode() if raw else after, _entries(raw))
+        async with async_redis_client().pipeline(transaction=False) as pipe:
+            pipe.xrange(key, min=start, count=RANGE_COUNT)
+            pipe.xinfo_stream(key)  # what trimming took meanwhile
+            raw, info = await pipe.execute(raise_on_error=False)
+        if isinstance(raw, Exception):
+            raise raw
+        trimmed_to = "0-0" if isinstance(info, Exception) else _trimmed_to(info)
+        last = raw[-1][0].decode() if raw else after
+        chunk = Chunk(key, after, last, _entries(raw), trimmed_to=trimmed_to)
         if len(raw) == RANGE_COUNT:  # a full range never changes (but by trimming): keep it
             if len(self._cached) >= _CACHED_RANGES:
                 self._cached.pop(next(iter(self._cached)))
@@ -209,6 +239,10 @@ class Tails:
                     logger.warning("reader hub: %s; reading again in %.1f s", error, RETRY_SECONDS)
                     await asyncio.sleep(RETRY_SECONDS)
                     await self._check_epoch()
+                except Exception:  # a bug must not silence every reader of the process
+                    self._blocked_client = None
+                    logger.exception("reader hub failed; reading again in %.1f s", RETRY_SECONDS)
+                    await asyncio.sleep(RETRY_SECONDS)
         finally:
             self._reader = None
             self._blocked_client = None
@@ -220,12 +254,8 @@ class Tails:
             epoch = await store_epoch(async_redis_client())
         except (redis.RedisError, OSError):
             return  # not back yet: checked again after the next error
-        if self._epoch is not None and epoch != self._epoch:
-            self._cached.clear()
-            for followers in list(self._followers.values()):
-                for follower in list(followers):
-                    follower.lost()
-        self._epoch = epoch
+        if epoch != self._epoch:
+            self._moved(epoch)
 
     async def _read_once(self, connection: aioredis.Redis) -> None:
         if self._blocked_client is None:

@@ -55,27 +55,37 @@ def from_cursors(
 
 
 async def resume(
-    types: Sequence[ReadType], text: str, fallback: dict[tuple[str, int], str]
+    types: Sequence[ReadType],
+    text: str,
+    fallback: dict[tuple[str, int], str],
+    globbed: bool,
+    epoch: str,
 ) -> Start:
     """After the position `text`; where it cannot be honoured, a reset says why and from
     where the stream goes on: from `fallback` if the position is unusable, from the oldest
-    entry of a type created anew or of a Redis that lost its data, else from the nearest
-    offset the log still has.
+    entry of a type created anew or of a Redis that lost its data (`epoch`: the store's
+    now), else from the nearest offset the log still has. A stream that names its types by
+    glob (`globbed`) reads the types that match now: one that joined since starts at its
+    oldest entry.
     """
     try:
         position = parse_position(text)
     except PositionError:
         return Start(fallback, [(positions.INVALID, sorted(fallback))])
     wanted = {t.name for t in types}
-    if {t.name for t in position.types} != wanted or not _fits(types, position):
+    named = {t.name for t in position.types}
+    fits = named & wanted if globbed else named == wanted
+    if not fits or not _fits(types, position):
         return Start(fallback, [(positions.INVALID, sorted(fallback))])
-    if position.epoch != await tail_store.tails().epoch():
+    if position.epoch != epoch:
         return Start(everywhere(types, positions.START), [(positions.DATA_LOST, [])])
     offsets: dict[tuple[str, int], str] = {}
     reasons: dict[str, list[tuple[str, int]]] = {}
     for t in types:
         held = position.of(t.name)
-        assert held is not None
+        if held is None:  # matched the glob since: all it holds is new to the reader
+            offsets.update(everywhere([t], positions.START))
+            continue
         if held.store_id != t.store_id:
             offsets.update(everywhere([t], positions.START))
             reasons.setdefault(positions.RECREATED, []).extend(
@@ -100,6 +110,7 @@ def _fits(types: Sequence[ReadType], position: Position) -> bool:
     return all(
         len(held.offsets) <= counts[held.name] or held.store_id != _store(types, held.name)
         for held in position.types
+        if held.name in counts
     )
 
 

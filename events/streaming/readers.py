@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -52,8 +53,10 @@ class ReaderOptions:
     expires_at: float | None = None  # wall clock; the stream's token expires then
 
 
-# A batch cut from a chunk: the offset of its last event, its events, its JSON.
-Cut = tuple[str, list[bytes], bytes]
+# A batch cut from a chunk: the offset of its last event, its events' ids, its events, its JSON.
+Cut = tuple[str, list[str], list[bytes], bytes]
+MEMO_LIMIT = 8  # encodings kept per chunk: readers with other batch limits or topics make their own
+INBOX_LIMIT = 1_000  # chunks a reader may have waiting: more, and it is far behind
 
 
 def _encode(name: str, partition: int, offset: str, events: Sequence[bytes]) -> bytes:
@@ -78,7 +81,7 @@ class Reader:
         }
         self._live = [False] * len(self._slots)
         self._resets = start.resets
-        self._inbox: list[Chunk] = []
+        self._inbox: deque[Chunk] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._match = matcher(options.topics) if options.topics else None
         self._sent = 0
@@ -101,6 +104,9 @@ class Reader:
 
     def deliver(self, chunk: Chunk) -> None:
         if self._live[self._index[chunk.key]] and self.reason is None:
+            if len(self._inbox) >= INBOX_LIMIT:
+                self.stop(SLOW_CONSUMER)
+                return
             self._inbox.append(chunk)
             self._wake()
 
@@ -164,7 +170,7 @@ class Reader:
         while self.reason is None:
             sent_before = self._sent
             while self._inbox and self.reason is None:
-                await self._send_chunk(self._inbox.pop(0), send, buffered)
+                await self._send_chunk(self._inbox.popleft(), send, buffered)
             behind = [i for i, live in enumerate(self._live) if not live]
             for i in behind:
                 if self.reason is None:
@@ -207,18 +213,25 @@ class Reader:
         offset = self._offsets[(name, p)]
         chunk = await hub.read_range(key, offset)
         if not chunk.entries and chunk.last == offset:
-            # Nothing stored after it as far as that read saw: up to where the hub has
-            # delivered, nothing is missing, and from there on the reader follows live.
+            # Nothing stored after it as far as that read saw. Up to where the hub has
+            # delivered, a read sent from now on (never one joined that was sent earlier)
+            # sees everything; if it too finds nothing, the reader follows live from there.
             newest = hub.last(key)
             if not positions.after(newest, offset):
                 self._live[i] = True
                 return
-            fresh = await hub.read_range(key, offset)
-            if not fresh.entries and fresh.last == offset:
+            chunk = await hub.read_range(key, offset, fresh=True)
+            if not chunk.entries and chunk.last == offset:
                 self._offsets[(name, p)] = newest
                 self._live[i] = True
                 return
-            chunk = fresh
+        if positions.after(chunk.trimmed_to, offset):  # retention overtook this reader
+            self._offsets[(name, p)] = chunk.trimmed_to
+            if not self.options.sse:  # Nakadi's client learns it from its next connect (412)
+                self.reason = positions.TRIMMED
+                return
+            await send(self._reset_message(positions.TRIMMED, [(name, p)]))
+            return
         await self._send_chunk(chunk, send, buffered)
 
     async def _send_chunk(self, chunk: Chunk, send: Send, buffered: Buffered) -> None:
@@ -231,9 +244,10 @@ class Reader:
         held = buffered()
         budget = self.options.buffer_limit - held
         limit = self.options.params.stream_limit
-        for last, events, encoded in cuts:
+        for last, ids, events, encoded in cuts:
             if limit and self._sent + len(events) > limit:
-                events = events[: limit - self._sent]
+                keep = limit - self._sent
+                events, last = events[:keep], ids[keep - 1]
                 encoded = _encode(name, p, last, events)
             frame = self._frame(encoded, (name, p), last)
             budget -= len(frame)
@@ -260,24 +274,26 @@ class Reader:
         memo_key = (start, self.options.params.batch_limit, self.options.topics)
         cuts: list[Cut] | None = chunk.memo.get(memo_key)
         if cuts is None:
-            cuts = chunk.memo[memo_key] = self._cut(chunk, name, partition, start)
+            cuts = self._cut(chunk, name, partition, start)
+            if len(chunk.memo) < MEMO_LIMIT:
+                chunk.memo[memo_key] = cuts
         return cuts
 
     def _cut(self, chunk: Chunk, name: str, partition: int, start: int) -> list[Cut]:
         size = self.options.params.batch_limit
         cuts: list[Cut] = []
+        ids: list[str] = []
         events: list[bytes] = []
-        last = ""
         for entry_id, event in chunk.entries[start:]:
             if event is None or (self._match is not None and not self._match(topic_of(event))):
                 continue
+            ids.append(entry_id)
             events.append(event)
-            last = entry_id
             if len(events) == size:
-                cuts.append((last, events, _encode(name, partition, last, events)))
-                events = []
+                cuts.append((entry_id, ids, events, _encode(name, partition, entry_id, events)))
+                ids, events = [], []
         if events:
-            cuts.append((last, events, _encode(name, partition, last, events)))
+            cuts.append((ids[-1], ids, events, _encode(name, partition, ids[-1], events)))
         return cuts
 
     def _frame(self, encoded: bytes, at: tuple[str, int], offset: str) -> bytes:

@@ -335,3 +335,25 @@ def test_a_reader_that_stops_reading_is_closed_and_the_server_stays_flat(
 
 def open_watcher(url: str, token: str) -> ReaderClient:
     return ReaderClient(url, PATH, token=token)
+
+
+def test_a_glob_stream_takes_a_type_that_matches_since_without_a_reset(consumer_api, open_reader):
+    create(consumer_api)
+    reader = open_reader("/api/events", event_type="order.*")
+    publish(consumer_api, ["C-0"])
+    reader.wait_events(1)
+    last = reader.last_id()
+    reader.close()
+    create(consumer_api, "order.paid")
+    publish(consumer_api, ["P-0"], name="order.paid")
+    publish(consumer_api, ["C-1"])
+    again = open_reader("/api/events", event_type="order.*", headers={"Last-Event-ID": last})
+    assert sorted(numbers(again.wait_events(2))) == ["C-1", "P-0"]
+    assert not again.of("reset")
+
+
+def test_an_sse_stream_whose_position_could_not_be_sent_back_is_refused(consumer_api, open_reader):
+    for i in range(6):
+        create(consumer_api, f"order.wide{i}", partitions=64)
+    assert open_reader("/api/events", event_type="order.wide*").status == 422
+    assert open_reader("/api/events", event_type="order.wide*", sse=False).status == 200
