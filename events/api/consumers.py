@@ -63,7 +63,7 @@ async def open_session(
     """Authorize, check the parameters and open a session; a Problem says why not. Also
     when the caller's stream token expires (None: never).
     """
-    principal = await identity.principal_of_scope(scope)
+    principal = await identity.principal_of_scope(scope, consumes=True)
     try:
         params = stream_params.parse({k: v for k, v in values.items() if k != "partitions"})
     except stream_params.StreamParamError as error:

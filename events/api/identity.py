@@ -94,10 +94,12 @@ def principal_of_request_sync(request: HttpRequest) -> Principal:
     return found
 
 
-async def principal_of_scope(scope: dict[str, Any]) -> Principal:
+async def principal_of_scope(scope: dict[str, Any], consumes: bool = False) -> Principal:
     """The caller of a stream (a Channels consumer's ASGI scope: headers, cookies, query
     string). A stream token's principal carries its scope and `expires_at`: the stream
-    ends when it expires.
+    ends when it expires. A stream that `consumes` (a subscription's: it takes partitions
+    and charges deliveries) is refused to a signed-in browser on another site's behalf: a
+    top-level navigation carries the session cookie.
     """
     headers = _headers(scope.get("headers", ()))
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -115,6 +117,8 @@ async def principal_of_scope(scope: dict[str, Any]) -> Principal:
         found = await snapshots.subject_principal(claims.subject)
         return dataclasses.replace(found, scope=claims.scope, expires_at=claims.expires_at)
     found = await snapshots.session_principal(value)
+    if consumes and headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        raise Problem(403, "A signed-in subscription stream must be opened by this site.")
     if is_socket:
         check_origin(scope)
     elif scope.get("method") not in SAFE_METHODS:

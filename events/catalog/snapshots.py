@@ -134,6 +134,8 @@ def _bump(key: str) -> None:
 
 
 def _auth_changed(**kwargs: Any) -> None:
+    if kwargs.get("update_fields") == frozenset({"last_login"}):
+        return  # every sign-in saves this: it changes no one's rights
     transaction.on_commit(lambda: _bump(AUTH_EPOCH_KEY))
 
 

@@ -263,3 +263,31 @@ def test_a_stream_opened_by_session_with_post_needs_the_csrf_token(live_server, 
     ):
         assert opened.status_code == 200
         assert opened.headers["X-Nakadi-StreamId"]
+
+
+def test_another_site_cannot_open_a_subscription_stream_with_the_session(live_server, alice):
+    """A top-level navigation from another site carries the session cookie (SameSite=Lax):
+    a subscription stream takes partitions and charges deliveries, so it is refused; a
+    reader, which changes nothing, is not.
+    """
+    session = session_of(alice)
+    with browser(live_server, session) as http:
+        subscription = subscribe_over_api(http)
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    refused = EventStream(
+        live_server.url,
+        f"/api/subscriptions/{subscription}/events",
+        cookies={"sessionid": session},
+        headers=cross,
+    )
+    try:
+        assert refused.status == 403
+    finally:
+        refused.close()
+    with browser(live_server, session) as http:
+        reader = http.get(
+            "/api/event-types/order.created/events",
+            params={"stream_timeout": 1, "batch_flush_timeout": 1},
+            headers=cross,
+        )
+        assert reader.status_code == 200

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from django.contrib.auth.models import User, update_last_login
 
 from events.catalog.clients import create_client
 from events.models import ApiToken, Grant
+from events.store.connections import redis_client
+from events.store.keys import AUTH_EPOCH_KEY
 from tests.conftest import bearer
 from tests.helpers import ORDER_SCHEMA, business_event, event_type_body
 
@@ -58,3 +61,18 @@ def test_a_revoked_token_is_refused_at_once(client, shop):
 def test_a_withdrawn_grant_is_refused_at_once(client, shop):
     Grant.objects.get(client__name="shop", action="publish").delete()
     assert publish(client, shop, [business_event("B")]).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_keeps_every_cached_principal():
+    """Each sign-in saves the user's last_login: that changes no one's rights, and must not
+    empty the principal caches of every process (the publishing hot path reads them).
+    """
+
+    user = User.objects.create_user("alice", password="a long password")
+    before = redis_client().get(AUTH_EPOCH_KEY)
+    update_last_login(None, user)
+    assert redis_client().get(AUTH_EPOCH_KEY) == before
+    user.is_superuser = True
+    user.save()
+    assert redis_client().get(AUTH_EPOCH_KEY) != before
