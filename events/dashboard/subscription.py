@@ -18,8 +18,12 @@ DEAD_LETTERS_SHOWN = 50
 BODY_SHOWN = 2_000  # characters of a dead letter's event
 
 
-def page(client: redis.Redis, subscription: Subscription, since_ms: int) -> dict[str, Any]:
-    """Everything the page updates; lag samples taken after `since_ms` (0: the last hour)."""
+def page(
+    client: redis.Redis, subscription: Subscription, since_ms: int, bodies: bool = False
+) -> dict[str, Any]:
+    """Everything the page updates; lag samples taken after `since_ms` (0: the last hour);
+    the dead letters' events only with `bodies` (for whoever may view dead letters).
+    """
     sub_id = str(subscription.pk)
     rows = partition_rows(stats.partition_stats(plans.of(subscription), client))
     now = now_ms(client)
@@ -40,11 +44,11 @@ def page(client: redis.Redis, subscription: Subscription, since_ms: int) -> dict
         "sessions": [{"id": s, "partitions": owned.get(s, [])} for s in live],
         "closes": closes.recent(client, sub_id, 20),
         "lag": history.lag_since(client, sub_id, start),
-        "dead_letters": dead_letters(subscription),
+        "dead_letters": dead_letters(subscription, bodies),
     }
 
 
-def dead_letters(subscription: Subscription) -> list[dict[str, Any]]:
+def dead_letters(subscription: Subscription, bodies: bool) -> list[dict[str, Any]]:
     """The newest dead letters not yet replayed."""
     found = (
         DeadLetter.objects.filter(subscription=subscription, status=DeadLetter.Status.DEAD)
@@ -60,7 +64,7 @@ def dead_letters(subscription: Subscription) -> list[dict[str, Any]]:
             "deliveries": d.deliveries,
             "reason": d.reason,
             "created_at": int(d.created_at.timestamp() * 1000),
-            "body": d.body[:BODY_SHOWN],
+            "body": d.body[:BODY_SHOWN] if bodies else "",
         }
         for d in found
     ]

@@ -103,7 +103,11 @@ def subscription_json(request: HttpRequest, subscription_id: uuid.UUID) -> HttpR
     if found is None:
         return problem(404, f'Subscription "{subscription_id}" does not exist.')
     try:
-        return JsonResponse(subscription.page(redis_client(), found, _since(request)))
+        # An event's body is data: shown to whoever may view dead letters in the admin.
+        bodies = request.user.has_perm("events.view_deadletter") or request.user.has_perm(
+            "events.change_deadletter"
+        )
+        return JsonResponse(subscription.page(redis_client(), found, _since(request), bodies))
     except redis.RedisError as error:
         return _redis_down(error)
 

@@ -153,6 +153,11 @@ def test_a_subscription_shows_its_partitions_sessions_and_dead_letters(
     ]
     assert body["sessions"] == [{"id": "session-1", "partitions": []}]
     assert [d["id"] for d in body["dead_letters"]] == [dead.pk]
+    assert "D-1" in body["dead_letters"][0]["body"]
+    # An event is data: staff who may not view dead letters in the admin see none of it.
+    User.objects.get(username="watcher").user_permissions.clear()
+    again = staff.get(f"/dashboard/api/subscriptions/{subscription.pk}.json").json()
+    assert again["dead_letters"][0]["body"] == ""
     [sample] = body["lag"]
     assert sum(sample["unconsumed"].values()) == 4
 
