@@ -99,7 +99,7 @@ class AsyncProcessor:
                 self._stopping.set()
                 return
             if not await self._handle(stream, batch):
-                stream.reconnect(failures.next_delay() or 0.0)
+                stream.reconnect(failures.next_delay() or 0.0, failed=batch)
                 continue
             failures.reset()
             try:

@@ -58,9 +58,14 @@ class AsyncSubscriptionStream:
         )
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def next_events(self, timeout: float | None = None) -> Batch:  # noqa: ASYNC109
-        """The next batch with events; TimeoutError after `timeout` seconds, StreamEnded
-        once closed, an ApiError the stream cannot get past.
+    async def next_events(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (the sync stream's signature)
+        *,
+        keep_alives: bool = False,
+    ) -> Batch:
+        """The next batch with events (keep-alives too when asked); TimeoutError after
+        `timeout` seconds, StreamEnded once closed, an ApiError the stream cannot get past.
         """
         async with asyncio.timeout(timeout):
             while True:
@@ -68,7 +73,7 @@ class AsyncSubscriptionStream:
                 if isinstance(item, BaseException):
                     self._queue.put_nowait(item)
                     raise item
-                if item.events and item.stream_id not in self._abandoned:
+                if (item.events or keep_alives) and item.stream_id not in self._abandoned:
                     return item
 
     async def commit(
@@ -119,10 +124,11 @@ class AsyncSubscriptionStream:
             return False
         return True
 
-    def reconnect(self, delay: float = 0.0) -> None:
-        """Drop the current stream and open another after `delay` seconds."""
-        if self.stream_id:
-            self._abandoned.add(self.stream_id)
+    def reconnect(self, delay: float = 0.0, failed: Batch | None = None) -> None:
+        """Drop the current stream and open another after `delay` seconds; see
+        SubscriptionStream.reconnect.
+        """
+        self._abandoned.update(s for s in (self.stream_id, failed and failed.stream_id) if s)
         self._reconnect_delay = delay
         if self._connection is not None:
             self._connection.cancel()

@@ -119,7 +119,7 @@ class Processor:
                 self._stopping.set()
                 return
             if not self._handle(index, batch):
-                stream.reconnect(failures.next_delay() or 0.0)
+                stream.reconnect(failures.next_delay() or 0.0, failed=batch)
                 continue
             failures.reset()
             self._settle(stream, batch)

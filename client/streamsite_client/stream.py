@@ -68,9 +68,10 @@ class SubscriptionStream:
 
     # -- the caller's side ------------------------------------------------------------------
 
-    def next_events(self, timeout: float | None = None) -> Batch:
-        """The next batch with events (keep-alives are skipped). Raises TimeoutError after
-        `timeout` seconds, StreamEnded once closed, an ApiError the stream cannot get past.
+    def next_events(self, timeout: float | None = None, *, keep_alives: bool = False) -> Batch:
+        """The next batch with events (keep-alives too when asked). Raises TimeoutError
+        after `timeout` seconds, StreamEnded once closed, an ApiError the stream cannot get
+        past.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -82,7 +83,7 @@ class SubscriptionStream:
             if isinstance(item, BaseException):
                 self._queue.put(item)  # every later call raises it too
                 raise item
-            if item.events and item.stream_id not in self._abandoned:
+            if (item.events or keep_alives) and item.stream_id not in self._abandoned:
                 return item
 
     def commit(
@@ -140,14 +141,14 @@ class SubscriptionStream:
             return False
         return True
 
-    def reconnect(self, delay: float = 0.0) -> None:
+    def reconnect(self, delay: float = 0.0, failed: Batch | None = None) -> None:
         """Drop the current stream (its batches not yet taken are skipped, what it sent and
         was not committed goes to the partitions' next owner) and open a new one after
-        `delay` seconds: after a handler failed.
+        `delay` seconds: after a handler failed on `failed` (whose stream's batches are
+        skipped too, should it be an earlier one).
         """
         with self._lock:
-            if self.stream_id:
-                self._abandoned.add(self.stream_id)
+            self._abandoned.update(s for s in (self.stream_id, failed and failed.stream_id) if s)
             self._reconnect_delay = delay
             self._disconnect()
 
