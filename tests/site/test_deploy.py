@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import yaml
+from django.conf import settings
 from django.urls import resolve
 
 from tests.conftest import ROOT
@@ -27,8 +28,11 @@ def test_the_server_probes_existing_endpoints_and_drains_before_it_stops():
     container = server["spec"]["template"]["spec"]["containers"][0]
     for probe in ("readinessProbe", "livenessProbe"):
         resolve(container[probe]["httpGet"]["path"])  # raises for an unknown path
-    assert "kill -USR1 1" in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
-    assert server["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 10
+    # preStop only waits for the endpoints to drop the pod; SIGTERM itself drains.
+    wait = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert wait[0] == "sleep"
+    grace = server["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > int(wait[1]) + settings.DRAIN_SECONDS
 
 
 def test_every_part_has_a_manifest():
