@@ -49,6 +49,7 @@ class AsyncProcessor:
         self.failure: Exception | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._keep_alive_interval: float | None = None
 
     def start(self) -> AsyncProcessor:
         for i in range(self.count):
@@ -87,6 +88,10 @@ class AsyncProcessor:
 
     async def _work(self, stream: AsyncSubscriptionStream) -> None:
         failures = Backoff(self.options.initial_retry_interval, self.options.max_retry_interval)
+        if self._keep_alive_interval is None:
+            self._keep_alive_interval = self.options.keep_alive_interval(
+                await self._subscription_commit_timeout()
+            )
         while not self._stopping.is_set():
             try:
                 batch = await stream.next_events(timeout=0.2)
@@ -129,10 +134,21 @@ class AsyncProcessor:
                     await keeping
 
     async def _keep_alive(self, stream: AsyncSubscriptionStream, batch: Batch) -> None:
-        interval = self.options.keep_alive_interval()
+        interval = self._keep_alive_interval or self.options.keep_alive_interval()
         while True:
             await asyncio.sleep(interval)
             await stream.keep_alive(batch)
+
+    async def _subscription_commit_timeout(self) -> float | None:
+        if self.options.commit_timeout is not None:
+            return None
+        try:
+            found = await self.client.get(f"/api/subscriptions/{self.subscription_id}") or {}
+        except (StreamsiteError, *NETWORK_ERRORS) as error:
+            log.info("the subscription's commit timeout is unknown: %s", error)
+            return None
+        value = found.get("commit_timeout")
+        return float(value) if isinstance(value, int | float) else None
 
     def _report(self, error: Exception) -> None:
         if self.on_error is not None:

@@ -84,11 +84,11 @@ class StreamOptions:
         """How long a silent connection is trusted: keep-alives come every flush timeout."""
         return None if self.flush_timeout is None else 3 * self.flush_timeout + 10
 
-    def keep_alive_interval(self) -> float:
+    def keep_alive_interval(self, subscriptions: float | None = None) -> float:
         """How often a long handler's partition gets a keep-alive commit: a third of the
-        commit timeout (Nakadi's default 60 s when the client does not choose it).
+        commit timeout (this stream's, else the subscription's, else Nakadi's 60 s).
         """
-        return (self.commit_timeout or 60.0) / 3
+        return (self.commit_timeout or subscriptions or 60.0) / 3
 
 
 def _number(value: Any) -> str:

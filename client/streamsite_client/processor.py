@@ -155,7 +155,7 @@ class Processor:
         """Every few seconds, a keep-alive commit for each handler running longer than the
         keep-alive interval (ordered subscriptions: shared ones have no commit timer).
         """
-        interval = self.options.keep_alive_interval()
+        interval = self.options.keep_alive_interval(self._subscription_commit_timeout())
         while not self._stopping.wait(min(1.0, interval / 4)):
             now = time.monotonic()
             with self._lock:
@@ -168,6 +168,17 @@ class Processor:
                 if self.streams[index].keep_alive(busy.batch):
                     log.debug("keep-alive commit for %s", busy.batch.partition)
                 busy.last_sign = now
+
+    def _subscription_commit_timeout(self) -> float | None:
+        if self.options.commit_timeout is not None:
+            return None
+        try:
+            found = self.client.get(f"/api/subscriptions/{self.subscription_id}") or {}
+        except (StreamsiteError, *NETWORK_ERRORS) as error:
+            log.info("the subscription's commit timeout is unknown: %s", error)
+            return None
+        value = found.get("commit_timeout")
+        return float(value) if isinstance(value, int | float) else None
 
     def _report(self, error: Exception) -> None:
         if self.on_error is not None:

@@ -98,7 +98,7 @@ def test_a_failing_handler_reopens_the_stream_and_gets_the_batch_again(
 def test_keep_alive_commits_keep_a_long_handler_s_session_past_its_commit_timeout(
     live_server, consumer_api, consumer_token
 ):
-    subscription = subscribe(consumer_api)
+    subscription = subscribe(consumer_api, commit_timeout=1)  # the processor asks for it
     errors: list[Exception] = []
     done = threading.Event()
     stream_ids: list[str] = []
@@ -111,7 +111,7 @@ def test_keep_alive_commits_keep_a_long_handler_s_session_past_its_commit_timeou
             threading.Event().wait(2.5)
         done.set()
 
-    options = StreamOptions(flush_timeout=1, commit_timeout=1)
+    options = StreamOptions(flush_timeout=1)
     with Client(live_server.url, consumer_token) as client:
         client.publish(TYPE, orders(1))
         with client.processor(subscription, handler, options=options, on_error=errors.append) as p:
@@ -149,8 +149,10 @@ def test_a_processor_acks_each_event_of_a_shared_subscription(
     assert errors == []
 
 
-def test_the_async_processor_handles_every_event_once(live_server, consumer_api, consumer_token):
-    subscription = subscribe(consumer_api, partitions=2)
+def test_the_async_processor_handles_every_event_once_keeping_a_slow_handler_alive(
+    live_server, consumer_api, consumer_token
+):
+    subscription = subscribe(consumer_api, partitions=2, commit_timeout=1)
     seen: Counter[str] = Counter()
 
     async def main() -> None:
@@ -158,6 +160,8 @@ def test_the_async_processor_handles_every_event_once(live_server, consumer_api,
             await client.publish(TYPE, orders(100))
 
             async def handler(batch: Batch) -> None:
+                if not seen:
+                    await asyncio.sleep(2.2)  # two commit timeouts of work: keep-alives
                 seen.update(e["order_number"] for e in batch.events)
 
             options = StreamOptions(batch_limit=10, flush_timeout=1)
