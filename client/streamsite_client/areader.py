@@ -90,6 +90,8 @@ class AsyncReader:
                 return
             if step is After.STOP:
                 raise problem
+            if reason == "shutdown":
+                endpoints.failed(url)  # that server is going away: resume on the next
             if step is After.BACKOFF:
                 delay = self._backoff.next_delay() or 0.0
                 log.info("reader: %s; resuming in %.2fs", problem, delay)

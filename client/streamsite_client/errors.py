@@ -13,12 +13,14 @@ class StreamsiteError(Exception):
 
 class ApiError(StreamsiteError):
     """The server answered with an error status; `problem` is its application/problem+json
-    body (or `{"detail": <text>}` when the body was not one).
+    body (or `{"detail": <text>}` when the body was not one), `retry_after` its
+    Retry-After in seconds, if any.
     """
 
     def __init__(self, status: int, problem: dict[str, Any], what: str = "") -> None:
         self.status = status
         self.problem = problem
+        self.retry_after: float | None = None
         detail = problem.get("detail") or problem.get("title") or ""
         prefix = f"{what}: " if what else ""
         super().__init__(f"{prefix}{status} {detail}".rstrip())

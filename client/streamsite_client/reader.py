@@ -55,6 +55,7 @@ class Reader:
         endpoints = self.client.endpoints
         while not self._closed.is_set():
             url = endpoints.current()
+            reason: str | None = None
             try:
                 reason = yield from self._read(url)
                 step = after_close(reason)
@@ -71,6 +72,8 @@ class Reader:
                 return
             if step is After.STOP:
                 raise problem
+            if reason == "shutdown":
+                endpoints.failed(url)  # that server is going away: resume on the next
             if step is After.BACKOFF:
                 delay = self._backoff.next_delay() or 0.0
                 log.info("reader: %s; resuming in %.2fs", problem, delay)

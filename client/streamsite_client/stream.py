@@ -24,7 +24,6 @@ from streamsite_client.transport import (
     Endpoints,
     api_error,
     headers,
-    retry_after,
     timeout,
 )
 from streamsite_client.wire import Batch, parse_batch
@@ -191,7 +190,10 @@ class SubscriptionStream:
                 step, error = After.BACKOFF, failure
                 if failure.status == 503:
                     self._endpoints.failed(url)  # draining: another server, if there is one
-                wait = getattr(failure, "retry_after", None)
+                wait = failure.retry_after
+            except Exception as failure:  # a line that does not parse: a server's bug
+                log.exception("the stream failed")
+                step, error = After.BACKOFF, failure
             if self._closed.is_set():
                 return
             with self._lock:
@@ -217,9 +219,7 @@ class SubscriptionStream:
         with self._http.stream("GET", url + path, params=self.options.params()) as response:
             if response.status_code != 200:
                 response.read()
-                error = api_error(response, "opening the stream")
-                error.retry_after = retry_after(response)  # type: ignore[attr-defined]
-                raise error
+                raise api_error(response, "opening the stream")
             stream_id = response.headers.get("X-Nakadi-StreamId", "")
             with self._lock:
                 if self._closed.is_set():

@@ -70,7 +70,9 @@ def api_error(response: httpx.Response, what: str = "", cls: type[ApiError] = Ap
     if not isinstance(body, dict):
         text = response.text[:500] if response.content else response.reason_phrase
         body = {"status": response.status_code, "detail": text}
-    return cls(response.status_code, body, what)
+    error = cls(response.status_code, body, what)
+    error.retry_after = retry_after(response)
+    return error
 
 
 def retry_after(response: httpx.Response) -> float | None:
