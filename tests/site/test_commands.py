@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
+from rq.worker import Worker
 
 from events.models import ApiToken, Client, token_digest
 from streamsite.processes import free_port, wait_until
@@ -87,12 +88,30 @@ def test_up_runs_everything_and_stops_it_in_order(tmp_path):
             timeout=30,
             message="the worker to finish the scheduled reclaim and dead_letters jobs",
         )
+        # Quiet by default: past the banner, the jobs' runs print nothing.
+        banner = next(i for i, line in enumerate(lines) if "Press Ctrl-C" in line)
+        assert not [line for line in lines[banner + 1 :] if "INFO" in line or "Job OK" in line]
+        # A worker that dies is started again, and the terminal says so.
+        worker = next(int(w.pid) for w in Worker.all(connection=embedded) if w.pid is not None)
+        os.kill(worker, signal.SIGKILL)
+        wait_until(
+            lambda: any(line.startswith("[up] worker exited") for line in lines),
+            timeout=10,
+            message="manage.py up to restart the worker",
+        )
+        wait_until(
+            lambda: {int(w.pid) for w in Worker.all(connection=embedded) if w.pid} - {worker},
+            timeout=30,
+            message="a new worker to register",
+        )
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(60)
         reader.join(10)
     output = "".join(lines)
     assert up.returncode == 0, output
+    # Each child's lines carry its name; a draining server says so.
+    assert any(line.startswith("[server 1]") and "drain" in line for line in lines), output
     stops = [line for line in output.splitlines() if line.startswith("Stopped ")]
     assert [line.split()[1] for line in stops] == [
         "server",

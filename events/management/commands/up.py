@@ -4,6 +4,11 @@ Migrations; an embedded Redis when REDIS_URL is unset; the ASGI server (Daphne);
 one RQ worker and the scheduler that enqueues the background jobs. Ctrl-C or SIGTERM
 stops the children in order: the servers first (they drain), then the scheduler and the
 worker, then Redis (which syncs its append-only file as it stops).
+
+The terminal stays readable: every line a child writes is prefixed with its name, and
+by default only warnings, errors and notable events get there (a server that drains, a
+child restarted); `--verbose` adds access logs and every job's lines. A worker, the
+scheduler or a server that exits on its own is started again.
 """
 
 from __future__ import annotations
@@ -34,8 +39,18 @@ from streamsite.processes import (
 )
 from streamsite.redis_server import start_redis, wait_for_redis
 
+# A child that exits this many times in a row, each within seconds of its start, is not
+# started again: something is wrong that a restart does not fix.
+CRASH_LOOP_SECONDS = 5.0
+CRASH_LOOP_EXITS = 3
+
 
 class Command(BaseCommand):
+    _print = threading.Lock()  # one line at a time from the children's relays
+    _commands: dict[str, tuple[list[str], dict[str, Any]]]
+    _started: dict[str, float] = {}
+    _quick_exits: dict[str, int] = {}
+
     help = (
         "Run Streamsite: migrations, embedded Redis (unless REDIS_URL), servers, a worker "
         "and the job scheduler."
@@ -44,6 +59,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
         parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="also print access logs and every background job's lines",
+        )
         parser.add_argument(
             "--servers",
             type=int,
@@ -69,17 +89,25 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        verbose: bool = options["verbose"]
+        level = "INFO" if verbose else "WARNING"
         try:
-            env = {**os.environ, "REDIS_URL": self._redis(children)}
+            env = {**os.environ, "REDIS_URL": self._redis(children), "LOG_LEVEL": level}
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-            children.append(("worker", spawn([*manage, "rqworker", "default"], env=env)))
-            # Exactly one scheduler enqueues the background jobs (events/jobs/schedule.py).
-            scheduler = spawn([*manage, "rqcron", "events.jobs.schedule", "-l", "WARNING"], env=env)
-            children.append(("scheduler", scheduler))
+            commands: dict[str, tuple[list[str], dict[str, Any]]] = {
+                "worker": ([*manage, "rqworker", "default", "-v", "1" if verbose else "0"], {}),
+                # Exactly one scheduler enqueues the background jobs (events/jobs/schedule.py).
+                "scheduler": ([*manage, "rqcron", "events.jobs.schedule", "-l", level], {}),
+            }
             for number, listener in enumerate(listeners, start=1):
                 fd = listener.fileno()
-                server = spawn(server_command(fd), env=env, cwd=settings.BASE_DIR, pass_fds=[fd])
-                children.append((f"server {number}", server))
+                command = [*server_command(fd), "-v", "1" if verbose else "0"]
+                commands[f"server {number}"] = (command, {"pass_fds": [fd]})
+            self._commands = {
+                name: (args, {"env": env, **kw}) for name, (args, kw) in commands.items()
+            }
+            for name in self._commands:
+                children.append((name, self._start(name)))
             base = f"http://{'[' + bind + ']' if ':' in bind else bind}:{port}"
             self._wait_until_serving(base, children, stopping)
             if not stopping.is_set():
@@ -154,11 +182,44 @@ class Command(BaseCommand):
             if process.poll() is not None:
                 raise CommandError(f"The {name} exited unexpectedly (exit {process.returncode}).")
 
+    def _start(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a child whose every line reaches this terminal prefixed with its name."""
+        args, kwargs = self._commands[name]
+        self._started[name] = time.monotonic()
+        process = spawn(
+            args, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs
+        )
+        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        return process
+
+    def _relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                with self._print:
+                    self.stdout.write(f"[{name}] {text}")
+
     def _supervise(
         self, children: list[tuple[str, subprocess.Popen[bytes]]], stopping: threading.Event
     ) -> None:
+        """Start again a child that exited on its own (Redis excepted: nothing works
+        without it); until Ctrl-C or SIGTERM.
+        """
         while not stopping.wait(0.5):
-            self._check_children(children)
+            for index, (name, process) in enumerate(children):
+                if process.poll() is None or stopping.is_set():
+                    continue
+                code = process.returncode
+                if name not in self._commands:
+                    raise CommandError(f"The {name} exited unexpectedly (exit {code}).")
+                quick = time.monotonic() - self._started[name] < CRASH_LOOP_SECONDS
+                self._quick_exits[name] = self._quick_exits.get(name, 0) + 1 if quick else 0
+                if self._quick_exits[name] >= CRASH_LOOP_EXITS:
+                    raise CommandError(f"The {name} keeps exiting (exit {code}); see above.")
+                with self._print:
+                    self.stdout.write(f"[up] {name} exited (exit {code}); restarted")
+                children[index] = (name, self._start(name))
         self.stdout.write("Stopping…")
 
     def _banner(self, base: str, redis_url: str, servers: int) -> None:
