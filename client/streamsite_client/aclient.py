@@ -19,6 +19,7 @@ from streamsite_client.transport import (
     RetryPolicy,
     api_error,
     body_of,
+    default_urls,
     headers,
     timeout,
 )
@@ -37,7 +38,7 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         request_timeout: float = 30.0,
     ) -> None:
-        self.endpoints = Endpoints(url or os.environ.get("STREAMSITE_URL", "http://127.0.0.1:8000"))
+        self.endpoints = Endpoints(url or default_urls())
         self.token = token if token is not None else os.environ.get("STREAMSITE_TOKEN")
         self.retry = retry or RetryPolicy()
         self.http = httpx.AsyncClient(headers=headers(self.token), timeout=timeout(request_timeout))

@@ -97,6 +97,12 @@ class AsyncReader:
                 log.info("reader: %s; resuming in %.2fs", problem, delay)
                 await asyncio.sleep(delay)
 
+    async def __aenter__(self) -> AsyncReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         self._closed = True
         with contextlib.suppress(Exception):

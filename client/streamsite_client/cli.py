@@ -27,7 +27,7 @@ OK, FAILED, USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO)
-    urls = (args.url or os.environ.get("STREAMSITE_URL") or "http://127.0.0.1:8000").split(",")
+    urls = args.url.split(",") if args.url else None
     with Client(urls, args.token or os.environ.get("STREAMSITE_TOKEN")) as client:
         try:
             return int(args.command(client, args))

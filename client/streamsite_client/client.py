@@ -21,6 +21,7 @@ from streamsite_client.transport import (
     RetryPolicy,
     api_error,
     body_of,
+    default_urls,
     headers,
     timeout,
 )
@@ -31,7 +32,7 @@ DEFAULT_BATCH_SIZE = 1000
 class Client:
     """Speaks Streamsite's HTTP API at `url` (or each of several base URLs of the same
     deployment, tried in turn when one fails), with `token` as the bearer token.
-    `STREAMSITE_URL` and `STREAMSITE_TOKEN` are the defaults.
+    `STREAMSITE_URL` (comma-separated for several) and `STREAMSITE_TOKEN` are the defaults.
     """
 
     def __init__(
@@ -42,7 +43,7 @@ class Client:
         retry: RetryPolicy | None = None,
         request_timeout: float = 30.0,
     ) -> None:
-        self.endpoints = Endpoints(url or os.environ.get("STREAMSITE_URL", "http://127.0.0.1:8000"))
+        self.endpoints = Endpoints(url or default_urls())
         self.token = token if token is not None else os.environ.get("STREAMSITE_TOKEN")
         self.retry = retry or RetryPolicy()
         self.http = httpx.Client(headers=headers(self.token), timeout=timeout(request_timeout))

@@ -114,6 +114,12 @@ class Reader:
             else:
                 yield from item.events
 
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Stop: the iteration ends (from another thread too)."""
         self._closed.set()

@@ -5,6 +5,7 @@ servers share Redis and the database), the token, and errors read from answers.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -46,6 +47,12 @@ class Endpoints:
         other = Endpoints(self.urls)
         other._index = offset
         return other
+
+
+def default_urls() -> list[str]:
+    """`STREAMSITE_URL`, comma-separated for several servers; a local server without it."""
+    value = os.environ.get("STREAMSITE_URL") or "http://127.0.0.1:8000"
+    return [url.strip() for url in value.split(",") if url.strip()]
 
 
 def headers(token: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
