@@ -26,7 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from events.api import identity
 from events.api.decorators import redis_unavailable
-from events.api.http import header, response_of
+from events.api.http import asgi_headers, header, response_of
 from events.catalog import plans
 from events.core import framing, stream_params
 from events.core.framing import Batch
@@ -104,12 +104,28 @@ class Expiry:
             self._timer.cancel()
 
 
-class SubscriptionStream(AsyncHttpConsumer):
-    """GET / POST /api/subscriptions/{id}/events: NDJSON by default, SSE on request."""
+class HttpStream(AsyncHttpConsumer):
+    """An HTTP stream: it races its writing against the client leaving (`_client_gone`),
+    and answers a refusal as problem+json.
+    """
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self._receive = receive  # read by the disconnect watcher while handle() streams
         await super().__call__(scope, receive, send)
+
+    async def _client_gone(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+    async def _answer(self, problem: Problem) -> None:
+        response = response_of(problem)
+        await self.send_response(
+            response.status_code, response.content, headers=asgi_headers(response)
+        )
+
+
+class SubscriptionStream(HttpStream):
+    """GET / POST /api/subscriptions/{id}/events: NDJSON by default, SSE on request."""
 
     async def handle(self, body: bytes) -> None:
         if draining.is_draining() and framing.accepts_sse(header(self.scope, b"accept") or ""):
@@ -200,15 +216,6 @@ class SubscriptionStream(AsyncHttpConsumer):
                 raise Problem(422, "The body must be a JSON object of stream parameters.")
             values.update(parsed)
         return dict(values)
-
-    async def _client_gone(self) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
-
-    async def _answer(self, problem: Problem) -> None:
-        response = response_of(problem)
-        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
-        await self.send_response(response.status_code, response.content, headers=headers)
 
 
 class SubscriptionSocket(AsyncWebsocketConsumer):

@@ -101,3 +101,8 @@ def header(scope: Any, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def asgi_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+    """A response's headers as an ASGI message carries them."""
+    return [(k.lower().encode(), v.encode()) for k, v in response.items()]

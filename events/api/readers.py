@@ -20,12 +20,12 @@ from urllib.parse import parse_qsl
 import orjson
 import redis
 from asgiref.sync import sync_to_async
-from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
 
 from events.api import event_types, identity
+from events.api.consumers import HttpStream
 from events.api.decorators import redis_unavailable
-from events.api.http import header, response_of
+from events.api.http import header
 from events.api.transport import buffered
 from events.catalog import snapshots
 from events.catalog.auth import Principal
@@ -44,10 +44,8 @@ logger = logging.getLogger(__name__)
 MAX_TYPES = 50  # event types (names or globs) one connection may ask for
 
 
-class ReaderStream(AsyncHttpConsumer):
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self._receive = receive
-        await super().__call__(scope, receive, send)
+class ReaderStream(HttpStream):
+    """GET /api/event-types/{name}/events and GET /api/events: a reader's stream."""
 
     async def handle(self, body: bytes) -> None:
         sse = framing.accepts_sse(header(self.scope, b"accept") or "")
@@ -178,15 +176,6 @@ class ReaderStream(AsyncHttpConsumer):
             target = await snapshots.target(name, event_types.publishing_target)
             out.append(ReadType(target.name, target.store_id, target.partition_count))
         return out
-
-    async def _client_gone(self) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
-
-    async def _answer(self, problem: Problem) -> None:
-        response = response_of(problem)
-        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
-        await self.send_response(response.status_code, response.content, headers=headers)
 
 
 def _all_names() -> list[str]:

@@ -13,7 +13,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse
 
 from events.api.cors import Cors
-from events.api.http import response_of
+from events.api.http import asgi_headers, response_of
 from events.core.problems import Problem
 from events.streaming import draining
 
@@ -47,7 +47,7 @@ class MethodNotAllowed:
             headers={"Allow": self.allowed},
         )
         response = response_of(problem)
-        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
+        headers = asgi_headers(response)
         await send({"type": "http.response.start", "status": 405, "headers": headers})
         await send({"type": "http.response.body", "body": response.content})
 
@@ -85,7 +85,7 @@ class AsyncView:
         except Exception:
             logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
             response = response_of(Problem(500, "The server failed on this request; retry it."))
-        headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
+        headers = asgi_headers(response)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
