@@ -106,9 +106,9 @@ def test_keep_alive_commits_keep_a_long_handler_s_session_past_its_commit_timeou
     def handler(batch: Batch) -> None:
         stream_ids.append(batch.stream_id)
         if len(stream_ids) == 1:
-            # Working for 2.5 commit timeouts: the handler's own pace, not a wait on
+            # Working for 2.2 commit timeouts: the handler's own pace, not a wait on
             # another party.
-            threading.Event().wait(2.5)
+            threading.Event().wait(2.2)
         done.set()
 
     options = StreamOptions(flush_timeout=1)
