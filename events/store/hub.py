@@ -21,30 +21,28 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from events.store.connections import CLIENT_OPTIONS, async_redis_client, loop_local
+from events.store.blocking import BLOCK_MS, RETRY_SECONDS, BlockingReads
+from events.store.connections import async_redis_client, loop_local
 from events.store.keys import CONTROL_PATTERN
 
 logger = logging.getLogger(__name__)
 
-BLOCK_MS = 1_000  # a read returns at least this often, to pick up a changed watch list
-RETRY_SECONDS = 0.5  # after a Redis error, before reading again
 SUBSCRIBE_TIMEOUT = 5.0  # seconds a new listener waits for the control subscription
 
 Wake = Callable[[], None]
 OnMessage = Callable[[str], None]
 
 
-class Hub:
+class Hub(BlockingReads):
+    name = "stream hub"
+
     def __init__(self, url: str) -> None:
-        self._url = url
+        super().__init__(url)
         self._watchers: dict[str, set[Wake]] = {}
         self._last: dict[str, str] = {}
         self._listeners: dict[str, set[OnMessage]] = {}
-        self._reader: asyncio.Task[None] | None = None
         self._control: asyncio.Task[None] | None = None
-        self._blocked_client: int | None = None
         self._subscribed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- new entries ---------------------------------------------------------------------
 
@@ -52,10 +50,7 @@ class Hub:
         """Call `wake()` whenever the partition log at `key` gets entries, until `unwatch`."""
         new = key not in self._watchers
         self._watchers.setdefault(key, set()).add(wake)
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read_forever(), name="stream-hub")
-        elif new:
-            self._interrupt()
+        self._start_or_interrupt(changed=new)
 
     def unwatch(self, key: str, wake: Wake) -> None:
         wakes = self._watchers.get(key)
@@ -65,42 +60,12 @@ class Hub:
                 del self._watchers[key]
                 self._last.pop(key, None)
 
-    def _interrupt(self) -> None:
-        blocked = self._blocked_client
-        if blocked is not None:
-            task = asyncio.create_task(self._unblock(blocked))
-            self._tasks.add(task)  # keep a reference until it is done
-            task.add_done_callback(self._tasks.discard)
+    def _wanted(self) -> bool:
+        return bool(self._watchers)
 
-    async def _unblock(self, client_id: int) -> None:
-        try:
-            await async_redis_client().client_unblock(client_id)
-        except redis.RedisError as error:  # the read ends within BLOCK_MS anyway
-            logger.debug("could not unblock the hub's read: %s", error)
-
-    async def _read_forever(self) -> None:
-        # A socket timeout beyond the block time: a half-open connection ends in an error
-        # and a new connection, instead of a read that never returns.
-        timeout = BLOCK_MS / 1000 + CLIENT_OPTIONS["socket_timeout"]
-        connection = aioredis.Redis.from_url(
-            self._url,
-            single_connection_client=True,
-            **{**CLIENT_OPTIONS, "socket_timeout": timeout},
-        )
-        try:
-            while self._watchers:
-                try:
-                    await self._read_once(connection)
-                except (redis.RedisError, OSError) as error:
-                    self._blocked_client = None
-                    logger.warning("stream hub: %s; reading again in %.1f s", error, RETRY_SECONDS)
-                    self._wake(list(self._watchers))  # sessions read on their own meanwhile
-                    await asyncio.sleep(RETRY_SECONDS)
-        finally:
-            # Before any await: a watch() from now on starts a new reader.
-            self._reader = None
-            self._blocked_client = None
-            await connection.aclose()
+    async def _after_error(self) -> None:
+        self._wake(list(self._watchers))  # sessions read on their own meanwhile
+        await asyncio.sleep(RETRY_SECONDS)
 
     async def _read_once(self, connection: aioredis.Redis) -> None:
         keys = list(self._watchers)
@@ -117,8 +82,7 @@ class Hub:
             self._wake(unknown)
         if set(self._watchers) != set(keys):
             return  # the watch list changed meanwhile: read again with the new one
-        if self._blocked_client is None:
-            self._blocked_client = int(await connection.client_id())
+        await self._blocking_id(connection)
         streams: dict[Any, Any] = {k: self._last[k] for k in keys if k in self._last}
         reply: Any = await connection.xread(streams, count=1, block=BLOCK_MS)
         if not reply:

@@ -24,15 +24,14 @@ from django.conf import settings
 
 from events.core.entries import EVENT, REPLAY_FOR
 from events.core.offsets import parse_offset
-from events.store.connections import CLIENT_OPTIONS, async_redis_client, loop_local
+from events.store.blocking import BLOCK_MS, RETRY_SECONDS, BlockingReads
+from events.store.connections import async_redis_client, loop_local
 from events.store.keys import STORE_EPOCH_KEY
 
 logger = logging.getLogger(__name__)
 
-BLOCK_MS = 1_000
 LIVE_COUNT = 1_000  # entries per partition per live read
 RANGE_COUNT = 500  # entries per catch-up read: one size, so that equal reads coalesce
-RETRY_SECONDS = 0.5
 _CACHED_RANGES = 256
 
 
@@ -120,17 +119,16 @@ def _before(offset: str) -> str:
     return f"{ms}-{seq - 1}" if seq else (f"{ms - 1}-18446744073709551615" if ms else "0-0")
 
 
-class Tails:
+class Tails(BlockingReads):
+    name = "reader hub"
+
     def __init__(self, url: str) -> None:
-        self._url = url
+        super().__init__(url)
         self._followers: dict[str, set[Follower]] = {}
         self._last: dict[str, str] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._blocked_client: int | None = None
         self._ranges: dict[tuple[str, str], asyncio.Future[Chunk]] = {}
         self._cached: dict[tuple[str, str], Chunk] = {}
         self._epoch: str | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def epoch(self) -> str:
         """The store epoch now (read at every reader's start: a Redis that lost its data
@@ -163,10 +161,7 @@ class Tails:
             self._last.setdefault(key, newest[0][0].decode() if newest else "0-0")
         new = key not in self._followers
         self._followers.setdefault(key, set()).add(follower)
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read_forever(), name="reader-hub")
-        elif new:
-            self._interrupt()
+        self._start_or_interrupt(changed=new)
         return self._last[key]
 
     def unfollow(self, key: str, follower: Follower) -> None:
@@ -210,43 +205,12 @@ class Tails:
             self._cached[(key, after)] = chunk
         return chunk
 
-    def _interrupt(self) -> None:
-        blocked = self._blocked_client
-        if blocked is not None:
-            task = asyncio.create_task(self._unblock(blocked))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _wanted(self) -> bool:
+        return bool(self._followers)
 
-    async def _unblock(self, client_id: int) -> None:
-        try:
-            await async_redis_client().client_unblock(client_id)
-        except redis.RedisError as error:  # the read ends within BLOCK_MS anyway
-            logger.debug("could not unblock the reader hub's read: %s", error)
-
-    async def _read_forever(self) -> None:
-        timeout = BLOCK_MS / 1000 + CLIENT_OPTIONS["socket_timeout"]
-        connection = aioredis.Redis.from_url(
-            self._url,
-            single_connection_client=True,
-            **{**CLIENT_OPTIONS, "socket_timeout": timeout},
-        )
-        try:
-            while self._followers:
-                try:
-                    await self._read_once(connection)
-                except (redis.RedisError, OSError) as error:
-                    self._blocked_client = None
-                    logger.warning("reader hub: %s; reading again in %.1f s", error, RETRY_SECONDS)
-                    await asyncio.sleep(RETRY_SECONDS)
-                    await self._check_epoch()
-                except Exception:  # a bug must not silence every reader of the process
-                    self._blocked_client = None
-                    logger.exception("reader hub failed; reading again in %.1f s", RETRY_SECONDS)
-                    await asyncio.sleep(RETRY_SECONDS)
-        finally:
-            self._reader = None
-            self._blocked_client = None
-            await connection.aclose()
+    async def _after_error(self) -> None:
+        await asyncio.sleep(RETRY_SECONDS)
+        await self._check_epoch()
 
     async def _check_epoch(self) -> None:
         """After an error: if Redis came back without its data, tell every follower."""
@@ -258,8 +222,7 @@ class Tails:
             self._moved(epoch)
 
     async def _read_once(self, connection: aioredis.Redis) -> None:
-        if self._blocked_client is None:
-            self._blocked_client = int(await connection.client_id())
+        await self._blocking_id(connection)
         streams: dict[Any, Any] = {k: self._last[k] for k in self._followers}
         if not streams:
             return
