@@ -22,11 +22,10 @@ import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from events.api import event_types, identity
+from events.api import event_types, identity, transport
 from events.api.consumers import HttpStream
 from events.api.decorators import redis_unavailable
 from events.api.http import header
-from events.api.transport import buffered
 from events.catalog import snapshots
 from events.catalog.auth import Principal
 from events.core import framing, positions, stream_params, topics
@@ -72,11 +71,33 @@ class ReaderStream(HttpStream):
             await self._stream(reader)
 
     async def _stream(self, reader: Reader) -> None:
+        write, lost = transport.writer(self.scope), transport.on_lost(self.scope)
+        if write is None or lost is None:  # not under Daphne: a task watches the client
+            await self._stream_watched(reader)
+            return
+
+        async def send(data: bytes) -> None:
+            if not write(data):
+                reader.stop(GONE)
+
+        # Ten thousand readers cost no task each beyond their own: the hub writes to them
+        # directly, and Twisted says when one leaves.
+        lost(lambda: reader.stop(GONE))
+        draining.track(reader)
+        try:
+            reason = await reader.run(send, transport.buffered(self.scope), write)
+        finally:
+            draining.untrack(reader)
+        if reason != GONE:
+            write(reader.closing(reason))
+            await self.send_body(b"")
+
+    async def _stream_watched(self, reader: Reader) -> None:
         async def send(data: bytes) -> None:
             await self.send_body(data, more_body=True)
 
         draining.track(reader)
-        run = asyncio.ensure_future(reader.run(send, buffered(self.scope)))
+        run = asyncio.ensure_future(reader.run(send, transport.buffered(self.scope)))
         gone = asyncio.ensure_future(self._client_gone())
         left = True  # unless the stream ends first
         try:

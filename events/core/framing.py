@@ -85,3 +85,40 @@ def close_info(reason: str, detail: str = "") -> dict[str, str]:
 
 def sse_close(reason: str, detail: str = "") -> bytes:
     return b"event: close\ndata: " + orjson.dumps(close_info(reason, detail)) + b"\n\n"
+
+
+# -- readers (docs/architecture.md#readers) ----------------------------------------------
+
+SSE_KEEP_ALIVE = b"event: keep-alive\ndata: {}\n\n"
+
+
+def reader_cursor(event_type: str, partition: int, offset: str) -> bytes:
+    """A reader's cursor: Nakadi's low-level `{partition, offset}`, with its event type."""
+    return orjson.dumps({"partition": str(partition), "offset": offset, "event_type": event_type})
+
+
+def reader_batch(event_type: str, partition: int, offset: str, events: Sequence[bytes]) -> bytes:
+    """A reader's batch as one JSON object, the events spliced in as stored."""
+    cursor = reader_cursor(event_type, partition, offset)
+    return b'{"cursor":' + cursor + b',"events":[' + b",".join(events) + b"]}"
+
+
+def reader_keep_alive(event_type: str, partition: int, offset: str) -> bytes:
+    """An NDJSON keep-alive batch of one partition (Nakadi sends one per partition)."""
+    return b'{"cursor":' + reader_cursor(event_type, partition, offset) + b"}\n"
+
+
+def sse_reader_batch(position: str, encoded: bytes) -> bytes:
+    return b"event: batch\nid: " + position.encode() + b"\ndata: " + encoded + b"\n\n"
+
+
+def sse_reset(reason: str, partitions: Sequence[tuple[str, int]], position: str) -> bytes:
+    """`event: reset`: why the stream cannot go on exactly, and the position it goes on
+    from; no `id:`, like every control message.
+    """
+    body = {
+        "reason": reason,
+        "partitions": [{"event_type": n, "partition": str(p)} for n, p in partitions],
+        "position": position,
+    }
+    return b"event: reset\ndata: " + orjson.dumps(body) + b"\n\n"

@@ -21,8 +21,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import orjson
-
 from events.core import framing, positions
 from events.core.offsets import parse_offset
 from events.core.positions import UNREAD, TypePosition, format_position
@@ -34,6 +32,7 @@ from events.streaming.reader_start import END, ReadType, Start
 
 Send = Callable[[bytes], Awaitable[None]]
 Buffered = Callable[[], int]  # bytes the server still holds for the client
+Write = Callable[[bytes], bool]  # writes at once, from any code; False: the client is gone
 
 # The reasons a reader's stream ends, beyond the session reasons of framing.close_info.
 SLOW_CONSUMER = "slow_consumer"
@@ -59,11 +58,6 @@ MEMO_LIMIT = 8  # encodings kept per chunk: readers with other batch limits or t
 INBOX_LIMIT = 1_000  # chunks a reader may have waiting: more, and it is far behind
 
 
-def _encode(name: str, partition: int, offset: str, events: Sequence[bytes]) -> bytes:
-    cursor = orjson.dumps({"partition": str(partition), "offset": offset, "event_type": name})
-    return b'{"cursor":' + cursor + b',"events":[' + b",".join(events) + b"]}"
-
-
 class Reader:
     def __init__(self, types: Sequence[ReadType], start: Start, epoch: str, options: ReaderOptions):
         self.options = options
@@ -85,6 +79,10 @@ class Reader:
         self._wakeup: asyncio.Future[None] | None = None
         self._match = matcher(options.topics) if options.topics else None
         self._sent = 0
+        self._active_at = 0.0  # loop time of the last batch sent
+        self._position: str | None = None  # position() as text; None once offsets moved
+        self._write: Write | None = None
+        self._buffered: Buffered = lambda: 0
         self.reason: str | None = None
         self.id = str(uuid.uuid4())
         self._ended = asyncio.Event()
@@ -103,12 +101,65 @@ class Reader:
     # -- called by the hub --------------------------------------------------------------
 
     def deliver(self, chunk: Chunk) -> None:
-        if self._live[self._index[chunk.key]] and self.reason is None:
-            if len(self._inbox) >= INBOX_LIMIT:
-                self.stop(SLOW_CONSUMER)
-                return
-            self._inbox.append(chunk)
-            self._wake()
+        if not self._live[self._index[chunk.key]] or self.reason is not None:
+            return
+        if not self._inbox and self._write_now(chunk):
+            return
+        if len(self._inbox) >= INBOX_LIMIT:
+            self.stop(SLOW_CONSUMER)
+            return
+        self._inbox.append(chunk)
+        self._wake()
+
+    def _write_now(self, chunk: Chunk) -> bool:
+        """Write a live chunk at once, from the hub, without waking this reader's task:
+        the same batches, ids included, for every live reader at the same position, made
+        once. False when it must take the slow path (no direct writer, a stream limit, or
+        a client too far behind).
+        """
+        write = self._write
+        if write is None or self.options.params.stream_limit:
+            return False
+        name, p, _ = self._slots[self._index[chunk.key]]
+        offset = self._offsets[(name, p)]
+        if not positions.after(chunk.last, offset):
+            return True  # nothing new for this reader
+        position = self.position() if self.options.sse else None
+        key = ("written", offset, position, *self._memo_key(chunk, offset))
+        made = chunk.memo.get(key)
+        if made is None:
+            made = self._make(chunk, name, p, offset)
+            if len(chunk.memo) < MEMO_LIMIT:
+                chunk.memo[key] = made
+        data, count, last, position = made
+        if data and len(data) + self._buffered() > self.options.buffer_limit:
+            return False  # the slow path cuts it where the budget ends
+        if data and not write(data):
+            self.stop(GONE)
+            return True
+        self._offsets[(name, p)] = last
+        self._position = position
+        if count:
+            self._sent += count
+            self._active_at = asyncio.get_running_loop().time()
+        return True
+
+    def _make(self, chunk: Chunk, name: str, p: int, offset: str) -> tuple[bytes, int, str, str]:
+        """What a reader at this position writes for the chunk: the frames, how many events,
+        and the offset and position after them.
+        """
+        frames = []
+        count = 0
+        for last, _, events, encoded in self._cuts(chunk, name, p, offset):
+            frames.append(self._frame(encoded, (name, p), last))
+            count += len(events)
+        before = self._offsets[(name, p)]
+        self._offsets[(name, p)] = chunk.last
+        self._position = None
+        after = self.position()
+        self._offsets[(name, p)] = before
+        self._position = None
+        return b"".join(frames), count, chunk.last, after
 
     def lost(self) -> None:
         self.stop(positions.DATA_LOST)
@@ -127,6 +178,11 @@ class Reader:
 
     def position(self) -> str:
         """The position after everything sent: the SSE `id:` to resume from."""
+        if self._position is None:
+            self._position = self._format()
+        return self._position
+
+    def _format(self) -> str:
         return format_position(
             self._epoch,
             [
@@ -139,8 +195,11 @@ class Reader:
             ],
         )
 
-    async def run(self, send: Send, buffered: Buffered) -> str:
-        """Send batches until the stream ends; returns why it ended."""
+    async def run(self, send: Send, buffered: Buffered, write: Write | None = None) -> str:
+        """Send batches until the stream ends; returns why it ended. With `write`, the hub
+        writes live batches itself (see `_write_now`).
+        """
+        self._buffered = buffered
         hub = tails()
         try:
             for i, (name, p, key) in enumerate(self._slots):
@@ -148,9 +207,11 @@ class Reader:
                 if self._offsets[(name, p)] == END:
                     self._offsets[(name, p)] = newest
                 self._live[i] = self._offsets[(name, p)] == newest
+            self._position = None
             if self.options.sse:
                 for reason, where in self._resets:
                     await send(self._reset_message(reason, where))
+            self._write = write
             return await self._loop(send, buffered)
         finally:
             for _, _, key in self._slots:
@@ -165,19 +226,19 @@ class Reader:
             expiry = loop.time() + self.options.expires_at - time.time()
         else:
             expiry = float("inf")
-        keep_alive_due = loop.time() + params.batch_flush_timeout
+        self._active_at = loop.time()
+        keep_alive_due = self._active_at + params.batch_flush_timeout
         idle_rounds = 0
         while self.reason is None:
-            sent_before = self._sent
             while self._inbox and self.reason is None:
                 await self._send_chunk(self._inbox.popleft(), send, buffered)
             behind = [i for i, live in enumerate(self._live) if not live]
             for i in behind:
                 if self.reason is None:
                     await self._catch_up(i, send, buffered)
-            if self._sent != sent_before:
-                idle_rounds = 0
-                keep_alive_due = loop.time() + params.batch_flush_timeout
+            if self._active_at + params.batch_flush_timeout > keep_alive_due:
+                idle_rounds = 0  # batches went out (also written by the hub): no keep-alive
+                keep_alive_due = self._active_at + params.batch_flush_timeout
             now = loop.time()
             if self.reason is not None:
                 break
@@ -223,10 +284,12 @@ class Reader:
             chunk = await hub.read_range(key, offset, fresh=True)
             if not chunk.entries and chunk.last == offset:
                 self._offsets[(name, p)] = newest
+                self._position = None
                 self._live[i] = True
                 return
         if positions.after(chunk.trimmed_to, offset):  # retention overtook this reader
             self._offsets[(name, p)] = chunk.trimmed_to
+            self._position = None
             if not self.options.sse:  # Nakadi's client learns it from its next connect (412)
                 self.reason = positions.TRIMMED
                 return
@@ -248,7 +311,7 @@ class Reader:
             if limit and self._sent + len(events) > limit:
                 keep = limit - self._sent
                 events, last = events[:keep], ids[keep - 1]
-                encoded = _encode(name, p, last, events)
+                encoded = framing.reader_batch(name, p, last, events)
             frame = self._frame(encoded, (name, p), last)
             budget -= len(frame)
             if budget < 0 and (out or held):  # one batch always fits an idle client
@@ -257,24 +320,33 @@ class Reader:
             out.append(frame)
             self._sent += len(events)
             self._offsets[(name, p)] = last
+            self._position = None
             if limit and self._sent >= limit:
                 self.reason = STREAM_LIMIT
                 break
         else:
             self._offsets[(name, p)] = chunk.last  # entries skipped at the end advance too
+            self._position = None
         if out:
+            self._active_at = asyncio.get_running_loop().time()
             await send(b"".join(out))
 
-    def _cuts(self, chunk: Chunk, name: str, partition: int, offset: str) -> list[Cut]:
+    def _memo_key(self, chunk: Chunk, offset: str) -> tuple[int, int, tuple[str, ...]]:
+        """What the batches cut from a chunk depend on: where the reader stands in it, its
+        batch limit and its topics.
+        """
         start = 0
         if chunk.after != offset:
             mark = parse_offset(offset)
             while start < len(chunk.entries) and parse_offset(chunk.entries[start][0]) <= mark:
                 start += 1
-        memo_key = (start, self.options.params.batch_limit, self.options.topics)
+        return (start, self.options.params.batch_limit, self.options.topics)
+
+    def _cuts(self, chunk: Chunk, name: str, partition: int, offset: str) -> list[Cut]:
+        memo_key = self._memo_key(chunk, offset)
         cuts: list[Cut] | None = chunk.memo.get(memo_key)
         if cuts is None:
-            cuts = self._cut(chunk, name, partition, start)
+            cuts = self._cut(chunk, name, partition, memo_key[0])
             if len(chunk.memo) < MEMO_LIMIT:
                 chunk.memo[memo_key] = cuts
         return cuts
@@ -290,10 +362,14 @@ class Reader:
             ids.append(entry_id)
             events.append(event)
             if len(events) == size:
-                cuts.append((entry_id, ids, events, _encode(name, partition, entry_id, events)))
+                cuts.append(
+                    (entry_id, ids, events, framing.reader_batch(name, partition, entry_id, events))
+                )
                 ids, events = [], []
         if events:
-            cuts.append((ids[-1], ids, events, _encode(name, partition, ids[-1], events)))
+            cuts.append(
+                (ids[-1], ids, events, framing.reader_batch(name, partition, ids[-1], events))
+            )
         return cuts
 
     def _frame(self, encoded: bytes, at: tuple[str, int], offset: str) -> bytes:
@@ -302,32 +378,21 @@ class Reader:
             return encoded + b"\n"
         before = self._offsets[at]
         self._offsets[at] = offset
-        position = self.position()
+        position = self._format()
         self._offsets[at] = before
-        return b"event: batch\nid: " + position.encode() + b"\ndata: " + encoded + b"\n\n"
+        return framing.sse_reader_batch(position, encoded)
 
     def _keep_alive(self) -> bytes:
         if self.options.sse:
-            return b"event: keep-alive\ndata: {}\n\n"
+            return framing.SSE_KEEP_ALIVE
         return b"".join(
-            b'{"cursor":'
-            + orjson.dumps(
-                {"partition": str(p), "offset": self._offsets[(name, p)], "event_type": name}
-            )
-            + b"}\n"
+            framing.reader_keep_alive(name, p, self._offsets[(name, p)])
             for name, p, _ in self._slots
         )
 
     def _reset_message(self, reason: str, where: list[tuple[str, int]]) -> bytes:
-        body = {
-            "reason": reason,
-            "partitions": [{"event_type": n, "partition": str(p)} for n, p in where],
-            "position": self.position(),
-        }
-        return b"event: reset\ndata: " + orjson.dumps(body) + b"\n\n"
+        return framing.sse_reset(reason, where, self.position())
 
     def closing(self, reason: str) -> bytes:
         """The stream's last message (SSE); NDJSON streams just end, as Nakadi's do."""
-        if not self.options.sse or reason == GONE:
-            return b""
-        return framing.sse_close(reason)
+        return framing.sse_close(reason) if self.options.sse and reason != GONE else b""
