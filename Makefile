@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-slow test-pure test-bench lint bench clean
+.PHONY: run test test-slow test-pure test-bench lint bench chaos clean
 
 $(VENV)/.runtime: pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench publish
 	$(BIN)/python -m bench consume
+
+## chaos: faults under load (servers drained and killed, consumers killed, Redis restarted)
+chaos: $(VENV)/.dev
+	$(BIN)/python -m bench chaos
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

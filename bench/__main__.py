@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import consume, fanout, publish
+from bench import chaos, consume, fanout, publish
 
 # name → module with HELP, add_arguments(parser) and main(args) -> exit status
-BENCHMARKS = {"publish": publish, "consume": consume, "fanout": fanout}
+BENCHMARKS = {"publish": publish, "consume": consume, "fanout": fanout, "chaos": chaos}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,3 +69,17 @@ def test_the_fanout_benchmark_feeds_every_reader_of_both_systems(tmp_path):
     assert not held["pass"]
     assert not p99["pass"]
     assert {c["figure"] for c in ahead["comparisons"]} >= {"KB per connection"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_chaos_suite_loses_nothing_through_every_kind_of_fault(tmp_path):
+    results = run_quick("chaos", tmp_path / "chaos.json")
+    counts = results["counts"]
+    assert counts["published"] == 2000
+    assert counts["lost"] == 0
+    assert counts["delivered_distinct"] >= counts["published"]
+    assert counts["extra_deliveries"] <= results["duplicate_bound"]
+    assert all(results["checks"].values()), results["checks"]
+    kinds = {fault["kind"] for fault in results["faults"]}
+    assert kinds == {"kill-consumer", "drain-server", "kill-server", "restart-redis"}
