@@ -23,9 +23,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from events.api import event_types, identity, transport
-from events.api.consumers import HttpStream
 from events.api.decorators import redis_unavailable
-from events.api.http import header
+from events.api.http import asgi_headers, header, response_of
 from events.catalog import snapshots
 from events.catalog.auth import Principal
 from events.core import framing, positions, stream_params, topics
@@ -43,10 +42,39 @@ logger = logging.getLogger(__name__)
 MAX_TYPES = 50  # event types (names or globs) one connection may ask for
 
 
-class ReaderStream(HttpStream):
-    """GET /api/event-types/{name}/events and GET /api/events: a reader's stream."""
+class ReaderStream:
+    """GET /api/event-types/{name}/events and GET /api/events: a reader's stream.
 
-    async def handle(self, body: bytes) -> None:
+    A plain ASGI application, not a Channels consumer: a consumer costs a dispatch task
+    and its own state per connection, and a process holds tens of thousands of readers.
+    """
+
+    def __init__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.scope, self._receive, self._send = scope, receive, send
+
+    @classmethod
+    def as_asgi(cls) -> Any:
+        async def application(scope: Any, receive: Any, send: Any) -> None:
+            await cls(scope, receive, send).handle()
+
+        return application
+
+    async def send_headers(self, headers: list[tuple[bytes, bytes]], status: int = 200) -> None:
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
+        await self._send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def _answer(self, problem: Problem) -> None:
+        response = response_of(problem)
+        await self.send_headers(asgi_headers(response), status=response.status_code)
+        await self.send_body(response.content)
+
+    async def _client_gone(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+    async def handle(self) -> None:
         sse = framing.accepts_sse(header(self.scope, b"accept") or "")
         try:
             reader = await self._open(sse)
