@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from bench.chaos_check import read_lines, verdict
+from bench.chaos_check import read_lines, report, verdict
 from bench.chaos_world import (
     Load,
     Redis,
@@ -267,11 +267,14 @@ class Run:
 
     def wait_caught_up(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
+        self.behind_at: dict[str, float] = {}  # partition: when it was last seen behind
         while True:
             try:
                 behind = self.lag()
             except (httpx.HTTPError, ValueError, KeyError) as error:
                 behind = [("?", "?", str(error))]
+            for partition, _, _ in behind:
+                self.behind_at[partition] = round(time.time() - self.started, 1)
             if not behind:
                 break
             if time.monotonic() > deadline:
@@ -334,32 +337,16 @@ class Run:
                 "producing": round(self.produced_at, 1),
                 "until_caught_up": round(self.caught_up_at, 1),
                 "whole_run": round(time.monotonic() - self.began, 1),
+                "partitions_last_behind": dict(sorted(self.behind_at.items())),
+            },
+            "consumer_log_tails": {
+                name: role.log.read_text(errors="replace").splitlines()[-4:]
+                for name, role in self.consumers.items()
             },
             **found,
             "server_log_problems": problems[:30],
             "server_log_notable": notable[:30],
         }
-
-
-def report(console: Console, results: dict[str, Any]) -> None:
-    counts, checks = results["counts"], results["checks"]
-    console.print(
-        f"published {counts['published']} (unconfirmed {counts['unconfirmed']}), delivered "
-        f"{counts['delivered']} ({counts['delivered_distinct']} distinct), duplicated "
-        f"{counts['duplicated']} ({counts['extra_deliveries']} extra deliveries, bound "
-        f"{results['duplicate_bound']}), lost {counts['lost']}"
-    )
-    console.print(f"duplicates by the fault before them: {results['duplicates_by_fault']}")
-    seconds = results["seconds"]
-    console.print(
-        f"caught up {seconds['until_caught_up']} s after the producer's start (producing "
-        f"{seconds['producing']} s); the whole run {seconds['whole_run']} s; load {results['load']}"
-    )
-    for name, passed in checks.items():
-        console.print(f"  {'[green]pass[/]' if passed else '[red bold]FAIL[/]'} {name}")
-    for kind, examples in results["examples"].items():
-        if examples and kind != "duplicated":
-            console.print(f"[red]{kind}[/]: {json.dumps(examples[:3])}")
 
 
 def main(args: argparse.Namespace) -> int:

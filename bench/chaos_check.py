@@ -1,4 +1,4 @@
-"""The chaos suite's verdict, from the files its processes wrote (pure: no I/O but reading).
+"""The chaos suite's verdict, from the files its processes wrote, and its report.
 
 - lost: events the producer was answered 200 for that no consumer recorded;
 - duplicates: events recorded more than once, each put down to the last fault before its
@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from rich.console import Console
 
 EXAMPLES = 10  # how many of each problem the results name
 
@@ -97,6 +99,16 @@ def verdict(
     partitions_of_key = {k: {r["partition"] for r in rs} for k, rs in per_key.items()}
     split_keys = sorted(k for k, parts in partitions_of_key.items() if len(parts) > 1)
 
+    pauses = {}  # per partition: its longest time without a record, and the fault before it
+    for partition in sorted({r["partition"] for r in ordered}):
+        moments = [r["time"] for r in ordered if r["partition"] == partition]
+        gap, at = max(((b - a, a) for a, b in itertools.pairwise(moments)), default=(0.0, 0.0))
+        pauses[partition] = {
+            "seconds": round(gap, 1),
+            "from": round(at - started, 1),
+            "after": fault_before(faults, at - started + gap),
+        }
+
     extra = sum(count - 1 for count in times.values())
     counts = {
         "published": len(confirmed),
@@ -120,6 +132,7 @@ def verdict(
         "checks": checks,
         "duplicate_bound": duplicate_bound,
         "duplicates_by_fault": dict(sorted(by_fault.items())),
+        "longest_pause_per_partition": pauses,
         "examples": {
             "lost": [confirmed[eid] for eid in lost[:EXAMPLES]],
             "out_of_order": out_of_order[:EXAMPLES],
@@ -132,3 +145,25 @@ def verdict(
             ],
         },
     }
+
+
+def report(console: Console, results: dict[str, Any]) -> None:
+    counts, checks = results["counts"], results["checks"]
+    console.print(
+        f"published {counts['published']} (unconfirmed {counts['unconfirmed']}), delivered "
+        f"{counts['delivered']} ({counts['delivered_distinct']} distinct), duplicated "
+        f"{counts['duplicated']} ({counts['extra_deliveries']} extra deliveries, bound "
+        f"{results['duplicate_bound']}), lost {counts['lost']}"
+    )
+    console.print(f"duplicates by the fault before them: {results['duplicates_by_fault']}")
+    console.print(f"longest pause of each partition: {results['longest_pause_per_partition']}")
+    seconds = results["seconds"]
+    console.print(
+        f"caught up {seconds['until_caught_up']} s after the producer's start (producing "
+        f"{seconds['producing']} s); the whole run {seconds['whole_run']} s; load {results['load']}"
+    )
+    for name, passed in checks.items():
+        console.print(f"  {'[green]pass[/]' if passed else '[red bold]FAIL[/]'} {name}")
+    for kind, examples in results["examples"].items():
+        if examples and kind != "duplicated":
+            console.print(f"[red]{kind}[/]: {json.dumps(examples[:3])}")
