@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import httpx
 
 from bench.common import ROOT, BenchError, stop_process
 from streamsite.processes import listen, wait_until
+
+logger = logging.getLogger(__name__)
 
 PEER_DIR = ROOT / "bench" / "peers" / "eventstream"
 REQUIREMENTS = PEER_DIR / "requirements.txt"
@@ -106,6 +109,16 @@ class Peer:
             raise BenchError(f"peer publish: HTTP {response.status_code}: {response.text[:300]}")
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the peer's Daphne. With thousands of streams just dropped it can take long to
+    shut down (seen: over 20 s on a loaded machine), which must not end the run.
+    """
+    try:
+        stop_process(process, timeout=60)
+    except subprocess.TimeoutExpired:
+        logger.warning("the peer's daphne (pid %s) did not exit after SIGKILL", process.pid)
+
+
 def start_peer(
     stack: contextlib.ExitStack, redis_url: str, log_dir: Path, log: Callable[[str], None]
 ) -> Peer:
@@ -142,7 +155,7 @@ def start_peer(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-    stack.callback(stop_process, process)
+    stack.callback(_stop, process)
     peer = Peer(url, process, log_path)
 
     def answers() -> bool:
