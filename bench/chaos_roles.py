@@ -92,8 +92,11 @@ def consume(args: argparse.Namespace) -> int:
         # uncommitted, which must come again (a duplicate, never a loss).
         time.sleep(args.work_ms / 1000)
 
+    def say(text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} consumer {args.name}: {text}", file=sys.stderr)
+
     def on_error(error: Exception) -> None:
-        print(f"consumer {args.name}: {type(error).__name__}: {error}", file=sys.stderr)
+        say(f"{type(error).__name__}: {error}")
 
     options = StreamOptions(
         batch_limit=args.batch_limit,
@@ -102,9 +105,8 @@ def consume(args: argparse.Namespace) -> int:
         initial_retry_interval=0.2,
         max_retry_interval=2.0,
         commit_max_elapsed_time=30.0,
-        notify_err=lambda error, delay: print(
-            f"consumer {args.name}: {error}; again in {delay:.1f}s", file=sys.stderr
-        ),
+        notify_err=lambda error, delay: say(f"{error}; again in {delay:.1f}s"),
+        notify_ok=lambda: say("connected"),
     )
     processor = client.processor(
         args.subscription, handler, streams=args.streams, options=options, on_error=on_error
