@@ -48,7 +48,6 @@ from bench.common import RESULTS_DIR, BenchError, exit_on_sigterm, machine_info,
 from streamsite.processes import free_port
 
 HELP = "faults under load: servers drained and killed, consumers killed, Redis restarted"
-TYPE = "chaos.order"
 CONSUMERS = 3
 STREAMS = 1  # per consumer: 3 sessions for 4 partitions
 MAX_UNCOMMITTED = 100
@@ -98,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class Run:
+    """One run: its world, its client processes, the faults and the results."""
+
     def __init__(self, args: argparse.Namespace, console: Console, var_dir: Path) -> None:
         self.args, self.console, self.var_dir = args, console, var_dir
         self.quick = args.quick
@@ -109,6 +110,9 @@ class Run:
         self.began = time.monotonic()  # the whole run's, set-up and shutdown included
         self.ups: dict[str, Up] = {}
         self.consumers: dict[str, Role] = {}
+        # Names of the run's own, so that a database CHAOS_DATABASE_URL names can be reused.
+        self.name = f"chaos-{int(self.started)}"
+        self.type = f"chaos.order-{int(self.started)}"
 
     def say(self, text: str) -> None:
         at = time.time() - self.started
@@ -126,7 +130,7 @@ class Run:
         self.say(f"database: {self.database}")
         env = server_env(self.redis.url, self.database_url)
         manage(env, "migrate", "--noinput")
-        self.token = manage(env, "createclient", "chaos", "--admin").strip().splitlines()[-1]
+        self.token = manage(env, "createclient", self.name, "--admin").strip().splitlines()[-1]
         for name in ("a", "b"):
             up = Up(name, free_port(), env, self.var_dir)
             up.start()
@@ -147,8 +151,8 @@ class Run:
             "required": ["key", "seq"],
         }
         body = {
-            "name": TYPE,
-            "owning_application": "chaos",
+            "name": self.type,
+            "owning_application": self.name,
             "category": "business",
             "enrichment_strategies": ["metadata_enrichment"],
             "partition_strategy": "hash",
@@ -164,7 +168,7 @@ class Run:
         created = self.http.post(f"{self.urls[0]}/api/event-types", json=body)
         if created.status_code != 201:
             raise BenchError(f"creating the event type: {created.status_code} {created.text}")
-        body = {"owning_application": "chaos", "event_types": [TYPE], "read_from": "begin"}
+        body = {"owning_application": self.name, "event_types": [self.type], "read_from": "begin"}
         created = self.http.post(f"{self.urls[0]}/api/subscriptions", json=body)
         if created.status_code != 201:
             raise BenchError(f"creating the subscription: {created.status_code} {created.text}")
@@ -195,7 +199,7 @@ class Run:
             [
                 "producer",
                 *urls,
-                *("--token", self.token, "--type", TYPE, "--out", str(self.out("producer"))),
+                *("--token", self.token, "--type", self.type, "--out", str(self.out("producer"))),
                 *("--events", str(self.events), "--rate", str(self.events / self.duration)),
             ],
             self.var_dir / "producer.log",
@@ -256,7 +260,7 @@ class Run:
     def lag(self) -> list[tuple[str, str, str]]:
         """(partition, committed, newest) for each partition not consumed to its end."""
         url = self.urls[0]
-        newest = self.http.get(f"{url}/api/event-types/{TYPE}/partitions").json()
+        newest = self.http.get(f"{url}/api/event-types/{self.type}/partitions").json()
         cursors = self.http.get(f"{url}/api/subscriptions/{self.subscription}/cursors").json()
         committed = {c["partition"]: c["offset"] for c in cursors["items"]}
         return [

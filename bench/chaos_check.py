@@ -99,14 +99,14 @@ def verdict(
     partitions_of_key = {k: {r["partition"] for r in rs} for k, rs in per_key.items()}
     split_keys = sorted(k for k, parts in partitions_of_key.items() if len(parts) > 1)
 
-    pauses = {}  # per partition: its longest time without a record, and the fault before it
+    pauses = {}  # per partition: its longest time without a record, and the fault before
     for partition in sorted({r["partition"] for r in ordered}):
         moments = [r["time"] for r in ordered if r["partition"] == partition]
         gap, at = max(((b - a, a) for a, b in itertools.pairwise(moments)), default=(0.0, 0.0))
         pauses[partition] = {
             "seconds": round(gap, 1),
             "from": round(at - started, 1),
-            "after": fault_before(faults, at - started + gap),
+            "after": fault_before(faults, at - started),
         }
 
     extra = sum(count - 1 for count in times.values())
