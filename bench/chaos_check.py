@@ -106,7 +106,8 @@ def verdict(
         pauses[partition] = {
             "seconds": round(gap, 1),
             "from": round(at - started, 1),
-            "after": fault_before(faults, at - started),
+            # A fault's time is taken just before it strikes: allow a second.
+            "after": fault_before(faults, at - started + min(gap, 1.0)),
         }
 
     extra = sum(count - 1 for count in times.values())

@@ -102,3 +102,7 @@ def test_each_partition_s_longest_pause_is_put_down_to_the_fault_before_it_began
         "after": "kill-consumer c1",
     }
     assert found["longest_pause_per_partition"]["1"]["after"] == "none"
+    # A pause that begins just before a fault is put down to it.
+    times = {0: 0, 1: 1, 2: 4.5, 3: 3, 4: 12, 5: 4}
+    found = judge(events, [delivered(e, times[i]) for i, e in enumerate(events)])
+    assert found["longest_pause_per_partition"]["0"]["after"] == "kill-consumer c1"
