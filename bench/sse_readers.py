@@ -104,13 +104,14 @@ class Pool:
 class Reader(asyncio.Protocol):
     """One SSE connection: the request, the answer's head, then `sent_ns` markers."""
 
-    __slots__ = ("carry", "got", "head", "pool", "transport")
+    __slots__ = ("carry", "got", "head", "ok", "pool", "transport")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.head: bytes | None = b""  # None once the head is read
         self.carry = b""
         self.got = False
+        self.ok = False  # answered 200 text/event-stream
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,6 +147,7 @@ class Reader(asyncio.Protocol):
                 self.transport.close()
             return False
         pool.connected += 1
+        self.ok = True
         if pool.check is not None and pool.check.reader is self:
             pool.check.start(chunked=b"transfer-encoding: chunked" in lower)
         return True
@@ -173,7 +175,7 @@ class Reader(asyncio.Protocol):
                 pool.slots.release()
             pool.failed += 1
             pool.error(f"closed before an answer: {exc!r}")
-        elif not pool.closing:
+        elif self.ok and not pool.closing:
             pool.lost += 1
             pool.error(f"closed by the server: {exc!r}")
 
