@@ -37,8 +37,9 @@ Numbered = tuple[int, list[tuple[str, bytes]]]  # a batch about to go out, and i
 class Batcher:
     """Reads, batches and sends the events of the partitions in `_owned`, which a subclass
     fills and empties. Hooks a subclass may override: `_claim` (what earlier holders left
-    pending), `_skip` and `_skip_tails` (entries the subscription does not deliver) and
-    `_mark_sent` (record a send; decides what may still go out).
+    pending), `_skip` and `_skip_tails` (entries the subscription does not deliver),
+    `_mark_sent` (record a send; decides what may still go out) and `_commit_deadline`
+    (when uncommitted events end the session).
     """
 
     def __init__(self, plan: Plan, params: StreamParams) -> None:
@@ -52,6 +53,7 @@ class Batcher:
         self._watchers: dict[str, Callable[[], None]] = {}
         self._wake = asyncio.Event()  # set when there may be something to do
         self._sent_events = 0
+        self._committed_events = 0
         self._batches_sent = 0  # numbers each batch sent: their order across partitions
         self._last_cursor: Batch | None = None
         self._started = False  # the first batch tells that the stream started
@@ -94,6 +96,32 @@ class Batcher:
         """
         fence = asyncio.get_running_loop().time() + READ_MARGIN
         return [o for o in self._owned.values() if not o.releasing and o.valid_until > fence]
+
+    def on_commit(self, store_id: str, partition: int, offset: str) -> None:
+        """Its client committed `offset` on a partition (told by the commit's process
+        directly, or through the control channel; twice is harmless).
+        """
+        for owned in self._owned.values():
+            if owned.partition.store_id == store_id and owned.partition.partition == partition:
+                position = parse_offset(offset)
+                owned.committed = max(owned.committed, position)
+                for position in list(owned.unacked):
+                    if position > owned.committed:
+                        break
+                    del owned.unacked[position]
+                    self._committed_events += 1
+                # Any commit, also of the offset already committed (the keep-alive
+                # commit), restarts the partition's commit timeout.
+                owned.commit_clock = asyncio.get_running_loop().time()
+        self._wake.set()  # a hand-over or the stream's end may wait for this commit
+
+    def _commit_deadline(self) -> float:
+        """When the first partition with uncommitted events reaches its commit timeout
+        (infinity when all is committed). Each partition has its own clock, so commits on
+        one partition never keep another's uncommitted events, or its hand-over, waiting.
+        """
+        clocks = [o.commit_clock for o in self._owned.values() if o.unacked]
+        return min(clocks) + self.params.commit_timeout if clocks else float("inf")
 
     def _uncommitted(self) -> int:
         return sum(len(o.unacked) for o in self._owned.values())

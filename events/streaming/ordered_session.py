@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0  # sessions and leases are extended, and shares recomputed, this often
 SESSION_TTL_MS = 6_000  # a session (and its leases) that stops heartbeating is gone after this
+REDIS_RETRY_SECONDS = 0.5  # a session waits this long between tries while Redis is away
 SERVER_ENDED = ("shutdown", "rebalance")  # close reasons that are no failure of the client
 
 
@@ -48,7 +49,7 @@ class OrderedSession(Batcher):
 
     Hooks a subclass may override, besides `Batcher`'s: `_admit` (room to join),
     `_heartbeat`, `_assign` and `_take` (which partitions it holds), `_give_back` (on
-    leaving), `_commit_deadline` (when uncommitted events end it) and `_on_control`.
+    leaving) and `_on_control`.
     """
 
     def __init__(
@@ -65,7 +66,6 @@ class OrderedSession(Batcher):
         self._live: list[str] | None = None  # the live sessions, as the heartbeat just read
         self._expires_at = 0  # ms, Redis's clock: the session's expiry, and its leases'
         self._valid_until = 0.0  # loop time before which that expiry surely has not passed
-        self._committed_events = 0
         self._lingering: asyncio.Future[None] | None = None  # waiting for commits, drained
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -107,62 +107,21 @@ class OrderedSession(Batcher):
     @closes.recorded
     async def run(self, send: Send) -> str:
         """Stream until a close reason arises; returns it. Leaves the subscription on the way
-        out (also when cancelled because the client went away). A cancellation always ends
-        it, at the latest at the next turn of its loop.
-
-        As in Nakadi, a stream that reaches its timeout, stream limit or keep-alive limit
-        first stops reading and waits (up to the commit timeout) for the commits of what it
-        sent, so that its client can still commit them; `stream_limit` counts committed
-        events.
+        out (also when cancelled because the client went away). A Redis that stops answering
+        for less than the session's lifetime (a restart) is waited for.
         """
         loop = asyncio.get_running_loop()
         stream_end = loop.time() + self.params.stream_timeout
-        heartbeat_due = loop.time()
         try:
-            while self._closing is None:
-                end_if_cancelled()
-                self._wake.clear()
-                now = loop.time()
-                if self._finishing is None and now >= stream_end:
-                    await self._flush(send, now, force=True)
-                    self._finishing = "stream_timeout"
-                if now >= heartbeat_due:
-                    heartbeat_due = now + HEARTBEAT_SECONDS
-                    await self._heartbeat()
-                if self._rebalance and self._closing is None:
-                    self._rebalance = False
-                    await self._assign()
-                if self._closing is not None:
-                    break  # e.g. taken for dead: read nothing more
-                if self._commit_deadline() < now:
-                    return self._finishing or "commit_timeout"
-                if self._finishing is None:
-                    await self._fill()
-                await self._flush(send, loop.time())
-                limit = self.params.stream_limit
-                if limit and self._committed_events >= limit:
-                    return "stream_limit"
-                if self._finishing is None and self._keepalive_limit_reached():
-                    self._finishing = "keep_alive_limit"
-                if self._finishing is not None and not self._uncommitted():
-                    return self._finishing
-                await self._hand_over()
-                await self._skip_tails()
-                allowance = self._allowance()
-                if self._finishing is None and any(
-                    o.more and self._budget(o, allowance) > 0 for o in self._readable()
-                ):
-                    continue
-                deadlines = [heartbeat_due, *(o.flush_due for o in self._owned.values())]
-                if self._finishing is None:
-                    deadlines.append(stream_end)
-                if not self._owned:
-                    deadlines.append(self._idle_due)
-                deadlines.append(self._commit_deadline())
-                await self._pause(min(deadlines))
-            if self._closing == "shutdown":  # the server drains: what it holds goes out
-                await self._flush(send, loop.time(), force=True)
-            return self._closing
+            while True:
+                try:
+                    return await self._stream(send, stream_end)
+                except (redis.ConnectionError, redis.TimeoutError) as error:
+                    if loop.time() >= self._valid_until:  # taken for dead by now, maybe
+                        return "rebalance"
+                    logger.warning("session %s: %s; going on once Redis answers", self.id, error)
+                    self._rebalance = True
+                    await self._pause(loop.time() + REDIS_RETRY_SECONDS)
         except redis.ResponseError as error:
             # A reset or delete destroys the groups under a session that is about to close.
             if self._closing is not None:
@@ -179,6 +138,58 @@ class OrderedSession(Batcher):
                 self._lingering = asyncio.ensure_future(self._linger())
             else:
                 await asyncio.shield(self._leave(nudge=True))
+
+    async def _stream(self, send: Send, stream_end: float) -> str:
+        """The session's loop. As in Nakadi, a stream that reaches its timeout, stream limit
+        or keep-alive limit first stops reading and waits (up to the commit timeout) for the
+        commits of what it sent; `stream_limit` counts committed events.
+        """
+        loop = asyncio.get_running_loop()
+        heartbeat_due = loop.time()
+        while self._closing is None:
+            end_if_cancelled()
+            self._wake.clear()
+            now = loop.time()
+            if self._finishing is None and now >= stream_end:
+                await self._flush(send, now, force=True)
+                self._finishing = "stream_timeout"
+            if now >= heartbeat_due:
+                heartbeat_due = now + HEARTBEAT_SECONDS
+                await self._heartbeat()
+            if self._rebalance and self._closing is None:
+                self._rebalance = False
+                await self._assign()
+            if self._closing is not None:
+                break  # e.g. taken for dead: read nothing more
+            if self._commit_deadline() < now:
+                return self._finishing or "commit_timeout"
+            if self._finishing is None:
+                await self._fill()
+            await self._flush(send, loop.time())
+            limit = self.params.stream_limit
+            if limit and self._committed_events >= limit:
+                return "stream_limit"
+            if self._finishing is None and self._keepalive_limit_reached():
+                self._finishing = "keep_alive_limit"
+            if self._finishing is not None and not self._uncommitted():
+                return self._finishing
+            await self._hand_over()
+            await self._skip_tails()
+            allowance = self._allowance()
+            if self._finishing is None and any(
+                o.more and self._budget(o, allowance) > 0 for o in self._readable()
+            ):
+                continue
+            deadlines = [heartbeat_due, *(o.flush_due for o in self._owned.values())]
+            if self._finishing is None:
+                deadlines.append(stream_end)
+            if not self._owned:
+                deadlines.append(self._idle_due)
+            deadlines.append(self._commit_deadline())
+            await self._pause(min(deadlines))
+        if self._closing == "shutdown":  # the server drains: what it holds goes out
+            await self._flush(send, loop.time(), force=True)
+        return self._closing
 
     async def _linger(self) -> None:
         """After a `shutdown` close its client may still commit what it was sent, for
@@ -278,32 +289,6 @@ class OrderedSession(Batcher):
         elif kind == control.DELETED:
             self._closing = "subscription_deleted"
         self._wake.set()
-
-    def on_commit(self, store_id: str, partition: int, offset: str) -> None:
-        """Its client committed `offset` on a partition (told by the commit's process
-        directly, or through the control channel; twice is harmless).
-        """
-        for owned in self._owned.values():
-            if owned.partition.store_id == store_id and owned.partition.partition == partition:
-                position = parse_offset(offset)
-                owned.committed = max(owned.committed, position)
-                for position in list(owned.unacked):
-                    if position > owned.committed:
-                        break
-                    del owned.unacked[position]
-                    self._committed_events += 1
-                # Any commit, also of the offset already committed (the keep-alive
-                # commit), restarts the partition's commit timeout.
-                owned.commit_clock = asyncio.get_running_loop().time()
-        self._wake.set()  # a hand-over or the stream's end may wait for this commit
-
-    def _commit_deadline(self) -> float:
-        """When the first partition with uncommitted events reaches its commit timeout
-        (infinity when all is committed). Each partition has its own clock, so commits on
-        one partition never keep another's uncommitted events, or its hand-over, waiting.
-        """
-        clocks = [o.commit_clock for o in self._owned.values() if o.unacked]
-        return min(clocks) + self.params.commit_timeout if clocks else float("inf")
 
     # -- membership and assignment ------------------------------------------------------
 

@@ -11,6 +11,8 @@ from events.core.stream_params import StreamParams
 from events.store.connections import redis_client
 from events.store.keys import control_channel, log_key, sessions_key
 from events.streaming.ordered_session import OrderedSession
+from streamsite.processes import free_port
+from streamsite.redis_server import start_redis
 from tests.sessions import Collector, commit, make_plan, publish, wait_for
 
 
@@ -136,3 +138,39 @@ def test_a_partition_whose_lease_may_have_lapsed_is_not_read_until_renewed():
     stale, renewed = asyncio.run(scenario())
     assert not stale
     assert renewed
+
+
+def test_a_session_waits_out_a_redis_restart_and_goes_on(tmp_path, settings):
+    """Redis restarting (its append-only file on) is away for a moment: the session waits
+    for it instead of failing and leaving its partitions to lapse for a lease's lifetime.
+    """
+    port = free_port()
+    redis_server = start_redis(tmp_path, port=port, persistent=True)
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+
+    async def scenario() -> tuple[list[str], str | None]:
+        plan = make_plan(1)
+        session = OrderedSession(plan, StreamParams(batch_limit=1, batch_flush_timeout=1))
+        await session.open()
+        out = Collector()
+        task = asyncio.create_task(session.run(out))
+        publish(plan, 0, 1, "before")
+        await out.wait(lambda: len(out.events(0)) == 1)
+        nonlocal redis_server
+        redis_server.terminate()  # SIGTERM: Redis syncs its append-only file and stops
+        redis_server.wait(10)
+        redis_server = start_redis(tmp_path, port=port, persistent=True)
+        publish(plan, 0, 1, "after")
+        await out.wait(lambda: len(out.events(0)) == 2, within=10)
+        ended = None if not task.done() else task.result()
+        session.shutdown()
+        await task
+        return out.events(0), ended
+
+    try:
+        events, ended = asyncio.run(scenario())
+    finally:
+        redis_server.terminate()
+        redis_server.wait(10)
+    assert events == ["before0", "after0"]
+    assert ended is None  # still streaming when the second event came
