@@ -109,7 +109,7 @@ def test_a_session_that_leaves_gives_its_unacked_events_to_the_others_at_once():
     async def scenario() -> tuple[list[str], list[str], float]:
         plan = shared_plan(1, ack_timeout=30)
         params = StreamParams(batch_limit=1, max_uncommitted_events=1, batch_flush_timeout=1)
-        first, first_out, first_task = await start(plan, params)
+        _, first_out, first_task = await start(plan, params)
         publish(plan, 0, 1)
         await first_out.wait(lambda: bool(offsets_of(first_out)))
         second, second_out, second_task = await start(plan, params)
