@@ -75,17 +75,16 @@ def _writer(send: Any) -> Callable[[bytes], bool]:
         connection = server.connections.get(request)
         if connection is None or connection.get("disconnected"):
             return False
-        channel = getattr(request, "channel", None)
-        transport = getattr(channel, "transport", None)
+        transport = getattr(getattr(request, "channel", None), "transport", None)
         if not (request.startedWriting and request.chunked and transport is not None):
             request.handle_reply({"type": "http.response.body", "body": data, "more_body": True})
             return True
         if transport.disconnecting:
             return False
         request.sentLength += len(data)
-        frame = b"%x\r\n%b\r\n" % (len(data), data)
+        frame = _chunk(data)
         sock = getattr(transport, "socket", None)
-        if sock is None or _probe(transport)():
+        if sock is None or len(transport.dataBuffer) - transport.offset + transport._tempDataLen:
             transport.write(frame)
             return True
         try:
@@ -99,6 +98,19 @@ def _writer(send: Any) -> Callable[[bytes], bool]:
         return True
 
     return write
+
+
+_last_chunk: tuple[bytes, bytes] = (b"", b"0\r\n\r\n")
+
+
+def _chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked body; the hub writes the same bytes to every reader
+    at one position in a row, so the last one made is kept.
+    """
+    global _last_chunk
+    if _last_chunk[0] is not data:
+        _last_chunk = (data, b"%x\r\n%b\r\n" % (len(data), data))
+    return _last_chunk[1]
 
 
 def _on_lost(send: Any) -> Callable[[Callable[[], None]], None]:

@@ -122,7 +122,7 @@ class Reader:
             return False
         name, p, _ = self._slots[self._index[chunk.key]]
         offset = self._offsets[(name, p)]
-        if not positions.after(chunk.last, offset):
+        if chunk.after != offset and not positions.after(chunk.last, offset):
             return True  # nothing new for this reader
         position = self.position() if self.options.sse else None
         key = ("written", offset, position, *self._memo_key(chunk, offset))
@@ -141,7 +141,7 @@ class Reader:
         self._position = position
         if count:
             self._sent += count
-            self._active_at = asyncio.get_running_loop().time()
+            self._active_at = time.monotonic()  # the event loop's clock
         return True
 
     def _make(self, chunk: Chunk, name: str, p: int, offset: str) -> tuple[bytes, int, str, str]:
