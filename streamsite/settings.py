@@ -110,6 +110,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
 REDIS_URL = envstr("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
+# Connections each server process keeps to Redis at most; more commands at once wait for one.
+REDIS_MAX_CONNECTIONS = envint("REDIS_MAX_CONNECTIONS", 100)
 
 # Background jobs (events/jobs/), enqueued by `manage.py rqcron events.jobs.schedule`: seconds
 # between runs. A dead server's partitions move once its sessions expire (6 s); the reclaim

@@ -22,6 +22,8 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 10.0,
 }
 
+POOL_WAIT_SECONDS = 10.0  # the longest a command waits for a free connection of its pool
+
 _sync_clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
 _async_clients = weakref.WeakKeyDictionary()
@@ -59,12 +61,22 @@ def redis_client() -> redis.Redis:
 
 
 def async_redis_client() -> aioredis.Redis:
-    """The running event loop's client for `settings.REDIS_URL`: pools are per loop."""
+    """The running event loop's client for `settings.REDIS_URL`: pools are per loop. When
+    every connection of the pool is busy (a burst of streams opening at once, after a
+    restart), a command waits for one, up to POOL_WAIT_SECONDS: redis-py's default pool
+    raises at once, and a browser's EventSource never comes back after the 503.
+    """
     url: str = settings.REDIS_URL
     per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(url)
     if client is None:
-        client = per_loop[url] = aioredis.Redis.from_url(url, **CLIENT_OPTIONS)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+            **CLIENT_OPTIONS,
+        )
+        client = per_loop[url] = aioredis.Redis(connection_pool=pool)
     return client
 
 

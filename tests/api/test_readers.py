@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Iterator
@@ -357,3 +358,33 @@ def test_an_sse_stream_whose_position_could_not_be_sent_back_is_refused(consumer
         create(consumer_api, f"order.wide{i}", partitions=64)
     assert open_reader("/api/events", event_type="order.wide*").status == 422
     assert open_reader("/api/events", event_type="order.wide*", sse=False).status == 200
+
+
+def test_a_burst_of_readers_opening_at_once_all_get_their_stream(
+    consumer_api, live_server, consumer_token
+):
+    """After a restart every browser comes back at once: more streams open together than
+    the process has Redis connections, and each waits for one instead of getting a 503
+    (an EventSource never retries after one).
+    """
+    create(consumer_api)
+    port = int(live_server.url.rsplit(":", 1)[1])
+    request = (
+        b"GET /api/event-types/order.created/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Accept: text/event-stream\r\nAuthorization: Bearer "
+        + consumer_token.encode()
+        + b"\r\n\r\n"
+    )
+
+    async def open_one() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        status = await asyncio.wait_for(reader.readline(), 30)
+        writer.close()
+        return status
+
+    async def burst() -> list[bytes]:
+        return await asyncio.gather(*(open_one() for _ in range(300)))
+
+    statuses = asyncio.run(burst())
+    assert [s for s in statuses if not s.startswith(b"HTTP/1.1 200")] == []
