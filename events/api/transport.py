@@ -4,11 +4,11 @@ into Twisted's transport buffer at once, with no backpressure
 slow client costs has to read that buffer itself.
 
 `WriteBufferProbe` wraps the ASGI application (outermost, before anything wraps `send`)
-and puts a probe in the scope: `scope["extensions"][BUFFERED]()` is the number of bytes
-written for the connection and not yet handed to the kernel; and a direct writer,
-`scope["extensions"][WRITE](data)`, with which the reader hub writes a batch to ten
-thousand readers without a coroutine each. Under another server the
-probe is missing and `buffered(scope)` reads 0: servers that push back need none.
+and puts the request's `DaphneConnection` in the scope: `buffered(scope)()` is the number
+of bytes written for the connection and not yet handed to the kernel, `writer(scope)` a
+direct writer with which the reader hub writes a batch to ten thousand readers without a
+coroutine each, and `on_lost(scope)` says when the client leaves. Under another server
+there is none: `buffered(scope)` reads 0 (servers that push back need no bound of ours).
 """
 
 from __future__ import annotations
@@ -17,62 +17,49 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-BUFFERED = "streamsite.buffered"
-WRITE = "streamsite.write"
-ON_LOST = "streamsite.on_lost"
+CONNECTION = "streamsite.connection"
 ASGIApp = Callable[[Any, Any, Any], Any]
 
 
-def _transport_of(send: Any) -> Any:
-    """Daphne's `send` is `partial(server.handle_reply, protocol)`: the protocol's channel
-    holds the Twisted transport.
+class DaphneConnection:
+    """The Twisted side of one HTTP request under Daphne, whose `send` is
+    `partial(server.handle_reply, request)`. One small object per request: a process holds
+    tens of thousands of readers.
     """
-    if isinstance(send, functools.partial) and send.args:
-        channel = getattr(send.args[0], "channel", None)
-        transport = getattr(channel, "transport", None)
-        if transport is not None and hasattr(transport, "dataBuffer"):
-            return transport
-    return None
 
+    __slots__ = ("request", "server")
 
-def _probe(transport: Any) -> Callable[[], int]:
-    def held() -> int:
+    def __init__(self, server: Any, request: Any) -> None:
+        self.server, self.request = server, request
+
+    @classmethod
+    def of(cls, send: Any) -> DaphneConnection | None:
+        if isinstance(send, functools.partial) and send.args:
+            request = send.args[0]
+            transport = getattr(getattr(request, "channel", None), "transport", None)
+            if transport is not None and hasattr(transport, "dataBuffer"):
+                return cls(send.func.__self__, request)  # type: ignore[attr-defined]
+        return None
+
+    def buffered(self) -> int:
+        """Bytes written for the client and not yet handed to the kernel."""
+        transport = getattr(self.request.channel, "transport", None)
+        if transport is None:
+            return 0
         # twisted.internet.abstract.FileDescriptor: a buffer being written from `offset`,
         # and the writes queued behind it.
         return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
-    return held
-
-
-class WriteBufferProbe:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app  # the wrapped application, for whoever inspects the routes
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope.get("type") == "http":
-            transport = _transport_of(send)
-            if transport is not None:
-                extensions = {
-                    **(scope.get("extensions") or {}),
-                    BUFFERED: _probe(transport),
-                    WRITE: _writer(send),
-                    ON_LOST: _on_lost(send),
-                }
-                scope = {**scope, "extensions": extensions}
-        await self.app(scope, receive, send)
-
-
-def _writer(send: Any) -> Callable[[bytes], bool]:
-    """Write a body chunk at once, from plain code, without a coroutine per write. Once
-    the response streams (its headers out, chunked), the chunk goes straight to the socket
-    when Twisted holds nothing for it: Twisted would otherwise register the socket for
-    writability and write on a later turn, two epoll calls per write and connection. What
-    the socket does not take, Twisted buffers as usual. False once the client is gone.
-    """
-    server, request = send.func.__self__, send.args[0]
-
-    def write(data: bytes) -> bool:
-        connection = server.connections.get(request)
+    def write(self, data: bytes) -> bool:
+        """Write a body chunk at once, from plain code, without a coroutine per write. Once
+        the response streams (its headers out, chunked), the chunk goes straight to the
+        socket when Twisted holds nothing for it: Twisted would otherwise register the
+        socket for writability and write on a later turn, two epoll calls per write and
+        connection. What the socket does not take, Twisted buffers as usual. False once
+        the client is gone.
+        """
+        request = self.request
+        connection = self.server.connections.get(request)
         if connection is None or connection.get("disconnected"):
             return False
         transport = getattr(getattr(request, "channel", None), "transport", None)
@@ -97,7 +84,48 @@ def _writer(send: Any) -> Callable[[bytes], bool]:
             transport.write(frame[sent:])
         return True
 
-    return write
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the request ends or its connection is lost (Twisted's
+        `notifyFinish`): the client's departure noticed without a task waiting for it.
+        """
+        self.request.notifyFinish().addBoth(lambda _: callback())
+
+
+class WriteBufferProbe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app  # the wrapped application, for whoever inspects the routes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            found = DaphneConnection.of(send)
+            if found is not None:
+                # The server's own scope of this request, added to rather than copied.
+                if scope.get("extensions") is None:
+                    scope["extensions"] = {}
+                scope["extensions"][CONNECTION] = found
+        await self.app(scope, receive, send)
+
+
+def connection(scope: Any) -> DaphneConnection | None:
+    found: DaphneConnection | None = (scope.get("extensions") or {}).get(CONNECTION)
+    return found
+
+
+def buffered(scope: Any) -> Callable[[], int]:
+    """The probe of a request's scope, or one that reads 0."""
+    found = connection(scope)
+    return found.buffered if found is not None else (lambda: 0)
+
+
+def writer(scope: Any) -> Callable[[bytes], bool] | None:
+    """The direct writer of a request's scope (Daphne), or None."""
+    found = connection(scope)
+    return found.write if found is not None else None
+
+
+def on_lost(scope: Any) -> Callable[[Callable[[], None]], None] | None:
+    found = connection(scope)
+    return found.on_lost if found is not None else None
 
 
 _last_chunk: tuple[bytes, bytes] = (b"", b"0\r\n\r\n")
@@ -111,34 +139,3 @@ def _chunk(data: bytes) -> bytes:
     if _last_chunk[0] is not data:
         _last_chunk = (data, b"%x\r\n%b\r\n" % (len(data), data))
     return _last_chunk[1]
-
-
-def _on_lost(send: Any) -> Callable[[Callable[[], None]], None]:
-    """Call a function when the request ends or its connection is lost (Twisted's
-    `notifyFinish`): the client's departure noticed without a task waiting for it.
-    """
-    protocol = send.args[0]
-
-    def on_lost(callback: Callable[[], None]) -> None:
-        protocol.notifyFinish().addBoth(lambda _: callback())
-
-    return on_lost
-
-
-def on_lost(scope: Any) -> Callable[[Callable[[], None]], None] | None:
-    found: Callable[[Callable[[], None]], None] | None = (scope.get("extensions") or {}).get(
-        ON_LOST
-    )
-    return found
-
-
-def writer(scope: Any) -> Callable[[bytes], bool] | None:
-    """The direct writer of a request's scope (Daphne), or None."""
-    found: Callable[[bytes], bool] | None = (scope.get("extensions") or {}).get(WRITE)
-    return found
-
-
-def buffered(scope: Any) -> Callable[[], int]:
-    """The probe of a request's scope, or one that reads 0."""
-    probe: Callable[[], int] | None = (scope.get("extensions") or {}).get(BUFFERED)
-    return probe or (lambda: 0)

@@ -2,14 +2,11 @@
 partition, from the process's reader hub (`events/store/tails.py`;
 docs/architecture.md#readers).
 
-The hub hands every reader the same `Chunk` of new entries; the batches cut from it are
-encoded once per (first entry, batch limit, topics) and shared by every reader that needs
-them, and only the SSE `id:` line, the reader's own position, is made per reader. A reader
-that is behind catches up through the hub's coalesced range reads, then follows live.
-
-A reader's output is bounded: what the server still holds for its client (the transport's
-buffer, `buffered()`) may not pass `READER_BUFFER_BYTES`, or the stream ends with
-`slow_consumer`; the client resumes from its last position when it comes back.
+The hub hands every reader the same `Chunk` of new entries; what a reader at a given
+position writes for it (its batches, their SSE ids) is made once for all readers there.
+A reader that is behind catches up through the hub's coalesced range reads, then follows
+live. What the server still holds for its client may not pass `READER_BUFFER_BYTES`, or
+the stream ends with `slow_consumer`; the client resumes from its last position.
 """
 
 from __future__ import annotations
@@ -75,7 +72,7 @@ class Reader:
         }
         self._live = [False] * len(self._slots)
         self._resets = start.resets
-        self._inbox: deque[Chunk] = deque()
+        self._inbox: deque[Chunk] | None = None  # chunks for the slow path, made when needed
         self._wakeup: asyncio.Future[None] | None = None
         self._match = matcher(options.topics) if options.topics else None
         self._sent = 0
@@ -85,7 +82,8 @@ class Reader:
         self._buffered: Buffered = lambda: 0
         self.reason: str | None = None
         self.id = str(uuid.uuid4())
-        self._ended = asyncio.Event()
+        self._ended: asyncio.Future[None] | None = None  # made when the drain waits for it
+        self._done = False
 
     # -- as a local session: the drain closes readers too --------------------------------
 
@@ -93,7 +91,10 @@ class Reader:
         self.stop("shutdown")
 
     async def closed(self) -> None:
-        await self._ended.wait()
+        if not self._done:
+            if self._ended is None:
+                self._ended = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._ended)
 
     def on_commit(self, store_id: str, partition: int, offset: str) -> None:
         pass  # readers do not commit
@@ -105,6 +106,8 @@ class Reader:
             return
         if not self._inbox and self._write_now(chunk):
             return
+        if self._inbox is None:
+            self._inbox = deque()
         if len(self._inbox) >= INBOX_LIMIT:
             self.stop(SLOW_CONSUMER)
             return
@@ -112,11 +115,9 @@ class Reader:
         self._wake()
 
     def _write_now(self, chunk: Chunk) -> bool:
-        """Write a live chunk at once, from the hub, without waking this reader's task:
-        the same batches, ids included, for every live reader at the same position, made
-        once. False when it must take the slow path (no direct writer, a stream limit, or
-        a client too far behind).
-        """
+        """Write a live chunk at once, from the hub, without waking this reader's task;
+        False when it must take the slow path (no direct writer, a stream limit, or a
+        client too far behind)."""
         write = self._write
         if write is None or self.options.params.stream_limit:
             return False
@@ -145,9 +146,8 @@ class Reader:
         return True
 
     def _make(self, chunk: Chunk, name: str, p: int, offset: str) -> tuple[bytes, int, str, str]:
-        """What a reader at this position writes for the chunk: the frames, how many events,
-        and the offset and position after them.
-        """
+        """What every reader at this position writes for the chunk: the frames, how many
+        events, and the offset and position after them."""
         frames = []
         count = 0
         for last, _, events, encoded in self._cuts(chunk, name, p, offset):
@@ -216,7 +216,9 @@ class Reader:
         finally:
             for _, _, key in self._slots:
                 hub.unfollow(key, self)
-            self._ended.set()
+            self._done = True
+            if self._ended is not None and not self._ended.done():
+                self._ended.set_result(None)
 
     async def _loop(self, send: Send, buffered: Buffered) -> str:
         loop = asyncio.get_running_loop()
