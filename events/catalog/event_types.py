@@ -238,9 +238,11 @@ def _keywords(schema: Any) -> list[str]:
 
 
 def _statistic(body: dict[str, Any]) -> dict[str, Any]:
+    """The statistic and the partition count it sets; neither when absent (the model's
+    defaults on POST, the stored ones on PUT, as Nakadi keeps them)."""
     statistic = body.get("default_statistic")
     if statistic is None:
-        return {"default_statistic": None, "partition_count": 1}
+        return {}
     keys = ("messages_per_minute", "message_size", "read_parallelism", "write_parallelism")
     if not isinstance(statistic, dict) or not all(
         _integer(statistic.get(k)) and statistic[k] >= (0 if i == 0 else 1)
@@ -287,7 +289,7 @@ def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
     for key in ("category", "enrichment_strategies", "cleanup_policy"):
         if fields[key] != getattr(event_type, key):
             raise invalid(f"{key} can not be changed.")
-    if fields["partition_count"] != event_type.partition_count:
+    if fields.get("partition_count", event_type.partition_count) != event_type.partition_count:
         raise invalid("default_statistic can not change the number of partitions.")
     if (
         fields["partition_strategy"] != event_type.partition_strategy

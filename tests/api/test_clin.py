@@ -1,0 +1,61 @@
+"""Nakadi's own tools work unmodified (issue 14): what clin 1.8.0 sends, sent as it sends
+it (tests/clin.py), answered as Nakadi answers it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from events.models import EventType
+from tests import clin
+from tests.helpers import ORDER_SCHEMA
+
+pytestmark = pytest.mark.django_db
+
+WITH_NOTE = {
+    **ORDER_SCHEMA,
+    "properties": {**ORDER_SCHEMA["properties"], "note": {"type": "string"}},
+}
+
+
+def send(client: Any, method: str, path: str, token: str, body: Any = None) -> Any:
+    """A request as clin's `requests` call makes it: json.dumps of the body, clin's headers."""
+    data = json.dumps(body) if body is not None else ""
+    return client.generic(
+        method, path, data, content_type="application/json", **clin.headers(token)
+    )
+
+
+def test_a_schema_change_keeps_the_statistic_of_a_type_with_several_partitions(
+    client, producer_token
+):
+    created = send(
+        client, "POST", "/api/event-types", producer_token, clin.event_type(partitions=3)
+    )
+    assert created.status_code == 201, created.content
+    changed = clin.event_type(partitions=3, with_statistic=False, schema=WITH_NOTE)
+    response = send(client, "PUT", "/api/event-types/order.created", producer_token, changed)
+    assert response.status_code == 200, response.content
+    stored = send(client, "GET", "/api/event-types/order.created", producer_token).json()
+    assert stored["default_statistic"] == {
+        "messages_per_minute": 1,
+        "message_size": 1,
+        "read_parallelism": 3,
+        "write_parallelism": 3,
+    }
+    assert stored["schema"]["version"] == "1.1.0"
+    partitions = send(client, "GET", "/api/event-types/order.created/partitions", producer_token)
+    assert len(partitions.json()) == 3  # how clin reads the partition count back
+
+
+def test_a_statistic_that_changes_the_number_of_partitions_is_still_refused(client, producer_token):
+    send(client, "POST", "/api/event-types", producer_token, clin.event_type(partitions=3))
+    response = send(
+        client, "PUT", "/api/event-types/order.created", producer_token, clin.event_type()
+    )
+    assert response.status_code == 422
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == "default_statistic can not change the number of partitions."
+    assert EventType.objects.get().partition_count == 3
