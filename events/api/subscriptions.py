@@ -20,7 +20,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
         rows: QuerySet[Subscription] = Subscription.objects.prefetch_related("event_types")
         if owner := request.GET.get("owning_application"):
             rows = rows.filter(owning_application=owner)
-        for name in request.GET.getlist("event_type"):  # a subscription must have them all
+        for name in _event_types(request):  # a subscription must have them all
             rows = rows.filter(event_types__name=name)
         return json_response(paginate(request, rows, subscriptions.render))
     body = subscriptions.parse(read_json(request))
@@ -34,6 +34,14 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     return json_response(
         subscriptions.render(subscription), status=201 if created else 200, headers=headers
     )
+
+
+def _event_types(request: HttpRequest) -> set[str]:
+    """The `event_type` filter: repeated, comma-separated, or both, as Spring reads it for
+    Nakadi (clin asks `event_type=a,b`)."""
+    return {
+        name for value in request.GET.getlist("event_type") for name in value.split(",") if name
+    }
 
 
 @api_view("GET", "DELETE")

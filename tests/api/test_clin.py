@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from events.catalog.clients import create_client
 from events.models import EventType
 from tests import clin
 from tests.helpers import ORDER_SCHEMA
@@ -59,3 +60,27 @@ def test_a_statistic_that_changes_the_number_of_partitions_is_still_refused(clie
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["detail"] == "default_statistic can not change the number of partitions."
     assert EventType.objects.get().partition_count == 3
+
+
+@pytest.fixture
+def billing(client, admin_token):
+    """order.created and order.paid, and the billing service that consumes them."""
+    for name in ("order.created", "order.paid"):
+        body = clin.event_type(name, owner="ops")
+        assert send(client, "POST", "/api/event-types", admin_token, body).status_code == 201
+    return create_client("billing", consume=["order.*"])[1]
+
+
+def test_clin_finds_a_subscription_by_its_event_types_joined_by_commas(client, billing):
+    both = clin.subscription(["order.created", "order.paid"])
+    created = send(client, "POST", "/api/subscriptions", billing, both).json()
+    send(client, "POST", "/api/subscriptions", billing, clin.subscription(["order.created"]))
+    query = clin.find_subscription_query(["order.paid", "order.created"], "billing")
+    assert query == "event_type=order.paid%2Corder.created&owning_application=billing"
+    found = send(client, "GET", f"/api/subscriptions?{query}", billing).json()["items"]
+    assert [item["id"] for item in found] == [created["id"]]
+    repeated = "event_type=order.paid&event_type=order.created"
+    found = send(client, "GET", f"/api/subscriptions?{repeated}", billing).json()["items"]
+    assert [item["id"] for item in found] == [created["id"]]
+    one = send(client, "GET", "/api/subscriptions?event_type=order.created", billing).json()
+    assert len(one["items"]) == 2
