@@ -228,6 +228,9 @@ class Subscription(models.Model):
         help_text='Topic patterns (exact, or globs such as "orders.*"); when set, only '
         "events whose metadata.topic matches one are delivered.",
     )
+    authorization = models.JSONField(
+        null=True, blank=True, help_text="Nakadi's {admins, readers} section, kept as sent."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

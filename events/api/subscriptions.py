@@ -1,5 +1,5 @@
 """The REST API for subscriptions (Nakadi's contract): create once per identity, list,
-read, delete. Streaming and cursors build on these.
+read, change the authorization of, delete. Streaming and cursors build on these.
 """
 
 from __future__ import annotations
@@ -44,12 +44,15 @@ def _event_types(request: HttpRequest) -> set[str]:
     }
 
 
-@api_view("GET", "DELETE")
+@api_view("GET", "PUT", "DELETE")
 def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpResponse:
     subscription = plans.get_subscription(subscription_id)
     if request.method == "GET":
         return json_response(subscriptions.render(subscription))
     plans.require_consume(principal_of(request), subscription)
+    if request.method == "PUT":  # Nakadi's: change the authorization, nothing else
+        subscriptions.update(subscription, subscriptions.parse(read_json(request)))
+        return HttpResponse(status=204)
     with lifecycle.deleting([subscription]):
         subscription.delete()
     return HttpResponse(status=204)

@@ -11,6 +11,7 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
+from events.core.authorization import EVENT_TYPE_ROLES, check_authorization
 from events.core.problems import Problem
 from events.core.schema_diff import evolve
 from events.core.schema_paths import defines, event_defines
@@ -85,7 +86,7 @@ def parse(body: Any) -> dict[str, Any]:
         "compatibility_mode": _choice(body, "compatibility_mode", MODES, "forward"),
         "cleanup_policy": _choice(body, "cleanup_policy", {"delete"}, "delete"),
         "audience": _audience(body),
-        "authorization": _authorization(body),
+        "authorization": check_authorization(body, EVENT_TYPE_ROLES),
     }
     if fields["category"] not in CATEGORIES:
         raise invalid(f'Field "category" must be one of {sorted(CATEGORIES)}.')
@@ -115,39 +116,6 @@ def _audience(body: dict[str, Any]) -> str:
     if audience not in AUDIENCES:
         raise invalid(f'Field "audience" must be one of {", ".join(AUDIENCES)}.')
     return str(audience)
-
-
-def _authorization(body: dict[str, Any]) -> dict[str, Any] | None:
-    """Nakadi's {admins, readers, writers} lists of {data_type, value}, kept as sent.
-
-    Streamsite enforces access by client grants; this is stored for Nakadi clients.
-    """
-    authorization = body.get("authorization")
-    if authorization is None:
-        return None
-    shape = (
-        'Field "authorization" must be {admins, readers, writers}, each a non-empty list '
-        "of {data_type, value} strings."
-    )
-    if not isinstance(authorization, dict) or set(authorization) != {
-        "admins",
-        "readers",
-        "writers",
-    }:
-        raise invalid(shape)
-    for attributes in authorization.values():
-        if (
-            not isinstance(attributes, list)
-            or not attributes
-            or not all(
-                isinstance(a, dict)
-                and set(a) == {"data_type", "value"}
-                and all(isinstance(v, str) and v for v in a.values())
-                for a in attributes
-            )
-        ):
-            raise invalid(shape)
-    return authorization
 
 
 def _enrichment(body: dict[str, Any], category: str) -> list[str]:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from events.catalog import committed
 from events.core import defaults
+from events.core.authorization import SUBSCRIPTION_ROLES, check_authorization
 from events.core.offsets import CursorError, parse_cursor
 from events.core.problems import Problem
 from events.core.times import rfc3339
@@ -31,6 +32,7 @@ class Request:
     fields: dict[str, Any]
     event_types: list[EventType]
     identity: str
+    given: frozenset[str] = frozenset()  # the body's keys: what a PUT asks to be so
 
 
 def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -83,9 +85,13 @@ def parse(body: Any) -> Request:
             body, "ack_timeout", defaults.ACK_TIMEOUT, 1, defaults.MAX_ACK_TIMEOUT
         ),
         "topics": _topics(body),
+        "authorization": check_authorization(body, SUBSCRIPTION_ROLES),
     }
     return Request(
-        fields, [found[name] for name in names], subscription_identity(owner, names, group)
+        fields,
+        [found[name] for name in names],
+        subscription_identity(owner, names, group),
+        frozenset(body),
     )
 
 
@@ -140,6 +146,42 @@ def create_or_get(request: Request) -> tuple[Subscription, bool]:
     return subscription, True
 
 
+# What Nakadi compares on PUT, with its words for a difference (SubscriptionValidationService).
+_FIXED = (
+    ("consumer_group", "subscription consumer group"),
+    ("event_types", "subscription event types"),
+    ("owning_application", "owning application"),
+    ("read_from", "read from"),
+    ("initial_cursors", "initial cursors"),
+)
+
+_OWN = ("mode", "commit_timeout", "max_deliveries", "ack_timeout", "topics")
+
+
+def update(subscription: Subscription, request: Request) -> None:
+    """Apply a PUT: only `authorization` may change, as on Nakadi; 422 for any other field
+    that differs from the stored one, or for dropping a stored authorization."""
+    stored = {
+        **{key: getattr(subscription, key) for key, _ in _FIXED},
+        "event_types": sorted(et.name for et in subscription.event_types.all()),
+    }
+    given = {**request.fields, "event_types": [et.name for et in request.event_types]}
+    for key, words in _FIXED:
+        if given[key] != stored[key]:
+            raise invalid(f"Not allowed to change {words}.")
+    for key in _OWN:  # Streamsite's own fields: Nakadi's tools never send them
+        if key in request.given and given[key] != getattr(subscription, key):
+            raise invalid(f"Not allowed to change {key}.")
+    authorization = request.fields["authorization"]
+    if authorization is None and subscription.authorization is not None:
+        raise invalid(
+            "Changing authorization object to `null` is not possible due to existing one."
+        )
+    if authorization != subscription.authorization:
+        subscription.authorization = authorization
+        subscription.save(update_fields=["authorization", "updated_at"])
+
+
 def render(subscription: Subscription) -> dict[str, Any]:
     """The Nakadi Subscription JSON of a model (with Streamsite's mode and limits)."""
     out: dict[str, Any] = {
@@ -153,6 +195,7 @@ def render(subscription: Subscription) -> dict[str, Any]:
         "max_deliveries": subscription.max_deliveries,
         "ack_timeout": subscription.ack_timeout,
         "topics": subscription.topics,
+        "authorization": subscription.authorization,
         "created_at": rfc3339(subscription.created_at),
         "updated_at": rfc3339(subscription.updated_at),
     }

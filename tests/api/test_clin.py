@@ -84,3 +84,74 @@ def test_clin_finds_a_subscription_by_its_event_types_joined_by_commas(client, b
     assert [item["id"] for item in found] == [created["id"]]
     one = send(client, "GET", "/api/subscriptions?event_type=order.created", billing).json()
     assert len(one["items"]) == 2
+
+
+def test_a_subscription_keeps_its_authorization(client, billing):
+    body = clin.subscription(["order.created"], readers=["billing", "audit"])
+    created = send(client, "POST", "/api/subscriptions", billing, body)
+    assert created.status_code == 201, created.content
+    assert created.json()["authorization"] == {
+        "admins": [{"data_type": "service", "value": "billing"}],
+        "readers": [
+            {"data_type": "service", "value": "billing"},
+            {"data_type": "service", "value": "audit"},
+        ],
+    }
+    path = f"/api/subscriptions/{created.json()['id']}"
+    assert send(client, "GET", path, billing).json() == created.json()
+
+
+def test_clin_changes_a_subscription_s_authorization_with_put(client, billing):
+    body = clin.subscription(["order.created", "order.paid"])
+    created = send(client, "POST", "/api/subscriptions", billing, body).json()
+    path = f"/api/subscriptions/{created['id']}"
+    changed = clin.subscription(["order.created", "order.paid"], readers=["audit"])
+    response = send(client, "PUT", path, billing, changed)
+    assert response.status_code == 204, response.content
+    assert response.content == b""
+    stored = send(client, "GET", path, billing).json()
+    assert stored["authorization"] == changed["authorization"]
+    assert stored["id"] == created["id"]
+    assert stored["updated_at"] >= created["updated_at"]
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"consumer_group": "audit"}, "Not allowed to change subscription consumer group."),
+        ({"event_types": ["order.paid"]}, "Not allowed to change subscription event types."),
+        ({"owning_application": "shop"}, "Not allowed to change owning application."),
+        ({"read_from": "begin"}, "Not allowed to change read from."),
+        ({"max_deliveries": 3}, "Not allowed to change max_deliveries."),
+        (
+            {"authorization": None},
+            "Changing authorization object to `null` is not possible due to existing one.",
+        ),
+        ({"authorization": {"admins": [], "readers": []}}, 'Field "authorization" must be'),
+    ],
+)
+def test_a_put_that_changes_more_than_the_authorization_is_refused(client, billing, change, detail):
+    body = clin.subscription(["order.created"])
+    created = send(client, "POST", "/api/subscriptions", billing, body).json()
+    path = f"/api/subscriptions/{created['id']}"
+    response = send(client, "PUT", path, billing, {**body, **change})
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(detail)
+    assert send(client, "GET", path, billing).json() == created
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        {"admins": [{"data_type": "service", "value": "billing"}]},
+        {"admins": [{"data_type": "service"}], "readers": [{"data_type": "*", "value": "*"}]},
+        "billing",
+    ],
+)
+def test_a_subscription_authorization_of_another_shape_is_refused(client, billing, authorization):
+    body = {**clin.subscription(["order.created"]), "authorization": authorization}
+    response = send(client, "POST", "/api/subscriptions", billing, body)
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"].startswith('Field "authorization" must be {admins, readers}')
