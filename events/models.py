@@ -77,6 +77,10 @@ class EventType(models.Model):
     ordering_key_fields = models.JSONField(default=list, blank=True)
     audience = models.CharField(max_length=64, blank=True, default="")
     authorization = models.JSONField(null=True, blank=True)
+    # Nakadi's descriptive fields, kept as sent (events/core/annotations.py).
+    annotations = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    event_owner_selector = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -203,7 +203,7 @@ class EventTypeForm(forms.ModelForm):
             else:
                 fields["partition_count"] = self.instance.partition_count
                 fields["default_statistic"] = self.instance.default_statistic
-                self.changed_fields = event_types.apply_update(self.instance, fields)
+                self.changed_fields = event_types.apply_update(self.instance, fields, admin=True)
         except Problem as problem:
             self.add_error(self._field_of(problem.detail), problem.detail)
             return cleaned
@@ -230,6 +230,7 @@ class EventTypeForm(forms.ModelForm):
             "cleanup_policy": "delete",
             "audience": value("audience") or None,
             "authorization": value("authorization"),
+            **{k: value(k) for k in ("annotations", "labels", "event_owner_selector")},  # as is
             "schema": {"type": "json_schema", "schema": value("schema")},
             "default_statistic": None,
             "options": {

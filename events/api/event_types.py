@@ -97,7 +97,7 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         _require_owner(principal, row, "change")
         if fields["owning_application"] != row.owning_application and not principal.is_admin:
             raise Problem(403, "Only an admin may give an event type another owning_application.")
-        changed = event_types.apply_update(row, fields)
+        changed = event_types.apply_update(row, fields, admin=principal.is_admin)
         if changed:
             row.save()
         if "schema_version" in changed:

@@ -11,6 +11,7 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
+from events.core.annotations import check_event_owner_selector, check_string_map
 from events.core.authorization import EVENT_TYPE_ROLES, check_authorization
 from events.core.problems import Problem
 from events.core.schema_diff import evolve
@@ -87,6 +88,9 @@ def parse(body: Any) -> dict[str, Any]:
         "cleanup_policy": _choice(body, "cleanup_policy", {"delete"}, "delete"),
         "audience": _audience(body),
         "authorization": check_authorization(body, EVENT_TYPE_ROLES),
+        "annotations": check_string_map(body, "annotations"),
+        "labels": check_string_map(body, "labels"),
+        "event_owner_selector": check_event_owner_selector(body),
     }
     if fields["category"] not in CATEGORIES:
         raise invalid(f'Field "category" must be one of {sorted(CATEGORIES)}.')
@@ -247,13 +251,23 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     return {"retention_time_ms": retention, "retention_max_events": max_events}
 
 
-def apply_update(event_type: EventType, fields: dict[str, Any]) -> list[str]:
-    """Apply a PUT's fields to `event_type` under Nakadi's evolution rules (422 otherwise).
+def apply_update(
+    event_type: EventType, fields: dict[str, Any], *, admin: bool = False
+) -> list[str]:
+    """Apply a PUT's fields to `event_type` under Nakadi's evolution rules (422 otherwise);
+    only an `admin` may change or drop an event_owner_selector once set.
 
     Returns the names of the model fields that changed; bumps the schema version.
     """
     if fields["name"] != event_type.name:
         raise invalid("The name in the body does not match the resource name.")
+    selector, stored = fields.get("event_owner_selector"), event_type.event_owner_selector
+    if not admin and stored is not None and selector != stored:
+        raise invalid(
+            "event_owner_selector can't be set back to null."
+            if selector is None
+            else "event_owner_selector must not be changed."
+        )
     for key in ("category", "enrichment_strategies", "cleanup_policy"):
         if fields[key] != getattr(event_type, key):
             raise invalid(f"{key} can not be changed.")
@@ -340,6 +354,9 @@ def render(event_type: EventType) -> dict[str, Any]:
         out["options"]["retention_max_events"] = event_type.retention_max_events
     if event_type.audience:
         out["audience"] = event_type.audience
+    out["annotations"], out["labels"] = event_type.annotations, event_type.labels
+    if event_type.event_owner_selector is not None:  # as Nakadi: omitted when null
+        out["event_owner_selector"] = event_type.event_owner_selector
     return out
 
 

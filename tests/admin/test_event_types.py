@@ -400,3 +400,19 @@ def test_durations_read_in_the_largest_units_and_parse_back(ms, text):
 def test_a_duration_in_unknown_units_is_refused(text):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_an_edit_in_the_admin_keeps_what_a_nakadi_tool_stored(admin_client, client, producer_token):
+    """Annotations, labels and event_owner_selector are not on the form: saving keeps them."""
+    kept = {
+        "annotations": {"team": "checkout"},
+        "labels": {"domain": "orders"},
+        "event_owner_selector": {"type": "static", "name": "retailer_id", "value": "shop"},
+    }
+    row = create_event_type(client, producer_token, **kept)
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "note": {}}}
+    response = edit_schema(admin_client, row, schema)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    row.refresh_from_db()
+    assert row.schema_version == "1.1.0"
+    assert (row.annotations, row.labels, row.event_owner_selector) == tuple(kept.values())

@@ -155,3 +155,84 @@ def test_a_subscription_authorization_of_another_shape_is_refused(client, billin
     assert response.status_code == 422, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["detail"].startswith('Field "authorization" must be {admins, readers}')
+
+
+SELECTOR = {"type": "path", "name": "retailer_id", "value": "security.owner"}
+ANNOTATIONS = {"nakadi.zalando.org/retention-period": "1 day", "team": "checkout"}
+
+
+def test_an_event_type_keeps_annotations_labels_and_event_owner_selector(client, producer_token):
+    body = {
+        **clin.event_type(annotations=ANNOTATIONS, event_owner_selector=SELECTOR),
+        "labels": {"domain": "orders"},
+    }
+    created = send(client, "POST", "/api/event-types", producer_token, body)
+    assert created.status_code == 201, created.content
+    stored = send(client, "GET", "/api/event-types/order.created", producer_token).json()
+    assert stored == created.json()
+    assert (stored["annotations"], stored["labels"]) == (ANNOTATIONS, {"domain": "orders"})
+    assert stored["event_owner_selector"] == SELECTOR
+    again = {
+        **clin.event_type(with_statistic=False, annotations={"team": "payments"}),
+        "event_owner_selector": SELECTOR,
+    }
+    response = send(client, "PUT", "/api/event-types/order.created", producer_token, again)
+    assert response.status_code == 200, response.content
+    assert response.json()["annotations"] == {"team": "payments"}
+    assert response.json()["labels"] == {}  # a PUT replaces the whole definition
+
+
+def test_a_type_without_them_has_empty_maps_and_no_selector(client, producer_token):
+    body = send(client, "POST", "/api/event-types", producer_token, clin.event_type()).json()
+    assert (body["annotations"], body["labels"]) == ({}, {})
+    assert "event_owner_selector" not in body  # as Nakadi: omitted when null
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"annotations": {"team": 1}}, 'Field "annotations" must be an object of strings'),
+        ({"labels": ["orders"]}, 'Field "labels" must be an object of strings'),
+        ({"event_owner_selector": {**SELECTOR, "type": "regex"}}, 'Field "event_owner_selector"'),
+        (
+            {"event_owner_selector": {"type": "static", "value": "x"}},
+            'Field "event_owner_selector"',
+        ),
+        (
+            {"event_owner_selector": {**SELECTOR, "type": "metadata"}},
+            "event_owner_selector specifying value for type 'metadata' is not supported.",
+        ),
+    ],
+)
+def test_annotations_labels_and_selector_of_another_shape_are_refused(
+    client, producer_token, change, detail
+):
+    response = send(
+        client, "POST", "/api/event-types", producer_token, {**clin.event_type(), **change}
+    )
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(detail)
+    assert not EventType.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("selector", "detail"),
+    [
+        ({**SELECTOR, "value": "owner"}, "event_owner_selector must not be changed."),
+        (None, "event_owner_selector can't be set back to null."),
+    ],
+)
+def test_only_an_admin_changes_an_event_owner_selector(
+    client, producer_token, admin_token, selector, detail
+):
+    body = clin.event_type(event_owner_selector=SELECTOR)
+    send(client, "POST", "/api/event-types", producer_token, body)
+    changed = clin.event_type(with_statistic=False, event_owner_selector=selector)
+    response = send(client, "PUT", "/api/event-types/order.created", producer_token, changed)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"] == detail
+    assert EventType.objects.get().event_owner_selector == SELECTOR
+    response = send(client, "PUT", "/api/event-types/order.created", admin_token, changed)
+    assert response.status_code == 200, response.content
+    assert EventType.objects.get().event_owner_selector == selector
