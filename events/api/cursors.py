@@ -64,6 +64,8 @@ def _reset(subscription_id: str, principal: Principal, body: object) -> HttpResp
 
 @api_view("GET")
 def subscription_stats(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    flag = request.GET.get("show_time_lag", "false").lower()
+    if flag not in ("true", "false"):  # as Nakadi (Spring) parses a boolean
+        raise Problem(422, f"show_time_lag must be true or false, not {flag[:32]!r}.")
     plan = plans.load(subscription_id, principal_of(request))
-    show_time_lag = request.GET.get("show_time_lag", "false").lower() == "true"
-    return json_response(stats.render(plan, stats.partition_stats(plan), show_time_lag))
+    return json_response(stats.render(plan, stats.partition_stats(plan), flag == "true"))

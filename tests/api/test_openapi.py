@@ -450,6 +450,9 @@ def test_it_describes_a_subscription_s_cursors_and_stats(
         "consumer_lag_seconds" in p for p in without_lag.json()["items"][0]["partitions"]
     )
     assert_matches_spec("get", f"{SUBSCRIPTION}/stats", without_lag)
+    not_a_boolean = call(client, "get", f"{path}/stats?show_time_lag=yes", admin_token)
+    assert not_a_boolean.status_code == 422  # a boolean, as Nakadi parses it
+    assert_matches_spec("get", f"{SUBSCRIPTION}/stats", not_a_boolean)
     reset = {"items": [{"event_type": "order.created", "partition": "1", "offset": "BEGIN"}]}
     patched = call(client, "patch", f"{path}/cursors", admin_token, reset)
     assert patched.status_code == 204
