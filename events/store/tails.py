@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from events.core.entries import EVENT, REPLAY_FOR
-from events.core.offsets import parse_offset
+from events.core.offsets import BEGIN, parse_offset, previous_offset
 from events.store.blocking import BLOCK_MS, RETRY_SECONDS, BlockingReads
 from events.store.connections import async_redis_client, loop_local
 from events.store.keys import STORE_EPOCH_KEY
@@ -110,13 +110,9 @@ def _trimmed_to(info: Any) -> str:
     added = info.get("entries-added")
     if added is not None and added <= info["length"]:
         return deleted  # nothing was trimmed
-    head = _before(first[0].decode()) if first else info["last-generated-id"].decode()
+    head = previous_offset(first[0].decode()) if first else info["last-generated-id"].decode()
+    head = "0-0" if head == BEGIN else head
     return head if parse_offset(head) > parse_offset(deleted) else deleted
-
-
-def _before(offset: str) -> str:
-    ms, seq = (int(x) for x in offset.split("-"))
-    return f"{ms}-{seq - 1}" if seq else (f"{ms - 1}-18446744073709551615" if ms else "0-0")
 
 
 class Tails(BlockingReads):

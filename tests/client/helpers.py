@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
+from streamsite.processes import wait_until
 from tests.helpers import event_type_body
 
 TYPE = "order.created"
@@ -36,8 +36,4 @@ def orders(count: int, prefix: str = "A") -> list[dict[str, Any]]:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout} s: {what}")
-        time.sleep(0.02)
+    wait_until(condition, timeout=timeout, message=what)
