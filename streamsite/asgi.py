@@ -19,7 +19,7 @@ from events.api.consumers import SubscriptionSocket, SubscriptionStream  # noqa:
 from events.api.cors import Cors  # noqa: E402
 from events.api.readers import ReaderStream  # noqa: E402
 from events.api.routing import AsyncView, ByMethod, MethodNotAllowed  # noqa: E402
-from events.api.transport import WriteBufferProbe  # noqa: E402
+from events.api.transport import WriteBufferProbe, read_no_forms  # noqa: E402
 from events.streaming import draining  # noqa: E402
 
 django_http = ASGIStaticFilesHandler(django_application)
@@ -76,6 +76,7 @@ application = ProtocolTypeRouter(
     }
 )
 
+read_no_forms()  # a malformed form body reaches the views (415), not Twisted's bare 400
 draining.install()  # SIGTERM or SIGUSR1: drain (close every stream with `shutdown`), then stop
 
 # Everything loaded so far lives as long as the process: keep it out of the collector's

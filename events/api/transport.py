@@ -91,6 +91,28 @@ class DaphneConnection:
         self.request.notifyFinish().addBoth(lambda _: callback())
 
 
+def read_no_forms() -> None:
+    """Let the application read every request body itself. Daphne's requests are Twisted's,
+    which parse a POST's form body (multipart or urlencoded) before Daphne sees it, and
+    answer one they cannot parse with a bare 400 (no problem+json, not even headers); the
+    application never looks at what they parse. Idempotent; call it where Daphne imports
+    the application.
+    """
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest, "_reads_no_forms", False):
+        return
+    original = WebRequest.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False  # Twisted's switch (twisted.web.http.Request)
+
+    WebRequest.__init__ = __init__  # type: ignore[method-assign]
+    WebRequest._reads_no_forms = True  # type: ignore[attr-defined]
+
+
 class WriteBufferProbe:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app  # the wrapped application, for whoever inspects the routes
