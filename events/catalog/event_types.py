@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from events.core.annotations import check_event_owner_selector, check_string_map
 from events.core.authorization import EVENT_TYPE_ROLES, check_authorization
+from events.core.numbers import whole_number
 from events.core.problems import Problem
 from events.core.schema_diff import evolve
 from events.core.schema_paths import defines, event_defines
@@ -45,11 +46,6 @@ def _require(body: dict[str, Any], key: str, kind: type, what: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, str) and not value):
         raise invalid(f'Field "{key}" is required and must be {what}.')
     return value
-
-
-def _integer(value: Any) -> bool:
-    """A JSON integer: `true` is a bool to the producer, not 1."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _choice(body: dict[str, Any], key: str, allowed: set[str], default: str) -> str:
@@ -216,14 +212,18 @@ def _statistic(body: dict[str, Any]) -> dict[str, Any]:
     if statistic is None:
         return {}
     keys = ("messages_per_minute", "message_size", "read_parallelism", "write_parallelism")
-    if not isinstance(statistic, dict) or not all(
-        _integer(statistic.get(k)) and statistic[k] >= (0 if i == 0 else 1)
-        for i, k in enumerate(keys)
-    ):
-        raise invalid(f'Field "default_statistic" needs {", ".join(keys)} as positive integers.')
-    count = max(statistic["read_parallelism"], statistic["write_parallelism"])
+    given = statistic if isinstance(statistic, dict) else {}
+    values: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        value = whole_number(given.get(key))
+        if value is None or value < (0 if i == 0 else 1):
+            raise invalid(
+                f'Field "default_statistic" needs {", ".join(keys)} as positive integers.'
+            )
+        values[key] = value
+    count = max(values["read_parallelism"], values["write_parallelism"])
     return {
-        "default_statistic": {k: statistic[k] for k in keys},
+        "default_statistic": values,
         "partition_count": min(count, settings.MAX_PARTITIONS),
     }
 
@@ -235,15 +235,15 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     retention = options.get("retention_time", settings.DEFAULT_RETENTION_MS)
     if retention is None:
         retention = settings.DEFAULT_RETENTION_MS
-    if not _integer(retention) or not (MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS):
+    retention = whole_number(retention)
+    if retention is None or not (MIN_RETENTION_MS <= retention <= settings.MAX_RETENTION_MS):
         raise invalid(
             f'Field "options.retention_time" must be {MIN_RETENTION_MS} to '
             f"{settings.MAX_RETENTION_MS} ms."
         )
-    max_events = options.get("retention_max_events")
-    if max_events is not None and (
-        not _integer(max_events) or not 1 <= max_events <= MAX_RETENTION_EVENTS
-    ):
+    given = options.get("retention_max_events")
+    max_events = whole_number(given)
+    if given is not None and (max_events is None or not 1 <= max_events <= MAX_RETENTION_EVENTS):
         raise invalid(
             f'Field "options.retention_max_events" must be an integer from 1 to '
             f"{MAX_RETENTION_EVENTS}."

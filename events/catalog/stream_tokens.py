@@ -17,6 +17,7 @@ from django.core import signing
 
 from events.catalog import plans
 from events.catalog.auth import CONSUME, READ, UNAUTHORIZED_HEADERS, Principal, Scope
+from events.core.numbers import whole_number
 from events.core.problems import Problem
 
 SALT = "streamsite.stream-token"  # a signature of its own: no other signed value passes
@@ -115,8 +116,8 @@ def _scope(principal: Principal, body: Any) -> Scope:
 
 
 def _ttl(body: dict[str, Any]) -> int:
-    ttl = body.get("ttl_seconds", DEFAULT_TTL_SECONDS)
-    if isinstance(ttl, bool) or not isinstance(ttl, int):
+    ttl = whole_number(body.get("ttl_seconds", DEFAULT_TTL_SECONDS))
+    if ttl is None:
         raise Problem(422, '"ttl_seconds" must be an integer.')
     if not MIN_TTL_SECONDS <= ttl <= MAX_TTL_SECONDS:
         raise Problem(422, f'"ttl_seconds" must be {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS} seconds.')

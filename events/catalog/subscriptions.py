@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from events.catalog import committed
 from events.core import defaults
 from events.core.authorization import SUBSCRIPTION_ROLES, check_authorization
+from events.core.numbers import whole_number
 from events.core.offsets import CursorError, parse_cursor
 from events.core.problems import Problem
 from events.core.times import rfc3339
@@ -43,8 +44,8 @@ def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
 
 
 def _bounded(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    value = whole_number(body.get(key, default))
+    if value is None or not low <= value <= high:
         raise invalid(f'Field "{key}" must be an integer from {low} to {high}.')
     return value
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.core.defaults import COMMIT_TIMEOUT, MAX_COMMIT_TIMEOUT
+from events.core.numbers import whole_number
 
 MAX_STREAM_TIMEOUT = 4200  # seconds, as Nakadi
 DEFAULT_STREAM_TIMEOUT = 3600
@@ -46,8 +47,10 @@ def _number(name: str, value: Any, minimum: int) -> int:
         if not value.isdecimal():
             raise StreamParamError(f"{name} must be a whole number, not {value!r}")
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = whole_number(value)
+    if number is None:
         raise StreamParamError(f"{name} must be a whole number")
+    value = number
     if value < minimum:
         raise StreamParamError(f"{name} must be at least {minimum}")
     return value

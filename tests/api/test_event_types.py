@@ -44,6 +44,18 @@ def test_it_creates_an_event_type_and_returns_it(client, producer_token):
     assert fetched == body
 
 
+def test_it_takes_integers_written_with_a_fraction_of_zero(client, producer_token):
+    body = event_type_body(partitions=3, options={"retention_time": 3_600_000.0})
+    body["default_statistic"]["message_size"] = 100.0
+    response = post(client, "/api/event-types", body, producer_token)
+    assert response.status_code == 201, response.content
+    stored = response.json()
+    assert stored["number_of_partitions"] == 3
+    assert stored["options"]["retention_time"] == 3_600_000
+    assert stored["default_statistic"]["message_size"] == 100
+    assert b"100.0" not in response.content
+
+
 def test_it_refuses_a_duplicate_name_with_409(client, producer_token):
     post(client, "/api/event-types", event_type_body(), producer_token)
     response = post(client, "/api/event-types", event_type_body(), producer_token)

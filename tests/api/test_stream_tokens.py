@@ -49,6 +49,20 @@ def test_a_client_mints_a_token_for_what_it_may_read(client, reader_token):
     assert claims.scope.patterns == ("order.created", "order.*")
 
 
+def test_it_takes_a_ttl_written_with_a_fraction_of_zero(client, reader_token):
+    before = time.time()
+    status, body = mint(
+        client, {"event_types": ["order.*"], "ttl_seconds": 600.0}, **bearer(reader_token)
+    )
+    assert status == 201, body
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert before + 600 - 1 <= expires.timestamp() <= time.time() + 600 + 1
+    status, _ = mint(
+        client, {"event_types": ["order.*"], "ttl_seconds": 600.5}, **bearer(reader_token)
+    )
+    assert status == 422
+
+
 def test_it_refuses_what_the_caller_may_not_read(client, reader_token):
     for asked in (["payment.done"], ["order.created", "payment.done"], ["*"], ["order*"]):
         status, body = mint(client, {"event_types": asked}, **bearer(reader_token))

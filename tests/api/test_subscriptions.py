@@ -53,6 +53,20 @@ def test_it_creates_a_subscription_once_per_identity(client, consumer):
     assert Subscription.objects.count() == 2
 
 
+def test_it_takes_integers_written_with_a_fraction_of_zero(client, consumer):
+    """JSON Schema's `integer` takes 30.0, and so do some encoders write 30."""
+    body = subscription(commit_timeout=30.0, max_deliveries=5.0, ack_timeout=10.0)
+    created = post(client, consumer, body)
+    assert created.status_code == 201, created.content
+    fields = created.json()
+    assert (fields["commit_timeout"], fields["max_deliveries"], fields["ack_timeout"]) == (
+        30,
+        5,
+        10,
+    )
+    assert post(client, consumer, subscription(commit_timeout=30.5)).status_code == 422
+
+
 def test_the_event_types_are_a_set(client, consumer):
     first = post(client, consumer, subscription(event_types=["order.paid", "order.created"]))
     second = post(client, consumer, subscription(event_types=["order.created", "order.paid"]))

@@ -23,7 +23,8 @@ def test_defaults_are_nakadis():
 def test_query_strings_and_json_bodies_read_alike():
     text = parse({"batch_limit": "5", "stream_limit": "50", "batch_flush_timeout": "2"})
     body = parse({"batch_limit": 5, "stream_limit": 50, "batch_flush_timeout": 2})
-    assert text == body
+    fractionless = parse({"batch_limit": 5.0, "stream_limit": 50.0, "batch_flush_timeout": 2.0})
+    assert text == body == fractionless
     assert (body.batch_limit, body.stream_limit, body.batch_flush_timeout) == (5, 50, 2)
 
 
@@ -42,6 +43,7 @@ def test_zero_and_too_long_mean_the_default():
         ({"batch_limit": 0}, "batch_limit"),
         ({"batch_limit": "x"}, "batch_limit"),
         ({"batch_limit": True}, "batch_limit"),
+        ({"batch_limit": 1.5}, "batch_limit"),
         ({"stream_limit": 5, "batch_limit": 10, "max_uncommitted_events": 20}, "stream_limit"),
         ({"stream_timeout": 10, "batch_flush_timeout": 20}, "stream_timeout"),
         ({"commit_timeout": 61}, "commit_timeout"),
