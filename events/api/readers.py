@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,7 +26,7 @@ from events.api.decorators import redis_unavailable
 from events.api.http import asgi_headers, header, response_of
 from events.catalog import snapshots
 from events.catalog.auth import Principal
-from events.core import framing, positions, stream_params, topics
+from events.core import framing, positions, stream_params, times, topics
 from events.core.offsets import BEGIN, CursorError, parse_offset
 from events.core.positions import START
 from events.core.problems import Problem
@@ -246,12 +245,9 @@ def _read_from(value: str) -> str | int:
     """`end`, `begin`, or a time as milliseconds since the epoch."""
     if value in ("end", "begin"):
         return value
-    try:
-        moment = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        raise Problem(
-            422, f"read_from must be begin, end or an RFC 3339 time, not {value[:64]!r}."
-        ) from None
+    moment = times.parse_rfc3339(value)
+    if moment is None:
+        raise Problem(422, f"read_from must be begin, end or an RFC 3339 time, not {value[:64]!r}.")
     if moment.tzinfo is None:
         raise Problem(422, "read_from needs a time zone (e.g. 2026-12-02T10:00:00Z).")
     return max(0, int(moment.timestamp() * 1000))

@@ -242,6 +242,18 @@ def test_invalid_parameters_get_422_before_any_byte(consumer_api, open_reader, p
     assert reader.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    "read_from",
+    # RFC 3339 as OpenAPI's date-time has it: lower-case t and z, nanoseconds, a leap second.
+    ["2000-01-01t00:00:00.123456789z", "2000-01-01T00:59:60+01:00"],
+)
+def test_read_from_takes_any_rfc_3339_time(consumer_api, open_reader, read_from):
+    create(consumer_api, partitions=1)
+    publish(consumer_api, ["A-0"])
+    reader = open_reader(read_from=read_from)
+    assert numbers(reader.wait_events(1)) == ["A-0"]
+
+
 def test_reading_needs_the_read_grant(consumer_api, open_reader, stranger_token):
     create(consumer_api)
     assert open_reader(token=stranger_token).status == 403
