@@ -43,6 +43,27 @@ def redis_unavailable(error: Exception) -> Problem:
     )
 
 
+def safe_view(view: View) -> View:
+    """A public view that only reads (the API description, the health probes): GET and
+    HEAD; any other method gets 405 as problem+json with `Allow`, before Django's CSRF check
+    could answer an unsafe method with its HTML 403.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            problem = Problem(
+                405,
+                f"{request.method} is not allowed here; use GET.",
+                headers={"Allow": "GET, HEAD"},
+            )
+            return response_of(problem)
+        response: HttpResponse = view(request, *args, **kwargs)
+        return response
+
+    return csrf_exempt(wrapper)
+
+
 def api_view(*methods: str) -> Callable[[View], View]:
     """Authenticate, allow only `methods`, and answer a raised Problem; sync or async views
     (async views read the principal from `events.catalog.snapshots`, without a database hop).

@@ -5,19 +5,19 @@ from __future__ import annotations
 import redis
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_safe
 
+from events.api.decorators import safe_view
 from events.store import connections
 from events.streaming import draining
 
 
-@require_safe
+@safe_view
 def live(request: HttpRequest) -> JsonResponse:
     """The process is up and answering."""
     return JsonResponse({"status": "ok"})
 
 
-@require_safe
+@safe_view
 def ready(request: HttpRequest) -> JsonResponse:
     """Redis and the database answer: this server can take traffic."""
     checks = {}

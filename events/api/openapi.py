@@ -18,6 +18,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 
+from events.api.decorators import safe_view
+
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 METHODS = ("get", "put", "post", "patch", "delete")
 Node = dict[str, Any]  # a part of the OpenAPI document
@@ -38,13 +40,13 @@ def openapi() -> Node:
     return cast(Node, yaml.safe_load(openapi_text()))
 
 
-@require_safe
+@safe_view
 def openapi_json(request: HttpRequest) -> HttpResponse:
     """The OpenAPI document as JSON; no token needed."""
     return HttpResponse(orjson.dumps(openapi()), content_type="application/json")
 
 
-@require_safe
+@safe_view
 def openapi_yaml(request: HttpRequest) -> HttpResponse:
     """The OpenAPI document as YAML, as written; no token needed."""
     return HttpResponse(openapi_text(), content_type="application/yaml")
