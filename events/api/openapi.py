@@ -79,8 +79,9 @@ def type_name(schema: Node) -> str:
     if "$ref" in schema:
         name = escape(str(schema["$ref"]).rsplit("/", 1)[-1])
         return f'<a href="#schema-{name}">{name}</a>'
-    if "oneOf" in schema:
-        return " or ".join(type_name(option) for option in schema["oneOf"])
+    for alternatives in ("oneOf", "anyOf"):
+        if alternatives in schema:
+            return " or ".join(type_name(option) for option in schema[alternatives])
     if "const" in schema:
         return escape(f'"{schema["const"]}"')
     kind = schema.get("type", "object" if "allOf" in schema or "properties" in schema else "any")
@@ -90,7 +91,8 @@ def type_name(schema: Node) -> str:
     if "format" in schema:
         name += escape(f" ({schema['format']})")
     if "enum" in schema:
-        name += escape(": " + ", ".join(str(value) for value in schema["enum"]))
+        values = ("null" if value is None else str(value) for value in schema["enum"])
+        name += escape(": " + ", ".join(values))
     return name
 
 
@@ -103,7 +105,9 @@ def _row(name: str, schema: Node, required: bool, note: str | None = None, **ext
 
 def _parameter(parameter: Node) -> Node:
     required, note = parameter.get("required", False), parameter.get("description")
-    return _row(parameter["name"], parameter["schema"], required, note, location=parameter["in"])
+    # A parameter is described by `schema`, or by `content` when its value is a JSON document.
+    schema = parameter.get("schema") or next(iter(parameter["content"].values()))["schema"]
+    return _row(parameter["name"], schema, required, note, location=parameter["in"])
 
 
 def _fields(schema: Node) -> list[Node]:

@@ -236,6 +236,26 @@ def test_it_declares_every_path_parameter_as_required() -> None:
         assert all(p["in"] in ("query", "header", "path", "cookie") for p in declared)
 
 
+def nulls(node: Any, where: str = "") -> Iterator[str]:
+    """Where a mapping of the document holds null, outside `enum`, `const` and `default`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if value is None and key not in ("enum", "const", "default", "example"):
+                yield f"{where}/{key}"
+            yield from nulls(value, f"{where}/{key}")
+    elif isinstance(node, list) and not where.endswith(("/enum", "/examples")):
+        for index, value in enumerate(node):
+            yield from nulls(value, f"{where}/{index}")
+
+
+@pytest.mark.no_redis
+def test_it_holds_no_null_that_yaml_made_by_mistake() -> None:
+    """In a flow mapping (`{description: a, b}`) a comma splits a text into a key of its own
+    whose value is null: quote such texts.
+    """
+    assert list(nulls(SPEC)) == []
+
+
 @pytest.mark.no_redis
 def test_it_resolves_every_ref() -> None:
     found = list(refs(SPEC))
