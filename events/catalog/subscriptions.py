@@ -38,7 +38,7 @@ class Request:
 
 def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
     value = body.get(key, default)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value:
         raise invalid(f'Field "{key}" is required and must be a non-empty string.')
     return value
 

@@ -60,7 +60,7 @@ def keeper(subscription: str, patterns: Sequence[str]) -> Keep:
 
 def check_patterns(value: Any) -> list[str]:
     """A subscription's `topics`, checked: a list of non-empty strings (ValueError if not)."""
-    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
         raise ValueError("topics must be a list of non-empty strings (names or globs)")
     if len(value) > MAX_PATTERNS:
         raise ValueError(f"topics may hold at most {MAX_PATTERNS} patterns")

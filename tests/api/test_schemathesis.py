@@ -80,7 +80,6 @@ REFUSED_BY_MEANING: dict[str, tuple[set[int], str]] = {
     ),
     "updateEventType": ({422}, "as for creating, and the change must follow the evolution rules"),
     "publishEvents": ({422}, "the events must match the event type's own schema"),
-    "createSubscription": ({422}, "the event types named must exist, initial cursors cover them"),
     "updateSubscription": ({422}, "all but the authorization must be as stored"),
     "commitCursors": ({422}, "cursors must name a live session's partitions and offsets it sent"),
     "resetCursors": ({422}, "cursors must name the subscription's partitions"),
@@ -229,20 +228,32 @@ def world(live_server: LiveServer, admin_token: str) -> World:
 
 def aim(case: Any, world: World) -> None:
     """Point the case's path at the world's real objects (unless the path is meant to be
-    invalid: then it stays as generated). A valid case also leaves out what would keep a
-    stream from opening: a stream token in the URL (the header carries the token) and
-    `X-Nakadi-Cursors`, which the generator fills with partitions that do not exist.
+    invalid: then it stays as generated).
     """
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
         return
     for name in list(case.path_parameters or {}):
         if name in world.path:
             case.path_parameters[name] = world.path[name]
-    if case.meta is not None and case.meta.generation.mode.is_positive:
-        (case.query or {}).pop("access_token", None)
-        (case.headers or {}).pop("X-Nakadi-Cursors", None)
-        if "event_type" in (case.query or {}):  # GET /api/events
-            case.query["event_type"] = [ORDER_NAME]
+
+
+def name_what_exists(case: Any) -> None:
+    """In a valid case, name the world's event type wherever event types are named, with the
+    initial cursors that `read_from=cursors` needs, and leave out what would keep a stream
+    from opening: a stream token in the URL (the header carries the token) and
+    `X-Nakadi-Cursors`, which the generator fills with partitions that do not exist.
+    """
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    (case.query or {}).pop("access_token", None)
+    (case.headers or {}).pop("X-Nakadi-Cursors", None)
+    if "event_type" in (case.query or {}):  # GET /api/events
+        case.query["event_type"] = [ORDER_NAME]
+    if isinstance(case.body, dict) and isinstance(case.body.get("event_types"), list):
+        case.body["event_types"] = [ORDER_NAME]
+        if case.body.get("read_from") == "cursors":
+            cursor = {"event_type": ORDER_NAME, "partition": "0", "offset": "BEGIN"}
+            case.body["initial_cursors"] = [cursor]
 
 
 def is_stream(case: Any) -> bool:
@@ -310,10 +321,13 @@ HEALTH_CHECKS = [
 @SCHEMA.parametrize()
 @settings(suppress_health_check=HEALTH_CHECKS, deadline=None)
 def test_every_operation_answers_as_documented(case, world):
-    """Half the requests aim at real objects; a third of the streams ask for SSE."""
+    """Half the requests aim at real objects, every valid one names the world's event type;
+    a third of the streams ask for SSE.
+    """
     world.sent += 1
     if world.sent % 2:
         aim(case, world)
+    name_what_exists(case)
     headers = {"Authorization": f"Bearer {world.token}"}
     if is_stream(case) and world.sent % 3 == 0:
         headers["Accept"] = "text/event-stream"
