@@ -31,6 +31,7 @@ from events.core import framing, positions, stream_params, topics
 from events.core.offsets import BEGIN, CursorError, parse_offset
 from events.core.positions import START
 from events.core.problems import Problem
+from events.core.publishing import Target
 from events.models import EventType
 from events.store.tails import tails
 from events.streaming import draining, reader_start
@@ -209,26 +210,35 @@ class ReaderStream:
                 raise Problem(422, f"A stream may read at most {MAX_TYPES} event types.")
         exact = [n for n in names if not _is_glob(n)]
         globs = [n for n in names if _is_glob(n)]
+        targets: dict[str, Target] = {}
         for name in exact:
-            principal.require("read", name)
+            if not principal.may("read", name):  # the grants first: no section needed
+                targets[name] = await snapshots.target(name, event_types.publishing_target)
+                principal.require("read", name, targets[name].authorization)
         chosen = list(dict.fromkeys(exact))
         if globs:
-            every = await sync_to_async(_all_names)()
-            for name in every:
+            every = await sync_to_async(_all_sections)()
+            for name, section in every:
                 wanted = any(topics.matcher([g])(name) for g in globs)
-                if wanted and name not in chosen and principal.may("read", name):
+                if wanted and name not in chosen and principal.may("read", name, section):
                     chosen.append(name)
             if not chosen:
                 raise Problem(404, "No event type that this client may read matches.")
         out = []
         for name in chosen:
-            target = await snapshots.target(name, event_types.publishing_target)
+            target = (
+                targets[name]
+                if name in targets
+                else await snapshots.target(name, event_types.publishing_target)
+            )
             out.append(ReadType(target.name, target.store_id, target.partition_count))
         return out
 
 
-def _all_names() -> list[str]:
-    return list(EventType.objects.order_by("name").values_list("name", flat=True))
+def _all_sections() -> list[tuple[str, dict[str, Any] | None]]:
+    """Every event type's name and authorization section, by name."""
+    rows = EventType.objects.order_by("name").values_list("name", "authorization")
+    return list(rows)
 
 
 def _is_glob(name: str) -> bool:

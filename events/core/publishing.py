@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +59,8 @@ class Target:
     strict: bool  # compatible mode: undeclared fields are refused
     enrich: bool
     retention: Retention
+    # Nakadi's section as stored: its writers may publish (events/core/authorization.py).
+    authorization: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass
