@@ -255,7 +255,8 @@ def apply_update(
     event_type: EventType, fields: dict[str, Any], *, admin: bool = False
 ) -> list[str]:
     """Apply a PUT's fields to `event_type` under Nakadi's evolution rules (422 otherwise);
-    only an `admin` may change or drop an event_owner_selector once set.
+    only an `admin` may change or drop an event_owner_selector once set, or drop the
+    authorization section.
 
     Returns the names of the model fields that changed; bumps the schema version.
     """
@@ -267,6 +268,11 @@ def apply_update(
             "event_owner_selector can't be set back to null."
             if selector is None
             else "event_owner_selector must not be changed."
+        )
+    if not admin and event_type.authorization is not None and fields["authorization"] is None:
+        # Nakadi's words; the section is enforced, and dropping it would drop its admins.
+        raise invalid(
+            "Changing authorization object to `null` is not possible due to existing one."
         )
     for key in ("category", "enrichment_strategies", "cleanup_policy"):
         if fields[key] != getattr(event_type, key):

@@ -222,3 +222,13 @@ def test_a_glob_reads_the_types_whose_readers_name_the_client(api, payment, live
     refused = ReaderClient(live_server.url, "/api/events", token_of(api("x")), event_type="p*")
     refused.close()
     assert refused.status == 404  # no type that this client may read matches
+
+
+def test_a_section_is_not_dropped_by_a_put_without_one_as_on_nakadi(api, payment):
+    admin = api("payments-admin")
+    response = admin.put(f"/api/event-types/{NAME}", json=changed(authorization=None))
+    assert response.status_code == 422
+    assert "authorization object to `null` is not possible" in response.json()["detail"]
+    assert EventType.objects.get(name=NAME).authorization == SECTION
+    dropped = payment.put(f"/api/event-types/{NAME}", json=changed(authorization=None))
+    assert dropped.status_code == 200  # an admin client may, as it may drop a selector
