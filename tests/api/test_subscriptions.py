@@ -6,7 +6,9 @@ import orjson
 import pytest
 
 from events.catalog.clients import create_client
-from events.models import Subscription
+from events.models import EventType, Subscription
+from events.store import keys
+from events.store.connections import redis_client
 from tests.conftest import bearer
 from tests.helpers import event_type_body
 
@@ -282,3 +284,14 @@ def test_a_put_that_cannot_be_honoured_changes_nothing(client, consumer, change,
     assert response.status_code == 422, response.content
     assert response.json()["detail"].startswith(detail)
     assert client.get(path, **bearer(consumer)).json() == created
+
+
+def test_deleting_a_subscription_forgets_its_count_of_skipped_events(client, consumer):
+    created = post(client, consumer, subscription(unprocessable_event_policy="skip")).json()
+    store_id = EventType.objects.get(name="order.created").store_id
+    counter = keys.skipped_key(store_id, 1, created["id"])
+    redis_client().incr(counter)  # as the claim scripts count what they skip
+    assert (
+        client.delete(f"/api/subscriptions/{created['id']}", **bearer(consumer)).status_code == 204
+    )
+    assert not redis_client().exists(counter)
