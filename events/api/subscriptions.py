@@ -1,5 +1,5 @@
 """The REST API for subscriptions (Nakadi's contract): create once per identity, list,
-read, change the authorization of, delete. Streaming and cursors build on these.
+read, change the authorization and annotations of, delete. Streaming and cursors build on these.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpRespo
     if request.method == "GET":
         return json_response(subscriptions.render(subscription))
     plans.require_admin(principal_of(request), subscription)
-    if request.method == "PUT":  # Nakadi's: change the authorization, nothing else
+    if request.method == "PUT":  # Nakadi's: change the authorization and annotations
         subscriptions.update(subscription, subscriptions.parse(read_json(request)))
         return HttpResponse(status=204)
     with lifecycle.deleting([subscription]):

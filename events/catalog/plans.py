@@ -13,6 +13,8 @@ from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.models import Subscription
 
+SKIP = Subscription.UnprocessableEventPolicy.SKIP
+
 
 def get_subscription(subscription_id: str) -> Subscription:
     """The subscription, with its event types; 404 if there is none."""
@@ -98,4 +100,5 @@ def of(found: Subscription, with_offsets: bool = True) -> Plan:
         max_deliveries=found.max_deliveries,
         ack_timeout=found.ack_timeout,
         topics=tuple(found.topics or ()),
+        skip_unprocessable=found.unprocessable_event_policy == SKIP,
     )

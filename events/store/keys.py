@@ -22,6 +22,7 @@ subscription's own keys share `{sub:<id>}`. docs/architecture.md#redis-layout dr
     ss:{et:<id>:<p>}:sent:<sub>            shared mode: hash {offset: "<session> <batch>"}
                                            sent and not acked
     ss:{et:<id>:<p>}:dead:<sub>            dead letters set aside, until the job stores them
+    ss:{et:<id>:<p>}:skipped:<sub>         counter: events skipped instead (policy "skip")
     ss:{et:<id>:<p>}:generation:<sub>      moved by every reset; background writes check it
     ss:{sub:<id>}:sessions                 ZSET session -> expiry (ms, Redis's clock)
     ss:{sub:<id>}:direct                   hash session -> JSON [[type, p], ...] it streams
@@ -85,6 +86,13 @@ def dead_key(store_id: str, partition: int, subscription: str) -> str:
     return f"ss:{partition_tag(store_id, partition)}:dead:{subscription}"
 
 
+def skipped_key(store_id: str, partition: int, subscription: str) -> str:
+    """How many events the subscription skipped on the partition (its unprocessable-event
+    policy "skip"): acked and counted instead of set aside as dead letters; /metrics reads it.
+    """
+    return f"ss:{partition_tag(store_id, partition)}:skipped:{subscription}"
+
+
 def batches_key(store_id: str, partition: int, subscription: str) -> str:
     """The lease holder's consumer, then the last offset of each batch it sent on the
     partition that its client has not committed yet, in order.
@@ -139,6 +147,10 @@ class PartitionKeys:
         return dead_key(self.store_id, self.partition, self.subscription)
 
     @property
+    def skipped(self) -> str:
+        return skipped_key(self.store_id, self.partition, self.subscription)
+
+    @property
     def batches(self) -> str:
         return batches_key(self.store_id, self.partition, self.subscription)
 
@@ -155,7 +167,9 @@ class PartitionKeys:
         return generation_key(self.store_id, self.partition, self.subscription)
 
     def delivery_state(self) -> list[str]:
-        """What a reset forgets: everything but the log, the epoch and the dead letters."""
+        """What a reset forgets: everything but the log, the epoch, the dead letters and
+        the count of skipped events.
+        """
         return [self.lease, self.committed, self.batches, self.charged, self.sent]
 
 
