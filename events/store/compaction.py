@@ -1,11 +1,11 @@
 """Log compaction (Nakadi's `cleanup_policy` `compact` and `compact_and_delete`): each
 partition keeps at least the latest event of every `metadata.partition_compaction_key`.
 
-Publishing a compacted type stores each event's key in its entry (field `k`) and the id
+Publishing a compacted type stores each event's key in its entry (`COMPACTION_KEY`) and the id
 of the latest entry of each key in the partition's `latest` hash. The `retention` job then
-examines the entries older than `COMPACTION_MIN_AGE_MS`, in order, a bounded batch per run
-(the partition's `compaction` hash records the last entry examined, so each run goes on
-where the last one stopped), and deletes (XDEL) those a later entry of the same key
+examines the entries older than `COMPACTION_MIN_AGE_MS`, in order, in bounded steps (the
+partition's `compaction` hash records the last entry examined, so each step and run goes
+on where the last one stopped), and deletes (XDEL) those a later entry of the same key
 superseded. An entry superseded after compaction examined it goes at once, as the newer
 one is published (it is past the minimum age already). So a consumer that keeps up within
 the minimum age sees every event; one that lags may see only the latest of each key, as on
@@ -22,6 +22,7 @@ log records where retention trimmed it in its own `compaction` hash (`trimmed`);
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,8 +36,8 @@ from events.store.scripts import Script, run_all_sync
 logger = logging.getLogger(__name__)
 
 COMPACT_BATCH = 256  # partitions compacted per pipelined round trip
-COMPACT_COUNT = 1_000  # entries examined per partition and run (and keys swept)
-ENTRY_KEY = b"k"  # the entry field holding a compacted event's compaction key
+COMPACT_COUNT = 1_000  # entries examined per partition and script call (and keys swept)
+COMPACT_SECONDS = 20.0  # a run's rounds over partitions with more to examine
 
 # Entry ids as strings: the one before `id` (the sequence is a 64-bit number; Lua's doubles
 # hold the milliseconds exactly). A log's fields from XINFO STREAM (nil if there is no log).
@@ -205,27 +206,39 @@ CompactionTarget = tuple[str, int, int, int]
 def compact_all(
     client: redis.Redis, targets: Sequence[CompactionTarget], min_age_ms: int
 ) -> dict[str, int]:
-    """One bounded compaction step on each partition: what it examined, deleted (compacted),
-    trimmed (retention) and forgot (keys whose latest event retention removed).
+    """Compact each partition: what it examined, deleted (compacted), trimmed (retention)
+    and forgot (keys whose latest event retention removed).
 
-    One pipelined round trip per `COMPACT_BATCH` partitions; a run goes on where the last
-    one stopped, and a run right after another finds nothing more to do.
+    Each script call examines at most `COMPACT_COUNT` entries of a partition (Redis stays
+    responsive); one pipelined round trip per `COMPACT_BATCH` partitions. Partitions with
+    more to examine get further rounds until `COMPACT_SECONDS` have passed; the next run
+    goes on where this one stopped, and a run right after another finds nothing to do.
     """
     totals = {"examined": 0, "compacted": 0, "trimmed": 0, "forgotten": 0}
-    for start in range(0, len(targets), COMPACT_BATCH):
-        runs = [
-            (
-                COMPACT,
-                [log_key(s, p), latest_key(s, p), compaction_key(s, p)],
-                [min_age_ms, COMPACT_COUNT, max_events, max_age],
-            )
-            for s, p, max_events, max_age in targets[start : start + COMPACT_BATCH]
-        ]
-        for reply in run_all_sync(client, runs):
-            if isinstance(reply, Exception):
-                raise reply
-            for name, value in zip(totals, reply, strict=True):
-                totals[name] += int(value)
+    deadline = time.monotonic() + COMPACT_SECONDS
+    pending = list(targets)
+    while pending:
+        behind: list[CompactionTarget] = []
+        for start in range(0, len(pending), COMPACT_BATCH):
+            chunk = pending[start : start + COMPACT_BATCH]
+            runs = [
+                (
+                    COMPACT,
+                    [log_key(s, p), latest_key(s, p), compaction_key(s, p)],
+                    [min_age_ms, COMPACT_COUNT, max_events, max_age],
+                )
+                for s, p, max_events, max_age in chunk
+            ]
+            for target, reply in zip(chunk, run_all_sync(client, runs), strict=True):
+                if isinstance(reply, Exception):
+                    raise reply
+                for name, value in zip(totals, reply, strict=True):
+                    totals[name] += int(value)
+                if int(reply[0]) >= COMPACT_COUNT:
+                    behind.append(target)
+        if time.monotonic() >= deadline:
+            break
+        pending = behind
     if totals["compacted"] or totals["trimmed"]:
         logger.info("compaction: %s", totals)
     return totals

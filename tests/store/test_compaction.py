@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from events.core.entries import COMPACTION_KEY
 from events.core.publishing import PartitionBatch, Retention
 from events.store import compaction, ordered_delivery, tails
 from events.store.compaction import compact_all
@@ -48,7 +49,7 @@ def compact(min_age_ms: int = 0, store: str = "s", limits=(0, 0)) -> dict[str, i
 def left(store: str = "s") -> list[tuple[str, str]]:
     """(offset, key) of every entry the log still has, in order."""
     return [
-        (entry_id.decode(), fields[b"k"].decode())
+        (entry_id.decode(), fields[COMPACTION_KEY].decode())
         for entry_id, fields in redis_client().xrange(log_key(store, 0))
     ]
 
@@ -86,14 +87,26 @@ def test_an_event_superseded_after_compaction_examined_it_goes_as_the_new_one_is
     assert old != new
 
 
-def test_each_run_examines_a_bounded_batch_and_goes_on_where_the_last_stopped(monkeypatch):
+def test_a_run_out_of_time_stops_after_a_bounded_step_and_the_next_goes_on(monkeypatch):
     monkeypatch.setattr(compaction, "COMPACT_COUNT", 2)
+    monkeypatch.setattr(compaction, "COMPACT_SECONDS", 0)  # one step per partition and run
     offsets = publish("aaaaa")
 
     assert [compact()["examined"] for _ in range(4)] == [2, 2, 1, 0]
 
     assert left() == [(offsets[4], "a")]
     assert redis_client().hget(compaction_key("s", 0), "scanned").decode() == offsets[4]
+
+
+def test_a_run_takes_further_steps_while_a_partition_has_more(monkeypatch):
+    monkeypatch.setattr(compaction, "COMPACT_COUNT", 2)
+    publish("aaaaa", store="s")
+    publish("bb", store="t")
+
+    result = compact_all(redis_client(), [("s", 0, 0, 0), ("t", 0, 0, 0)], 0)
+
+    assert (result["examined"], result["compacted"]) == (7, 5)
+    assert [key for _, key in left("s") + left("t")] == ["a", "b"]
 
 
 def test_compact_and_delete_trims_by_time_and_forgets_the_keys_it_trimmed():
