@@ -46,6 +46,11 @@ class EventType(models.Model):
         FORWARD = "forward"
         NONE = "none"
 
+    class CleanupPolicy(models.TextChoices):  # events.core.metadata.CLEANUP_POLICIES
+        DELETE = "delete"
+        COMPACT = "compact"
+        COMPACT_AND_DELETE = "compact_and_delete"
+
     name = models.CharField(
         max_length=255, unique=True, validators=[RegexValidator(EVENT_TYPE_NAME_RE)]
     )
@@ -73,7 +78,13 @@ class EventType(models.Model):
     retention_max_events = models.BigIntegerField(
         null=True, blank=True, help_text="Per partition; the oldest beyond this are trimmed."
     )
-    cleanup_policy = models.CharField(max_length=16, default="delete")
+    cleanup_policy = models.CharField(
+        max_length=18,
+        choices=CleanupPolicy.choices,
+        default=CleanupPolicy.DELETE,
+        help_text="compact: keep the latest event of each partition_compaction_key; "
+        "compact_and_delete: that, within the retention time.",
+    )
     ordering_key_fields = models.JSONField(default=list, blank=True)
     audience = models.CharField(max_length=64, blank=True, default="")
     authorization = models.JSONField(null=True, blank=True)

@@ -16,7 +16,9 @@ from events.api.decorators import api_view, principal_of
 from events.api.http import json_response, paginate, read_json
 from events.catalog import event_types, snapshots
 from events.catalog.auth import Principal
+from events.catalog.retention import retention
 from events.core import publishing
+from events.core.metadata import COMPACTED
 from events.core.problems import Problem
 from events.core.schemas import SchemaError
 from events.core.times import rfc3339
@@ -174,7 +176,8 @@ def publishing_target(name: str) -> publishing.Target:
         schema_version=row.schema_version,
         strict=row.compatibility_mode == "compatible",
         enrich="metadata_enrichment" in row.enrichment_strategies,
-        retention=publishing.Retention(row.retention_max_events or 0, row.retention_time_ms),
+        retention=retention(row),
+        compacted=row.cleanup_policy in COMPACTED,
         authorization=row.authorization,
     )
 

@@ -8,6 +8,11 @@ subscription's own keys share `{sub:<id>}`. docs/architecture.md#redis-layout dr
     ss:{et:<id>:<p>}:log                   the partition's log (a stream; entry fields in
                                            events/core/entries.py)
     ss:{et:<id>:<p>}:eid:<eid>             publish de-duplication marker (SET NX EX)
+    ss:{et:<id>:<p>}:latest                a compacted type's hash {compaction key: the id of
+                                           its latest entry} (events/store/compaction.py)
+    ss:{et:<id>:<p>}:compaction            a compacted log's hash {scanned: the last entry
+                                           compaction examined, trimmed: the newest id
+                                           retention removed, sweep: HSCAN cursor of latest}
     ss:{et:<id>:<p>}:lease:<sub>           hash {session, token, sent}: the owner of an
                                            ordered subscription's partition, its fencing
                                            token, the last offset sent to it
@@ -67,6 +72,23 @@ def log_key(store_id: str, partition: int) -> str:
 
 def eid_key(store_id: str, partition: int, eid: str) -> str:
     return f"ss:{partition_tag(store_id, partition)}:eid:{eid}"
+
+
+def latest_key(store_id: str, partition: int) -> str:
+    """A compacted partition's hash: compaction key -> the id of its latest entry."""
+    return f"ss:{partition_tag(store_id, partition)}:latest"
+
+
+def compaction_key(store_id: str, partition: int) -> str:
+    """A compacted partition's progress: how far compaction got, where retention trimmed to
+    (compaction's deletions are no trimming), where the sweep of `latest` stands.
+    """
+    return f"ss:{partition_tag(store_id, partition)}:compaction"
+
+
+def compaction_key_of_log(log: str) -> str:
+    """The `compaction_key` of the partition whose log key is `log`."""
+    return log.removesuffix(":log") + ":compaction"
 
 
 def lease_key(store_id: str, partition: int, subscription: str) -> str:
