@@ -50,14 +50,17 @@ class ReaderStream:
     and its own state per connection, and a process holds tens of thousands of readers.
     """
 
+    __slots__ = ("_receive", "_send", "scope")
+
     def __init__(self, scope: Any, receive: Any, send: Any) -> None:
         self.scope, self._receive, self._send = scope, receive, send
 
     @classmethod
     def as_asgi(cls) -> Any:
-        async def application(scope: Any, receive: Any, send: Any) -> None:
-            await cls(scope, receive, send).handle()
+        def application(scope: Any, receive: Any, send: Any) -> Any:
+            return cls(scope, receive, send).handle()  # the request's one coroutine
 
+        application._asgi_single_callable = True  # type: ignore[attr-defined]  # ASGI 3
         return application
 
     async def send_headers(self, headers: list[tuple[bytes, bytes]], status: int = 200) -> None:
@@ -76,6 +79,7 @@ class ReaderStream:
             pass
 
     async def handle(self) -> None:
+        self._receive = transport.lighten(self.scope, self._receive)
         sse = framing.accepts_sse(header(self.scope, b"accept") or "")
         try:
             reader = await self._open(sse)
