@@ -46,6 +46,11 @@ class EventType(models.Model):
         FORWARD = "forward"
         NONE = "none"
 
+    class CleanupPolicy(models.TextChoices):  # events.core.metadata.CLEANUP_POLICIES
+        DELETE = "delete"
+        COMPACT = "compact"
+        COMPACT_AND_DELETE = "compact_and_delete"
+
     name = models.CharField(
         max_length=255, unique=True, validators=[RegexValidator(EVENT_TYPE_NAME_RE)]
     )
@@ -73,7 +78,13 @@ class EventType(models.Model):
     retention_max_events = models.BigIntegerField(
         null=True, blank=True, help_text="Per partition; the oldest beyond this are trimmed."
     )
-    cleanup_policy = models.CharField(max_length=16, default="delete")
+    cleanup_policy = models.CharField(
+        max_length=18,
+        choices=CleanupPolicy.choices,
+        default=CleanupPolicy.DELETE,
+        help_text="compact: keep the latest event of each partition_compaction_key; "
+        "compact_and_delete: that, within the retention time.",
+    )
     ordering_key_fields = models.JSONField(default=list, blank=True)
     audience = models.CharField(max_length=64, blank=True, default="")
     authorization = models.JSONField(null=True, blank=True)
@@ -219,7 +230,7 @@ class Subscription(models.Model):
     )
     max_deliveries = models.PositiveIntegerField(
         default=defaults.MAX_DELIVERIES,
-        help_text="Deliveries of one event before it becomes a dead letter.",
+        help_text="Deliveries of one event before it is a dead letter or skipped.",
     )
     ack_timeout = models.PositiveIntegerField(
         default=defaults.ACK_TIMEOUT,
@@ -232,9 +243,23 @@ class Subscription(models.Model):
         help_text='Topic patterns (exact, or globs such as "orders.*"); when set, only '
         "events whose metadata.topic matches one are delivered.",
     )
+
+    class UnprocessableEventPolicy(models.TextChoices):
+        DEAD_LETTER = "dead_letter", "dead letter: set it aside, to replay or discard"
+        SKIP = "skip", "skip: acknowledge it and count it, store nothing"
+
+    unprocessable_event_policy = models.CharField(
+        max_length=16,
+        choices=UnprocessableEventPolicy.choices,
+        default=UnprocessableEventPolicy.DEAD_LETTER,
+        help_text="What becomes of an event delivered max_deliveries times without success.",
+    )
     authorization = models.JSONField(
         null=True, blank=True, help_text="Nakadi's {admins, readers} section, kept as sent."
     )
+    # Kept as sent; Nakadi's dead-letter annotations set max_deliveries and the policy
+    # (events/core/annotations.py).
+    annotations = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -118,6 +118,12 @@ REDIS_MAX_CONNECTIONS = envint("REDIS_MAX_CONNECTIONS", 100)
 # job cleans up what they left within one more period.
 JOB_PERIOD_SECONDS = envint("JOB_PERIOD_SECONDS", 5)
 RETENTION_PERIOD_SECONDS = envint("RETENTION_PERIOD_SECONDS", 60)
+# Log compaction (cleanup_policy compact, compact_and_delete; events/store/compaction.py)
+# deletes a superseded event only once it is this old: a consumer that keeps up within it
+# sees every event, one that lags more may see only the latest event of each key.
+COMPACTION_MIN_AGE_MS = envint("COMPACTION_MIN_AGE_MS", 5 * 60 * 1000)
+if COMPACTION_MIN_AGE_MS < 0:
+    raise ValueError("COMPACTION_MIN_AGE_MS must be at least 0 (ms)")
 STATS_PERIOD_SECONDS = envint("STATS_PERIOD_SECONDS", 15)
 # A bearer token that GET /metrics requires; unset, /metrics is open (bind it privately).
 METRICS_TOKEN = envstr("METRICS_TOKEN", "")

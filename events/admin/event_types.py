@@ -18,7 +18,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from events.admin.forms import EventTypeForm, format_duration, pretty_schema
+from events.admin.durations import format_duration
+from events.admin.forms import EventTypeForm, pretty_schema
 from events.admin.views import REDIS_ERRORS
 from events.catalog import event_types
 from events.models import EventType, EventTypeSchema
@@ -47,7 +48,7 @@ ADD_FIELDSETS: _FieldsetSpec = (
     ),
     PARTITIONING_FIELDSET,
     ("Schema", {"fields": ("schema", "compatibility_mode")}),
-    ("Retention", {"fields": ("retention_time_ms", "retention_max_events")}),
+    ("Retention", {"fields": ("retention_time_ms", "retention_max_events", "cleanup_policy")}),
 )
 CHANGE_FIELDSETS: _FieldsetSpec = (
     (

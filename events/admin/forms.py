@@ -16,56 +16,13 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from events.admin.durations import DurationField
 from events.catalog import event_types, subscriptions
 from events.core.offsets import BEGIN, Cursor, CursorError, parse_offset
 from events.core.plan import Position
 from events.core.problems import Problem
 from events.core.topics import check_patterns
 from events.models import EventType, Subscription
-
-_DURATION_PART = re.compile(r"(\d+)\s*(ms|d|h|m|s)", re.IGNORECASE)
-_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
-
-
-def format_duration(ms: int) -> str:
-    """`ms` in the largest units that divide it exactly, e.g. "2d", "1d 12h", "90s"."""
-    if ms <= 0:
-        return f"{ms}ms"
-    parts = []
-    for unit, size in _UNIT_MS.items():
-        count, ms = divmod(ms, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts)
-
-
-def parse_duration(text: str) -> int:
-    """Milliseconds of "2d", "1d 12h", "90m" or a bare number of milliseconds."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    parts = _DURATION_PART.findall(text)
-    if not parts or _DURATION_PART.sub("", text).strip():
-        raise ValueError(f"not a duration: {text!r}")
-    return sum(int(count) * _UNIT_MS[unit.lower()] for count, unit in parts)
-
-
-class DurationField(forms.CharField):
-    """A duration typed in readable units and cleaned to milliseconds."""
-
-    def prepare_value(self, value: Any) -> Any:
-        return format_duration(value) if isinstance(value, int) else value
-
-    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
-        text = super().to_python(value)
-        if not text:
-            return None
-        try:
-            return parse_duration(text)
-        except ValueError:
-            raise ValidationError(
-                'Give a duration such as "2d", "36h", "1d 12h", "90m" or a number of milliseconds.'
-            ) from None
 
 
 class NameListField(forms.CharField):
@@ -102,6 +59,7 @@ _ERROR_FIELDS = (
     ("schema", "schema"),
     ("retention_time", "retention_time_ms"),
     ("retention_max_events", "retention_max_events"),
+    ("cleanup_policy", "cleanup_policy"),
     ("partition_key_fields", "partition_key_fields"),
     ("partition_strategy", "partition_strategy"),
     ("user_defined", "partition_strategy"),
@@ -161,6 +119,7 @@ class EventTypeForm(forms.ModelForm):
             "compatibility_mode",
             "retention_time_ms",
             "retention_max_events",
+            "cleanup_policy",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -172,6 +131,8 @@ class EventTypeForm(forms.ModelForm):
         else:
             self.initial.setdefault("retention_time_ms", settings.DEFAULT_RETENTION_MS)
             self.initial.setdefault("schema", NEW_SCHEMA)
+        if "cleanup_policy" in self.fields:  # on creation only; empty: "delete"
+            self.fields["cleanup_policy"].required = False
         if "partition_count" in self.fields:
             self.fields["partition_count"].validators.append(_partition_count_in_range)
             self.fields[
@@ -227,7 +188,7 @@ class EventTypeForm(forms.ModelForm):
             "partition_key_fields": value("partition_key_fields"),
             "ordering_key_fields": value("ordering_key_fields"),
             "compatibility_mode": value("compatibility_mode"),
-            "cleanup_policy": "delete",
+            "cleanup_policy": value("cleanup_policy"),
             "audience": value("audience") or None,
             "authorization": value("authorization"),
             **{k: value(k) for k in ("annotations", "labels", "event_owner_selector")},  # as is

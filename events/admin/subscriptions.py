@@ -31,6 +31,7 @@ from django.utils.safestring import SafeString
 from events.admin.forms import Position, ResetCursorsForm, SubscriptionForm
 from events.admin.views import REDIS_ERRORS, permitted_object
 from events.catalog import committed, plans
+from events.catalog.subscriptions import ANNOTATION_OF
 from events.core.offsets import Cursor
 from events.core.plan import Plan
 from events.core.problems import Problem
@@ -54,11 +55,26 @@ IDENTITY_FIELDS = (
     "initial_cursors",
 )
 
+DELIVERY_FIELDS = (
+    "mode",
+    "commit_timeout",
+    "max_deliveries",
+    "unprocessable_event_policy",
+    "ack_timeout",
+    "topics",
+)
+
 CHANGE_FIELDSETS: _FieldsetSpec = (
     ("Identity (fixed once created)", {"fields": IDENTITY_FIELDS}),
+    ("Delivery", {"fields": DELIVERY_FIELDS}),
     (
-        "Delivery",
-        {"fields": ("mode", "commit_timeout", "max_deliveries", "ack_timeout", "topics")},
+        "Annotations",
+        {
+            "fields": ("annotations",),
+            "description": "As the client sent them (PUT /api/subscriptions/{id} changes "
+            "them). Nakadi's dead-letter annotations set max_deliveries and the "
+            "unprocessable-event policy, which are then read-only here.",
+        },
     ),
     (
         "Live state (from Redis)",
@@ -116,9 +132,16 @@ class CursorInline(admin.TabularInline):
         return False
 
 
+class SubscriptionAdminForm(SubscriptionForm):
+    """The API's form, with the unprocessable-event policy (checked by the same rules)."""
+
+    class Meta(SubscriptionForm.Meta):
+        fields = [*SubscriptionForm.Meta.fields, "unprocessable_event_policy"]
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    form = SubscriptionForm
+    form = SubscriptionAdminForm
     list_display = (
         "id",
         "owning_application",
@@ -149,8 +172,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ) -> tuple[str, ...]:
         if obj is None:
             return ()
+        annotated = [key for key, name in ANNOTATION_OF.items() if name in obj.annotations]
         return (
             *IDENTITY_FIELDS,
+            *annotated,  # one source of truth: the client's annotations
+            "annotations",
             "created_at",
             "updated_at",
             "live_state",

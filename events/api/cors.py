@@ -34,14 +34,20 @@ class Cors:
     checks the origin of a signed-in one).
     """
 
+    _asgi_single_callable = True  # ASGI 3, although __call__ is not a coroutine function
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.rules = CorsMiddleware(_blank)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[None]:
+        # Not a coroutine when there is nothing to add: a request without an Origin (a
+        # same-origin call) keeps only its application's coroutine, for as long as it streams.
         if scope["type"] != "http" or not any(k.lower() == b"origin" for k, _ in scope["headers"]):
-            await self.app(scope, receive, send)  # no Origin: no CORS (a same-origin call)
-            return
+            return self.app(scope, receive, send)
+        return self._cross_origin(scope, receive, send)
+
+    async def _cross_origin(self, scope: Any, receive: Any, send: Any) -> None:
         request = ASGIRequest(scope, io.BytesIO(b""))
         preflight = self.rules.check_preflight(request)
         if preflight is not None:

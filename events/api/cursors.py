@@ -57,7 +57,7 @@ def _cursors(subscription_id: str, principal: Principal) -> HttpResponse:
 
 
 def _reset(subscription_id: str, principal: Principal, body: object) -> HttpResponse:
-    plan = plans.load(subscription_id, principal)
+    plan = plans.load(subscription_id, principal, admin=True)
     lifecycle.reset_cursors(plan, commits.parse_items(plan, body))
     return HttpResponse(status=204)
 

@@ -16,7 +16,9 @@ from events.api.decorators import api_view, principal_of
 from events.api.http import json_response, paginate, read_json
 from events.catalog import event_types, snapshots
 from events.catalog.auth import Principal
+from events.catalog.retention import retention
 from events.core import publishing
+from events.core.metadata import COMPACTED
 from events.core.problems import Problem
 from events.core.schemas import SchemaError
 from events.core.times import rfc3339
@@ -62,15 +64,16 @@ def event_type_list(request: HttpRequest) -> HttpResponse:
 
 
 def _require_owner(principal: Principal, row: EventType, action: str) -> None:
-    """An admin, or the owning application with the publish grant, may change or delete."""
-    if principal.is_admin:
+    """An admin, one of the type's authorization `admins`, or the owning application with
+    the publish grant, may change or delete it."""
+    if principal.administers(row.authorization):
         return
     principal.require("publish", row.name)
     if row.owning_application != principal.name:
         raise Problem(
             403,
-            f"Only an admin or the owning application {row.owning_application!r} may "
-            f"{action} event type {row.name!r}.",
+            f"Only an admin, the event type's authorization admins or the owning application "
+            f"{row.owning_application!r} may {action} event type {row.name!r}.",
         )
 
 
@@ -87,14 +90,14 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         row.delete()
         partitions.delete_partitions(row.store_id, row.partition_count)
         return HttpResponse(status=200)
-    principal.require("publish", name)
+    _require_owner(principal, _event_type(name), "change")  # 403 before the body's 422
     fields = event_types.parse(read_json(request))
     with transaction.atomic():
         locked = EventType.objects.select_for_update().filter(name=name).first()
         if locked is None:
             raise Problem(404, f'EventType "{name}" does not exist.')
         row = locked
-        _require_owner(principal, row, "change")
+        _require_owner(principal, row, "change")  # as stored: Nakadi checks the old section
         if fields["owning_application"] != row.owning_application and not principal.is_admin:
             raise Problem(403, "Only an admin may give an event type another owning_application.")
         changed = event_types.apply_update(row, fields, admin=principal.is_admin)
@@ -145,7 +148,7 @@ def _render_partition(info: partitions.PartitionInfo) -> dict[str, Any]:
 @api_view("GET")
 def partition_list(request: HttpRequest, name: str) -> HttpResponse:
     row = _event_type(name)
-    principal_of(request).require("read", name)
+    principal_of(request).require("read", name, row.authorization)
     infos = partitions.partition_info(row.store_id, range(row.partition_count))
     return json_response([_render_partition(info) for info in infos])
 
@@ -153,7 +156,7 @@ def partition_list(request: HttpRequest, name: str) -> HttpResponse:
 @api_view("GET")
 def partition_detail(request: HttpRequest, name: str, partition: str) -> HttpResponse:
     row = _event_type(name)
-    principal_of(request).require("read", name)
+    principal_of(request).require("read", name, row.authorization)
     if not _PARTITION_ID.fullmatch(partition) or int(partition) >= row.partition_count:
         raise Problem(404, f'Partition "{partition}" not found in EventType "{name}".')
     [info] = partitions.partition_info(row.store_id, [int(partition)])
@@ -173,7 +176,9 @@ def publishing_target(name: str) -> publishing.Target:
         schema_version=row.schema_version,
         strict=row.compatibility_mode == "compatible",
         enrich="metadata_enrichment" in row.enrichment_strategies,
-        retention=publishing.Retention(row.retention_max_events or 0, row.retention_time_ms),
+        retention=retention(row),
+        compacted=row.cleanup_policy in COMPACTED,
+        authorization=row.authorization,
     )
 
 
@@ -181,7 +186,7 @@ def publishing_target(name: str) -> publishing.Target:
 async def publish_events(request: HttpRequest, name: str) -> HttpResponse:
     target = await snapshots.target(name, publishing_target)
     principal = principal_of(request)
-    principal.require("publish", name)
+    principal.require("publish", name, target.authorization)
     events = read_json(request)
     if not isinstance(events, list):
         raise Problem(400, "The body must be a JSON array of events.")

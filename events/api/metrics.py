@@ -2,7 +2,8 @@
 
 Counters come from Redis's own stream counters, read at scrape time (a few pipelined round
 trips, however many partitions); lag comes from the `stats` job's last snapshot
-(events/store/lag.py), so a scrape never measures lag itself; dead letters from the database.
+(events/store/lag.py), so a scrape never measures lag itself; dead letters from the database,
+skipped events from their counters in Redis.
 When `settings.METRICS_TOKEN` is set, a scrape must send it as a bearer token.
 """
 
@@ -26,9 +27,10 @@ from events.models import DeadLetter, EventType, Subscription
 from events.store import lag, sessions
 from events.store.clock import now_ms
 from events.store.connections import redis_client
-from events.store.metrics import PartitionRead, read_partitions
+from events.store.metrics import PartitionRead, read_partitions, read_skipped
 
 logger = logging.getLogger(__name__)
+SKIP = Subscription.UnprocessableEventPolicy.SKIP
 
 
 def published(read: PartitionRead) -> int:
@@ -75,8 +77,16 @@ def families() -> dict[str, Family]:
             "streamsite_events_committed_total",
             "counter",
             "Entries read by the subscription's consumer group and acknowledged: committed, "
-            "skipped by its topic filter, or set aside as dead letters (delivered minus "
-            "pending), counted as delivered_total is. Redis 7 and later.",
+            "skipped by its topic filter, set aside as dead letters or skipped after "
+            "max_deliveries (delivered minus pending), counted as delivered_total is. "
+            "Redis 7 and later.",
+        ),
+        Family(
+            "streamsite_events_skipped_total",
+            "counter",
+            "Events the subscription gave up on after max_deliveries deliveries and skipped "
+            '(acknowledged, not stored), by its unprocessable-event policy "skip" (Nakadi\'s '
+            'SKIP_EVENT); under "dead_letter" they are dead letters instead.',
         ),
         Family(
             "streamsite_consumer_lag_events",
@@ -118,8 +128,9 @@ def families() -> dict[str, Family]:
 def collect(client: redis.Redis) -> list[Family]:
     """Read everything a scrape reports; raises Redis's errors."""
     out = families()
-    subscriptions = list(Subscription.objects.order_by("pk").values_list("pk", flat=True))
-    known = {str(pk) for pk in subscriptions}
+    policies = dict(Subscription.objects.values_list("pk", "unprocessable_event_policy"))
+    known = {str(pk) for pk in policies}
+    skipping = {str(pk) for pk, policy in policies.items() if policy == SKIP}
     now = now_ms(client)
 
     partitions = [
@@ -129,11 +140,15 @@ def collect(client: redis.Redis) -> list[Family]:
         )
         for p in range(count)
     ]
+    store_ids = {name: store_id for name, store_id, _ in partitions}
+    groups: list[tuple[str, int, str]] = []  # (event type, partition, subscription)
     for read in read_partitions(client, partitions):
         labels = {"event_type": read.event_type, "partition": read.partition}
         out["streamsite_events_published_total"].add(published(read), **labels)
         for group in read.groups:
             subscription = group["name"].decode()
+            if subscription in known:
+                groups.append((read.event_type, read.partition, subscription))
             counts = group_counts(group, read.entries_added)
             if subscription not in known or counts is None:
                 continue
@@ -143,6 +158,13 @@ def collect(client: redis.Redis) -> list[Family]:
             )
             out["streamsite_events_committed_total"].add(
                 committed, subscription=subscription, **labels
+            )
+
+    targets = [(store_ids[name], p, subscription) for name, p, subscription in groups]
+    for (name, p, subscription), skipped in zip(groups, read_skipped(client, targets), strict=True):
+        if subscription in skipping or skipped:  # a dead-letter policy's counter stays 0
+            out["streamsite_events_skipped_total"].add(
+                skipped, subscription=subscription, event_type=name, partition=p
             )
 
     snapshot = lag.snapshot(client)

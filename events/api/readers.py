@@ -30,6 +30,7 @@ from events.core import framing, positions, stream_params, times, topics
 from events.core.offsets import BEGIN, CursorError, parse_offset
 from events.core.positions import START
 from events.core.problems import Problem
+from events.core.publishing import Target
 from events.models import EventType
 from events.store.tails import tails
 from events.streaming import draining, reader_start
@@ -48,14 +49,17 @@ class ReaderStream:
     and its own state per connection, and a process holds tens of thousands of readers.
     """
 
+    __slots__ = ("_receive", "_send", "scope")
+
     def __init__(self, scope: Any, receive: Any, send: Any) -> None:
         self.scope, self._receive, self._send = scope, receive, send
 
     @classmethod
     def as_asgi(cls) -> Any:
-        async def application(scope: Any, receive: Any, send: Any) -> None:
-            await cls(scope, receive, send).handle()
+        def application(scope: Any, receive: Any, send: Any) -> Any:
+            return cls(scope, receive, send).handle()  # the request's one coroutine
 
+        application._asgi_single_callable = True  # type: ignore[attr-defined]  # ASGI 3
         return application
 
     async def send_headers(self, headers: list[tuple[bytes, bytes]], status: int = 200) -> None:
@@ -74,6 +78,7 @@ class ReaderStream:
             pass
 
     async def handle(self) -> None:
+        self._receive = transport.lighten(self.scope, self._receive)
         sse = framing.accepts_sse(header(self.scope, b"accept") or "")
         try:
             reader = await self._open(sse)
@@ -208,26 +213,35 @@ class ReaderStream:
                 raise Problem(422, f"A stream may read at most {MAX_TYPES} event types.")
         exact = [n for n in names if not _is_glob(n)]
         globs = [n for n in names if _is_glob(n)]
+        targets: dict[str, Target] = {}
         for name in exact:
-            principal.require("read", name)
+            if not principal.may("read", name):  # the grants first: no section needed
+                targets[name] = await snapshots.target(name, event_types.publishing_target)
+                principal.require("read", name, targets[name].authorization)
         chosen = list(dict.fromkeys(exact))
         if globs:
-            every = await sync_to_async(_all_names)()
-            for name in every:
+            every = await sync_to_async(_all_sections)()
+            for name, section in every:
                 wanted = any(topics.matcher([g])(name) for g in globs)
-                if wanted and name not in chosen and principal.may("read", name):
+                if wanted and name not in chosen and principal.may("read", name, section):
                     chosen.append(name)
             if not chosen:
                 raise Problem(404, "No event type that this client may read matches.")
         out = []
         for name in chosen:
-            target = await snapshots.target(name, event_types.publishing_target)
+            target = (
+                targets[name]
+                if name in targets
+                else await snapshots.target(name, event_types.publishing_target)
+            )
             out.append(ReadType(target.name, target.store_id, target.partition_count))
         return out
 
 
-def _all_names() -> list[str]:
-    return list(EventType.objects.order_by("name").values_list("name", flat=True))
+def _all_sections() -> list[tuple[str, dict[str, Any] | None]]:
+    """Every event type's name and authorization section, by name."""
+    rows = EventType.objects.order_by("name").values_list("name", "authorization")
+    return list(rows)
 
 
 def _is_glob(name: str) -> bool:

@@ -26,12 +26,42 @@ AsyncViewFunction = Callable[..., Awaitable[HttpResponse]]
 class ByMethod:
     """Send an HTTP request to the application for its method, else to `default`."""
 
+    _asgi_single_callable = True  # ASGI 3, although __call__ is not a coroutine function
+
     def __init__(self, routes: Mapping[str, ASGIApp], default: ASGIApp) -> None:
         self.routes = dict(routes)
         self.default = default
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.routes.get(scope.get("method", ""), self.default)(scope, receive, send)
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[None]:
+        # Not a coroutine: the chosen application's own is the request's only one.
+        return self.routes.get(scope.get("method", ""), self.default)(scope, receive, send)
+
+
+class ByProtocol:
+    """Channels' `ProtocolTypeRouter` without a coroutine of its own: send a connection to
+    the application for its scope's type.
+    """
+
+    _asgi_single_callable = True  # ASGI 3, although __call__ is not a coroutine function
+
+    def __init__(self, applications: Mapping[str, ASGIApp]) -> None:
+        self.applications = dict(applications)
+
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[None]:
+        application = self.applications.get(scope["type"])
+        if application is None:
+            raise ValueError(f"No application for the ASGI scope type {scope['type']!r}")
+        return application(scope, receive, send)
+
+
+def reader_route(path: str) -> dict[str, str] | None:
+    """The keyword arguments of a reader's path (streamsite/asgi.py routes its `GET`s
+    before Channels' `URLRouter`), or None for any other path."""
+    if path == "/api/events":
+        return {}
+    prefix, suffix = "/api/event-types/", "/events"
+    name = path[len(prefix) : -len(suffix)] if path.startswith(prefix) else ""
+    return {"name": name} if path.endswith(suffix) and name and "/" not in name else None
 
 
 class MethodNotAllowed:

@@ -1,5 +1,5 @@
 """The REST API for subscriptions (Nakadi's contract): create once per identity, list,
-read, change the authorization of, delete. Streaming and cursors build on these.
+read, change the authorization and annotations of, delete. Streaming and cursors build on these.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
         return json_response(paginate(request, rows, subscriptions.render))
     body = subscriptions.parse(read_json(request))
     for event_type in body.event_types:
-        principal_of(request).require("consume", event_type.name)
+        principal_of(request).require("consume", event_type.name, event_type.authorization)
     subscription, created = subscriptions.create_or_get(body)
     location = f"/api/subscriptions/{subscription.id}"
     headers = {"Location": location}
@@ -49,8 +49,8 @@ def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpRespo
     subscription = plans.get_subscription(subscription_id)
     if request.method == "GET":
         return json_response(subscriptions.render(subscription))
-    plans.require_consume(principal_of(request), subscription)
-    if request.method == "PUT":  # Nakadi's: change the authorization, nothing else
+    plans.require_admin(principal_of(request), subscription)
+    if request.method == "PUT":  # Nakadi's: change the authorization and annotations
         subscriptions.update(subscription, subscriptions.parse(read_json(request)))
         return HttpResponse(status=204)
     with lifecycle.deleting([subscription]):

@@ -13,8 +13,9 @@ there is none: `buffered(scope)` reads 0 (servers that push back need no bound o
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 CONNECTION = "streamsite.connection"
@@ -84,6 +85,18 @@ class DaphneConnection:
             transport.write(frame[sent:])
         return True
 
+    def lighten(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """Swap Daphne's `asyncio.Queue` of this request's messages (four deques, ~3 KB)
+        for a `Mailbox` (~100 bytes) holding the same messages, for a request that stays
+        open for hours; its new `receive`.
+        """
+        queue = self.request.application_queue
+        mailbox = Mailbox()
+        while queue is not None and not queue.empty():
+            mailbox.put_nowait(queue.get_nowait())
+        self.request.application_queue = mailbox
+        return mailbox.get
+
     def on_lost(self, callback: Callable[[], None]) -> None:
         """Call `callback` when the request ends or its connection is lost (Twisted's
         `notifyFinish`): the client's departure noticed without a task waiting for it.
@@ -113,11 +126,51 @@ def read_no_forms() -> None:
     WebRequest._reads_no_forms = True  # type: ignore[attr-defined]
 
 
+class Mailbox:
+    """What Daphne needs of a request's message queue (`put_nowait`, and `get` as the
+    application's `receive`) for one receiver at a time, in two slots.
+    """
+
+    __slots__ = ("_messages", "_waiter")
+
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] | None = None
+        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._waiter = None
+            waiter.set_result(message)
+        elif self._messages is None:
+            self._messages = [message]
+        else:
+            self._messages.append(message)
+
+    async def get(self) -> dict[str, Any]:
+        if self._messages:
+            message = self._messages.pop(0)
+            if not self._messages:
+                self._messages = None
+            return message
+        if self._waiter is not None:
+            raise RuntimeError("Mailbox has one receiver at a time")
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+
 class WriteBufferProbe:
+    _asgi_single_callable = True  # ASGI 3, although __call__ is not a coroutine function
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app  # the wrapped application, for whoever inspects the routes
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        # Not a coroutine: the application's own is the request's only one.
         if scope.get("type") == "http":
             found = DaphneConnection.of(send)
             if found is not None:
@@ -125,7 +178,7 @@ class WriteBufferProbe:
                 if scope.get("extensions") is None:
                     scope["extensions"] = {}
                 scope["extensions"][CONNECTION] = found
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def connection(scope: Any) -> DaphneConnection | None:
@@ -143,6 +196,15 @@ def writer(scope: Any) -> Callable[[bytes], bool] | None:
     """The direct writer of a request's scope (Daphne), or None."""
     found = connection(scope)
     return found.write if found is not None else None
+
+
+def lighten(scope: Any, receive: Any) -> Any:
+    """The `receive` of a long-lived request, its messages held by a `Mailbox` under
+    Daphne (call it from the application's coroutine: Daphne sets the queue up after
+    making the coroutine); `receive` itself elsewhere.
+    """
+    found = connection(scope)
+    return found.lighten() if found is not None else receive
 
 
 def on_lost(scope: Any) -> Callable[[Callable[[], None]], None] | None:

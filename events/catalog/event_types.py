@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from events.core.annotations import check_event_owner_selector, check_string_map
 from events.core.authorization import EVENT_TYPE_ROLES, check_authorization
+from events.core.metadata import CLEANUP_POLICIES, COMPACTED
 from events.core.numbers import whole_number
 from events.core.problems import Problem
 from events.core.schema_diff import evolve
@@ -20,7 +21,6 @@ from events.core.schema_paths import defines, event_defines
 from events.core.schemas import SchemaError, parse_schema
 from events.core.times import rfc3339
 from events.models import EVENT_TYPE_NAME_RE, EventType, EventTypeSchema
-from events.store.partitions import RetentionTarget
 
 CATEGORIES = {c.value for c in EventType.Category}
 STRATEGIES = {s.value for s in EventType.PartitionStrategy}
@@ -81,7 +81,7 @@ def parse(body: Any) -> dict[str, Any]:
         "partition_key_fields": _string_list(body, "partition_key_fields"),
         "ordering_key_fields": _string_list(body, "ordering_key_fields"),
         "compatibility_mode": _choice(body, "compatibility_mode", MODES, "forward"),
-        "cleanup_policy": _choice(body, "cleanup_policy", {"delete"}, "delete"),
+        "cleanup_policy": _choice(body, "cleanup_policy", set(CLEANUP_POLICIES), "delete"),
         "audience": _audience(body),
         "authorization": check_authorization(body, EVENT_TYPE_ROLES),
         "annotations": check_string_map(body, "annotations"),
@@ -97,6 +97,7 @@ def parse(body: Any) -> dict[str, Any]:
     _check_ordering_keys(fields["ordering_key_fields"], fields["category"], doc)
     fields.update(_statistic(body))
     fields.update(_options(body))
+    _check_cleanup(fields)
     return fields
 
 
@@ -139,6 +140,22 @@ def _check_partitioning(fields: dict[str, Any]) -> None:
         raise invalid("partition_key_fields is only allowed with partition strategy 'hash'.")
     if strategy == "user_defined" and fields["category"] == "undefined":
         raise invalid("user_defined partitioning needs metadata: not for undefined types.")
+
+
+def _check_cleanup(fields: dict[str, Any]) -> None:
+    """Compaction needs metadata (Nakadi's rule), and `compact` keeps the latest event of
+    every key, which a length limit would remove."""
+    policy = fields["cleanup_policy"]
+    if policy in COMPACTED and fields["category"] == "undefined":
+        raise invalid(
+            "cleanup_policy 'compact' and 'compact_and_delete' is not available for "
+            "'undefined' event type category"
+        )
+    if policy == "compact" and fields["retention_max_events"] is not None:
+        raise invalid(
+            'Field "options.retention_max_events" is not available with cleanup_policy '
+            "'compact': it would remove the latest event of a key."
+        )
 
 
 def _schema(body: dict[str, Any], category: str, mode: str) -> tuple[str, dict[str, Any]]:
@@ -255,7 +272,8 @@ def apply_update(
     event_type: EventType, fields: dict[str, Any], *, admin: bool = False
 ) -> list[str]:
     """Apply a PUT's fields to `event_type` under Nakadi's evolution rules (422 otherwise);
-    only an `admin` may change or drop an event_owner_selector once set.
+    only an `admin` may change or drop an event_owner_selector once set, or drop the
+    authorization section.
 
     Returns the names of the model fields that changed; bumps the schema version.
     """
@@ -268,9 +286,19 @@ def apply_update(
             if selector is None
             else "event_owner_selector must not be changed."
         )
-    for key in ("category", "enrichment_strategies", "cleanup_policy"):
+    if not admin and event_type.authorization is not None and fields["authorization"] is None:
+        # Nakadi's words; the section is enforced, and dropping it would drop its admins.
+        raise invalid(
+            "Changing authorization object to `null` is not possible due to existing one."
+        )
+    for key in ("category", "enrichment_strategies"):
         if fields[key] != getattr(event_type, key):
             raise invalid(f"{key} can not be changed.")
+    old, new = event_type.cleanup_policy, fields["cleanup_policy"]
+    if new != old and (old, new) != ("delete", "compact_and_delete"):  # as Nakadi allows
+        raise invalid(
+            f"Invalid cleanup_policy change: {old.upper()} cannot be changed to {new.upper()}"
+        )
     if fields.get("partition_count", event_type.partition_count) != event_type.partition_count:
         raise invalid("default_statistic can not change the number of partitions.")
     if (
@@ -357,17 +385,4 @@ def render(event_type: EventType) -> dict[str, Any]:
     out["annotations"], out["labels"] = event_type.annotations, event_type.labels
     if event_type.event_owner_selector is not None:  # as Nakadi: omitted when null
         out["event_owner_selector"] = event_type.event_owner_selector
-    return out
-
-
-def retention_targets() -> list[RetentionTarget]:
-    """Every partition that has a retention limit, with its limits (the retention job)."""
-    rows = EventType.objects.values_list(
-        "store_id", "partition_count", "retention_max_events", "retention_time_ms"
-    )
-    out: list[RetentionTarget] = []
-    for store_id, count, max_events, max_age in rows:
-        limits = (max(max_events or 0, 0), max(max_age or 0, 0))
-        if limits != (0, 0):
-            out += [(store_id, p, *limits) for p in range(count)]
     return out

@@ -5,12 +5,15 @@ partitions (with their store ids) and committed cursors.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from events.catalog import committed, snapshots
 from events.catalog.auth import Principal
 from events.core.plan import Partition, Plan
 from events.core.problems import Problem
 from events.models import Subscription
+
+SKIP = Subscription.UnprocessableEventPolicy.SKIP
 
 
 def get_subscription(subscription_id: str) -> Subscription:
@@ -27,32 +30,56 @@ def get_subscription(subscription_id: str) -> Subscription:
 
 
 def require_consume(principal: Principal, subscription: Subscription) -> None:
-    """403 unless the principal may consume every event type of the subscription (and, for
-    a stream token, unless it is the token's subscription).
+    """403 unless the principal may consume the subscription: among its authorization's
+    `readers`, or with the consume grant (or a place among the `readers`) of every event
+    type it reads; and, for a stream token, unless it is the token's subscription.
     """
     principal.require_subscription(str(subscription.pk))
+    if principal.listed(subscription.authorization, "readers"):
+        return
     for event_type in subscription.event_types.all():
-        principal.require("consume", event_type.name)
+        principal.require("consume", event_type.name, event_type.authorization)
 
 
-def load(subscription_id: str, principal: Principal) -> Plan:
-    """The plan of a subscription the principal may consume (404 / 403 otherwise)."""
+def require_admin(principal: Principal, subscription: Subscription) -> None:
+    """403 unless the principal may change, delete or reset the subscription: an admin
+    client, among its authorization's `admins`, or with the consume grant (or a place among
+    the `readers`) of every event type it reads.
+    """
+    principal.require_subscription(str(subscription.pk))
+    if principal.administers(subscription.authorization):
+        return
+    for event_type in subscription.event_types.all():
+        principal.require("consume", event_type.name, event_type.authorization)
+
+
+def load(subscription_id: str, principal: Principal, *, admin: bool = False) -> Plan:
+    """The plan of a subscription the principal may consume, or administer when `admin`
+    (404 / 403 otherwise).
+    """
     found = get_subscription(subscription_id)
-    require_consume(principal, found)
+    (require_admin if admin else require_consume)(principal, found)
     return of(found)
 
 
 async def cached(subscription_id: str, principal: Principal) -> Plan:
-    """The plan, without offsets, from this process's copy while the subscription is
-    unchanged (a commit needs no database read for it); 404 / 403 as `load`.
+    """The plan, without offsets, of a subscription the principal may consume, from this
+    process's copy while the subscription is unchanged (a commit needs no database read for
+    it); 404 / 403 as `load`. Event types' sections are read only where no grant covers.
     """
-    plan = await snapshots.subscription(
-        subscription_id, lambda key: of(get_subscription(key), with_offsets=False)
-    )
+    plan, authorization = await snapshots.subscription(subscription_id, _plan_and_section)
     principal.require_subscription(plan.subscription)
+    if principal.listed(authorization, "readers"):
+        return plan
     for name in plan.partition_counts:
-        principal.require("consume", name)
+        if not principal.may("consume", name):
+            principal.require("consume", name, await snapshots.authorization(name))
     return plan
+
+
+def _plan_and_section(subscription_id: str) -> tuple[Plan, dict[str, Any] | None]:
+    found = get_subscription(subscription_id)
+    return of(found, with_offsets=False), found.authorization
 
 
 def of(found: Subscription, with_offsets: bool = True) -> Plan:
@@ -73,4 +100,5 @@ def of(found: Subscription, with_offsets: bool = True) -> Plan:
         max_deliveries=found.max_deliveries,
         ack_timeout=found.ack_timeout,
         topics=tuple(found.topics or ()),
+        skip_unprocessable=found.unprocessable_event_policy == SKIP,
     )

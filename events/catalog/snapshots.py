@@ -1,8 +1,9 @@
 """Per-process copies of what every publish reads from the database, kept exact by Redis.
 
-Who is calling (token → principal) and what an event type is (name → publishing target)
-are read on every publish; loading them from the database costs a thread and a connection
-per request. Each process caches them; any change to a client, grant, token or event type
+Who is calling (token → principal, with its user's groups) and what an event type is
+(name → publishing target, with its authorization section) are read on every publish;
+loading them from the database costs a thread and a connection per request. Each process
+caches them; any change to a client, grant, token, user, group membership or event type
 moves a version value in Redis after its transaction commits, and a request reads the
 value (one async round trip, no thread) before trusting its copy. Entries also expire
 after MAX_AGE, in case a bump was lost while Redis was away, or a change bypassed the
@@ -20,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import redis
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
@@ -64,6 +66,7 @@ class VersionedCache(Generic[T]):
 _principals: VersionedCache[Principal] = VersionedCache()
 _targets: VersionedCache[Any] = VersionedCache()
 _subscriptions: VersionedCache[Any] = VersionedCache()
+_sections: VersionedCache[Any] = VersionedCache()
 
 
 def clear() -> None:
@@ -71,6 +74,7 @@ def clear() -> None:
     _principals.clear()
     _targets.clear()
     _subscriptions.clear()
+    _sections.clear()
 
 
 async def principal(authorization: str | None) -> Principal:
@@ -106,6 +110,23 @@ async def target(name: str, load: Callable[[str], T]) -> T:
     return await _cached(_targets, name, event_type_version_key(name), load)
 
 
+async def authorization(name: str) -> dict[str, Any] | None:
+    """An event type's authorization section (None: it has none, or there is no such
+    type), from this process's copy while the event type is unchanged.
+    """
+    section: dict[str, Any] | None = await _cached(
+        _sections, name, event_type_version_key(name), _load_authorization
+    )
+    return section
+
+
+def _load_authorization(name: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = (
+        EventType.objects.filter(name=name).values_list("authorization", flat=True).first()
+    )
+    return found
+
+
 async def subscription(subscription_id: str, load: Callable[[str], T]) -> T:
     """`load(subscription_id)` (an ORM read), from this process's copy while the
     subscription is unchanged; each commit reads it.
@@ -137,6 +158,13 @@ def _auth_changed(**kwargs: Any) -> None:
     if kwargs.get("update_fields") == frozenset({"last_login"}):
         return  # every sign-in saves this: it changes no one's rights
     transaction.on_commit(lambda: _bump(AUTH_EPOCH_KEY))
+
+
+def _groups_changed(action: str = "post_add", **kwargs: Any) -> None:
+    """A user joined or left a group, or a group was renamed or deleted: authorization
+    sections' `team` entries may now name other users."""
+    if action.startswith("post_"):
+        transaction.on_commit(lambda: _bump(AUTH_EPOCH_KEY))
 
 
 def _event_type_changed(instance: EventType, **kwargs: Any) -> None:
@@ -179,6 +207,11 @@ def connect_signals() -> None:
         post_delete.connect(
             _auth_changed, sender=model, dispatch_uid=f"snapshots-d-{model.__name__}"
         )
+    m2m_changed.connect(
+        _groups_changed, sender=get_user_model().groups.through, dispatch_uid="snapshots-groups"
+    )
+    post_save.connect(_groups_changed, sender=Group, dispatch_uid="snapshots-group")
+    post_delete.connect(_groups_changed, sender=Group, dispatch_uid="snapshots-d-group")
     post_save.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-et")
     post_delete.connect(_event_type_changed, sender=EventType, dispatch_uid="snapshots-d-et")
     pre_delete.connect(_event_type_leaving, sender=EventType, dispatch_uid="snapshots-pd-et")

@@ -3,7 +3,8 @@
 
 A token names whom it acts as (`Principal.subject`), its scope (`read` of event types, or
 `consume` of one subscription) and its expiry. It is checked against the grants again
-each time it is used, so it never allows more than its client may do then.
+each time it is used, so it never allows more than its client may do then (grants, or
+authorization sections that name it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from events.catalog import plans
 from events.catalog.auth import CONSUME, READ, UNAUTHORIZED_HEADERS, Principal, Scope
 from events.core.numbers import whole_number
 from events.core.problems import Problem
+from events.models import EventType
 
 SALT = "streamsite.stream-token"  # a signature of its own: no other signed value passes
 DEFAULT_TTL_SECONDS = 3600
@@ -110,9 +112,22 @@ def _scope(principal: Principal, body: Any) -> Scope:
             422, f'"event_types" must be a list of 1 to {MAX_PATTERNS} event type names or globs.'
         )
     for pattern in patterns:
-        if not principal.covers(READ, pattern):
+        if not principal.covers(READ, pattern) and not principal.listed(
+            _section(pattern), "readers"
+        ):
             raise Problem(403, f"Client {principal.name!r} has no read grant for {pattern!r}.")
     return Scope(READ, patterns=tuple(dict.fromkeys(patterns)))
+
+
+def _section(pattern: str) -> dict[str, Any] | None:
+    """The authorization section of the event type `pattern` names; None for a glob (a
+    glob needs a grant: a section speaks for its own type only) or an unknown name."""
+    if any(c in pattern for c in "*?["):
+        return None
+    section: dict[str, Any] | None = (
+        EventType.objects.filter(name=pattern).values_list("authorization", flat=True).first()
+    )
+    return section
 
 
 def _ttl(body: dict[str, Any]) -> int:

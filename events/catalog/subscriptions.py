@@ -13,6 +13,12 @@ from django.db import IntegrityError, transaction
 
 from events.catalog import committed
 from events.core import defaults
+from events.core.annotations import (
+    MAX_EVENT_SEND_COUNT,
+    UNPROCESSABLE_EVENT_POLICY,
+    check_string_map,
+    delivery_settings,
+)
 from events.core.authorization import SUBSCRIPTION_ROLES, check_authorization
 from events.core.numbers import whole_number
 from events.core.offsets import CursorError, parse_cursor
@@ -20,6 +26,12 @@ from events.core.problems import Problem
 from events.core.times import rfc3339
 from events.core.topics import check_patterns
 from events.models import EventType, Subscription, subscription_identity
+
+# The field each of Nakadi's dead-letter annotations sets.
+ANNOTATION_OF = {
+    "max_deliveries": MAX_EVENT_SEND_COUNT,
+    "unprocessable_event_policy": UNPROCESSABLE_EVENT_POLICY,
+}
 
 
 def invalid(detail: str) -> Problem:
@@ -70,6 +82,7 @@ def parse(body: Any) -> Request:
     mode = body.get("mode", "ordered")
     if mode not in Subscription.Mode.values:
         raise invalid('Field "mode" must be ordered or shared.')
+    annotations = check_string_map(body, "annotations")
     fields = {
         "owning_application": owner,
         "consumer_group": group,
@@ -87,13 +100,40 @@ def parse(body: Any) -> Request:
         ),
         "topics": _topics(body),
         "authorization": check_authorization(body, SUBSCRIPTION_ROLES),
+        "annotations": annotations,
+        "unprocessable_event_policy": _policy(body),
     }
+    fields.update(_annotated(body, fields, annotations))
     return Request(
         fields,
         [found[name] for name in names],
         subscription_identity(owner, names, group),
         frozenset(body),
     )
+
+
+def _policy(body: dict[str, Any]) -> str:
+    policies = Subscription.UnprocessableEventPolicy
+    value = body.get("unprocessable_event_policy", policies.DEAD_LETTER)
+    if value not in policies.values:
+        raise invalid('Field "unprocessable_event_policy" must be dead_letter or skip.')
+    return str(value)
+
+
+def _annotated(
+    body: dict[str, Any], fields: dict[str, Any], annotations: dict[str, str]
+) -> dict[str, Any]:
+    """The fields Nakadi's dead-letter annotations set; 422 where the body also sends the
+    field itself with another value (which one would be meant?).
+    """
+    settings = delivery_settings(annotations, defaults.MAX_DELIVERIES_LIMIT)
+    for key, value in settings.items():
+        if key in body and fields[key] != value:
+            raise invalid(
+                f'Field "{key}" ({fields[key]}) disagrees with the annotation '
+                f'"{ANNOTATION_OF[key]}" ("{annotations[ANNOTATION_OF[key]]}"); send one of them.'
+            )
+    return settings
 
 
 def _topics(body: dict[str, Any]) -> list[str]:
@@ -156,12 +196,28 @@ _FIXED = (
     ("initial_cursors", "initial cursors"),
 )
 
-_OWN = ("mode", "commit_timeout", "max_deliveries", "ack_timeout", "topics")
+_OWN = (
+    "mode",
+    "commit_timeout",
+    "max_deliveries",
+    "ack_timeout",
+    "topics",
+    "unprocessable_event_policy",
+)
+
+# What a setting falls back to when the annotation that set it is dropped.
+_UNANNOTATED = {
+    "max_deliveries": defaults.MAX_DELIVERIES,
+    "unprocessable_event_policy": Subscription.UnprocessableEventPolicy.DEAD_LETTER,
+}
 
 
 def update(subscription: Subscription, request: Request) -> None:
-    """Apply a PUT: only `authorization` may change, as on Nakadi; 422 for any other field
-    that differs from the stored one, or for dropping a stored authorization."""
+    """Apply a PUT, as Nakadi does: `authorization` and `annotations` are replaced, and with
+    the annotations what Nakadi's dead-letter annotations set (a setting whose annotation is
+    dropped goes back to its default). 422 for any other field that differs from the stored
+    one, or for dropping a stored authorization.
+    """
     stored = {
         **{key: getattr(subscription, key) for key, _ in _FIXED},
         "event_types": sorted(et.name for et in subscription.event_types.all()),
@@ -170,17 +226,27 @@ def update(subscription: Subscription, request: Request) -> None:
     for key, words in _FIXED:
         if given[key] != stored[key]:
             raise invalid(f"Not allowed to change {words}.")
+    annotations = request.fields["annotations"]
+    changes: dict[str, Any] = {"annotations": annotations}
+    for key, annotation in ANNOTATION_OF.items():
+        if annotation in annotations:
+            changes[key] = request.fields[key]
+        elif annotation in subscription.annotations:
+            changes[key] = _UNANNOTATED[key]
     for key in _OWN:  # Streamsite's own fields: Nakadi's tools never send them
-        if key in request.given and given[key] != getattr(subscription, key):
+        if key in request.given and given[key] != changes.get(key, getattr(subscription, key)):
             raise invalid(f"Not allowed to change {key}.")
     authorization = request.fields["authorization"]
     if authorization is None and subscription.authorization is not None:
         raise invalid(
             "Changing authorization object to `null` is not possible due to existing one."
         )
-    if authorization != subscription.authorization:
-        subscription.authorization = authorization
-        subscription.save(update_fields=["authorization", "updated_at"])
+    changes["authorization"] = authorization
+    changed = [key for key, value in changes.items() if getattr(subscription, key) != value]
+    if changed:
+        for key in changed:
+            setattr(subscription, key, changes[key])
+        subscription.save(update_fields=[*changed, "updated_at"])
 
 
 def render(subscription: Subscription) -> dict[str, Any]:
@@ -196,7 +262,9 @@ def render(subscription: Subscription) -> dict[str, Any]:
         "max_deliveries": subscription.max_deliveries,
         "ack_timeout": subscription.ack_timeout,
         "topics": subscription.topics,
+        "unprocessable_event_policy": subscription.unprocessable_event_policy,
         "authorization": subscription.authorization,
+        "annotations": subscription.annotations,
         "created_at": rfc3339(subscription.created_at),
         "updated_at": rfc3339(subscription.updated_at),
     }

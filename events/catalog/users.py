@@ -2,12 +2,14 @@
 a stream token acts as (README, "Browsers").
 
 A superuser may do everything; any other user acts with the grants of the client linked
-to it (`Client.user`, set on the client's admin page), and without one gets 403. Plain
+to it (`Client.user`, set on the client's admin page), and without one gets 403. Its name
+and groups are what authorization sections' `user` and `team` entries match. Plain
 synchronous ORM code: events/catalog/snapshots.py caches it per process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import import_module
 from typing import Any
 
@@ -40,24 +42,33 @@ def principal_of_session(session_key: str) -> Principal:
 
 
 def principal_of_user(user: Any) -> Principal:
-    """An active user's principal: admin for a superuser, else its linked client's."""
+    """An active user's principal: admin for a superuser, else its linked client's. It
+    carries the user's name and its groups' names, which authorization sections may name
+    (`user`, `team`).
+    """
     client = (
         Client.objects.filter(user=user).prefetch_related("grants").first()
         if user.pk is not None
         else None
     )
+    name = user.get_username()
+    teams = (
+        frozenset(user.groups.values_list("name", flat=True))
+        if user.pk is not None
+        else frozenset()
+    )
     if user.is_superuser:
         if client is None:
-            return Principal(None, user.get_username(), True, (), user_id=user.pk)
-        own = principal_of_client(client, user_id=user.pk)
-        return Principal(client.id, client.name, True, own.grants, user_id=user.pk)
+            return Principal(None, name, True, (), user_id=user.pk, user_name=name, teams=teams)
+        own = principal_of_client(client, user_id=user.pk, user_name=name, teams=teams)
+        return dataclasses.replace(own, is_admin=True)
     if client is None:
         raise Problem(
             403,
-            f"User {user.get_username()!r} is not linked to an API client: an admin links "
+            f"User {name!r} is not linked to an API client: an admin links "
             "one on the client's page in the admin (field 'user').",
         )
-    return principal_of_client(client, user_id=user.pk)
+    return principal_of_client(client, user_id=user.pk, user_name=name, teams=teams)
 
 
 def principal_of_subject(subject: str) -> Principal:

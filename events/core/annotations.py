@@ -1,6 +1,7 @@
 """Nakadi's descriptive fields of an event type: `annotations` and `labels` (string→string
-maps) and `event_owner_selector` ({type, name, value}). Pure; checked for shape, then kept
-and returned as sent.
+maps) and `event_owner_selector` ({type, name, value}); and of a subscription: its
+`annotations`, two of which (Nakadi's dead-letter annotations) set how it delivers. Pure;
+checked for shape, then kept and returned as sent.
 """
 
 from __future__ import annotations
@@ -47,3 +48,38 @@ def check_event_owner_selector(body: dict[str, Any]) -> dict[str, str] | None:
     elif not isinstance(value, str) or not value:
         raise Problem(422, shape)
     return selector
+
+
+# Nakadi's dead-letter annotations of a subscription (its DeadLetterAnnotationValidator):
+# after `MAX_EVENT_SEND_COUNT` failed sends, an event goes by the `UNPROCESSABLE_EVENT_POLICY`.
+MAX_EVENT_SEND_COUNT = "nakadi.zalando.org/subscription-max-event-send-count"
+UNPROCESSABLE_EVENT_POLICY = "nakadi.zalando.org/subscription-unprocessable-event-policy"
+# Nakadi's policy names -> Streamsite's `unprocessable_event_policy` values.
+POLICIES = {"DEAD_LETTER_QUEUE": "dead_letter", "SKIP_EVENT": "skip"}
+
+
+def delivery_settings(annotations: dict[str, str], limit: int) -> dict[str, int | str]:
+    """What a subscription's annotations set: `max_deliveries` (from the send count, an
+    integer from 1 to `limit` written as a string, as Nakadi's annotation values are) and
+    `unprocessable_event_policy`; only those the annotations name. 422 for another value.
+    """
+    settings: dict[str, int | str] = {}
+    count = annotations.get(MAX_EVENT_SEND_COUNT)
+    if count is not None:
+        if not (count.isascii() and count.isdigit() and 1 <= int(count) <= limit):
+            raise Problem(
+                422,
+                f'Annotation "{MAX_EVENT_SEND_COUNT}" must be an integer from 1 to {limit}, '
+                f'as a string; got "{count}".',
+            )
+        settings["max_deliveries"] = int(count)
+    policy = annotations.get(UNPROCESSABLE_EVENT_POLICY)
+    if policy is not None:
+        if policy not in POLICIES:
+            raise Problem(
+                422,
+                f'Annotation "{UNPROCESSABLE_EVENT_POLICY}" must be one of: '
+                f'{", ".join(POLICIES)}; got "{policy}".',
+            )
+        settings["unprocessable_event_policy"] = POLICIES[policy]
+    return settings

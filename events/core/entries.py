@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 # A log entry's fields: b"e" the encoded event; b"r" the one subscription a replayed dead
-# letter is for (see events/catalog/dead_letters.py).
+# letter is for (see events/catalog/dead_letters.py); b"k" a compacted type's event's
+# compaction key (events/store/compaction.py, whose scripts write it).
 EVENT = b"e"
 REPLAY_FOR = b"r"
+COMPACTION_KEY = b"k"
 Fields = dict[bytes, bytes]
 Keep = Callable[[Fields], bool]  # whether a subscription delivers an entry
 

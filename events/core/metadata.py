@@ -1,5 +1,5 @@
-"""Nakadi's event metadata: what a producer may send, and the eid that names a stored event.
-Pure.
+"""Nakadi's event metadata: what a producer may send, the eid that names a stored event, and
+the compaction key of a compacted type's event. Pure.
 """
 
 from __future__ import annotations
@@ -18,6 +18,17 @@ def eid_of(event: Any) -> str | None:
     metadata = event.get("metadata") if isinstance(event, Mapping) else None
     eid = metadata.get("eid") if isinstance(metadata, Mapping) else None
     return eid if isinstance(eid, str) and UUID_RE.match(eid) else None
+
+
+# Nakadi's cleanup policies; the compacted ones keep the latest event of each
+# `metadata.partition_compaction_key` per partition (events/store/compaction.py).
+CLEANUP_POLICIES = ("delete", "compact", "compact_and_delete")
+COMPACTED = frozenset({"compact", "compact_and_delete"})
+
+
+def compaction_key_of(event: Any) -> str:
+    """The compaction key of a valid event of a compacted type (its metadata names one)."""
+    return str(event["metadata"]["partition_compaction_key"])
 
 
 # Nakadi's event metadata (core-services schema_metadata.json), plus `topic`: what a
@@ -41,4 +52,11 @@ METADATA_SCHEMA = {
         # Streamsite's own: subscriptions may filter on it (events.core.topics).
         "topic": {"type": "string", "minLength": 1, "maxLength": 255},
     },
+}
+# A compacted type's events must name their compaction key (Nakadi's schema of `compact`
+# and `compact_and_delete`). A `delete` type accepts one and ignores it, where Nakadi refuses
+# it: producers may send it before their type turns to `compact_and_delete`.
+COMPACTED_METADATA_SCHEMA = {
+    **METADATA_SCHEMA,
+    "required": ["eid", "occurred_at", "partition_compaction_key"],
 }

@@ -37,6 +37,9 @@ class Plan:
     max_deliveries: int = defaults.MAX_DELIVERIES
     ack_timeout: int = defaults.ACK_TIMEOUT  # seconds (shared mode)
     topics: tuple[str, ...] = ()  # topic patterns; empty: every event
+    # An event delivered max_deliveries times is skipped (acked, counted, not stored)
+    # instead of set aside as a dead letter: Nakadi's SKIP_EVENT.
+    skip_unprocessable: bool = False
 
     @property
     def shared(self) -> bool:

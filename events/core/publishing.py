@@ -10,14 +10,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from events.core.metadata import METADATA_SCHEMA, eid_of
+from events.core.metadata import (
+    COMPACTED_METADATA_SCHEMA,
+    METADATA_SCHEMA,
+    compaction_key_of,
+    eid_of,
+)
 from events.core.partitioning import PartitioningError, choose_partition
 from events.core.schemas import Validator, compiled_validator, first_error, strict_schema
 from events.core.times import rfc3339
@@ -37,11 +42,14 @@ class Retention:
 
 @dataclass(frozen=True)
 class PartitionBatch:
-    """Events bound for one partition: (eid or '', encoded event) pairs, in order."""
+    """Events bound for one partition: (eid or '', encoded event) pairs, in order, and of a
+    compacted type each event's compaction key (empty otherwise).
+    """
 
     partition: int
     eids: Sequence[str]
     payloads: Sequence[bytes]
+    keys: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class Target:
     strict: bool  # compatible mode: undeclared fields are refused
     enrich: bool
     retention: Retention
+    compacted: bool = False  # cleanup_policy compact or compact_and_delete
+    # Nakadi's section as stored: its writers may publish (events/core/authorization.py).
+    authorization: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass
@@ -93,6 +104,7 @@ class EventTooLarge(Exception):
 
 
 _METADATA = compiled_validator(orjson.dumps(METADATA_SCHEMA).decode())
+_COMPACTED_METADATA = compiled_validator(orjson.dumps(COMPACTED_METADATA_SCHEMA).decode())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -108,20 +120,24 @@ def effective_validator(category: str, schema: str, strict: bool) -> Validator:
     return compiled_validator(orjson.dumps(doc).decode())
 
 
-def _metadata_error(metadata: Any) -> str | None:
+def _metadata_error(metadata: Any, compacted: bool) -> str | None:
     if not isinstance(metadata, dict):
         return "metadata is required and must be an object"
     if "received_at" in metadata or "version" in metadata:
         return "metadata.received_at and metadata.version are set by the server"
-    return first_error(_METADATA, metadata, at="metadata")
+    return first_error(_COMPACTED_METADATA if compacted else _METADATA, metadata, at="metadata")
 
 
-def validate(event: Any, category: str, validator: Validator) -> str | None:
-    """Why `event` is invalid for its category and schema, or None when it is valid."""
+def validate(
+    event: Any, category: str, validator: Validator, compacted: bool = False
+) -> str | None:
+    """Why `event` is invalid for its category and schema (and for a `compacted` type, its
+    metadata names no compaction key), or None when it is valid.
+    """
     if not isinstance(event, dict):
         return "an event must be a JSON object"
     if category in ("business", "data"):
-        problem = _metadata_error(event.get("metadata"))
+        problem = _metadata_error(event.get("metadata"), compacted)
         if problem is not None:
             return problem
     subject: Any = event
@@ -156,7 +172,7 @@ def prepare(
     partitions: list[int] = []
     failures: dict[int, tuple[str, str]] = {}  # index → (step, detail)
     for index, event in enumerate(events):
-        problem = validate(event, target.category, validator)
+        problem = validate(event, target.category, validator, target.compacted)
         if problem is not None:
             failures[index] = ("validating", problem)
             continue
@@ -189,7 +205,7 @@ def prepare(
 
     received_at = rfc3339(datetime.now(UTC))
     names = [str(p) for p in range(target.partition_count)]
-    grouped: dict[int, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
+    grouped: dict[int, tuple[list[str], list[bytes], list[str]]] = defaultdict(lambda: ([], [], []))
     for index, (event, partition) in enumerate(zip(events, partitions, strict=True)):
         if target.enrich:
             metadata = event["metadata"]
@@ -205,11 +221,14 @@ def prepare(
         payload = orjson.dumps(event)
         if len(payload) > max_event_bytes:
             _check_size(event, index, max_event_bytes)
-        batch_eids, payloads = grouped[partition]
+        batch_eids, payloads, keys = grouped[partition]
         batch_eids.append(eids[index])
         payloads.append(payload)
+        if target.compacted:
+            keys.append(compaction_key_of(event))
     batches = {
-        p: PartitionBatch(p, batch_eids, payloads) for p, (batch_eids, payloads) in grouped.items()
+        p: PartitionBatch(p, batch_eids, payloads, keys)
+        for p, (batch_eids, payloads, keys) in grouped.items()
     }
     return Prepared([ItemResult(eid) for eid in eids], partitions, batches)
 

@@ -12,10 +12,13 @@ import dataclasses
 import logging
 from typing import Any
 
+from django.conf import settings
+
 from events.catalog import dead_letters as dead_letter_rows
-from events.catalog.event_types import retention_targets
+from events.catalog.retention import compaction_targets, retention_targets
 from events.jobs import lag, recovery
 from events.models import Subscription
+from events.store.compaction import compact_all
 from events.store.connections import redis_client
 from events.store.job_leases import exclusive
 from events.store.partitions import trim_all
@@ -51,11 +54,16 @@ def dead_letters() -> dict[str, Any]:
 
 
 def retention() -> dict[str, Any]:
-    """Trim every partition by its event type's retention time and length (approximately)."""
+    """Trim every partition by its event type's retention time and length (approximately),
+    and compact the partitions of compacted types a bounded step further.
+    """
     with exclusive("retention") as taken:
         if not taken:
             return SKIPPED
-        return {"trimmed": trim_all(redis_client(), retention_targets())}
+        client = redis_client()
+        trimmed = trim_all(client, retention_targets())
+        compacted = compact_all(client, compaction_targets(), settings.COMPACTION_MIN_AGE_MS)
+        return {"trimmed": trimmed + compacted["trimmed"], "compacted": compacted["compacted"]}
 
 
 def stats() -> dict[str, Any]:

@@ -8,6 +8,11 @@ subscription's own keys share `{sub:<id>}`. docs/architecture.md#redis-layout dr
     ss:{et:<id>:<p>}:log                   the partition's log (a stream; entry fields in
                                            events/core/entries.py)
     ss:{et:<id>:<p>}:eid:<eid>             publish de-duplication marker (SET NX EX)
+    ss:{et:<id>:<p>}:latest                a compacted type's hash {compaction key: the id of
+                                           its latest entry} (events/store/compaction.py)
+    ss:{et:<id>:<p>}:compaction            a compacted log's hash {scanned: the last entry
+                                           compaction examined, trimmed: the newest id
+                                           retention removed, sweep: HSCAN cursor of latest}
     ss:{et:<id>:<p>}:lease:<sub>           hash {session, token, sent}: the owner of an
                                            ordered subscription's partition, its fencing
                                            token, the last offset sent to it
@@ -22,6 +27,7 @@ subscription's own keys share `{sub:<id>}`. docs/architecture.md#redis-layout dr
     ss:{et:<id>:<p>}:sent:<sub>            shared mode: hash {offset: "<session> <batch>"}
                                            sent and not acked
     ss:{et:<id>:<p>}:dead:<sub>            dead letters set aside, until the job stores them
+    ss:{et:<id>:<p>}:skipped:<sub>         counter: events skipped instead (policy "skip")
     ss:{et:<id>:<p>}:generation:<sub>      moved by every reset; background writes check it
     ss:{sub:<id>}:sessions                 ZSET session -> expiry (ms, Redis's clock)
     ss:{sub:<id>}:direct                   hash session -> JSON [[type, p], ...] it streams
@@ -68,6 +74,23 @@ def eid_key(store_id: str, partition: int, eid: str) -> str:
     return f"ss:{partition_tag(store_id, partition)}:eid:{eid}"
 
 
+def latest_key(store_id: str, partition: int) -> str:
+    """A compacted partition's hash: compaction key -> the id of its latest entry."""
+    return f"ss:{partition_tag(store_id, partition)}:latest"
+
+
+def compaction_key(store_id: str, partition: int) -> str:
+    """A compacted partition's progress: how far compaction got, where retention trimmed to
+    (compaction's deletions are no trimming), where the sweep of `latest` stands.
+    """
+    return f"ss:{partition_tag(store_id, partition)}:compaction"
+
+
+def compaction_key_of_log(log: str) -> str:
+    """The `compaction_key` of the partition whose log key is `log`."""
+    return log.removesuffix(":log") + ":compaction"
+
+
 def lease_key(store_id: str, partition: int, subscription: str) -> str:
     return f"ss:{partition_tag(store_id, partition)}:lease:{subscription}"
 
@@ -83,6 +106,13 @@ def committed_key(store_id: str, partition: int, subscription: str) -> str:
 def dead_key(store_id: str, partition: int, subscription: str) -> str:
     """Stream of dead letters set aside on a partition, until the job stores them."""
     return f"ss:{partition_tag(store_id, partition)}:dead:{subscription}"
+
+
+def skipped_key(store_id: str, partition: int, subscription: str) -> str:
+    """How many events the subscription skipped on the partition (its unprocessable-event
+    policy "skip"): acked and counted instead of set aside as dead letters; /metrics reads it.
+    """
+    return f"ss:{partition_tag(store_id, partition)}:skipped:{subscription}"
 
 
 def batches_key(store_id: str, partition: int, subscription: str) -> str:
@@ -139,6 +169,10 @@ class PartitionKeys:
         return dead_key(self.store_id, self.partition, self.subscription)
 
     @property
+    def skipped(self) -> str:
+        return skipped_key(self.store_id, self.partition, self.subscription)
+
+    @property
     def batches(self) -> str:
         return batches_key(self.store_id, self.partition, self.subscription)
 
@@ -155,7 +189,9 @@ class PartitionKeys:
         return generation_key(self.store_id, self.partition, self.subscription)
 
     def delivery_state(self) -> list[str]:
-        """What a reset forgets: everything but the log, the epoch and the dead letters."""
+        """What a reset forgets: everything but the log, the epoch, the dead letters and
+        the count of skipped events.
+        """
         return [self.lease, self.committed, self.batches, self.charged, self.sent]
 
 

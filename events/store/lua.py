@@ -40,11 +40,17 @@ local function ensure_group(log, committed_key, group, db_offset, forget)
 end
 """
 
-# Set an entry aside as a dead letter: a record on the partition's dead-letter stream (the
-# `dead_letters` job stores it in the database), then acked so that the partition moves on.
+# Give up on an entry delivered too often, so that the partition moves on: set it aside as
+# a dead letter (a record on the partition's dead-letter stream, which the `dead_letters` job
+# stores in the database), or, when `skip` (the subscription's policy "skip", Nakadi's
+# SKIP_EVENT), only count it (`skipped`, a counter key); acked either way.
 DEAD_LUA = """
-local function dead(key, group, log, entry, deliveries, reason)
-  redis.call('XADD', key, '*', 'o', entry[1], 'n', deliveries, 'why', reason, unpack(entry[2]))
+local function dead(key, group, log, entry, deliveries, reason, skipped, skip)
+  if skip then
+    redis.call('INCR', skipped)
+  else
+    redis.call('XADD', key, '*', 'o', entry[1], 'n', deliveries, 'why', reason, unpack(entry[2]))
+  end
   redis.call('XACK', log, group, entry[1])
 end
 """

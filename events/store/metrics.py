@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from events.store.keys import log_key
+from events.store.keys import log_key, skipped_key
 from events.store.scripts import Script, run_all_sync
 
 PARTITIONS_PER_ROUND_TRIP = 256  # partitions read per pipelined round trip
@@ -68,3 +68,13 @@ def read_partitions(
                 length,
                 [] if isinstance(groups, Exception) else list(groups),  # no log: no groups
             )
+
+
+def read_skipped(client: redis.Redis, targets: Sequence[tuple[str, int, str]]) -> list[int]:
+    """How many events each (store id, partition, subscription) skipped (its unprocessable-
+    event policy "skip"), in one round trip.
+    """
+    pipe = client.pipeline(transaction=False)  # GETs, not an MGET: the keys span slots
+    for target in targets:
+        pipe.get(skipped_key(*target))
+    return [int(count or 0) for count in pipe.execute()]

@@ -79,15 +79,17 @@ return committed
 )
 
 # Claim, for the lease holder, what earlier owners left pending, in order.
-# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] charged;
-# ARGV[1] session, ARGV[2] token, ARGV[3] group, ARGV[4] start id, ARGV[5] count,
-# ARGV[6] max deliveries; the caller's consumer is "<session>:<token>"
+# KEYS[1] lease, KEYS[2] log, KEYS[3] committed, KEYS[4] dead letters, KEYS[5] charged,
+# KEYS[6] skipped; ARGV[1] session, ARGV[2] token, ARGV[3] group, ARGV[4] start id,
+# ARGV[5] count, ARGV[6] max deliveries, ARGV[7] '1' to skip what would be a dead letter;
+# the caller's consumer is "<session>:<token>"
 # Returns {next start id ('0-0' when done), entries, their delivery counts}, or false
 # without the lease. Entries trimmed away meanwhile cannot be delivered, and entries at or
 # before the committed offset were consumed already (left pending by a stale reader): both
 # are acked. An entry up to its holder's charge mark is charged the holder's delivery; any
 # other keeps its count: this claim's delivery replaces the holder's read or claim. One that
-# this claim would deliver more than max_deliveries times becomes a dead letter.
+# this claim would deliver more than max_deliveries times becomes a dead letter (or is
+# skipped).
 CLAIM = Script(
     POSITION_LUA,
     DEAD_LUA,
@@ -119,7 +121,7 @@ for _, entry in ipairs(claimed[2]) do
       n = charge and p[4] + 1 or math.max(p[4], 1)
     end
     if n > tonumber(ARGV[6]) then
-      dead(KEYS[4], ARGV[3], KEYS[2], entry, n - 1, 'max_deliveries')
+      dead(KEYS[4], ARGV[3], KEYS[2], entry, n - 1, 'max_deliveries', KEYS[6], ARGV[7] == '1')
     else
       if not charge then
         redis.call('XCLAIM', KEYS[2], ARGV[3], consumer, 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
@@ -277,18 +279,21 @@ class Delivery:
         return None if committed is None else committed.decode()
 
     async def claim(
-        self, lease: Lease, start: str, count: int, max_deliveries: int
+        self, lease: Lease, start: str, count: int, max_deliveries: int, skip: bool = False
     ) -> Claimed | None:
         """Up to `count` (at most CLAIM_CHUNK) entries that earlier owners left pending,
         from `start`, now ours; those it would deliver more than `max_deliveries` times
-        become dead letters.
+        become dead letters, or with `skip` are acked and counted only.
         """
         k = _keys(lease)
         count = min(count, CLAIM_CHUNK)
         reply = await CLAIM(
             self._client,
-            [k.lease, k.log, k.committed, k.dead, k.charged],
-            [lease.session, lease.token, lease.subscription, start, count, max_deliveries],
+            [k.lease, k.log, k.committed, k.dead, k.charged, k.skipped],
+            [
+                *(lease.session, lease.token, lease.subscription, start, count, max_deliveries),
+                "1" if skip else "0",
+            ],
         )
         if reply is None:
             return None

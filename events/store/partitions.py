@@ -14,6 +14,7 @@ import redis
 from events.core.entries import EVENT, REPLAY_FOR
 from events.core.offsets import BEGIN, next_offset
 from events.core.publishing import PartitionBatch, Retention
+from events.store import compaction
 from events.store.connections import async_redis_client, redis_client
 from events.store.keys import eid_key, log_key
 from events.store.lua import NOW_MS_LUA, TRIM_LUA_FUNCTION
@@ -75,8 +76,11 @@ async def append(
     Per batch: how many of its events were new, or the exception that stopped it (the
     events before the failing one are stored and marked, so a retry does not repeat them).
     """
-    runs = []
+    runs: list[tuple[Script, list[str], list[Any]]] = []
     for batch in batches:
+        if batch.keys:  # a compacted type's
+            runs.append(compaction.publish_run(store_id, batch, retention, dedup_seconds))
+            continue
         keys = [log_key(store_id, batch.partition)]
         keys += [eid_key(store_id, batch.partition, eid) if eid else keys[0] for eid in batch.eids]
         args = [dedup_seconds, retention.max_events, retention.max_age_ms, *batch.payloads]
@@ -154,6 +158,9 @@ def partition_info(store_id: str, partitions: Sequence[int]) -> list[PartitionIn
 
 
 def delete_partitions(store_id: str, partition_count: int) -> None:
-    """Drop every log of an event type (its eid markers expire on their own)."""
+    """Drop every log of an event type, with its compaction's keys (its eid markers expire
+    on their own).
+    """
     client: redis.Redis = redis_client()
     client.delete(*(log_key(store_id, p) for p in range(partition_count)))
+    client.delete(*compaction.partition_keys(store_id, partition_count))

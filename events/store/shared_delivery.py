@@ -4,7 +4,8 @@ events/store/keys.py).
 
 What a session leaves unacknowledged past the ack timeout is claimed by another live
 session (XCLAIM with a minimum idle time, so two sessions never both get it); an event
-that a claim would deliver more than max_deliveries times becomes a dead letter instead.
+that a claim would deliver more than max_deliveries times becomes a dead letter instead
+(or, by the subscription's policy, is skipped: acked and counted only).
 
 Delivery counts count failures, as in ordered mode: each send is recorded with its batch
 (`sent`: offset -> "<session> <batch number>") until its ack, and a claim charges a
@@ -49,9 +50,10 @@ return (ensure_group(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {KEYS[3], KEYS[4]}))
 # charge for the rest it sent: those records are marked uncharged ("<session> ~"), also for
 # the claims that take them later. What a holder read and never sent keeps its count. The
 # claimed entries are not sent by their new holder yet.
-# KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent; ARGV[1] session, ARGV[2] group,
-# ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6] '1' when
-# alone, ARGV[7] channel, ARGV[8] partition name, ARGV[9..] the live sessions
+# KEYS[1] log, KEYS[2] dead letters, KEYS[3] sent, KEYS[4] skipped; ARGV[1] session,
+# ARGV[2] group, ARGV[3] ack timeout in ms, ARGV[4] count, ARGV[5] max deliveries, ARGV[6]
+# '1' when alone, ARGV[7] channel, ARGV[8] partition name, ARGV[9] '1' to skip what would
+# be a dead letter, ARGV[10..] the live sessions
 # Returns {the ids claimed (dead letters and trimmed entries included), the entries to
 # deliver, their delivery counts}.
 CLAIM_IDLE = Script(
@@ -68,7 +70,7 @@ for _, p in ipairs(scan) do
 end
 if #ids == 0 then return {{}, {}, {}} end
 local live = {}
-for i = 9, #ARGV do live[ARGV[i]] = true end
+for i = 10, #ARGV do live[ARGV[i]] = true end
 local records, heads = {}, {}
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
@@ -102,7 +104,7 @@ for _, entry in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], ARGV[3], 
   if not entry[2] then
     gone[#gone + 1] = entry[1]
   elseif n > tonumber(ARGV[5]) then
-    dead(KEYS[2], ARGV[2], KEYS[1], entry, n - 1, 'max_deliveries')
+    dead(KEYS[2], ARGV[2], KEYS[1], entry, n - 1, 'max_deliveries', KEYS[4], ARGV[9] == '1')
   else
     if not charged[entry[1]] then  -- the XCLAIM above counted it once too often
       redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[1], 0, entry[1], 'RETRYCOUNT', n, 'JUSTID')
@@ -212,7 +214,8 @@ class SharedDelivery:
         """Up to `count` (at most CLAIM_CHUNK) entries left unacked past the ack timeout,
         now `session`'s: the offsets it claimed, those to deliver (raw entries, as XCLAIM
         returns them; the others became dead letters, or were trimmed) and their delivery
-        counts. `live`: the sessions the caller knows to be alive.
+        counts. `live`: the sessions the caller knows to be alive. With the plan's
+        `skip_unprocessable`, what would be a dead letter is acked and counted only.
         """
         k = _keys(plan, partition)
         args: list[str | int] = [
@@ -224,9 +227,11 @@ class SharedDelivery:
             "1" if alone else "0",
             control_channel(plan.subscription),
             control.partition_name(partition.store_id, partition.partition),
+            "1" if plan.skip_unprocessable else "0",
             *live,
         ]
-        claimed, entries, counts = await CLAIM_IDLE(self._client, [k.log, k.dead, k.sent], args)
+        keys = [k.log, k.dead, k.sent, k.skipped]
+        claimed, entries, counts = await CLAIM_IDLE(self._client, keys, args)
         return [offset.decode() for offset in claimed], entries, counts
 
     async def refresh(

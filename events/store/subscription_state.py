@@ -57,8 +57,10 @@ def reset_delivery(
 
 def forget(client: redis.Redis, subscription: str, partitions: Sequence[tuple[str, int]]) -> None:
     """A deleted subscription: its sessions close with `subscription_deleted`, and its
-    leases, groups, committed offsets and dead letters not yet stored go.
+    leases, groups, committed offsets, dead letters not yet stored and counts of skipped
+    events go.
     """
     control.publish_sync(client, subscription, control.DELETED)
     reset_delivery(client, subscription, partitions)
-    client.delete(*(PartitionKeys(s, p, subscription).dead for s, p in partitions))
+    gone = [PartitionKeys(s, p, subscription) for s, p in partitions]
+    client.delete(*(k.dead for k in gone), *(k.skipped for k in gone))

@@ -25,8 +25,9 @@ from django.conf import settings
 from events.core.entries import EVENT, REPLAY_FOR
 from events.core.offsets import BEGIN, parse_offset, previous_offset
 from events.store.blocking import BLOCK_MS, RETRY_SECONDS, BlockingReads
+from events.store.compaction import recorded_trim
 from events.store.connections import async_redis_client, loop_local
-from events.store.keys import STORE_EPOCH_KEY
+from events.store.keys import STORE_EPOCH_KEY, compaction_key_of_log
 
 logger = logging.getLogger(__name__)
 
@@ -87,24 +88,30 @@ async def bounds(keys: Sequence[str]) -> list[LogBounds]:
     async with async_redis_client().pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.xinfo_stream(key)
+            pipe.hget(compaction_key_of_log(key), "trimmed")
         replies = await pipe.execute(raise_on_error=False)
     out = []
-    for reply in replies:
+    for reply, recorded in zip(replies[::2], replies[1::2], strict=True):
         if isinstance(reply, redis.ResponseError):  # never written
             out.append(LogBounds("0-0", "0-0"))
             continue
         if isinstance(reply, Exception):
             raise reply
-        out.append(LogBounds(reply["last-generated-id"].decode(), _trimmed_to(reply)))
+        last = reply["last-generated-id"].decode()
+        out.append(LogBounds(last, _trimmed_to(reply, recorded_trim(recorded))))
     return out
 
 
-def _trimmed_to(info: Any) -> str:
+def _trimmed_to(info: Any, recorded: str | None = None) -> str:
     """The newest id that may have been removed: Redis 7.0 counts XDEL in
     max-deleted-entry-id but not trimming, which removes from the head: when fewer entries
     remain than were ever added, everything before the first may be gone (erring towards a
-    reset where trimming stopped right at a reader's position).
+    reset where trimming stopped right at a reader's position). A compacted log deletes
+    what compaction superseded, which is no loss to a reader: its own `recorded` trim point
+    counts instead (events/store/compaction.py).
     """
+    if recorded is not None:
+        return recorded
     deleted = (info.get("max-deleted-entry-id") or b"0-0").decode()
     first = info.get("first-entry")
     added = info.get("entries-added")
@@ -189,10 +196,13 @@ class Tails(BlockingReads):
         async with async_redis_client().pipeline(transaction=False) as pipe:
             pipe.xrange(key, min=start, count=RANGE_COUNT)
             pipe.xinfo_stream(key)  # what trimming took meanwhile
-            raw, info = await pipe.execute(raise_on_error=False)
+            pipe.hget(compaction_key_of_log(key), "trimmed")
+            raw, info, recorded = await pipe.execute(raise_on_error=False)
         if isinstance(raw, Exception):
             raise raw
-        trimmed_to = "0-0" if isinstance(info, Exception) else _trimmed_to(info)
+        trimmed_to = (
+            "0-0" if isinstance(info, Exception) else _trimmed_to(info, recorded_trim(recorded))
+        )
         last = raw[-1][0].decode() if raw else after
         chunk = Chunk(key, after, last, _entries(raw), trimmed_to=trimmed_to)
         if len(raw) == RANGE_COUNT:  # a full range never changes (but by trimming): keep it

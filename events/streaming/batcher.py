@@ -186,8 +186,10 @@ class Batcher:
 
     async def _claim(self, owned: Owned, budget: int) -> Claimed | None:
         """Up to `budget` entries left pending by earlier owners; None without the lease."""
+        plan = self.plan
+        start = owned.claim_from or "0-0"
         return await self._delivery.claim(
-            owned.lease, owned.claim_from or "0-0", budget, self.plan.max_deliveries
+            owned.lease, start, budget, plan.max_deliveries, plan.skip_unprocessable
         )
 
     def _add(

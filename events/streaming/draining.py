@@ -13,13 +13,11 @@ stops (exit 0).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 
 from django.conf import settings
 
@@ -52,22 +50,42 @@ def untrack(session: LocalSession) -> None:
     local.discard(session)
 
 
-_sending: set[asyncio.Future[None]] = set()
+class _Sending:
+    """Counts the streams writing and the requests under way, with no object of their own:
+    a process holds tens of thousands of readers. The drain waits for `idle()`.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Future[None] | None = None
+
+    def __enter__(self) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        idle = self._idle
+        if not self.count and idle is not None and not idle.done():
+            idle.set_result(None)
+
+    def idle(self) -> asyncio.Future[None]:
+        """Done once nothing is writing or under way (at once, if nothing is)."""
+        if self._idle is None or self._idle.done():
+            self._idle = asyncio.get_running_loop().create_future()
+        if not self.count:
+            self._idle.set_result(None)
+        return self._idle
 
 
-@contextlib.contextmanager
-def sending() -> Iterator[None]:
+_sending = _Sending()
+
+
+def sending() -> _Sending:
     """Around a stream's writing, or a request's handling: the drain stops the process
     only once every stream has written its last bytes (a session that has left may still
     have its close to send) and every request under way was answered.
     """
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    _sending.add(done)
-    try:
-        yield
-    finally:
-        _sending.discard(done)
-        done.set_result(None)
+    return _sending
 
 
 def install() -> None:
@@ -111,16 +129,17 @@ async def _drain() -> None:
     # The sessions leave (after their grace for commits); then every stream has sent its
     # last batch and close, and every request under way (a late commit) is answered.
     pending = [asyncio.ensure_future(s.closed()) for s in sessions]
-    while pending or _sending:
+    while pending or _sending.count:
         left = deadline - loop.time()
         if left <= 0:
             logger.warning(
                 "%d streams or requests did not end within %d s; stopping anyway",
-                len(pending) + len(_sending),
+                len(pending) + _sending.count,
                 settings.DRAIN_SECONDS,
             )
             break
-        _, waiting = await asyncio.wait([*pending, *_sending], timeout=left)
+        idle = [_sending.idle()] if _sending.count else []
+        _, waiting = await asyncio.wait([*pending, *idle], timeout=left)
         pending = [f for f in pending if f in waiting]
     logger.info("drained; stopping")
     _stop()

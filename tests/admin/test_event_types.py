@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from events.admin.forms import format_duration, parse_duration
+from events.admin.durations import format_duration, parse_duration
 from events.catalog.clients import create_client
 from events.models import ApiToken, Client, EventType, EventTypeSchema
 from events.store import partitions
@@ -416,3 +416,48 @@ def test_an_edit_in_the_admin_keeps_what_a_nakadi_tool_stored(admin_client, clie
     row.refresh_from_db()
     assert row.schema_version == "1.1.0"
     assert (row.annotations, row.labels, row.event_owner_selector) == tuple(kept.values())
+
+
+ADD_COMPACTED = {
+    "name": "stock.level",
+    "owning_application": "shop",
+    "partition_count": "1",
+    "partition_strategy": "random",
+    "ordering_key_fields": "",
+    "schema": orjson.dumps(ORDER_SCHEMA).decode(),
+    "compatibility_mode": "forward",
+    "retention_time_ms": "2d",
+    "authorization": "",
+    "cleanup_policy": "compact",
+    "schemas-TOTAL_FORMS": "0",
+    "schemas-INITIAL_FORMS": "0",
+}
+
+
+def test_a_compacted_event_type_is_created_and_changed_in_the_admin(
+    admin_client, client, producer_token
+):
+    response = admin_client.post(
+        "/admin/events/eventtype/add/", {**ADD_COMPACTED, "category": "business"}
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    row = EventType.objects.get(name="stock.level")
+    assert row.cleanup_policy == "compact"
+
+    page = admin_client.get(change_url(row))  # the policy is shown, and kept by a change
+    response = admin_client.post(change_url(row), {**form_data(page), "owning_application": "ops"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert EventType.objects.values_list("owning_application", "cleanup_policy").get() == (
+        "ops",
+        "compact",
+    )
+
+
+def test_an_undefined_compacted_event_type_is_refused_at_its_policy(admin_client):
+    response = admin_client.post(
+        "/admin/events/eventtype/add/", {**ADD_COMPACTED, "category": "undefined"}
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "not available for 'undefined'" in errors["cleanup_policy"][0]
+    assert not EventType.objects.exists()

@@ -28,6 +28,7 @@ def form(order_type, **extra):
         "mode": "ordered",
         "commit_timeout": "60",
         "max_deliveries": "10",
+        "unprocessable_event_policy": "dead_letter",
         "ack_timeout": "30",
         "topics": "[]",
         **extra,
@@ -122,3 +123,52 @@ def test_deleting_a_subscription_in_the_admin_drops_its_redis_state(admin_client
     assert not Subscription.objects.exists()
     assert not client.exists(lease_key(order_type.store_id, 0, sub))
     assert client.xinfo_groups(log) == []
+
+
+def test_the_admin_sets_and_changes_the_unprocessable_event_policy(admin_client, order_type):
+    response = admin_client.post(ADD, form(order_type, unprocessable_event_policy="skip"))
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    subscription = Subscription.objects.get()
+    assert subscription.unprocessable_event_policy == "skip"
+    change = f"/admin/events/subscription/{subscription.pk}/change/"
+    assert 'name="unprocessable_event_policy"' in admin_client.get(change).content.decode()
+    delivery = {
+        "mode": "ordered",
+        "commit_timeout": "60",
+        "max_deliveries": "3",
+        "unprocessable_event_policy": "dead_letter",
+        "ack_timeout": "30",
+        "topics": "[]",
+        "cursors-TOTAL_FORMS": "0",
+        "cursors-INITIAL_FORMS": "0",
+    }
+    response = admin_client.post(change, delivery)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    subscription.refresh_from_db()
+    assert (subscription.max_deliveries, subscription.unprocessable_event_policy) == (
+        3,
+        "dead_letter",
+    )
+
+
+def test_settings_that_annotations_set_are_read_only_in_the_admin(admin_client, order_type):
+    from events.catalog import subscriptions
+
+    annotations = {
+        "nakadi.zalando.org/subscription-max-event-send-count": "3",
+        "nakadi.zalando.org/subscription-unprocessable-event-policy": "SKIP_EVENT",
+    }
+    body = {
+        "owning_application": "billing",
+        "event_types": ["order.created"],
+        "annotations": annotations,
+    }
+    subscription = subscriptions.create_or_get(subscriptions.parse(body))[0]
+    page = admin_client.get(f"/admin/events/subscription/{subscription.pk}/change/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="max_deliveries"' not in text
+    assert 'name="unprocessable_event_policy"' not in text
+    assert 'name="commit_timeout"' in text  # what no annotation sets stays editable
+    assert "subscription-unprocessable-event-policy" in text
+    assert "skip: acknowledge it and count it, store nothing" in text

@@ -101,6 +101,7 @@ def test_it_serves_every_family_with_help_type_and_labels(client, busy):
         "streamsite_events_published": ("counter", families["streamsite_events_published"][1]),
         "streamsite_events_delivered": ("counter", families["streamsite_events_delivered"][1]),
         "streamsite_events_committed": ("counter", families["streamsite_events_committed"][1]),
+        "streamsite_events_skipped": ("counter", families["streamsite_events_skipped"][1]),
         "streamsite_consumer_lag_events": ("gauge", families["streamsite_consumer_lag_events"][1]),
         "streamsite_consumer_pending_events": (
             "gauge",
@@ -196,6 +197,31 @@ def test_it_counts_live_sessions_and_dead_letters_by_status(client, busy):
     assert value(samples, "streamsite_dead_letters", subscription=sub, status="dead") == 1
     assert value(samples, "streamsite_dead_letters", subscription=sub, status="replayed") == 0
     assert value(samples, "streamsite_dead_letters", subscription=str(other.pk), status="dead") == 0
+
+
+def test_it_counts_skipped_events_of_subscriptions_that_skip(client, busy, order_type):
+    skipping = subscribe("order.created", group="skipping")
+    skipping.unprocessable_event_policy = Subscription.UnprocessableEventPolicy.SKIP
+    skipping.save()
+    sub = str(skipping.pk)
+    store = redis_client()
+    for p in (0, 1):
+        store.xgroup_create(keys.log_key(order_type.store_id, p), sub, id="0", mkstream=True)
+    for _ in range(2):  # as the claim scripts count what they skip
+        store.incr(keys.skipped_key(order_type.store_id, 0, sub))
+    _, samples = scrape(client)
+    at = {"event_type": "order.created", "subscription": sub}
+    assert value(samples, "streamsite_events_skipped_total", partition=0, **at) == 2
+    assert value(samples, "streamsite_events_skipped_total", partition=1, **at) == 0
+    # A subscription that dead-letters reports dead letters, not a counter stuck at 0.
+    assert label_sets(samples, "streamsite_events_skipped_total") == {
+        frozenset({"subscription", "event_type", "partition"})
+    }
+    assert not [
+        k
+        for k in samples
+        if k[0].startswith("streamsite_events_skipped") and ("subscription", str(busy.pk)) in k[1]
+    ]
 
 
 def test_two_scrapes_and_two_stats_runs_with_nothing_happening_report_the_same(client, busy):

@@ -121,8 +121,10 @@ def channels_routes() -> dict[str, set[str]]:
             for route in router.routes
             if str(route.pattern)  # the catch-all that hands the rest to Django
         }
-        for protocol, wrapped in asgi.application.application_mapping.items()
-        for router in [getattr(wrapped, "app", wrapped)]  # under the write-buffer probe
+        for protocol, router in (
+            ("http", asgi.http_routes),  # readers are matched first, on the same paths
+            ("websocket", asgi.application.applications["websocket"]),
+        )
     }
 
 

@@ -6,7 +6,9 @@ import orjson
 import pytest
 
 from events.catalog.clients import create_client
-from events.models import Subscription
+from events.models import EventType, Subscription
+from events.store import keys
+from events.store.connections import redis_client
 from tests.conftest import bearer
 from tests.helpers import event_type_body
 
@@ -159,3 +161,151 @@ def test_an_event_type_with_subscriptions_cannot_be_deleted(client, consumer, ad
     response = client.delete("/api/event-types/order.created", **bearer(admin_token))
     assert response.status_code == 409
     assert "subscriptions" in response.json()["detail"]
+
+
+SEND_COUNT = "nakadi.zalando.org/subscription-max-event-send-count"
+POLICY = "nakadi.zalando.org/subscription-unprocessable-event-policy"
+
+
+def put(client, token, path, body):
+    return client.put(path, orjson.dumps(body), content_type="application/json", **bearer(token))
+
+
+def test_nakadi_s_dead_letter_annotations_set_max_deliveries_and_the_policy(client, consumer):
+    annotations = {SEND_COUNT: "3", POLICY: "SKIP_EVENT", "example.org/team": "billing"}
+    created = post(client, consumer, subscription(annotations=annotations))
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["annotations"] == annotations  # as sent
+    assert (body["max_deliveries"], body["unprocessable_event_policy"]) == (3, "skip")
+    stored = Subscription.objects.get()
+    assert (stored.max_deliveries, stored.unprocessable_event_policy) == (3, "skip")
+    assert client.get(f"/api/subscriptions/{body['id']}", **bearer(consumer)).json() == body
+    # The same identity again: the existing subscription, whatever else the body says.
+    again = post(client, consumer, subscription(annotations={POLICY: "DEAD_LETTER_QUEUE"}))
+    assert (again.status_code, again.json()) == (200, body)
+
+
+def test_without_annotations_a_subscription_dead_letters_after_the_default(client, consumer):
+    body = post(client, consumer, subscription()).json()
+    assert body["annotations"] == {}
+    assert (body["max_deliveries"], body["unprocessable_event_policy"]) == (10, "dead_letter")
+    own = post(
+        client,
+        consumer,
+        subscription(consumer_group="own", max_deliveries=4, unprocessable_event_policy="skip"),
+    ).json()
+    assert (own["max_deliveries"], own["unprocessable_event_policy"]) == (4, "skip")
+
+
+def test_the_annotation_and_streamsite_s_own_field_may_say_the_same(client, consumer):
+    body = subscription(annotations={SEND_COUNT: "4"}, max_deliveries=4)
+    response = post(client, consumer, body)
+    assert response.status_code == 201, response.content
+    assert response.json()["max_deliveries"] == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        (
+            {"annotations": {SEND_COUNT: "0"}},
+            f'Annotation "{SEND_COUNT}" must be an integer from 1 to 1000, as a string; got "0".',
+        ),
+        (
+            {"annotations": {SEND_COUNT: "many"}},
+            f'Annotation "{SEND_COUNT}" must be an integer from 1 to 1000, as a string; '
+            'got "many".',
+        ),
+        (
+            {"annotations": {POLICY: "RETRY"}},
+            f'Annotation "{POLICY}" must be one of: DEAD_LETTER_QUEUE, SKIP_EVENT; got "RETRY".',
+        ),
+        (
+            {"annotations": {SEND_COUNT: 3}},
+            'Field "annotations" must be an object of strings (name to value).',
+        ),
+        (
+            {"annotations": ["a"]},
+            'Field "annotations" must be an object of strings (name to value).',
+        ),
+        (
+            {"annotations": {SEND_COUNT: "3"}, "max_deliveries": 5},
+            f'Field "max_deliveries" (5) disagrees with the annotation "{SEND_COUNT}" ("3"); '
+            "send one of them.",
+        ),
+        (
+            {"annotations": {POLICY: "SKIP_EVENT"}, "unprocessable_event_policy": "dead_letter"},
+            f'Field "unprocessable_event_policy" (dead_letter) disagrees with the annotation '
+            f'"{POLICY}" ("SKIP_EVENT"); send one of them.',
+        ),
+        (
+            {"unprocessable_event_policy": "SKIP_EVENT"},
+            'Field "unprocessable_event_policy" must be dead_letter or skip.',
+        ),
+    ],
+)
+def test_annotations_that_cannot_be_honoured_are_refused(client, consumer, change, detail):
+    response = post(client, consumer, subscription(**change))
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == detail
+    assert not Subscription.objects.exists()
+
+
+def test_a_put_changes_the_annotations_and_what_they_set(client, consumer):
+    created = post(client, consumer, subscription(annotations={SEND_COUNT: "3"})).json()
+    path = f"/api/subscriptions/{created['id']}"
+    skipping = {SEND_COUNT: "2", POLICY: "SKIP_EVENT"}
+    assert put(client, consumer, path, subscription(annotations=skipping)).status_code == 204
+    changed = client.get(path, **bearer(consumer)).json()
+    assert changed["annotations"] == skipping
+    assert (changed["max_deliveries"], changed["unprocessable_event_policy"]) == (2, "skip")
+    # Dropped, the annotations set nothing any more: Streamsite's defaults again.
+    assert put(client, consumer, path, subscription()).status_code == 204
+    dropped = client.get(path, **bearer(consumer)).json()
+    assert dropped["annotations"] == {}
+    assert (dropped["max_deliveries"], dropped["unprocessable_event_policy"]) == (10, "dead_letter")
+
+
+def test_a_put_without_annotations_keeps_streamsite_s_own_settings(client, consumer):
+    body = subscription(max_deliveries=4, unprocessable_event_policy="skip")
+    created = post(client, consumer, body).json()
+    path = f"/api/subscriptions/{created['id']}"
+    assert put(client, consumer, path, subscription()).status_code == 204  # as clin sends it
+    assert client.get(path, **bearer(consumer)).json() == created
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"annotations": {SEND_COUNT: "x"}}, f'Annotation "{SEND_COUNT}" must be an integer'),
+        ({"max_deliveries": 4}, "Not allowed to change max_deliveries."),
+        (
+            {"unprocessable_event_policy": "skip"},
+            "Not allowed to change unprocessable_event_policy.",
+        ),
+        (
+            {"annotations": {SEND_COUNT: "4"}, "max_deliveries": 5},
+            'Field "max_deliveries" (5) disagrees with the annotation',
+        ),
+    ],
+)
+def test_a_put_that_cannot_be_honoured_changes_nothing(client, consumer, change, detail):
+    created = post(client, consumer, subscription()).json()
+    path = f"/api/subscriptions/{created['id']}"
+    response = put(client, consumer, path, subscription(**change))
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"].startswith(detail)
+    assert client.get(path, **bearer(consumer)).json() == created
+
+
+def test_deleting_a_subscription_forgets_its_count_of_skipped_events(client, consumer):
+    created = post(client, consumer, subscription(unprocessable_event_policy="skip")).json()
+    store_id = EventType.objects.get(name="order.created").store_id
+    counter = keys.skipped_key(store_id, 1, created["id"])
+    redis_client().incr(counter)  # as the claim scripts count what they skip
+    assert (
+        client.delete(f"/api/subscriptions/{created['id']}", **bearer(consumer)).status_code == 204
+    )
+    assert not redis_client().exists(counter)

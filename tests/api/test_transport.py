@@ -1,46 +1,76 @@
-"""What Daphne hands the application (events/api/transport.py), on the real server."""
+"""The Daphne side of a request (events/api/transport.py): the `Mailbox` that replaces
+Daphne's queue for a long-lived request; and the readers' route (events/api/routing.py).
+The paths through a real Daphne are in tests/api/test_readers.py.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tests.api.test_openapi import assert_matches_spec
-from tests.helpers import event_type_body
+from events.api.routing import reader_route
+from events.api.transport import Mailbox
 
-# A body sent as a form that is no form: Twisted would parse it before the application.
-NOT_A_FORM = {"Content-Type": "multipart/form-data", "Content-Length": "18"}
+pytestmark = pytest.mark.no_redis
+
+
+def test_a_mailbox_hands_over_messages_in_order_whether_they_came_before_or_after_get() -> None:
+    async def scenario() -> list[str]:
+        mailbox = Mailbox()
+        mailbox.put_nowait({"type": "http.request"})
+        mailbox.put_nowait({"type": "a"})
+        got = [(await mailbox.get())["type"], (await mailbox.get())["type"]]
+        waiting = asyncio.ensure_future(mailbox.get())
+        await asyncio.sleep(0)  # let it wait: the message must reach the waiting receiver
+        assert not waiting.done()
+        mailbox.put_nowait({"type": "http.disconnect"})
+        got.append((await waiting)["type"])
+        return got
+
+    assert asyncio.run(scenario()) == ["http.request", "a", "http.disconnect"]
+
+
+def test_a_message_for_a_receiver_that_gave_up_waits_for_the_next() -> None:
+    async def scenario() -> str:
+        mailbox = Mailbox()
+        waiting = asyncio.ensure_future(mailbox.get())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        mailbox.put_nowait({"type": "http.disconnect"})
+        return str((await mailbox.get())["type"])
+
+    assert asyncio.run(scenario()) == "http.disconnect"
+
+
+def test_a_mailbox_has_one_receiver_at_a_time() -> None:
+    async def scenario() -> None:
+        mailbox = Mailbox()
+        first = asyncio.ensure_future(mailbox.get())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError):
+            await mailbox.get()
+        first.cancel()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(
-    ("path", "template"),
+    ("path", "route"),
     [
-        ("/api/event-types", "/api/event-types"),
-        ("/api/event-types/order.created/events", "/api/event-types/{name}/events"),
-        ("/api/stream-tokens", "/api/stream-tokens"),
+        ("/api/events", {}),
+        ("/api/event-types/orders.placed/events", {"name": "orders.placed"}),
+        ("/api/event-types//events", None),
+        ("/api/event-types/events", None),
+        ("/api/event-types/a/b/events", None),
+        ("/api/event-types/orders/partitions", None),
+        ("/api/subscriptions/x/events", None),
+        ("/api/events/", None),
     ],
 )
-def test_a_malformed_form_body_reaches_the_view(live_server, admin_token, path, template):
-    with live_server.client(admin_token) as http:
-        assert http.post("/api/event-types", json=event_type_body()).status_code == 201
-        response = http.post(path, content=b'{"batch_limit": 1}', headers=NOT_A_FORM)
-    assert response.status_code == 415, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert_matches_spec("post", template, response)
-
-
-def test_a_stream_opened_with_a_form_content_type_reads_its_json_body(live_server, admin_token):
-    """Nakadi's clients send stream parameters as JSON whatever they name the body."""
-    with live_server.client(admin_token) as http:
-        assert http.post("/api/event-types", json=event_type_body()).status_code == 201
-        created = http.post(
-            "/api/subscriptions",
-            json={"owning_application": "billing", "event_types": ["order.created"]},
-        )
-        path = f"/api/subscriptions/{created.json()['id']}/events"
-        response = http.post(
-            path,
-            content=b'{"batch_limit": 0}',
-            headers={**NOT_A_FORM, "Accept": "text/event-stream"},
-        )
-    assert response.status_code == 422, response.text
-    assert "batch_limit" in response.json()["detail"]
+def test_the_readers_route_is_exactly_the_readers_paths(
+    path: str, route: dict[str, str] | None
+) -> None:
+    assert reader_route(path) == route

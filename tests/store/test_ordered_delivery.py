@@ -18,6 +18,7 @@ from events.store.keys import (
     lease_key,
     log_key,
     sent_key,
+    skipped_key,
 )
 from events.store.leases import Leases
 from events.store.ordered_delivery import Delivery
@@ -390,3 +391,26 @@ def test_a_session_that_takes_back_a_lost_partition_counts_each_tenure_s_sends()
     assert [offset for offset, _ in claimed.entries] == ids
     counts = delivery_counts()
     assert counts == {ids[0]: 3, ids[1]: 2, ids[2]: 2, ids[3]: 1, ids[4]: 1, ids[5]: 1}
+
+
+def skipped() -> int:
+    return int(redis_client().get(skipped_key("s", 0, SUB)) or 0)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_an_event_past_max_deliveries_is_skipped_or_a_dead_letter_by_the_policy(skip):
+    ids = append(3)
+
+    async def scenario(d, leases, client):
+        await takes_reads_and_sends(d, leases, "first", 3, ids[0])  # ids[0] failed once
+        second = await dies_and_is_replaced_by(d, leases, client, "second")
+        return await d.claim(second, "0-0", 10, max_deliveries=1, skip=skip)
+
+    claimed = run(scenario)
+    assert [offset for offset, _ in claimed.entries] == ids[1:]
+    pending = set(delivery_counts())
+    assert ids[0] not in pending  # acked either way: the partition moves on
+    if skip:  # Nakadi's SKIP_EVENT: counted, nothing stored
+        assert (dead_offsets(), skipped()) == ([], 1)
+    else:
+        assert (dead_offsets(), skipped()) == ([ids[0]], 0)

@@ -10,7 +10,14 @@ from typing import Any
 from events.core.plan import Plan
 from events.store import shared_delivery
 from events.store.connections import async_redis_client, redis_client
-from events.store.keys import batches_key, charged_key, dead_key, log_key, sent_key
+from events.store.keys import (
+    batches_key,
+    charged_key,
+    dead_key,
+    log_key,
+    sent_key,
+    skipped_key,
+)
 from events.store.ordered_delivery import retried_of
 from events.store.recovery import RETIRE_CONSUMER
 from events.store.shared_delivery import SharedDelivery
@@ -261,3 +268,16 @@ def test_a_claim_from_a_live_session_leaves_the_rest_of_its_batches_chargeable()
 
     assert asyncio.run(main()) == []  # batch 1: charged, and dead
     assert records(plan) == {offsets[1]: "a 2"}  # not marked uncharged: "a" is alive
+
+
+def test_a_skipping_subscription_acks_and_counts_what_would_be_a_dead_letter():
+    plan = shared_plan(1, max_deliveries=1, skip_unprocessable=True)
+    offsets = read_ahead(plan, 2)
+    send(plan, "a", offsets[:1])
+    dies(plan, "a")
+
+    assert claim(plan, "b") == offsets[1:]
+    assert dead(plan) == []  # nothing stored: Nakadi's SKIP_EVENT
+    assert counts(plan) == {offsets[1]: 1}  # offsets[0] acked
+    skipped = skipped_key(plan.partitions[0].store_id, 0, plan.subscription)
+    assert redis_client().get(skipped) == b"1"
