@@ -127,7 +127,7 @@ def disagrees_with_an_annotation(case: Any) -> bool:
     if not isinstance(annotations, dict):
         return False
     count, policy = annotations.get(SEND_COUNT), annotations.get(POLICY)
-    settings = {}
+    settings: dict[str, int | str] = {}
     if isinstance(count, str) and count.isascii() and count.isdigit():
         settings["max_deliveries"] = int(count)
     if isinstance(policy, str) and policy in POLICIES:
