@@ -69,7 +69,10 @@ end
 local function begin_compaction(log, state)
   if redis.call('HEXISTS', state, 'trimmed') == 1 then return end
   local info = stream_info(log)
-  if info and info['entries-added'] > info['length'] then
+  -- Redis 7 counts the entries ever added; 6.2 does not, and a log with entries may have
+  -- lost older ones, so its first entry is taken as where it was trimmed.
+  local added = info and info['entries-added']
+  if info and ((added and added > info['length']) or (not added and info['length'] > 0)) then
     mark_trimmed(log, state)
   else
     redis.call('HSET', state, 'trimmed', '0-0')
@@ -230,6 +233,10 @@ def compact_all(
                 for s, p, max_events, max_age in chunk
             ]
             for target, reply in zip(chunk, run_all_sync(client, runs), strict=True):
+                if isinstance(reply, redis.ResponseError):
+                    # One partition's failure must not stop the others' compaction.
+                    logger.error("compaction of %s/%s failed: %s", target[0], target[1], reply)
+                    continue
                 if isinstance(reply, Exception):
                     raise reply
                 for name, value in zip(totals, reply, strict=True):

@@ -109,6 +109,18 @@ def test_a_run_takes_further_steps_while_a_partition_has_more(monkeypatch):
     assert [key for _, key in left("s") + left("t")] == ["a", "b"]
 
 
+def test_a_partition_whose_compaction_fails_leaves_the_others_compacted(caplog):
+    publish("aa", store="s")
+    publish("aa", store="t")
+    redis_client().set(latest_key("s", 0), "not a hash")  # its script fails: WRONGTYPE
+
+    result = compact_all(redis_client(), [("s", 0, 0, 0), ("t", 0, 0, 0)], 0)
+
+    assert result["compacted"] == 1
+    assert len(left("t")) == 1
+    assert "compaction of s/0 failed" in caplog.text
+
+
 def test_compact_and_delete_trims_by_time_and_forgets_the_keys_it_trimmed():
     log, latest = log_key("s", 0), latest_key("s", 0)
     old = int(redis_client().time()[0]) * 1000 - 2 * HOUR_MS
