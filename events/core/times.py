@@ -29,6 +29,8 @@ def parse_rfc3339(value: str) -> datetime | None:
         except ValueError:
             return None
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    if second > 60:  # 60 is a leap second; nothing is later
+        return None
     fraction, zulu, sign, offset_hours, offset_minutes = match.groups()[6:]
     offset = timedelta(0)
     if not zulu:

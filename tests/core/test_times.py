@@ -33,7 +33,15 @@ def test_it_reads_rfc_3339_times(text, moment):
 
 
 @pytest.mark.parametrize(
-    "text", ["yesterday", "2026-13-02T10:00:00Z", "2026-02-30T10:00:00Z", "2026-12-02T25:00:00Z"]
+    "text",
+    [
+        "yesterday",
+        "2026-13-02T10:00:00Z",
+        "2026-02-30T10:00:00Z",
+        "2026-12-02T25:00:00Z",
+        "2026-12-02T10:00:61Z",
+        "2026-12-02T10:00:99Z",
+    ],
 )
 def test_it_reads_nothing_else(text):
     assert parse_rfc3339(text) is None
