@@ -4,6 +4,7 @@ partitions (with their store ids) and committed cursors.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -35,10 +36,8 @@ def require_consume(principal: Principal, subscription: Subscription) -> None:
     type it reads; and, for a stream token, unless it is the token's subscription.
     """
     principal.require_subscription(str(subscription.pk))
-    if principal.listed(subscription.authorization, "readers"):
-        return
-    for event_type in subscription.event_types.all():
-        principal.require("consume", event_type.name, event_type.authorization)
+    if not principal.listed(subscription.authorization, "readers"):
+        _require_every_type(principal, subscription)
 
 
 def require_admin(principal: Principal, subscription: Subscription) -> None:
@@ -47,8 +46,13 @@ def require_admin(principal: Principal, subscription: Subscription) -> None:
     the `readers`) of every event type it reads.
     """
     principal.require_subscription(str(subscription.pk))
-    if principal.administers(subscription.authorization):
-        return
+    if not principal.administers(subscription.authorization):
+        _require_every_type(principal, subscription)
+
+
+def _require_every_type(principal: Principal, subscription: Subscription) -> None:
+    """403 unless the principal has the consume grant, or a place among the `readers`, of
+    every event type the subscription reads."""
     for event_type in subscription.event_types.all():
         principal.require("consume", event_type.name, event_type.authorization)
 
@@ -71,9 +75,10 @@ async def cached(subscription_id: str, principal: Principal) -> Plan:
     principal.require_subscription(plan.subscription)
     if principal.listed(authorization, "readers"):
         return plan
-    for name in plan.partition_counts:
-        if not principal.may("consume", name):
-            principal.require("consume", name, await snapshots.authorization(name))
+    uncovered = [name for name in plan.partition_counts if not principal.may("consume", name)]
+    sections = await asyncio.gather(*map(snapshots.authorization, uncovered))
+    for name, section in zip(uncovered, sections, strict=True):
+        principal.require("consume", name, section)
     return plan
 
 
