@@ -44,7 +44,8 @@ http_routes = URLRouter(
         ),
         # The hot paths, publishing and committing, skip Django's request handling
         # (its other methods and paths go to Django).
-        # Publishing is a hot path; a GET is a reader's stream.
+        # Publishing is a hot path; a GET is a reader's stream (matched here only where
+        # `http` below did not match it first, e.g. under a root path).
         path(
             "api/event-types/<str:name>/events",
             Cors(  # type: ignore[arg-type]
@@ -85,6 +86,9 @@ def http(scope: Any, receive: Any, send: Any) -> Any:
         return http_routes(scope, receive, send)
     scope["url_route"] = {"args": (), "kwargs": route}
     return readers(scope, receive, send)
+
+
+http._asgi_single_callable = True  # type: ignore[attr-defined]  # ASGI 3, not a coroutine function
 
 
 application = ByProtocol(

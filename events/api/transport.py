@@ -9,6 +9,11 @@ of bytes written for the connection and not yet handed to the kernel, `writer(sc
 direct writer with which the reader hub writes a batch to ten thousand readers without a
 coroutine each, and `on_lost(scope)` says when the client leaves. Under another server
 there is none: `buffered(scope)` reads 0 (servers that push back need no bound of ours).
+
+Two more things a long-lived or odd request needs from Daphne's side: `lighten(scope,
+receive)` swaps Daphne's `asyncio.Queue` of a request's messages for a small `Mailbox`
+(a reader holds its request for hours), and `read_no_forms()` stops Twisted from parsing
+form bodies before the application sees them (it answered a malformed one with a bare 400).
 """
 
 from __future__ import annotations

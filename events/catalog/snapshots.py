@@ -115,12 +115,14 @@ async def authorization(name: str) -> dict[str, Any] | None:
     type), from this process's copy while the event type is unchanged.
     """
     section: dict[str, Any] | None = await _cached(
-        _sections, name, event_type_version_key(name), _load_authorization
+        _sections, name, event_type_version_key(name), load_authorization
     )
     return section
 
 
-def _load_authorization(name: str) -> dict[str, Any] | None:
+def load_authorization(name: str) -> dict[str, Any] | None:
+    """An event type's authorization section, from the database (None: it has none, or
+    there is no such type)."""
     found: dict[str, Any] | None = (
         EventType.objects.filter(name=name).values_list("authorization", flat=True).first()
     )

@@ -16,11 +16,10 @@ from typing import Any
 
 from django.core import signing
 
-from events.catalog import plans
+from events.catalog import plans, snapshots
 from events.catalog.auth import CONSUME, READ, UNAUTHORIZED_HEADERS, Principal, Scope
 from events.core.numbers import whole_number
 from events.core.problems import Problem
-from events.models import EventType
 
 SALT = "streamsite.stream-token"  # a signature of its own: no other signed value passes
 DEFAULT_TTL_SECONDS = 3600
@@ -124,10 +123,7 @@ def _section(pattern: str) -> dict[str, Any] | None:
     glob needs a grant: a section speaks for its own type only) or an unknown name."""
     if any(c in pattern for c in "*?["):
         return None
-    section: dict[str, Any] | None = (
-        EventType.objects.filter(name=pattern).values_list("authorization", flat=True).first()
-    )
-    return section
+    return snapshots.load_authorization(pattern)
 
 
 def _ttl(body: dict[str, Any]) -> int:
