@@ -45,7 +45,7 @@ class Request:
     fields: dict[str, Any]
     event_types: list[EventType]
     identity: str
-    given: frozenset[str] = frozenset()  # the body's keys: what a PUT asks to be so
+    given: frozenset[str] = frozenset()  # what the body asks to be so (parse says which)
 
 
 def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -62,8 +62,11 @@ def _bounded(body: dict[str, Any], key: str, default: int, low: int, high: int) 
     return value
 
 
-def parse(body: Any) -> Request:
-    """A POST /api/subscriptions body, checked; 422 naming the first problem."""
+def parse(body: Any, stored: Subscription | None = None) -> Request:
+    """A POST /api/subscriptions body, checked; 422 naming the first problem. For a PUT
+    over `stored`, a field of Streamsite's own echoed with its stored value (as a GET
+    renders it) is not given: the annotations decide what it becomes.
+    """
     if not isinstance(body, dict):
         raise invalid("The body must be a Subscription object.")
     owner = _text(body, "owning_application")
@@ -103,12 +106,14 @@ def parse(body: Any) -> Request:
         "annotations": annotations,
         "unprocessable_event_policy": _policy(body),
     }
-    fields.update(_annotated(body, fields, annotations))
+    given = frozenset(
+        key
+        for key in body
+        if stored is None or key not in _OWN or fields[key] != getattr(stored, key)
+    )
+    fields.update(_annotated(given, fields, annotations))
     return Request(
-        fields,
-        [found[name] for name in names],
-        subscription_identity(owner, names, group),
-        frozenset(body),
+        fields, [found[name] for name in names], subscription_identity(owner, names, group), given
     )
 
 
@@ -121,14 +126,14 @@ def _policy(body: dict[str, Any]) -> str:
 
 
 def _annotated(
-    body: dict[str, Any], fields: dict[str, Any], annotations: dict[str, str]
+    given: frozenset[str], fields: dict[str, Any], annotations: dict[str, str]
 ) -> dict[str, Any]:
-    """The fields Nakadi's dead-letter annotations set; 422 where the body also sends the
+    """The fields Nakadi's dead-letter annotations set; 422 where the body also gives the
     field itself with another value (which one would be meant?).
     """
     settings = delivery_settings(annotations, defaults.MAX_DELIVERIES_LIMIT)
     for key, value in settings.items():
-        if key in body and fields[key] != value:
+        if key in given and fields[key] != value:
             raise invalid(
                 f'Field "{key}" ({fields[key]}) disagrees with the annotation '
                 f'"{ANNOTATION_OF[key]}" ("{annotations[ANNOTATION_OF[key]]}"); send one of them.'
@@ -213,10 +218,11 @@ _UNANNOTATED = {
 
 
 def update(subscription: Subscription, request: Request) -> None:
-    """Apply a PUT, as Nakadi does: `authorization` and `annotations` are replaced, and with
-    the annotations what Nakadi's dead-letter annotations set (a setting whose annotation is
-    dropped goes back to its default). 422 for any other field that differs from the stored
-    one, or for dropping a stored authorization.
+    """Apply a PUT (`request` parsed over `subscription`), as Nakadi does: `authorization`
+    and `annotations` are replaced, and with the annotations what Nakadi's dead-letter
+    annotations set (a setting whose annotation is dropped goes back to its default). 422
+    for any other field that differs from the stored one, or for dropping a stored
+    authorization. Sessions already streaming keep the settings they started with.
     """
     stored = {
         **{key: getattr(subscription, key) for key, _ in _FIXED},

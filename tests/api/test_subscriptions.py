@@ -300,6 +300,40 @@ def test_a_put_that_cannot_be_honoured_changes_nothing(client, consumer, change,
     assert client.get(path, **bearer(consumer)).json() == created
 
 
+def test_a_subscription_read_back_and_put_with_other_annotations_takes_them(client, consumer):
+    """What a GET renders, PUT back with an annotation changed: the echoed fields are as
+    stored, so the annotations decide (as they do when the fields are left out)."""
+    annotations = {SEND_COUNT: "3", POLICY: "SKIP_EVENT"}
+    created = post(client, consumer, subscription(annotations=annotations)).json()
+    path = f"/api/subscriptions/{created['id']}"
+    read = client.get(path, **bearer(consumer)).json()
+    changed = {SEND_COUNT: "5", POLICY: "DEAD_LETTER_QUEUE"}
+    response = put(client, consumer, path, {**read, "annotations": changed})
+    assert response.status_code == 204, response.content
+    after = client.get(path, **bearer(consumer)).json()
+    assert (after["max_deliveries"], after["unprocessable_event_policy"]) == (5, "dead_letter")
+    # Read back again and PUT without the annotations: Streamsite's defaults again.
+    response = put(client, consumer, path, {**after, "annotations": {}})
+    assert response.status_code == 204, response.content
+    dropped = client.get(path, **bearer(consumer)).json()
+    assert dropped["annotations"] == {}
+    assert (dropped["max_deliveries"], dropped["unprocessable_event_policy"]) == (10, "dead_letter")
+
+
+def test_a_put_that_echoes_another_value_than_stored_is_still_refused(client, consumer):
+    created = post(client, consumer, subscription(annotations={SEND_COUNT: "3"})).json()
+    path = f"/api/subscriptions/{created['id']}"
+    body = {**created, "annotations": {SEND_COUNT: "5"}, "max_deliveries": 4}
+    response = put(client, consumer, path, body)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"].startswith('Field "max_deliveries" (4) disagrees')
+    dropped = {**created, "annotations": {}, "max_deliveries": 4}
+    response = put(client, consumer, path, dropped)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"] == "Not allowed to change max_deliveries."
+    assert client.get(path, **bearer(consumer)).json() == created
+
+
 def test_deleting_a_subscription_forgets_its_count_of_skipped_events(client, consumer):
     created = post(client, consumer, subscription(unprocessable_event_policy="skip")).json()
     store_id = EventType.objects.get(name="order.created").store_id
