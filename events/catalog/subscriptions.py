@@ -38,6 +38,20 @@ def invalid(detail: str) -> Problem:
     return Problem(422, detail)
 
 
+def check_delivery(max_deliveries: int, policy: str) -> None:
+    """422 for skipping after a single delivery. A failed delivery is charged to a whole
+    batch, and only then is each of its events sent alone; with one delivery, a healthy
+    event that shared the batch with a poison one would be acked unread and stored nowhere.
+    """
+    if policy == Subscription.UnprocessableEventPolicy.SKIP and max_deliveries < 2:
+        raise invalid(
+            f'Skipping (unprocessable_event_policy "skip", annotation '
+            f'"{UNPROCESSABLE_EVENT_POLICY}": "SKIP_EVENT") needs at least 2 deliveries '
+            f'(max_deliveries, annotation "{MAX_EVENT_SEND_COUNT}"), so that a healthy event '
+            f"that shared a batch with a poison one gets a try of its own; got {max_deliveries}."
+        )
+
+
 @dataclass(frozen=True)
 class Request:
     """A checked POST body: the model's fields, its event types, its identity."""
@@ -112,6 +126,8 @@ def parse(body: Any, stored: Subscription | None = None) -> Request:
         if stored is None or key not in _OWN or fields[key] != getattr(stored, key)
     )
     fields.update(_annotated(given, fields, annotations))
+    if stored is None:  # a PUT is checked on what it makes of the stored settings
+        check_delivery(fields["max_deliveries"], fields["unprocessable_event_policy"])
     return Request(
         fields, [found[name] for name in names], subscription_identity(owner, names, group), given
     )
@@ -221,8 +237,9 @@ def update(subscription: Subscription, request: Request) -> None:
     """Apply a PUT (`request` parsed over `subscription`), as Nakadi does: `authorization`
     and `annotations` are replaced, and with the annotations what Nakadi's dead-letter
     annotations set (a setting whose annotation is dropped goes back to its default). 422
-    for any other field that differs from the stored one, or for dropping a stored
-    authorization. Sessions already streaming keep the settings they started with.
+    for any other field that differs from the stored one, for settings that would skip after
+    a single delivery, or for dropping a stored authorization. Sessions already streaming
+    keep the settings they started with.
     """
     stored = {
         **{key: getattr(subscription, key) for key, _ in _FIXED},
@@ -242,6 +259,8 @@ def update(subscription: Subscription, request: Request) -> None:
     for key in _OWN:  # Streamsite's own fields: Nakadi's tools never send them
         if key in request.given and given[key] != changes.get(key, getattr(subscription, key)):
             raise invalid(f"Not allowed to change {key}.")
+    after = {key: changes.get(key, getattr(subscription, key)) for key in ANNOTATION_OF}
+    check_delivery(after["max_deliveries"], after["unprocessable_event_policy"])
     authorization = request.fields["authorization"]
     if authorization is None and subscription.authorization is not None:
         raise invalid(
