@@ -222,7 +222,8 @@ class CreateTokenForm(forms.Form):
 
 class SubscriptionForm(forms.ModelForm):
     """A new subscription, checked by the API's own rules (`events.catalog.subscriptions.parse`);
-    after creation only the delivery settings change, as its identity is fixed.
+    after creation only the delivery settings change, as its identity is fixed, and they may
+    not skip after a single delivery (`subscriptions.check_delivery`), as through the API.
     """
 
     initial_cursors = forms.JSONField(
@@ -269,6 +270,15 @@ class SubscriptionForm(forms.ModelForm):
             self.instance.identity = checked.identity
             cleaned["initial_cursors"] = checked.fields["initial_cursors"]
             cleaned["topics"] = checked.fields["topics"]
+        elif not self.errors:  # a change: the settings as they would be saved
+            delivery = [
+                cleaned.get(key, getattr(self.instance, key))  # read-only here: as stored
+                for key in ("max_deliveries", "unprocessable_event_policy")
+            ]
+            try:
+                subscriptions.check_delivery(*delivery)
+            except Problem as problem:
+                raise ValidationError(problem.detail) from None
         return cleaned
 
 

@@ -51,7 +51,7 @@ def subscription_detail(request: HttpRequest, subscription_id: str) -> HttpRespo
         return json_response(subscriptions.render(subscription))
     plans.require_admin(principal_of(request), subscription)
     if request.method == "PUT":  # Nakadi's: change the authorization and annotations
-        subscriptions.update(subscription, subscriptions.parse(read_json(request)))
+        subscriptions.update(subscription, subscriptions.parse(read_json(request), subscription))
         return HttpResponse(status=204)
     with lifecycle.deleting([subscription]):
         subscription.delete()

@@ -38,6 +38,20 @@ def invalid(detail: str) -> Problem:
     return Problem(422, detail)
 
 
+def check_delivery(max_deliveries: int, policy: str) -> None:
+    """422 for skipping after a single delivery. A failed delivery is charged to a whole
+    batch, and only then is each of its events sent alone; with one delivery, a healthy
+    event that shared the batch with a poison one would be acked unread and stored nowhere.
+    """
+    if policy == Subscription.UnprocessableEventPolicy.SKIP and max_deliveries < 2:
+        raise invalid(
+            f'Skipping (unprocessable_event_policy "skip", annotation '
+            f'"{UNPROCESSABLE_EVENT_POLICY}": "SKIP_EVENT") needs at least 2 deliveries '
+            f'(max_deliveries, annotation "{MAX_EVENT_SEND_COUNT}"), so that a healthy event '
+            f"that shared a batch with a poison one gets a try of its own; got {max_deliveries}."
+        )
+
+
 @dataclass(frozen=True)
 class Request:
     """A checked POST body: the model's fields, its event types, its identity."""
@@ -45,7 +59,7 @@ class Request:
     fields: dict[str, Any]
     event_types: list[EventType]
     identity: str
-    given: frozenset[str] = frozenset()  # the body's keys: what a PUT asks to be so
+    given: frozenset[str] = frozenset()  # what the body asks to be so (parse says which)
 
 
 def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -62,8 +76,11 @@ def _bounded(body: dict[str, Any], key: str, default: int, low: int, high: int) 
     return value
 
 
-def parse(body: Any) -> Request:
-    """A POST /api/subscriptions body, checked; 422 naming the first problem."""
+def parse(body: Any, stored: Subscription | None = None) -> Request:
+    """A POST /api/subscriptions body, checked; 422 naming the first problem. For a PUT
+    over `stored`, a field of Streamsite's own echoed with its stored value (as a GET
+    renders it) is not given: the annotations decide what it becomes.
+    """
     if not isinstance(body, dict):
         raise invalid("The body must be a Subscription object.")
     owner = _text(body, "owning_application")
@@ -103,12 +120,16 @@ def parse(body: Any) -> Request:
         "annotations": annotations,
         "unprocessable_event_policy": _policy(body),
     }
-    fields.update(_annotated(body, fields, annotations))
+    given = frozenset(
+        key
+        for key in body
+        if stored is None or key not in _OWN or fields[key] != getattr(stored, key)
+    )
+    fields.update(_annotated(given, fields, annotations))
+    if stored is None:  # a PUT is checked on what it makes of the stored settings
+        check_delivery(fields["max_deliveries"], fields["unprocessable_event_policy"])
     return Request(
-        fields,
-        [found[name] for name in names],
-        subscription_identity(owner, names, group),
-        frozenset(body),
+        fields, [found[name] for name in names], subscription_identity(owner, names, group), given
     )
 
 
@@ -121,14 +142,14 @@ def _policy(body: dict[str, Any]) -> str:
 
 
 def _annotated(
-    body: dict[str, Any], fields: dict[str, Any], annotations: dict[str, str]
+    given: frozenset[str], fields: dict[str, Any], annotations: dict[str, str]
 ) -> dict[str, Any]:
-    """The fields Nakadi's dead-letter annotations set; 422 where the body also sends the
+    """The fields Nakadi's dead-letter annotations set; 422 where the body also gives the
     field itself with another value (which one would be meant?).
     """
     settings = delivery_settings(annotations, defaults.MAX_DELIVERIES_LIMIT)
     for key, value in settings.items():
-        if key in body and fields[key] != value:
+        if key in given and fields[key] != value:
             raise invalid(
                 f'Field "{key}" ({fields[key]}) disagrees with the annotation '
                 f'"{ANNOTATION_OF[key]}" ("{annotations[ANNOTATION_OF[key]]}"); send one of them.'
@@ -213,10 +234,12 @@ _UNANNOTATED = {
 
 
 def update(subscription: Subscription, request: Request) -> None:
-    """Apply a PUT, as Nakadi does: `authorization` and `annotations` are replaced, and with
-    the annotations what Nakadi's dead-letter annotations set (a setting whose annotation is
-    dropped goes back to its default). 422 for any other field that differs from the stored
-    one, or for dropping a stored authorization.
+    """Apply a PUT (`request` parsed over `subscription`), as Nakadi does: `authorization`
+    and `annotations` are replaced, and with the annotations what Nakadi's dead-letter
+    annotations set (a setting whose annotation is dropped goes back to its default). 422
+    for any other field that differs from the stored one, for settings that would skip after
+    a single delivery, or for dropping a stored authorization. Sessions already streaming
+    keep the settings they started with.
     """
     stored = {
         **{key: getattr(subscription, key) for key, _ in _FIXED},
@@ -236,6 +259,8 @@ def update(subscription: Subscription, request: Request) -> None:
     for key in _OWN:  # Streamsite's own fields: Nakadi's tools never send them
         if key in request.given and given[key] != changes.get(key, getattr(subscription, key)):
             raise invalid(f"Not allowed to change {key}.")
+    after = {key: changes.get(key, getattr(subscription, key)) for key in ANNOTATION_OF}
+    check_delivery(after["max_deliveries"], after["unprocessable_event_policy"])
     authorization = request.fields["authorization"]
     if authorization is None and subscription.authorization is not None:
         raise invalid(

@@ -172,3 +172,61 @@ def test_settings_that_annotations_set_are_read_only_in_the_admin(admin_client, 
     assert 'name="commit_timeout"' in text  # what no annotation sets stays editable
     assert "subscription-unprocessable-event-policy" in text
     assert "skip: acknowledge it and count it, store nothing" in text
+
+
+SKIP_NEEDS_TWO = "Skipping (unprocessable_event_policy &quot;skip&quot;"
+
+
+def test_the_admin_refuses_to_skip_after_a_single_delivery(admin_client, order_type):
+    refused = admin_client.post(
+        ADD, form(order_type, max_deliveries="1", unprocessable_event_policy="skip")
+    )
+    assert refused.status_code == 200
+    assert SKIP_NEEDS_TWO in refused.content.decode()
+    assert not Subscription.objects.exists()
+    admin_client.post(ADD, form(order_type, max_deliveries="3", unprocessable_event_policy="skip"))
+    subscription = Subscription.objects.get()
+    change = f"/admin/events/subscription/{subscription.pk}/change/"
+    delivery = {
+        "mode": "ordered",
+        "commit_timeout": "60",
+        "max_deliveries": "1",
+        "unprocessable_event_policy": "skip",
+        "ack_timeout": "30",
+        "topics": "[]",
+        "cursors-TOTAL_FORMS": "0",
+        "cursors-INITIAL_FORMS": "0",
+    }
+    refused = admin_client.post(change, delivery)
+    assert refused.status_code == 200
+    assert SKIP_NEEDS_TWO in refused.content.decode()
+    subscription.refresh_from_db()
+    assert (subscription.max_deliveries, subscription.unprocessable_event_policy) == (3, "skip")
+
+
+def test_the_admin_checks_an_edited_setting_with_the_one_an_annotation_set(
+    admin_client, order_type
+):
+    from events.catalog import subscriptions
+
+    body = {
+        "owning_application": "billing",
+        "event_types": ["order.created"],
+        "annotations": {"nakadi.zalando.org/subscription-unprocessable-event-policy": "SKIP_EVENT"},
+    }
+    subscription = subscriptions.create_or_get(subscriptions.parse(body))[0]
+    change = f"/admin/events/subscription/{subscription.pk}/change/"
+    delivery = {
+        "mode": "ordered",
+        "commit_timeout": "60",
+        "max_deliveries": "1",  # the policy is read-only here: skip, as annotated
+        "ack_timeout": "30",
+        "topics": "[]",
+        "cursors-TOTAL_FORMS": "0",
+        "cursors-INITIAL_FORMS": "0",
+    }
+    refused = admin_client.post(change, delivery)
+    assert refused.status_code == 200
+    assert SKIP_NEEDS_TWO in refused.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.max_deliveries == 10

@@ -300,6 +300,103 @@ def test_a_put_that_cannot_be_honoured_changes_nothing(client, consumer, change,
     assert client.get(path, **bearer(consumer)).json() == created
 
 
+SKIP_NEEDS_TWO = (
+    f'Skipping (unprocessable_event_policy "skip", annotation "{POLICY}": "SKIP_EVENT") '
+    f'needs at least 2 deliveries (max_deliveries, annotation "{SEND_COUNT}"), so that a '
+    "healthy event that shared a batch with a poison one gets a try of its own; got 1."
+)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_deliveries": 1, "unprocessable_event_policy": "skip"},
+        {"annotations": {SEND_COUNT: "1", POLICY: "SKIP_EVENT"}},
+        {"annotations": {SEND_COUNT: "1"}, "unprocessable_event_policy": "skip"},
+        {"annotations": {POLICY: "SKIP_EVENT"}, "max_deliveries": 1},
+    ],
+)
+def test_skipping_after_a_single_delivery_is_refused(client, consumer, change):
+    """A failed delivery is charged to a whole batch: with one delivery, a healthy event
+    that shared it with a poison one would be skipped without a try of its own."""
+    response = post(client, consumer, subscription(**change))
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == SKIP_NEEDS_TWO
+    assert not Subscription.objects.exists()
+
+
+def test_one_delivery_is_allowed_with_dead_letters(client, consumer):
+    body = subscription(annotations={SEND_COUNT: "1", POLICY: "DEAD_LETTER_QUEUE"})
+    created = post(client, consumer, body)
+    assert created.status_code == 201, created.content
+    assert created.json()["max_deliveries"] == 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "change"),
+    [
+        ({"annotations": {SEND_COUNT: "3", POLICY: "SKIP_EVENT"}}, {SEND_COUNT: "1"}),
+        ({"max_deliveries": 1}, {POLICY: "SKIP_EVENT"}),  # the stored count stays
+        ({"unprocessable_event_policy": "skip"}, {SEND_COUNT: "1"}),  # the stored policy too
+    ],
+)
+def test_a_put_that_would_skip_after_a_single_delivery_changes_nothing(
+    client, consumer, stored, change
+):
+    created = post(client, consumer, subscription(**stored)).json()
+    path = f"/api/subscriptions/{created['id']}"
+    annotations = {**created["annotations"], **change}
+    response = put(client, consumer, path, subscription(annotations=annotations))
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"] == SKIP_NEEDS_TWO
+    assert client.get(path, **bearer(consumer)).json() == created
+
+
+def test_a_put_is_checked_on_the_settings_it_makes(client, consumer):
+    """Dropping the send count of 1 while adding SKIP_EVENT skips after the default."""
+    created = post(client, consumer, subscription(annotations={SEND_COUNT: "1"})).json()
+    path = f"/api/subscriptions/{created['id']}"
+    echoed = {**created, "annotations": {POLICY: "SKIP_EVENT"}}  # max_deliveries 1 echoed
+    assert put(client, consumer, path, echoed).status_code == 204
+    changed = client.get(path, **bearer(consumer)).json()
+    assert (changed["max_deliveries"], changed["unprocessable_event_policy"]) == (10, "skip")
+
+
+def test_a_subscription_read_back_and_put_with_other_annotations_takes_them(client, consumer):
+    """What a GET renders, PUT back with an annotation changed: the echoed fields are as
+    stored, so the annotations decide (as they do when the fields are left out)."""
+    annotations = {SEND_COUNT: "3", POLICY: "SKIP_EVENT"}
+    created = post(client, consumer, subscription(annotations=annotations)).json()
+    path = f"/api/subscriptions/{created['id']}"
+    read = client.get(path, **bearer(consumer)).json()
+    changed = {SEND_COUNT: "5", POLICY: "DEAD_LETTER_QUEUE"}
+    response = put(client, consumer, path, {**read, "annotations": changed})
+    assert response.status_code == 204, response.content
+    after = client.get(path, **bearer(consumer)).json()
+    assert (after["max_deliveries"], after["unprocessable_event_policy"]) == (5, "dead_letter")
+    # Read back again and PUT without the annotations: Streamsite's defaults again.
+    response = put(client, consumer, path, {**after, "annotations": {}})
+    assert response.status_code == 204, response.content
+    dropped = client.get(path, **bearer(consumer)).json()
+    assert dropped["annotations"] == {}
+    assert (dropped["max_deliveries"], dropped["unprocessable_event_policy"]) == (10, "dead_letter")
+
+
+def test_a_put_that_echoes_another_value_than_stored_is_still_refused(client, consumer):
+    created = post(client, consumer, subscription(annotations={SEND_COUNT: "3"})).json()
+    path = f"/api/subscriptions/{created['id']}"
+    body = {**created, "annotations": {SEND_COUNT: "5"}, "max_deliveries": 4}
+    response = put(client, consumer, path, body)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"].startswith('Field "max_deliveries" (4) disagrees')
+    dropped = {**created, "annotations": {}, "max_deliveries": 4}
+    response = put(client, consumer, path, dropped)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"] == "Not allowed to change max_deliveries."
+    assert client.get(path, **bearer(consumer)).json() == created
+
+
 def test_deleting_a_subscription_forgets_its_count_of_skipped_events(client, consumer):
     created = post(client, consumer, subscription(unprocessable_event_policy="skip")).json()
     store_id = EventType.objects.get(name="order.created").store_id
