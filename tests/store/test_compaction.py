@@ -9,21 +9,19 @@ import asyncio
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
-from django.conf import settings
 
 from events.core.entries import COMPACTION_KEY
+from events.core.offsets import previous_offset
 from events.core.publishing import PartitionBatch, Retention
 from events.store import compaction, ordered_delivery, tails
 from events.store.compaction import compact_all
 from events.store.connections import redis_client
 from events.store.keys import compaction_key, latest_key, lease_key, log_key
-from events.store.leases import Leases
-from events.store.ordered_delivery import Delivery
 from events.store.scripts import raise_first, run_all_sync
 from tests.helpers import lasting
 from tests.sessions import shared_plan
 from tests.store import test_shared_delivery as shared
+from tests.store.test_ordered_delivery import run
 
 HOUR_MS = 3_600_000
 NODE = 100  # Redis's stream-node-max-entries: approximate trims drop whole nodes of this many
@@ -139,7 +137,7 @@ def test_compact_and_delete_trims_by_time_and_forgets_the_keys_it_trimmed():
     assert redis_client().hlen(latest) == 50 + 2
     # Where retention trimmed to is recorded: readers tell it from compaction's deletions.
     trimmed = redis_client().hget(compaction_key("s", 0), "trimmed").decode()
-    assert trimmed == previous(f"{old + 2 * NODE}-0")  # the first entry left
+    assert trimmed == previous_offset(f"{old + 2 * NODE}-0")  # the first entry left
 
 
 def test_compact_ignores_retention_time_and_records_no_trim():
@@ -156,27 +154,11 @@ def test_a_log_that_turns_compacted_counts_what_it_lost_before_as_trimmed():
     publish("a")
 
     recorded = redis_client().hget(compaction_key("s", 0), "trimmed").decode()
-    assert recorded == previous(ids[1])
+    assert recorded == previous_offset(ids[1])
     assert compact()["compacted"] == 0  # entries without a key are never compacted away
 
 
-def previous(offset: str) -> str:
-    ms, seq = offset.split("-")
-    return f"{ms}-{int(seq) - 1}" if seq != "0" else f"{int(ms) - 1}-18446744073709551615"
-
-
 SUB = "sub-1"
-
-
-def run(scenario):
-    async def main():
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        try:
-            return await scenario(Delivery(client), Leases(client), client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(main())
 
 
 def test_an_ordered_subscription_commits_past_entries_compaction_deleted():
