@@ -90,14 +90,14 @@ def event_type_detail(request: HttpRequest, name: str) -> HttpResponse:
         row.delete()
         partitions.delete_partitions(row.store_id, row.partition_count)
         return HttpResponse(status=200)
-    _require_owner(principal, _event_type(name), "change")  # 403 before the body's 422
-    fields = event_types.parse(read_json(request))
     with transaction.atomic():
         locked = EventType.objects.select_for_update().filter(name=name).first()
         if locked is None:
             raise Problem(404, f'EventType "{name}" does not exist.')
         row = locked
-        _require_owner(principal, row, "change")  # as stored: Nakadi checks the old section
+        # As stored (Nakadi checks the old section), and 403 before the body's 422.
+        _require_owner(principal, row, "change")
+        fields = event_types.parse(read_json(request))
         if fields["owning_application"] != row.owning_application and not principal.is_admin:
             raise Problem(403, "Only an admin may give an event type another owning_application.")
         changed = event_types.apply_update(row, fields, admin=principal.is_admin)
